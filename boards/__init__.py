@@ -1,0 +1,1 @@
+"""Board profiles (YAML) and board ports, shipped as package data of edgeattack."""

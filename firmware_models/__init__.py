@@ -1,0 +1,1 @@
+"""Firmware sources (C), shipped as package data of edgeattack."""

@@ -1,0 +1,3 @@
+from edgeattack.cli import main
+
+main()

@@ -1,0 +1,92 @@
+"""The `edgeattack` command line: a thin layer over the Python API.
+
+Commands live one per module in this package and are imported only when run, so `edgeattack --help`
+never imports TensorFlow. Errors are one line on stderr (traceback only with --debug); exit codes are
+0 success, 1 failure, 2 usage error.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from ..errors import EdgeAttackError
+
+# name -> (module, one-line help). The help is repeated here so listing commands imports nothing.
+COMMANDS = {
+    "demo": ("demo", "Run the main job: train on digits, compress with several recipes, export, tabulate."),
+    "train": ("train", "Train a zoo model on a dataset and save the float .keras model."),
+    "compress": ("compress", "Apply a compression recipe: float model in, int8 .tflite + manifest out."),
+    "export": ("export", "Export a .tflite model as C/C++ sources for TFLM or the project's firmware."),
+    "inspect": ("inspect", "Print a .tflite model's operators, tensors, quantization, sizes and MACs."),
+    "boards": ("boards", "List board profiles, or show one."),
+    "up": ("up", "Start one emulated or QEMU board and keep it up, printing its port URL."),
+    "session": ("session", "Stream clean and adversarial inputs to a device and record its answers."),
+    "flash": ("flash", "Deploy a model to a board (SSH for the Pi, build + QEMU for emulated MCUs)."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"{__name__}.{COMMANDS[name][0]}")
+        return module.command
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More output (-vv for debug logging).")
+@click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+@click.version_option(package_name="edgeattack", prog_name="edgeattack")
+@click.pass_context
+def cli(ctx, verbose, debug):
+    """edgeattack: how does a compressed model hold up under attack on a real device?"""
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+    ctx.obj["debug"] = debug
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args
+    try:
+        rv = cli.main(args=args, prog_name="edgeattack", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("edgeattack: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except EdgeAttackError as e:
+        if debug:
+            raise
+        click.echo(f"edgeattack: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("edgeattack: interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:  # an unexpected failure still gets one line unless --debug
+        if debug:
+            raise
+        click.echo(f"edgeattack: error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", err=True)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+seed_option = click.option(
+    "--seed", type=int, default=0, show_default=True,
+    help="Seed Python, NumPy and TensorFlow (op determinism on) for reproducible results.",
+)
+force_option = click.option("--force", is_flag=True, help="Overwrite an existing output.")

@@ -1,0 +1,1 @@
+"""Deploying models and the agent to linux boards (Raspberry Pi over SSH)."""

@@ -1,0 +1,1 @@
+"""The wire protocol (docs/protocol.md): COBS frames, host client, device server, transports."""

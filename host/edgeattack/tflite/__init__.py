@@ -1,0 +1,1 @@
+"""Reading, analysing and exporting .tflite flatbuffers (inspect, TFLM arena search, C/C++ export)."""
