@@ -12,8 +12,10 @@ def quantize_input(x, scale: float, zero_point: int, dtype=np.int8) -> np.ndarra
     """float input (model's own domain) -> int8 (or uint8/int16) tensor."""
     info = np.iinfo(dtype)
     scaled = np.asarray(x, dtype=np.float32) / np.float32(scale)
-    # np.round rounds half to even; TFLite rounds half away from zero.
-    rounded = np.sign(scaled) * np.floor(np.abs(scaled) + np.float32(0.5))
+    # np.round rounds half to even; TFLite (std::round) rounds half away from zero. Adding 0.5 in
+    # float32 would misround 0.49999997, so compare the exact fractional part instead.
+    whole = np.trunc(scaled)
+    rounded = whole + np.sign(scaled) * (np.abs(scaled - whole) >= np.float32(0.5))
     q = rounded.astype(np.int64) + int(zero_point)
     return np.clip(q, info.min, info.max).astype(dtype)
 
