@@ -5,21 +5,39 @@ import os
 import random
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _quiet_import(name: str):
+    """Import a module with C-level stderr silenced: TensorFlow's native start-up prints CUDA and
+    absl lines (before its log level applies) that would bury our one-line messages. Python
+    exceptions still propagate. EDGEATTACK_TF_LOGS=1 keeps the native output."""
+    import importlib
+    import sys
+
+    if name in sys.modules or os.environ.get("EDGEATTACK_TF_LOGS") == "1":
+        return importlib.import_module(name)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        return importlib.import_module(name)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def tf():
     """Import TensorFlow with tf.keras bound to tf_keras (Keras 2)."""
-    import tensorflow
-
-    return tensorflow
+    return _quiet_import("tensorflow")
 
 
 def keras():
     """The Keras 2 module (tf_keras) that tfmot understands."""
-    import tf_keras
-
-    return tf_keras
+    tf()
+    return _quiet_import("tf_keras")
 
 
 def set_seed(seed: int | None) -> None:
