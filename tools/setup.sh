@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Set up everything edgeattack needs on a fresh Debian 12 machine with Python >= 3.10:
+# system packages (ARM toolchain, QEMU, OpenSSH server, ser2net, clang) and a virtual environment in
+# .venv with the package and its test extras. Idempotent: installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm openssh-server openssh-client
+              ser2net clang make)
+WANT_APT=1
+[ "${1:-}" = "--no-system" ] && WANT_APT=0
+
+missing=()
+if [ "$WANT_APT" = 1 ]; then
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing system packages: ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+VENV=${EDGEATTACK_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV" >&2
+  python3 -m venv "$VENV"
+fi
+# Reinstall only when pyproject.toml changed since the last install (a stamp file remembers).
+stamp="$VENV/.edgeattack-installed"
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: installing edgeattack and its dependencies into $VENV (first time: about 2 minutes)" >&2
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$VENV/bin/python" -m pip install -q -e ".[test]"
+  echo "$want" > "$stamp"
+fi
