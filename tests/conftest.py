@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -73,7 +75,10 @@ def tiny_tflite(tmp_path_factory, tiny_dataset):
 def run_cli(*args, check=False, timeout=600, env=None, cwd=None):
     """Run the installed `edgeattack` CLI in a subprocess (as a user would)."""
     full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run([shutil.which("edgeattack") or "edgeattack", *map(str, args)],
+    # The console script of the environment running the tests (its bin/ may not be on PATH).
+    exe = Path(sys.executable).with_name("edgeattack")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "edgeattack"]
+    proc = subprocess.run([*cmd, *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"edgeattack {' '.join(map(str, args))} failed ({proc.returncode}):\n"

@@ -16,6 +16,8 @@ from .errors import UsageError
 
 SPLIT_SEED = 0  # fixed: every command must see the same train/test split of a named dataset
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+# What keras.datasets leaves in its cache for each dataset (EDGEATTACK_OFFLINE=1 never downloads).
+KERAS_CACHE_NAMES = {"mnist": "mnist.npz", "fashion_mnist": "fashion-mnist", "cifar10": "cifar-10-batches-py"}
 
 
 @dataclass
@@ -78,15 +80,17 @@ def _digits() -> Dataset:
 
 def _keras_dataset(name: str) -> Dataset:
     cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+    hint = (f"keras downloads it when online, or put the keras file for {name} at "
+            f"{cache / KERAS_CACHE_NAMES[name]}, or pass --dataset file.npz")
+    if os.environ.get("EDGEATTACK_OFFLINE") == "1" and not (cache / KERAS_CACHE_NAMES[name]).exists():
+        raise UsageError(f"--dataset {name}: not cached and EDGEATTACK_OFFLINE=1; {hint}")
     try:
         from . import tfutil
 
         module = getattr(tfutil.keras().datasets, name)
         (x_tr, y_tr), (x_te, y_te) = module.load_data()
     except Exception as e:  # offline: the loader fails to download
-        raise UsageError(
-            f"--dataset {name}: not available ({type(e).__name__}); keras downloads it when online, "
-            f"or put the keras file for {name} under {cache}/, or pass --dataset file.npz") from None
+        raise UsageError(f"--dataset {name}: not available ({type(e).__name__}); {hint}") from None
     x_tr = x_tr.astype(np.float32) / 255.0
     x_te = x_te.astype(np.float32) / 255.0
     if x_tr.ndim == 3:

@@ -6,6 +6,9 @@ import random
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if not os.path.exists("/dev/nvidia0"):
+    # No GPU: stop TensorFlow's failing cuInit, which logs an error line on every first op.
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 
 def _quiet_import(name: str):
