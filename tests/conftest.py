@@ -7,8 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import edgeattack.tfutil  # noqa: E402,F401  (sets TensorFlow's environment before any import)
 
 import numpy as np
 import pytest
