@@ -1,0 +1,521 @@
+"""The host side of the protocol: pipelined requests with go-back-N retransmission and reconnects.
+
+    client = Client(lambda: open_port("socket://127.0.0.1:5555"), timeout=1.0, total_timeout=10.0)
+    info = client.connect()
+    result = client.infer(x_int8)                  # one input: LOAD chunk(s) + INFER
+    for r in client.infer_many(xs, inflight=4):    # several inputs in flight, results in order
+        ...
+    client.close()
+
+A Client is not thread-safe: one thread talks to one device.
+"""
+from __future__ import annotations
+
+import collections
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import serial
+
+from edgeattack.errors import DeviceError, UsageError
+from edgeattack.link import messages as m
+from edgeattack.link.frame import (PROTOCOL_VERSION, Frame, FrameDecoder, encode_frame,
+                                   wire_size)
+from edgeattack.link.transport import port_name, read_some
+
+_DISCONNECT = (serial.SerialException, OSError, EOFError)
+
+
+@dataclass
+class InferResult:
+    """One input's answer. `output_raw` has the device's output dtype (shaped as INFO's output
+    shape when the sizes agree); `ticks` the device ticks of the repeat window; `inferences` the
+    device's counter after it; `retries` the go-back-N rounds while this input was in flight;
+    `rtt_s` host time from the input's first byte sent to its INFER reply."""
+
+    output_raw: np.ndarray
+    ticks: int
+    inferences: int
+    retries: int
+    rtt_s: float
+
+
+@dataclass
+class ClientStats:
+    """Host-side counters. Wire bytes include retransmissions and flush bytes; payload bytes are the
+    input tensor bytes sent (once per input) and output tensor bytes received."""
+
+    queries: int = 0
+    requests: int = 0
+    wire_bytes_sent: int = 0
+    wire_bytes_received: int = 0
+    payload_bytes_sent: int = 0
+    payload_bytes_received: int = 0
+    retries: int = 0
+    reconnects: int = 0
+    stale_replies: int = 0
+    frames_dropped: dict = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class _Job:
+    index: int
+    requests: list  # of _Request, LOADs then the INFER
+    first_sent: float | None = None
+    retries: int = 0
+    result: InferResult | None = None
+    open_requests: int = 0
+
+
+@dataclass(eq=False)
+class _Request:
+    type: int
+    payload: bytes
+    job: _Job | None = None
+    seq: int = -1
+    wire: bytes = b""
+    sent_at: float = 0.0
+    reply: Frame | None = None
+
+
+class Client:
+    """Host end of one device link.
+
+    Client(port_factory, timeout=1.0, total_timeout=10.0, max_inflight=None)
+      port_factory: callable returning an open port (link.transport.open_port(url) or anything with
+        its API); called again to reconnect after a disconnect.
+      timeout: seconds the oldest outstanding request may wait for its reply (counted from when it
+        was sent or the previous reply arrived, whichever is later) before every outstanding
+        request is sent again (go-back-N). Must exceed the device's time for one request.
+      total_timeout: seconds without any reply before DeviceError("no answer from <port> ...").
+      max_inflight: cap on requests in flight (default: the device's reply_cache).
+    connect() -> dict: (re)open the port, send INFO, return its JSON.
+    info() -> dict: INFO again (fresh counters and window log).
+    infer(x, repeat=1) -> InferResult
+    infer_many(xs, inflight=None, on_result=None, repeat=1) -> iterator of InferResult, in order
+    reset() -> None: RESET the device (its counters go back to 0).
+    stats: ClientStats. Errors: DeviceError (no answer, wrong protocol version, ERROR replies with
+      `.error_code` and `.device_message` set), UsageError (an input dtype with no wire code).
+    """
+
+    def __init__(self, port_factory: Callable[[], object], timeout: float = 1.0,
+                 total_timeout: float = 10.0, max_inflight: int | None = None):
+        if timeout <= 0 or total_timeout <= 0:
+            raise ValueError("timeout and total_timeout must be positive")
+        self.port_factory = port_factory
+        self.timeout = float(timeout)
+        self.total_timeout = float(total_timeout)
+        self.max_inflight = max_inflight
+        self.stats = ClientStats()
+        self.port = None
+        self.port_name = getattr(port_factory, "url", None) or "the device port"
+        self._decoder = FrameDecoder()
+        self._seq = random.SystemRandom().randrange(1, 0x10000)  # see docs/protocol.md, "Host"
+        self._info: dict | None = None
+        self._max_payload = 256
+        self._rx_budget = wire_size(256)
+        self._max_requests = 1
+        self._inflight: collections.deque[_Request] = collections.deque()
+        self._pending: collections.deque[_Request] = collections.deque()
+        self._gbn_round: set[int] = set()  # ids of requests resent by the last go-back-N round
+        self._last_progress = time.monotonic()
+        self._need_sync = True
+        self._broken = False  # a read or write failed: reopen before the next read
+
+    # connection -----------------------------------------------------------------------------------
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        port, self.port = self.port, None
+        self._inflight.clear()
+        self._pending.clear()
+        self._need_sync = True
+        if port is not None:
+            try:
+                port.close()
+            except Exception:  # noqa: BLE001 - closing a dead port must not mask the real error
+                pass
+
+    def _open(self) -> None:
+        port = self.port_factory()  # DeviceError from open_port names the port and what to check
+        self.port = port
+        self.port_name = port_name(port)
+        try:
+            self._setup(port)
+        except BaseException:
+            self.port = None
+            try:
+                port.close()
+            except Exception:  # noqa: BLE001
+                pass
+            raise
+
+    def _setup(self, port) -> None:
+        if hasattr(port, "timeout"):
+            port.timeout = min(0.05, self.timeout / 4)  # read poll; our own timers decide
+        if hasattr(port, "write_timeout"):
+            try:
+                port.write_timeout = self.total_timeout
+            except (ValueError, AttributeError):
+                pass
+        reset_input = getattr(port, "reset_input_buffer", None)
+        if reset_input is not None:
+            try:
+                reset_input()  # stale bytes of an earlier session
+            except Exception:  # noqa: BLE001
+                pass
+        self._decoder.reset()
+        self._broken = False
+        self._write(b"\x00")  # ends any half frame the device holds from before
+
+    def connect(self) -> dict:
+        """Open the port (closing an open one) and synchronize with INFO. Returns INFO's JSON."""
+        self.close()
+        self._last_progress = time.monotonic()
+        try:
+            self._open()
+        except _DISCONNECT as exc:
+            self.close()
+            raise DeviceError(f"cannot use {self.port_name}: {exc}") from None
+        return self._sync()
+
+    def _sync(self) -> dict:
+        # INFO resynchronizes the device's sequence state; it must travel alone.
+        self._need_sync = False
+        try:
+            reply = self._roundtrip(m.INFO, b"")
+        except BaseException:
+            self._need_sync = True
+            raise
+        try:
+            info = m.unpack_info(reply.payload)
+        except m.MalformedPayload as exc:
+            self._need_sync = True
+            raise DeviceError(f"device at {self.port_name} sent a malformed INFO reply: {exc}") \
+                from None
+        proto = info.get("protocol")
+        if proto != PROTOCOL_VERSION:
+            self._need_sync = True
+            raise DeviceError(f"device at {self.port_name}: device speaks protocol v{proto}, this "
+                              f"host speaks v{PROTOCOL_VERSION}")
+        self._info = info
+        self._max_payload = _int_field(info, "max_payload", 256, 13, 0xFFFF)
+        rx_buffers = _int_field(info, "rx_buffers", 1, 1, 1 << 16)
+        self._rx_budget = rx_buffers * wire_size(self._max_payload)
+        cache = _int_field(info, "reply_cache", 1, 1, 0x7FFF)
+        self._max_requests = min(cache, self.max_inflight) if self.max_inflight else cache
+        return info
+
+    def _ensure(self) -> None:
+        if self.port is None:
+            self.connect()
+            return
+        if self._need_sync:
+            self._sync()
+
+    # public requests ------------------------------------------------------------------------------
+
+    def info(self) -> dict:
+        """INFO's JSON (sent when nothing else is in flight)."""
+        if self.port is None or self._need_sync:
+            self._ensure()
+            return dict(self._info)
+        return dict(self._sync())
+
+    def reset(self) -> None:
+        """RESET the device; its counters restart at 0. The next request re-synchronizes."""
+        self._ensure()
+        self._roundtrip(m.RESET, b"")
+        self._need_sync = True
+
+    def infer(self, x: np.ndarray, repeat: int = 1) -> InferResult:
+        """Send one input (LOAD chunks with its dtype, then INFER) and wait for the output."""
+        for result in self.infer_many([x], inflight=1, repeat=repeat):
+            return result
+        raise AssertionError("unreachable")
+
+    def infer_many(self, xs: Iterable[np.ndarray], inflight: int | None = None,
+                   on_result: Callable[[int, InferResult], object] | None = None,
+                   repeat: int = 1) -> Iterator[InferResult]:
+        """Pipelined inference: yields one InferResult per input, in input order.
+
+        Up to `inflight` inputs (default: as many as the device's buffers allow) have their LOAD
+        and INFER requests in flight, so transfers overlap the device's computation. `on_result`
+        (index, result) is called as each result is yielded. The iterator is lazy; closing it early
+        waits for (and discards) what is still in flight, so the link stays in step.
+        """
+        if inflight is not None and inflight < 1:
+            raise ValueError("inflight must be at least 1")
+        if not 1 <= repeat <= 0xFFFF:
+            raise ValueError("repeat must be 1..65535")
+        self._ensure()
+        source = iter(xs)
+        jobs: collections.deque[_Job] = collections.deque()  # admitted, not yet yielded
+        exhausted = False
+        index = 0
+        clean = False
+        try:
+            while True:
+                while not exhausted and (inflight is None or len(jobs) < inflight) \
+                        and self._room_for_more():
+                    try:
+                        x = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    job = self._make_job(index, x, repeat)
+                    index += 1
+                    jobs.append(job)
+                    self._pending.extend(job.requests)
+                    self._send_pending()
+                if jobs and jobs[0].result is not None:
+                    job = jobs.popleft()
+                    if on_result is not None:
+                        on_result(job.index, job.result)
+                    yield job.result
+                    continue
+                if not jobs and exhausted:
+                    clean = True
+                    return
+                self._pump()
+        finally:
+            if not clean:
+                self._abandon(drain=True)
+
+    # engine ---------------------------------------------------------------------------------------
+
+    def _make_job(self, index: int, x, repeat: int) -> _Job:
+        try:
+            code, data = m.to_wire_bytes(np.asarray(x))
+        except ValueError as exc:
+            raise UsageError(f"input {index}: {exc}") from None
+        chunk = self._max_payload - m.LOAD_HEADER.size
+        job = _Job(index, [])
+        for offset in range(0, max(len(data), 1), chunk):
+            job.requests.append(_Request(m.LOAD, m.pack_load(code, len(data), offset,
+                                                             data[offset:offset + chunk]), job))
+        job.requests.append(_Request(m.INFER, m.pack_infer(repeat), job))
+        job.open_requests = len(job.requests)
+        self.stats.payload_bytes_sent += len(data)
+        return job
+
+    def _room_for_more(self) -> bool:
+        # Admit another input only when its first request could go out now.
+        return not self._pending and self._has_room(self._max_payload)
+
+    def _has_room(self, payload_len: int) -> bool:
+        if not self._inflight:
+            return True
+        if len(self._inflight) >= self._max_requests:
+            return False
+        used = sum(len(r.wire) for r in self._inflight)
+        return used + wire_size(payload_len) <= self._rx_budget
+
+    def _send_pending(self) -> None:
+        while self._pending and self._has_room(len(self._pending[0].payload)):
+            req = self._pending.popleft()
+            self._seq = (self._seq + 1) & 0xFFFF
+            req.seq = self._seq
+            req.wire = encode_frame(Frame(PROTOCOL_VERSION, req.type, req.seq, req.payload))
+            if not self._inflight:
+                self._last_progress = time.monotonic()  # the link was idle: the clock starts now
+            self._inflight.append(req)
+            req.sent_at = time.monotonic()
+            if req.job is not None and req.job.first_sent is None:
+                req.job.first_sent = req.sent_at
+            self._write_frames([req.wire])
+
+    def _roundtrip(self, mtype: int, payload: bytes) -> Frame:
+        """One request alone on the link (INFO, RESET): wait for everything else first."""
+        self._drain()
+        req = _Request(mtype, payload)
+        self._pending.append(req)
+        self._send_pending()
+        while req.reply is None:
+            self._pump()
+        return req.reply
+
+    def _drain(self) -> None:
+        while self._pending or self._inflight:
+            self._send_pending()
+            self._pump()
+
+    def _abandon(self, drain: bool) -> None:
+        """Give up on queued requests; optionally let those in flight finish first."""
+        self._pending.clear()
+        if drain and self.port is not None and self._inflight:
+            try:
+                while self._inflight:
+                    self._pump()
+                return
+            except (DeviceError, KeyboardInterrupt):
+                pass
+        self._inflight.clear()
+        self._gbn_round.clear()
+        self._need_sync = True  # the device may hold a sequence gap: INFO before the next request
+
+    def _pump(self) -> None:
+        """Read once (up to the poll interval), handle replies, run the retransmit timers."""
+        if self._broken or self.port is None:
+            self._reconnect()
+            return
+        try:
+            data = read_some(self.port)
+        except _DISCONNECT:
+            self._broken = True
+            return
+        now = time.monotonic()
+        if data:
+            self.stats.wire_bytes_received += len(data)
+            drops_before = self._decoder.dropped
+            frames = self._decoder.feed(data)
+            damaged = self._decoder.dropped > drops_before
+            self.stats.frames_dropped = dict(self._decoder.drops)
+            for frame in frames:
+                self._on_frame(frame)
+            self._send_pending()
+            if damaged and self._inflight and not self._gbn_round:
+                self._go_back_n()  # a reply was lost in transit: resend without waiting
+                return
+        if not self._inflight:
+            return
+        if now - self._last_progress > self.total_timeout:
+            self._abandon(drain=False)
+            raise DeviceError(f"no answer from {self.port_name} after {self.total_timeout:g} s "
+                              f"(is the board running and the port right?)")
+        oldest = self._inflight[0]
+        if now - max(oldest.sent_at, self._last_progress) > self.timeout:
+            self._go_back_n()
+
+    def _on_frame(self, frame: Frame) -> None:
+        if frame.version != PROTOCOL_VERSION:
+            self._abandon(drain=False)
+            raise DeviceError(f"device at {self.port_name}: device speaks protocol "
+                              f"v{frame.version}, this host speaks v{PROTOCOL_VERSION}")
+        req = next((r for r in self._inflight if r.seq == frame.seq), None)
+        if req is None or frame.type not in (req.type | m.REPLY, m.ERROR):
+            self.stats.stale_replies += 1  # a duplicate, or a late reply from before a resync
+            return
+        self._inflight.remove(req)
+        self._gbn_round.discard(id(req))
+        self._last_progress = time.monotonic()
+        req.reply = frame
+        self.stats.requests += 1
+        if frame.type == m.ERROR:
+            self._on_error(req, frame)
+        if req.job is not None:
+            self._complete(req, frame)
+
+    def _on_error(self, req: _Request, frame: Frame) -> None:
+        try:
+            code, text = m.unpack_error(frame.payload)
+        except m.MalformedPayload:
+            code, text = 0, "(malformed ERROR payload)"
+        self._abandon(drain=False)
+        what = f"device at {self.port_name} answered {m.TYPE_NAMES.get(req.type, '?')} with ERROR"
+        if code == m.ERR_VERSION:
+            message = f"{what} VERSION: {text}; this host speaks v{PROTOCOL_VERSION}"
+        else:
+            message = f"{what} {m.error_name(code)} ({code}): {text}"
+        err = DeviceError(message)
+        err.error_code = code
+        err.device_message = text
+        raise err
+
+    def _complete(self, req: _Request, frame: Frame) -> None:
+        job = req.job
+        job.open_requests -= 1
+        try:
+            if req.type == m.LOAD:
+                m.unpack_load_reply(frame.payload)
+                return
+            reply = m.unpack_infer_reply(frame.payload)
+            dtype = m.dtype_from_code(reply.dtype)
+        except m.MalformedPayload as exc:
+            self._abandon(drain=False)
+            raise DeviceError(f"device at {self.port_name} sent a malformed "
+                              f"{m.TYPE_NAMES[req.type]} reply: {exc}") from None
+        if len(reply.output) % dtype.itemsize:
+            self._abandon(drain=False)
+            raise DeviceError(f"device at {self.port_name} sent {len(reply.output)} output bytes, "
+                              f"not a whole number of {dtype.name} values")
+        output = np.frombuffer(reply.output, dtype=dtype).astype(dtype.newbyteorder("="))
+        shape = ((self._info or {}).get("output") or {}).get("shape")
+        if isinstance(shape, list) and all(isinstance(d, int) and d > 0 for d in shape) \
+                and int(np.prod(shape)) == output.size:
+            output = output.reshape(shape)
+        self.stats.queries += 1
+        self.stats.payload_bytes_received += len(reply.output)
+        job.result = InferResult(output, reply.ticks, reply.inferences, job.retries,
+                                 time.monotonic() - job.first_sent)
+
+    def _go_back_n(self) -> None:
+        """Resend every outstanding request, in order, with its sequence number."""
+        self.stats.retries += 1
+        for job in {id(r.job): r.job for r in self._inflight if r.job is not None}.values():
+            job.retries += 1
+        self._gbn_round = {id(r) for r in self._inflight}
+        now = time.monotonic()
+        for req in self._inflight:
+            req.sent_at = now
+        self._write_frames([r.wire for r in self._inflight])
+
+    def _write(self, data: bytes) -> None:
+        self.port.write(data)
+        self.stats.wire_bytes_sent += len(data)
+
+    def _write_frames(self, frames: list) -> None:
+        """Write frames; a broken link is only noted here and repaired by the next _pump."""
+        if self._broken or self.port is None:
+            return
+        try:
+            for data in frames:
+                self._write(data)
+        except serial.SerialTimeoutException:
+            self._abandon(drain=False)
+            raise DeviceError(f"no answer from {self.port_name} after {self.total_timeout:g} s "
+                              f"(it stopped reading: is the board running and the port "
+                              f"right?)") from None
+        except _DISCONNECT:
+            self._broken = True
+
+    def _reconnect(self) -> None:
+        """Reopen the port and resend what is outstanding (the device's cache answers what it
+        already executed). No INFO here: it would clear that cache."""
+        old, self.port = self.port, None
+        try:
+            if old is not None:
+                old.close()
+        except Exception:  # noqa: BLE001
+            pass
+        self.stats.reconnects += 1
+        delay = 0.02
+        while True:
+            try:
+                self._open()
+                break
+            except (DeviceError, *_DISCONNECT) as exc:
+                self.port = None
+                if time.monotonic() - self._last_progress > self.total_timeout:
+                    self._abandon(drain=False)
+                    raise DeviceError(f"lost {self.port_name} and could not reopen it within "
+                                      f"{self.total_timeout:g} s: {exc}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        if self._inflight:
+            self._go_back_n()
+
+
+def _int_field(info: dict, key: str, default: int, low: int, high: int) -> int:
+    value = info.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise DeviceError(f"device INFO has a bad {key!r}: {value!r} (expected {low}..{high})")
+    return value

@@ -1,0 +1,213 @@
+"""Message types, dtype and error codes, and the payload layouts of docs/protocol.md.
+
+Each `pack_*` builds a payload, each `unpack_*` parses one and raises `MalformedPayload` when the
+size or a field is wrong. Reserved bytes are written as 0 and ignored when read.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+# Message types. The reply to request T is T | REPLY, or ERROR.
+INFO = 0x01
+LOAD = 0x02
+INFER = 0x03
+RESET = 0x04
+ERROR = 0x7F
+REPLY = 0x80
+REQUEST_TYPES = (INFO, LOAD, INFER, RESET)
+TYPE_NAMES = {INFO: "INFO", LOAD: "LOAD", INFER: "INFER", RESET: "RESET", ERROR: "ERROR"}
+
+# Error codes.
+ERR_BAD_REQUEST = 1
+ERR_VERSION = 2
+ERR_DTYPE = 3
+ERR_SIZE = 4
+ERR_OFFSET = 5
+ERR_NOT_LOADED = 6
+ERR_MODEL = 7
+ERR_RUNTIME = 8
+ERR_TOO_LARGE = 9
+ERROR_NAMES = {
+    ERR_BAD_REQUEST: "BAD_REQUEST", ERR_VERSION: "VERSION", ERR_DTYPE: "DTYPE", ERR_SIZE: "SIZE",
+    ERR_OFFSET: "OFFSET", ERR_NOT_LOADED: "NOT_LOADED", ERR_MODEL: "MODEL", ERR_RUNTIME: "RUNTIME",
+    ERR_TOO_LARGE: "TOO_LARGE",
+}
+MAX_ERROR_MESSAGE = 200  # bytes of UTF-8
+
+# Dtype codes.
+DTYPE_INT8 = 1
+DTYPE_UINT8 = 2
+DTYPE_INT16 = 3
+DTYPE_INT32 = 4
+DTYPE_FLOAT32 = 5
+DTYPE_NAMES = {DTYPE_INT8: "int8", DTYPE_UINT8: "uint8", DTYPE_INT16: "int16", DTYPE_INT32: "int32",
+               DTYPE_FLOAT32: "float32"}
+_CODE_BY_NAME = {name: code for code, name in DTYPE_NAMES.items()}
+
+LOAD_HEADER = struct.Struct("<B3xII")  # dtype, reserved, total, offset
+LOAD_REPLY = struct.Struct("<II")  # received, total
+INFER_REQUEST = struct.Struct("<HH")  # repeat, reserved
+INFER_REPLY = struct.Struct("<QIB3x")  # ticks, inferences, dtype, reserved
+ERROR_HEADER = struct.Struct("<H")
+
+
+class MalformedPayload(ValueError):
+    """A payload does not have the layout its message type requires."""
+
+
+class ProtocolError(Exception):
+    """Raised by a device-side handler to answer with ERROR `error_code` and this message.
+
+    Any exception with an integer `error_code` attribute works the same way (e.g. a ModelError
+    with error_code = ERR_MODEL); other exceptions are answered with ERR_RUNTIME.
+    """
+
+    def __init__(self, error_code: int, message: str):
+        super().__init__(message)
+        self.error_code = error_code
+
+
+def dtype_code(dtype) -> int:
+    """Wire code of a NumPy dtype (byte order ignored: the wire is little-endian)."""
+    name = np.dtype(dtype).name
+    try:
+        return _CODE_BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"dtype {name} has no wire code (supported: {', '.join(_CODE_BY_NAME)})") \
+            from None
+
+
+def dtype_from_code(code: int) -> np.dtype:
+    """Little-endian NumPy dtype of a wire code."""
+    try:
+        return np.dtype(DTYPE_NAMES[code]).newbyteorder("<")
+    except KeyError:
+        raise MalformedPayload(f"unknown dtype code {code}") from None
+
+
+def to_wire_bytes(array: np.ndarray) -> tuple[int, bytes]:
+    """(dtype code, little-endian C-order bytes) of an array."""
+    array = np.asarray(array)
+    code = dtype_code(array.dtype)
+    return code, np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+
+
+# LOAD -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LoadRequest:
+    dtype: int
+    total: int
+    offset: int
+    data: bytes
+
+
+def pack_load(dtype: int, total: int, offset: int, data: bytes) -> bytes:
+    return LOAD_HEADER.pack(dtype, total, offset) + bytes(data)
+
+
+def unpack_load(payload: bytes) -> LoadRequest:
+    if len(payload) < LOAD_HEADER.size:
+        raise MalformedPayload(f"LOAD payload has {len(payload)} bytes, needs at least "
+                               f"{LOAD_HEADER.size}")
+    dtype, total, offset = LOAD_HEADER.unpack_from(payload)
+    return LoadRequest(dtype, total, offset, bytes(payload[LOAD_HEADER.size:]))
+
+
+def pack_load_reply(received: int, total: int) -> bytes:
+    return LOAD_REPLY.pack(received, total)
+
+
+def unpack_load_reply(payload: bytes) -> tuple[int, int]:
+    """(received, total)"""
+    if len(payload) != LOAD_REPLY.size:
+        raise MalformedPayload(f"LOAD reply has {len(payload)} bytes, expected {LOAD_REPLY.size}")
+    return LOAD_REPLY.unpack(payload)
+
+
+# INFER ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InferReply:
+    ticks: int
+    inferences: int
+    dtype: int
+    output: bytes
+
+
+def pack_infer(repeat: int = 1) -> bytes:
+    if not 0 <= repeat <= 0xFFFF:
+        raise ValueError(f"repeat {repeat} is outside 1..65535")
+    return INFER_REQUEST.pack(repeat, 0)
+
+
+def unpack_infer(payload: bytes) -> int:
+    """The repeat count (0 on the wire means 1)."""
+    if len(payload) != INFER_REQUEST.size:
+        raise MalformedPayload(f"INFER payload has {len(payload)} bytes, expected "
+                               f"{INFER_REQUEST.size}")
+    repeat, _ = INFER_REQUEST.unpack(payload)
+    return repeat or 1
+
+
+def pack_infer_reply(ticks: int, inferences: int, dtype: int, output: bytes) -> bytes:
+    return INFER_REPLY.pack(ticks, inferences & 0xFFFFFFFF, dtype) + bytes(output)
+
+
+def unpack_infer_reply(payload: bytes) -> InferReply:
+    if len(payload) < INFER_REPLY.size:
+        raise MalformedPayload(f"INFER reply has {len(payload)} bytes, needs at least "
+                               f"{INFER_REPLY.size}")
+    ticks, inferences, dtype = INFER_REPLY.unpack_from(payload)
+    return InferReply(ticks, inferences, dtype, bytes(payload[INFER_REPLY.size:]))
+
+
+# ERROR ------------------------------------------------------------------------------------------
+
+def truncate_utf8(text: str, limit: int = MAX_ERROR_MESSAGE) -> bytes:
+    """UTF-8 of `text`, cut to at most `limit` bytes at a character boundary."""
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return raw
+    return raw[:limit].decode("utf-8", "ignore").encode("utf-8")
+
+
+def pack_error(code: int, message: str) -> bytes:
+    return ERROR_HEADER.pack(code) + truncate_utf8(message)
+
+
+def unpack_error(payload: bytes) -> tuple[int, str]:
+    """(code, message); invalid UTF-8 in the message is replaced, not an error."""
+    if len(payload) < ERROR_HEADER.size:
+        raise MalformedPayload(f"ERROR payload has {len(payload)} bytes, needs at least 2")
+    (code,) = ERROR_HEADER.unpack_from(payload)
+    return code, bytes(payload[ERROR_HEADER.size:]).decode("utf-8", "replace")
+
+
+def error_name(code: int) -> str:
+    return ERROR_NAMES.get(code, f"code {code}")
+
+
+# INFO -------------------------------------------------------------------------------------------
+
+def pack_info(info: dict) -> bytes:
+    return json.dumps(info, separators=(",", ":"), sort_keys=False).encode("utf-8")
+
+
+def unpack_info(payload: bytes) -> dict:
+    try:
+        info = json.loads(bytes(payload).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedPayload(f"INFO reply is not UTF-8 JSON: {exc}") from None
+    if not isinstance(info, dict):
+        raise MalformedPayload("INFO reply is not a JSON object")
+    return info
+
+
+def check_empty(payload: bytes, name: str) -> None:
+    if payload:
+        raise MalformedPayload(f"{name} payload must be empty, has {len(payload)} bytes")

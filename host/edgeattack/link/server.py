@@ -1,0 +1,290 @@
+"""The device side of the protocol: frames in, handler calls, replies out (docs/protocol.md).
+
+`ProtocolServer` is the engine of the Python agent and the reference behaviour for the C firmware.
+It owns the sequence-number rules and the reply cache (a retransmitted INFER is answered from the
+cache and never runs the model again), input assembly from LOAD chunks, the inference counter and
+the window log; the model itself is behind a small `handler` object.
+"""
+from __future__ import annotations
+
+import collections
+import time
+from typing import Callable, Protocol
+
+import serial
+
+from edgeattack.link import messages as m
+from edgeattack.link.frame import MAX_PAYLOAD, PROTOCOL_VERSION, Frame, FrameDecoder, encode_frame
+from edgeattack.link.transport import read_some
+
+LOG_EVENTS = 8  # INFO's log keeps the most recent 8 window events
+
+
+class Handler(Protocol):
+    """What the server needs from a model runner.
+
+    info() -> dict: model fields for INFO (board, runtime, model_sha256, input, output, tick_hz, and
+        "error" when the model failed to load); the server adds the protocol fields.
+    input_spec() -> (dtype_code, nbytes): the input tensor's wire dtype code and size in bytes.
+    infer(input_bytes, repeat) -> (output_bytes, dtype_code, ticks): run the model `repeat` times on
+        the input and return the last output and the total ticks (units of tick_hz) of the window.
+    reset() -> None: forget everything model-side (RESET).
+    Any of them may raise an exception with an integer `error_code` attribute (e.g.
+    messages.ProtocolError(ERR_MODEL, "...")) to answer ERROR with that code; other exceptions
+    become ERROR RUNTIME (ERROR MODEL from input_spec).
+    """
+
+    def info(self) -> dict: ...
+
+    def input_spec(self) -> tuple[int, int]: ...
+
+    def infer(self, input_bytes: bytes, repeat: int) -> tuple[bytes, int, int]: ...
+
+    def reset(self) -> None: ...
+
+
+class ProtocolServer:
+    """Serve one protocol endpoint over `port` (any object with the port API of link.transport).
+
+    ProtocolServer(port, handler, max_payload=4096, rx_buffers=4, reply_cache=8, clock=None)
+      max_payload: largest request payload executed; larger valid frames are answered TOO_LARGE.
+      rx_buffers, reply_cache: advertised in INFO; the host keeps at most reply_cache requests and
+        rx_buffers maximum-size frames' worth of bytes in flight. reply_cache replies are kept.
+      clock: callable returning the device tick counter (for the window log); default: the
+        handler's `ticks()` if it has one, else a monotonic clock at the handler's tick_hz.
+    serve_forever(stop_event=None): handle requests until stop_event (a threading.Event) is set
+      or the peer disconnects (returns; call attach(new_port) and serve again to keep state).
+    poll_once() -> int: wait up to port.timeout for bytes, handle every complete frame, return the
+      number of frames handled; a disconnected peer raises serial.SerialException.
+    receive(data, send=None) -> list[bytes]: the protocol engine without I/O (tests, fuzzing):
+      feed raw bytes, get (or `send`) the wire bytes of each reply.
+    Counters: inferences, crc_errors, dropped (frames dropped by the decoder, by reason in
+      `decoder.drops`), gaps (requests dropped by the sequence rule), replays (cached replies sent
+      again), overruns (always 0 here: the OS buffers the stream), requests (executed).
+    """
+
+    def __init__(self, port, handler, max_payload: int = 4096, rx_buffers: int = 4,
+                 reply_cache: int = 8, clock: Callable[[], int] | None = None):
+        if not 12 < max_payload <= MAX_PAYLOAD:
+            raise ValueError(f"max_payload must be 13..{MAX_PAYLOAD}")
+        if rx_buffers < 1 or reply_cache < 1:
+            raise ValueError("rx_buffers and reply_cache must be at least 1")
+        self.port = port
+        self.handler = handler
+        self.max_payload = max_payload
+        self.rx_buffers = rx_buffers
+        self.reply_cache = reply_cache
+        self._clock = clock
+        # The receive buffer takes any frame the u16 length allows, so a too-large request gets a
+        # TOO_LARGE answer instead of a silent drop (memory stays bounded at one 64 KiB frame).
+        self.decoder = FrameDecoder(MAX_PAYLOAD)
+        self._reset_state()
+
+    # state ----------------------------------------------------------------------------------------
+
+    def _reset_state(self) -> None:
+        self.inferences = 0
+        self.requests = 0
+        self.gaps = 0
+        self.replays = 0
+        self.overruns = 0
+        self.decoder.drops = dict.fromkeys(self.decoder.drops, 0)
+        self.log: collections.deque = collections.deque(maxlen=LOG_EVENTS)
+        self._last: int | None = None  # last executed sequence number (None: accept any)
+        self._cache: collections.OrderedDict[int, bytes] = collections.OrderedDict()
+        self._input: bytearray | None = None  # tensor being assembled
+        self._input_spec: tuple[int, int] | None = None
+        self._received = 0
+
+    @property
+    def crc_errors(self) -> int:
+        return self.decoder.drops["crc"]
+
+    @property
+    def dropped(self) -> int:
+        return self.decoder.dropped
+
+    def attach(self, port) -> None:
+        """Serve a new connection with the same device state (sequence, cache, loaded input)."""
+        self.port = port
+        self.decoder.reset()
+
+    # I/O ------------------------------------------------------------------------------------------
+
+    def poll_once(self) -> int:
+        data = read_some(self.port)
+        if not data:
+            return 0
+        return len(self.receive(data, send=self.port.write))
+
+    def serve_forever(self, stop_event=None) -> None:
+        while stop_event is None or not stop_event.is_set():
+            try:
+                self.poll_once()
+            except (serial.SerialException, OSError):
+                return  # the peer went away; the caller decides whether to attach a new port
+
+    def receive(self, data: bytes, send: Callable[[bytes], object] | None = None) -> list[bytes]:
+        replies = []
+        for frame in self.decoder.feed(data):
+            reply = self.handle_frame(frame)
+            if reply is not None:
+                replies.append(reply)
+                if send is not None:
+                    send(reply)  # at once: the host's next request may already be waiting
+        return replies
+
+    # protocol -------------------------------------------------------------------------------------
+
+    def handle_frame(self, frame: Frame) -> bytes | None:
+        """Apply the sequence rules to one valid frame; return the reply's wire bytes or None."""
+        if frame.version != PROTOCOL_VERSION:
+            # The frame's meaning is unknown: answer without touching the sequence state.
+            return self._encode(frame.seq, m.ERROR, m.pack_error(
+                m.ERR_VERSION, f"device speaks protocol v{PROTOCOL_VERSION}, "
+                               f"request is v{frame.version}"))
+        seq = frame.seq
+        if frame.type == m.INFO:
+            self._cache.clear()
+        elif self._last is not None and seq != (self._last + 1) & 0xFFFF:
+            cached = self._cache.get(seq)
+            if cached is not None:
+                self.replays += 1
+                return cached
+            self.gaps += 1
+            return None
+        reply = self._execute(frame)
+        self.requests += 1
+        self._last = seq
+        self._cache[seq] = reply
+        self._cache.move_to_end(seq)
+        while len(self._cache) > self.reply_cache:
+            self._cache.popitem(last=False)
+        return reply
+
+    def _encode(self, seq: int, mtype: int, payload: bytes) -> bytes:
+        return encode_frame(Frame(PROTOCOL_VERSION, mtype, seq, payload))
+
+    def _error(self, seq: int, code: int, message: str) -> bytes:
+        return self._encode(seq, m.ERROR, m.pack_error(code, message))
+
+    def _execute(self, frame: Frame) -> bytes:
+        seq, mtype, payload = frame.seq, frame.type, frame.payload
+        if mtype not in m.REQUEST_TYPES:
+            return self._error(seq, m.ERR_BAD_REQUEST, f"unknown message type 0x{mtype:02x}")
+        if len(payload) > self.max_payload:
+            return self._error(seq, m.ERR_TOO_LARGE,
+                               f"payload of {len(payload)} bytes, max_payload is {self.max_payload}")
+        try:
+            if mtype == m.INFO:
+                m.check_empty(payload, "INFO")
+                return self._encode(seq, m.INFO | m.REPLY, m.pack_info(self.info()))
+            if mtype == m.LOAD:
+                return self._encode(seq, m.LOAD | m.REPLY, self._load(m.unpack_load(payload)))
+            if mtype == m.INFER:
+                return self._encode(seq, m.INFER | m.REPLY, self._infer(m.unpack_infer(payload)))
+            m.check_empty(payload, "RESET")
+            self._do_reset()
+            return self._encode(seq, m.RESET | m.REPLY, b"")
+        except m.MalformedPayload as exc:
+            return self._error(seq, m.ERR_BAD_REQUEST, str(exc))
+        except _Refusal as exc:
+            return self._error(seq, exc.code, exc.message)
+
+    def info(self) -> dict:
+        """INFO's JSON: the handler's model fields plus the protocol fields."""
+        try:
+            info = dict(self.handler.info())
+        except Exception as exc:  # noqa: BLE001 - a broken handler still answers INFO
+            info = {"error": f"{type(exc).__name__}: {exc}"}
+        info.update({
+            "protocol": PROTOCOL_VERSION, "max_payload": self.max_payload,
+            "rx_buffers": self.rx_buffers, "reply_cache": self.reply_cache,
+            "inferences": self.inferences, "overruns": self.overruns,
+            "crc_errors": self.crc_errors, "dropped": self.dropped, "log": list(self.log),
+        })
+        return info
+
+    def _load(self, req: m.LoadRequest) -> bytes:
+        try:
+            dtype, nbytes = self._call(self.handler.input_spec, m.ERR_MODEL)
+            if req.dtype != dtype:
+                raise _Refusal(m.ERR_DTYPE, f"LOAD dtype {_dtype_name(req.dtype)}, the model's input "
+                                            f"is {_dtype_name(dtype)}")
+            if req.total != nbytes:
+                raise _Refusal(m.ERR_SIZE, f"LOAD total {req.total} bytes, the model's input has "
+                                           f"{nbytes}")
+            if req.offset != 0 and (self._input is None or req.offset != self._received):
+                expected = self._received if self._input is not None else 0
+                raise _Refusal(m.ERR_OFFSET, f"LOAD chunk at offset {req.offset}, expected "
+                                             f"{expected}")
+            if req.offset + len(req.data) > req.total:
+                raise _Refusal(m.ERR_SIZE, f"LOAD chunk of {len(req.data)} bytes at offset "
+                                           f"{req.offset} overruns the input's {req.total} bytes")
+        except _Refusal:
+            self._input = None  # a refused LOAD leaves no input loaded
+            self._received = 0
+            raise
+        if req.offset == 0:
+            self._input = bytearray(req.total)
+            self._received = 0
+        self._input[req.offset:req.offset + len(req.data)] = req.data
+        self._received = req.offset + len(req.data)
+        return m.pack_load_reply(self._received, req.total)
+
+    def _infer(self, repeat: int) -> bytes:
+        if self._input is None or self._received != len(self._input):
+            have = 0 if self._input is None else self._received
+            total = 0 if self._input is None else len(self._input)
+            raise _Refusal(m.ERR_NOT_LOADED, f"INFER without a complete input ({have} of "
+                                             f"{total} bytes loaded)")
+        start = self._now()
+        output, dtype, ticks = self._call(lambda: self.handler.infer(bytes(self._input), repeat),
+                                          m.ERR_RUNTIME)
+        self.inferences += repeat
+        self.log.append({"event": "start", "ticks": int(start), "inference": self.inferences})
+        self.log.append({"event": "end", "ticks": int(start + ticks), "inference": self.inferences})
+        output = bytes(output)
+        if len(output) + m.INFER_REPLY.size > MAX_PAYLOAD:
+            raise _Refusal(m.ERR_RUNTIME, f"output of {len(output)} bytes does not fit one frame")
+        return m.pack_infer_reply(int(ticks), self.inferences, int(dtype), output)
+
+    def _do_reset(self) -> None:
+        self._call(self.handler.reset, m.ERR_RUNTIME)
+        self._reset_state()  # the caller then records this RESET as executed and caches its reply
+
+    def _call(self, fn, default_code: int):
+        try:
+            return fn()
+        except _Refusal:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every handler failure becomes an ERROR reply
+            code = getattr(exc, "error_code", None)
+            if not isinstance(code, int) or not 0 < code <= 0xFFFF:
+                code = default_code
+            text = str(exc) if isinstance(exc, m.ProtocolError) else f"{type(exc).__name__}: {exc}"
+            raise _Refusal(code, text) from None
+
+    def _now(self) -> int:
+        if self._clock is None:
+            ticks = getattr(self.handler, "ticks", None)
+            if callable(ticks):
+                self._clock = ticks
+            else:
+                try:
+                    hz = float(self.handler.info().get("tick_hz") or 1e9)
+                except Exception:  # noqa: BLE001
+                    hz = 1e9
+                self._clock = lambda: int(time.perf_counter_ns() * hz / 1e9)
+        return int(self._clock())
+
+
+class _Refusal(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _dtype_name(code: int) -> str:
+    return m.DTYPE_NAMES.get(code, f"code {code}")
