@@ -1,0 +1,359 @@
+"""The device agent: serves one .tflite model over the wire protocol (docs/protocol.md).
+
+    python -m edgeattack.agent --model m.tflite --port URL --runtime litert|tflm [--board NAME]
+
+It is the "firmware" of the emulated boards (emu-litert, emu-tflm: the host starts it behind a pty)
+and of the Raspberry Pi (started by `edgeattack flash`). It must run on a Pi that has only numpy,
+pyserial and ai-edge-litert plus these package files: edgeattack/__init__.py, errors.py, agent.py
+and link/. So it imports nothing else from edgeattack and never TensorFlow.
+
+Port URLs the agent accepts (`--port`):
+  tcp://HOST:PORT      listen on HOST:PORT (PORT 0: any free port; the agent prints the one it got) and
+                       serve one connection at a time, accepting the next when it closes. On the Pi
+                       use tcp://127.0.0.1:PORT and reach it through an SSH tunnel.
+  fd://N               an inherited, already open file descriptor (a pty master: the emulated boards).
+  anything else        a serial device or pyserial URL opened with serial_for_url (/dev/ttyGS0,
+                       /dev/pts/N, rfc2217://...); reopened if it goes away.
+
+The model's SHA-256 is of the exact file bytes. A model that cannot be loaded (corrupt file,
+unsupported operator, interpreter crash) does not stop the agent: INFO carries "error" and LOAD /
+INFER answer ERROR MODEL with the reason. Device ticks come from time.perf_counter_ns (1 GHz).
+SIGTERM / SIGINT stop it cleanly (exit 0).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+
+import numpy as np
+
+from edgeattack.link import messages as m
+from edgeattack.link.server import ProtocolServer
+from edgeattack.link.transport import FdPort, SocketPort, open_port
+
+TICK_HZ = 1_000_000_000  # perf_counter_ns
+RUNTIMES = ("litert", "tflm")
+DEFAULT_TFLM_ARENA = 4 << 20  # generous: a too-small TFLM arena segfaults instead of raising
+
+
+class ModelError(m.ProtocolError):
+    """The model cannot be served; every LOAD / INFER is answered ERROR MODEL with this reason."""
+
+    def __init__(self, message: str):
+        super().__init__(m.ERR_MODEL, message)
+
+
+# runtimes ------------------------------------------------------------------------------------------
+
+def _tensor_info(shape, dtype, scale, zero_point) -> dict:
+    quantized = scale is not None and float(scale) != 0.0
+    return {"shape": [int(d) for d in shape], "dtype": np.dtype(dtype).name,
+            "scale": float(scale) if quantized else None,
+            "zero_point": int(zero_point) if quantized else None}
+
+
+class LiteRTRunner:
+    """ai_edge_litert's interpreter, one thread (as on a device: one core, deterministic)."""
+
+    name = "litert"
+
+    def __init__(self, model: bytes, **_):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interp = Interpreter(model_content=model, num_threads=1)
+        self._interp.allocate_tensors()
+        inp = self._interp.get_input_details()
+        out = self._interp.get_output_details()
+        if len(inp) != 1 or len(out) != 1:
+            raise ModelError(f"the model has {len(inp)} inputs and {len(out)} outputs; the agent "
+                             f"serves models with one of each")
+        self._in, self._out = inp[0], out[0]
+        self.input = _tensor_info(self._in["shape"], self._in["dtype"], *self._in["quantization"])
+        self.output = _tensor_info(self._out["shape"], self._out["dtype"], *self._out["quantization"])
+
+    def set_input(self, x: np.ndarray) -> None:
+        self._interp.set_tensor(self._in["index"], x)
+
+    def invoke(self) -> None:
+        self._interp.invoke()
+
+    def get_output(self) -> np.ndarray:
+        return self._interp.get_tensor(self._out["index"])
+
+    def reset(self) -> None:
+        self._interp.reset_all_variables()
+
+
+class TFLMRunner:
+    """TFLM's own interpreter (tflite-micro's Python wheel: the reference kernels a MCU runs)."""
+
+    name = "tflm"
+
+    def __init__(self, model: bytes, arena_bytes: int = DEFAULT_TFLM_ARENA, **_):
+        from tflite_micro.python.tflite_micro import runtime
+
+        self._interp = runtime.Interpreter.from_bytes(model, arena_size=int(arena_bytes))
+        inp = self._interp.get_input_details(0)
+        out = self._interp.get_output_details(0)
+        self.input = self._describe(inp)
+        self.output = self._describe(out)
+
+    @staticmethod
+    def _describe(details: dict) -> dict:
+        q = details.get("quantization_parameters") or {}
+        scales = list(q.get("scales", []))
+        zps = list(q.get("zero_points", []))
+        return _tensor_info(details["shape"], details["dtype"], scales[0] if scales else None,
+                            zps[0] if zps else 0)
+
+    def set_input(self, x: np.ndarray) -> None:
+        self._interp.set_input(x, 0)
+
+    def invoke(self) -> None:
+        self._interp.invoke()
+
+    def get_output(self) -> np.ndarray:
+        return self._interp.get_output(0)
+
+    def reset(self) -> None:
+        self._interp.reset()
+
+
+RUNNERS = {"litert": LiteRTRunner, "tflm": TFLMRunner}
+
+
+def _probe(model: bytes, runtime: str, options: dict) -> str | None:
+    """Load the model and run it once on zeros in a forked child; return None or why it failed.
+
+    The interpreters can crash the process (TFLM segfaults on some bad models or small arenas)
+    instead of raising, so the agent tries first where a crash cannot take it down.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report and leave without running any parent cleanup
+        code = 0
+        try:
+            os.close(read_fd)
+            runner = RUNNERS[runtime](model, **options)
+            shape = runner.input["shape"]
+            runner.set_input(np.zeros(shape, dtype=runner.input["dtype"]))
+            runner.invoke()
+            runner.get_output()
+            os.write(write_fd, b"ok")
+        except BaseException as exc:  # noqa: BLE001 - everything becomes the reason text
+            os.write(write_fd, _reason(exc).encode("utf-8", "replace")[:2000])
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    chunks = []
+    while True:
+        chunk = os.read(read_fd, 4096)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        return f"the {runtime} interpreter crashed ({name}) loading or running the model"
+    if text == "ok":
+        return None
+    return text or f"the {runtime} interpreter failed (exit status {os.waitstatus_to_exitcode(status)})"
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, ModelError) else f"{type(exc).__name__}: {text}"
+
+
+# handler -------------------------------------------------------------------------------------------
+
+class ModelHandler:
+    """The ProtocolServer handler: one model in one runtime (see link.server.Handler)."""
+
+    def __init__(self, model_path: str, runtime: str, board: str, probe: bool = True, **options):
+        self.board = board
+        self.runtime = runtime
+        self.model_path = model_path
+        self.options = options
+        self.error: str | None = None
+        self.runner = None
+        self.model_sha256 = None
+        try:
+            with open(model_path, "rb") as f:
+                model = f.read()
+        except OSError as exc:
+            self.error = f"cannot read model {model_path}: {exc.strerror or exc}"
+            return
+        self.model_sha256 = hashlib.sha256(model).hexdigest()
+        try:
+            if probe:
+                failure = _probe(model, runtime, options)
+                if failure is not None:
+                    raise ModelError(failure)
+            self.runner = RUNNERS[runtime](model, **options)
+            self._in_dtype = np.dtype(self.runner.input["dtype"])
+            self._in_shape = tuple(self.runner.input["shape"])
+            self._in_code = m.dtype_code(self._in_dtype)
+            self._in_bytes = int(np.prod(self._in_shape)) * self._in_dtype.itemsize
+            self._out_code = m.dtype_code(self.runner.output["dtype"])
+        except Exception as exc:  # noqa: BLE001 - any load failure is served as ERROR MODEL
+            self.runner = None
+            self.error = f"cannot load model {os.path.basename(model_path)} with {runtime}: {_reason(exc)}"
+
+    def _check(self) -> None:
+        if self.runner is None:
+            raise ModelError(self.error)
+
+    def info(self) -> dict:
+        info = {"board": self.board, "runtime": self.runtime, "model_sha256": self.model_sha256,
+                "tick_hz": TICK_HZ}
+        if self.runner is not None:
+            info["input"] = self.runner.input
+            info["output"] = self.runner.output
+        if self.error is not None:
+            info["error"] = self.error
+        return info
+
+    def input_spec(self) -> tuple[int, int]:
+        self._check()
+        return self._in_code, self._in_bytes
+
+    def ticks(self) -> int:
+        return time.perf_counter_ns()
+
+    def infer(self, input_bytes: bytes, repeat: int) -> tuple[bytes, int, int]:
+        self._check()
+        x = np.frombuffer(input_bytes, dtype=self._in_dtype.newbyteorder("<")).reshape(self._in_shape)
+        runner = self.runner
+        runner.set_input(x.astype(self._in_dtype, copy=False))
+        start = time.perf_counter_ns()
+        for _ in range(max(1, repeat)):
+            runner.invoke()
+        ticks = time.perf_counter_ns() - start
+        out = np.ascontiguousarray(runner.get_output())
+        return out.astype(out.dtype.newbyteorder("<"), copy=False).tobytes(), self._out_code, ticks
+
+    def reset(self) -> None:
+        if self.runner is not None:
+            self.runner.reset()
+
+
+# serving -------------------------------------------------------------------------------------------
+
+def _serve_tcp(server: ProtocolServer, host: str, port: int, stop: threading.Event) -> None:
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        raise SystemExit(f"edgeattack agent: cannot listen on tcp://{host}:{port}: {exc.strerror or exc}")
+    listener.listen(1)
+    bound = listener.getsockname()[1]
+    print(f"edgeattack agent: listening on tcp://{host}:{bound}", flush=True)
+    try:
+        while not stop.is_set():
+            ready, _, _ = select.select([listener], [], [], 0.1)
+            if not ready:
+                continue
+            conn, peer = listener.accept()
+            port_obj = SocketPort(conn, name=f"tcp://{peer[0]}:{peer[1]}")
+            server.attach(port_obj)
+            try:
+                server.serve_forever(stop)  # returns when the peer disconnects
+            finally:
+                port_obj.close()
+    finally:
+        listener.close()
+
+
+def _serve_port(server: ProtocolServer, opener, stop: threading.Event) -> None:
+    """Serve a serial port or fd; after an error (peer gone, EIO) wait a little and go on."""
+    port_obj = None
+    try:
+        while not stop.is_set():
+            if port_obj is None:
+                try:
+                    port_obj = opener()
+                except Exception as exc:  # noqa: BLE001 - e.g. a USB gadget not yet configured
+                    print(f"edgeattack agent: {exc}; retrying", file=sys.stderr, flush=True)
+                    stop.wait(1.0)
+                    continue
+                server.attach(port_obj)
+            server.serve_forever(stop)
+            if stop.is_set():
+                break
+            # serve_forever returned: the port failed. A fd stays; a serial port is reopened.
+            if not isinstance(port_obj, FdPort):
+                port_obj.close()
+                port_obj = None
+            stop.wait(0.05)
+    finally:
+        if port_obj is not None:
+            port_obj.close()
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m edgeattack.agent",
+                                description="Serve a .tflite model over the edgeattack wire protocol.")
+    p.add_argument("--model", required=True, help=".tflite model file")
+    p.add_argument("--port", required=True,
+                   help="tcp://HOST:PORT (listen), fd://N (inherited fd) or a serial device / pyserial URL")
+    p.add_argument("--runtime", required=True, choices=RUNTIMES)
+    p.add_argument("--board", default="agent", help="board name reported in INFO")
+    p.add_argument("--tick-hz", type=int, default=TICK_HZ,
+                   help="tick rate reported in INFO (ticks are perf_counter_ns: only 1e9 is exact)")
+    p.add_argument("--baudrate", type=int, default=115200, help="for serial devices")
+    p.add_argument("--arena-bytes", type=int, default=DEFAULT_TFLM_ARENA, help="TFLM tensor arena size")
+    p.add_argument("--max-payload", type=int, default=4096, help="largest request payload accepted")
+    p.add_argument("--no-probe", action="store_true",
+                   help="load the model directly instead of first trying it in a forked child")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.tick_hz != TICK_HZ:
+        raise SystemExit("edgeattack agent: --tick-hz must be 1000000000 (ticks are perf_counter_ns)")
+    stop = threading.Event()
+
+    def _stop(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+    options = {"arena_bytes": args.arena_bytes} if args.runtime == "tflm" else {}
+    handler = ModelHandler(args.model, args.runtime, args.board, probe=not args.no_probe, **options)
+    if handler.error:
+        print(f"edgeattack agent: {handler.error} (serving the error)", file=sys.stderr, flush=True)
+    server = ProtocolServer(None, handler, max_payload=args.max_payload)
+    url = args.port
+    if url.startswith("tcp://"):
+        host, _, port = url[len("tcp://"):].rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
+        try:
+            port_no = int(port)
+        except ValueError:
+            raise SystemExit(f"edgeattack agent: bad --port {url} (expected tcp://HOST:PORT)") from None
+        _serve_tcp(server, host, port_no, stop)
+    elif url.startswith("fd://"):
+        fd = int(url[len("fd://"):])
+        _serve_port(server, lambda: FdPort(fd, name=url), stop)
+    else:
+        _serve_port(server, lambda: open_port(url, baudrate=args.baudrate), stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

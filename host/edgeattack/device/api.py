@@ -1,0 +1,313 @@
+"""The Python API to a device: `open_device(board, model, port=None)` yields a `Device`.
+
+    with open_device("emu-tflm", "model.tflite") as dev:
+        r = dev.infer(x_float)          # one query: quantized with the device's INFO scale/zero-point
+        r.pred, r.output, r.device_time_s, dev.queries, dev.wire_bytes
+
+For `emulator` and `qemu` boards without a port, open_device starts the board and stops it on exit
+(also on errors and signals that raise). With a port (or for `linux` / `mcu` boards, the profile's
+default port) it connects to a device already running. The device must run the model given: its
+INFO model_sha256 is compared with the SHA-256 of the model file's exact bytes.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..errors import DeviceError, UsageError
+from ..quant import dequantize, quantize_input
+from .profiles import BoardProfile, get_profile
+
+log = logging.getLogger(__name__)
+
+# Default link timers per board kind: `timeout` must exceed one request's device time
+# (an inference on QEMU or a real MCU can take a second), `total_timeout` bounds a dead device.
+_TIMEOUTS = {"emulator": (1.0, 10.0), "qemu": (5.0, 30.0), "linux": (2.0, 20.0), "mcu": (5.0, 30.0)}
+
+
+@dataclass
+class Result:
+    """One inference. `output_raw` is the device's flat output (its dtype); `output` dequantized
+    float32; `device_ticks` the device's ticks of the whole repeat window; `device_time_s` the time
+    of ONE inference (window / repeat), estimated from instructions on QEMU boards."""
+
+    pred: int
+    output_raw: np.ndarray
+    output: np.ndarray
+    device_ticks: int
+    device_time_s: float
+    device_instructions: int | None
+    time_estimated: bool
+    energy_j: float | None
+    energy_source: str | None
+    rtt_s: float
+    retries: int
+    inferences: int  # the device's inference counter after this query
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Device:
+    """A connected device: wraps a link.client.Client with the board's profile and INFO.
+
+    Device(client, profile, info=None): `info` is the INFO already received (else it is asked).
+    info() -> dict (fresh INFO); prepare(x) -> input tensor; infer(x, repeat=1) -> Result;
+    infer_many(xs, inflight=None, repeat=1) -> iterator of Result, in order.
+    Counters (host side): queries, wire_bytes, retries, reconnects.
+    """
+
+    def __init__(self, client, profile: BoardProfile, info: dict | None = None):
+        self.client = client
+        self.profile = profile
+        self._info = dict(info) if info is not None else client.info()
+        self._configure(self._info)
+
+    def _configure(self, info: dict) -> None:
+        inp, out = info.get("input") or {}, info.get("output") or {}
+        try:
+            self.input_shape = tuple(int(d) for d in inp["shape"])
+            self.input_dtype = np.dtype(inp["dtype"])
+            self.output_shape = tuple(int(d) for d in out["shape"])
+            self.output_dtype = np.dtype(out["dtype"])
+        except (KeyError, TypeError, ValueError):
+            raise DeviceError(f"board {self.profile.name}: INFO does not describe the model's input and "
+                              f"output ({info.get('error') or 'fields missing'})") from None
+        self.input_scale, self.input_zero_point = inp.get("scale"), inp.get("zero_point")
+        self.output_scale, self.output_zero_point = out.get("scale"), out.get("zero_point")
+        tick_hz = info.get("tick_hz") or self.profile.tick_hz
+        self.tick_hz = float(tick_hz)
+
+    # identity -------------------------------------------------------------------------------------
+
+    @property
+    def board(self) -> str:
+        return self.profile.name
+
+    @property
+    def model_sha256(self) -> str | None:
+        return self._info.get("model_sha256")
+
+    @property
+    def url(self) -> str:
+        return self.client.port_name
+
+    def info(self) -> dict:
+        """Fresh INFO (counters, window log)."""
+        self._info = self.client.info()
+        return dict(self._info)
+
+    @property
+    def last_info(self) -> dict:
+        return dict(self._info)
+
+    # counters -------------------------------------------------------------------------------------
+
+    @property
+    def queries(self) -> int:
+        return self.client.stats.queries
+
+    @property
+    def wire_bytes(self) -> int:
+        s = self.client.stats
+        return s.wire_bytes_sent + s.wire_bytes_received
+
+    @property
+    def retries(self) -> int:
+        return self.client.stats.retries
+
+    @property
+    def reconnects(self) -> int:
+        return self.client.stats.reconnects
+
+    # inputs ---------------------------------------------------------------------------------------
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """One sample's shape: the input shape without its batch axis of 1."""
+        s = self.input_shape
+        return s[1:] if len(s) > 1 and s[0] == 1 else s
+
+    def check_shape(self, sample_shape, what: str = "input") -> None:
+        sample_shape = tuple(sample_shape)
+        if sample_shape not in (self.sample_shape, self.input_shape):
+            raise UsageError(f"{what}: sample shape {sample_shape} does not fit the model's input "
+                             f"{self.input_shape} (give inputs made for this model)")
+
+    def prepare(self, x, what: str = "input") -> np.ndarray:
+        """One sample or a batch of samples -> the input tensor(s) the device takes.
+
+        Float data is quantized with the shared quantizer and INFO's scale and zero-point when the
+        model's input is an integer type; integer data of the input's own dtype is sent as it is.
+        """
+        x = np.asarray(x)
+        ns = len(self.sample_shape)
+        if x.shape == self.input_shape:
+            batch = ()
+        elif ns and x.ndim >= ns and x.shape[x.ndim - ns:] == self.sample_shape:
+            batch = x.shape[:x.ndim - ns]
+        else:
+            self.check_shape(x.shape, what)
+            batch = ()
+        if np.issubdtype(self.input_dtype, np.integer):
+            if np.issubdtype(x.dtype, np.floating):
+                if self.input_scale is None:
+                    raise DeviceError(f"board {self.board}: the model's {self.input_dtype} input has "
+                                      f"no quantization scale; give {self.input_dtype} inputs")
+                x = quantize_input(x, self.input_scale, self.input_zero_point, dtype=self.input_dtype)
+            elif x.dtype != self.input_dtype:
+                raise UsageError(f"{what}: inputs are {x.dtype}, the model's input is "
+                                 f"{self.input_dtype} (give float inputs, or {self.input_dtype})")
+        else:
+            if not np.issubdtype(x.dtype, np.floating):
+                raise UsageError(f"{what}: inputs are {x.dtype}, the model's input is "
+                                 f"{self.input_dtype} (give float inputs)")
+            x = x.astype(self.input_dtype)
+        return x.reshape(batch + self.input_shape) if batch else x.reshape(self.input_shape)
+
+    # inference ------------------------------------------------------------------------------------
+
+    def _result(self, r, repeat: int) -> Result:
+        raw = np.asarray(r.output_raw).reshape(-1)
+        if self.output_scale is not None and np.issubdtype(raw.dtype, np.integer):
+            out = dequantize(raw, self.output_scale, self.output_zero_point)
+        else:
+            out = raw.astype(np.float32)
+        ticks = int(r.ticks)
+        p = self.profile
+        if p.kind == "qemu":
+            # -icount shift=0: 1 instruction per ns of guest time (CONVENTIONS: Measurement units)
+            instructions = round(ticks * 1e9 / self.tick_hz)
+            device_time = instructions * p.model_cpi / p.model_clock_hz / repeat
+            estimated = True
+        else:
+            instructions = None
+            device_time = ticks / self.tick_hz / repeat
+            estimated = False
+        power = (p.energy or {}).get("active_power_w")
+        energy = device_time * power if power else None
+        return Result(pred=int(np.argmax(out)) if out.size else -1, output_raw=raw, output=out,
+                      device_ticks=ticks, device_time_s=device_time,
+                      device_instructions=instructions, time_estimated=estimated, energy_j=energy,
+                      energy_source="estimated" if energy is not None else None,
+                      rtt_s=float(r.rtt_s), retries=int(r.retries), inferences=int(r.inferences))
+
+    def infer(self, x, repeat: int = 1) -> Result:
+        """One query: send one sample, run it `repeat` times, return the answer."""
+        r = self.client.infer(self.prepare(x), repeat=repeat)
+        return self._result(r, repeat)
+
+    def infer_many(self, xs: Iterable, inflight: int | None = None, repeat: int = 1) -> Iterator[Result]:
+        """Pipelined queries; results in input order. `xs` yields samples (already prepared or not)."""
+        prepared = (self.prepare(x) for x in xs)
+        for r in self.client.infer_many(prepared, inflight=inflight, repeat=repeat):
+            yield self._result(r, repeat)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# opening ------------------------------------------------------------------------------------------
+
+def _start_board(profile: BoardProfile, model_path: Path, startup_timeout: float):
+    if profile.kind == "emulator":
+        from .emulator import EmulatedBoard
+
+        return EmulatedBoard(profile, model_path, startup_timeout=startup_timeout).start()
+    try:
+        from ..firmware.qemu import start_qemu_board
+    except ImportError as exc:
+        raise DeviceError(f"board {profile.name}: the QEMU launcher (edgeattack.firmware.qemu) is not "
+                          f"available in this installation ({exc}); use an emulator board or --port") \
+            from None
+    return start_qemu_board(profile, model_path)
+
+
+@contextlib.contextmanager
+def _resolved(url: str):
+    """ssh:// and tcp:// URLs need a tunnel or a rewrite (edgeattack.deploy.ssh); others pass."""
+    if url.startswith(("ssh://", "tcp://")):
+        from ..deploy.ssh import resolve_port
+
+        with resolve_port(url) as local:
+            yield local
+    else:
+        yield url
+
+
+@contextlib.contextmanager
+def open_device(board, model=None, port: str | None = None, *, faults=None,
+                timeout: float | None = None, total_timeout: float | None = None,
+                startup_timeout: float = 60.0, max_inflight: int | None = None,
+                check_model: bool = True) -> Iterator[Device]:
+    """Connect to (or start) a board running `model`; yield a Device; clean up on exit.
+
+    board: a profile name or path (or a BoardProfile). model: the .tflite file the device runs (its
+    SHA-256 must match the device's; None skips the check when connecting to a port).
+    port: a URL to connect to instead of starting a board. faults: a fault spec string (or a
+    link.faults.FaultInjector) applied to the host side of the link, both directions.
+    """
+    from ..link.client import Client
+    from ..link.transport import open_port
+
+    profile = get_profile(board)
+    model_path = Path(model) if model is not None else None
+    if model_path is not None and not model_path.is_file():
+        raise UsageError(f"model {model_path} does not exist (give the .tflite file the device runs)")
+    expected = sha256_file(model_path) if model_path is not None and check_model else None
+    injector = None
+    if faults:
+        from ..link.faults import FaultInjector
+
+        injector = faults if isinstance(faults, FaultInjector) else FaultInjector.parse(faults)
+    t_default, total_default = _TIMEOUTS[profile.kind]
+    timeout = timeout or t_default
+    total_timeout = total_timeout or total_default
+
+    with contextlib.ExitStack() as stack:
+        url = port
+        if url is None:
+            if profile.kind in ("emulator", "qemu"):
+                if model_path is None:
+                    raise UsageError(f"board {profile.name} is started by the host: give the model to run")
+                handle = _start_board(profile, model_path, startup_timeout)
+                stack.callback(handle.stop)
+                url = handle.url
+            else:
+                url = profile.port
+                if not url:
+                    raise UsageError(f"board {profile.name} has no default port: give --port URL")
+        local = stack.enter_context(_resolved(url))
+        baud = profile.baudrate or 115200
+
+        def factory():
+            p = open_port(local, baudrate=baud)
+            return injector.wrap(p) if injector is not None else p
+
+        factory.url = url  # the Client names the port by it in errors
+        client = Client(factory, timeout=timeout, total_timeout=total_timeout, max_inflight=max_inflight)
+        stack.callback(client.close)
+        info = client.connect()
+        if info.get("error"):
+            raise DeviceError(f"board {profile.name} at {url} could not load its model: {info['error']}")
+        got = info.get("model_sha256")
+        if expected is not None and got != expected:
+            raise DeviceError(f"board {profile.name} at {url} runs model sha256 {got}, but "
+                              f"{model_path} has sha256 {expected} (deploy this model, or give the "
+                              f"model the device runs)")
+        if info.get("board") and info["board"] != profile.name:
+            log.warning("device at %s reports board %r, profile is %r", url, info["board"], profile.name)
+        device = Device(client, profile, info)
+        device.port_url = url
+        yield device
