@@ -195,11 +195,15 @@ print(json.dumps({"python": sys.version.split()[0], "ok_version": sys.version_in
 """
 
 
+# The python helpers go to the remote python on ssh's stdin (`python -`): no second level of shell
+# quoting, so --dry-run shows each command readably.
+PROBE_CODE = _PROBE_PY.replace("@MODS@", repr(sorted(REQUIRED_MODULES)))
+
+
 def probe_script(python: str) -> str:
-    code = _PROBE_PY.replace("@MODS@", repr(sorted(REQUIRED_MODULES)))
+    """Run PROBE_CODE (stdin) with the remote python; prints EDGEATTACK_NO_PYTHON when it is missing."""
     py = shlex.quote(python)
-    return (f"command -v {py} >/dev/null 2>&1 || {{ echo EDGEATTACK_NO_PYTHON; exit 3; }}; "
-            f"exec {py} -c {shlex.quote(code)}")
+    return f"command -v {py} >/dev/null 2>&1 || {{ echo EDGEATTACK_NO_PYTHON; exit 3; }}; exec {py} -"
 
 
 def install_script(python: str, packages: list[str], pip_args: list[str]) -> str:
@@ -235,7 +239,7 @@ def upload_script(remote_dir: str) -> str:
 
 _READY_PY = r"""
 import hashlib, json, os, sys, time
-mode, target, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+mode, target, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])  # run as `python - ARGS`
 def alive(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
@@ -289,21 +293,26 @@ print(json.dumps({"state": state, "pid": pid, "sha256": sha, "log": log}))
 """
 
 
-def start_script(remote_dir: str, python: str, agent_port: str, runtime: str, ready_timeout: float) -> str:
+def start_script(remote_dir: str, python: str, agent_port: str, runtime: str, ready_timeout: float,
+                 board: str = "pi4") -> str:
     """Start the agent detached from the SSH session (setsid + nohup, stdio to the log), its pid in
     agent.pid (written by the shell that then execs python, so it is python's pid), then wait until
-    that process listens on its TCP port or holds its serial device open."""
+    that process listens on its TCP port or holds its serial device open (READY_CODE on stdin)."""
     d, py = _dir(remote_dir), shlex.quote(python)
-    agent = shlex.join(["-m", AGENT_MODULE, "--model", MODEL_NAME, "--port", agent_port, "--runtime", runtime])
+    # the absolute model path makes `ps` show which deployment an agent belongs to
+    agent = (f"-m {AGENT_MODULE} --model \"$PWD/{MODEL_NAME}\" "
+             + shlex.join(["--port", agent_port, "--runtime", runtime, "--board", board]))
     if agent_port.startswith("tcp://"):
         mode, what = "tcp", agent_port.rsplit(":", 1)[1]
     else:
         mode, what = "serial", agent_port
-    ready = _READY_PY.replace("@MODEL@", MODEL_NAME)
     return (f"set -e; cd {d}; rm -f agent.pid; : > agent.log; "
             f"PYTHONPATH=\"$PWD/lib\" setsid nohup sh -c 'echo $$ > agent.pid; exec \"$0\" \"$@\"' "
             f"{py} {agent} </dev/null >>agent.log 2>&1 & "
-            f"exec {py} -c {shlex.quote(ready)} {mode} {shlex.quote(what)} {ready_timeout:g}")
+            f"exec {py} - {mode} {shlex.quote(what)} {ready_timeout:g}")
+
+
+READY_CODE = _READY_PY.replace("@MODEL@", MODEL_NAME)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,6 +325,14 @@ class Step:
     description: str
     argv: list[str]
     stdin: str | None = None  # what goes to ssh's stdin, described for --dry-run
+    script: str | None = None  # the remote sh script (the last argv item is `sh -c <it, quoted>`)
+
+    def render(self) -> list[str]:
+        """Readable lines for --dry-run: the ssh command, then the remote script it runs under
+        `sh -c` (printed as is rather than quoted twice)."""
+        if self.script is None:
+            return ["$ " + shlex.join(self.argv)]
+        return ["$ " + shlex.join(self.argv[:-1]) + " sh -c SCRIPT", *("  | " + line for line in self.script.splitlines())]
 
 
 @dataclasses.dataclass
@@ -353,30 +370,33 @@ class PiDeploy:
         return [] if venv else ["--user"]
 
     def plan(self, tree_files: list[str] | None = None) -> list[Step]:
-        t, missing = self.target, sorted(REQUIRED_MODULES)
-        steps = [
-            Step("probe", f"check that {self.python} runs on {t.label} and imports "
-                 f"{', '.join(sorted(REQUIRED_MODULES))}", t.ssh_args() + [ssh.remote_command(probe_script(self.python))]),
-            Step("install", "only if some are missing" + ("" if self.install else " (refused: --no-install)")
-                 + f": pip-install them ({'--user' if self.pip_args is None else shlex.join(self.pip_args)}"
-                 f"{'' if self.pip_args is not None else '; none in a venv'})",
-                 t.ssh_args() + [ssh.remote_command(install_script(self.python, self.packages(missing),
-                                                                   self.pip(False)))]),
-            Step("stop", "stop the agent a previous flash left running (pid file)",
-                 t.ssh_args() + [ssh.remote_command(stop_script(self.remote_dir))]),
-            Step("upload", f"copy the agent and the model into {self.remote_dir}",
-                 t.ssh_args() + [ssh.remote_command(upload_script(self.remote_dir))],
-                 stdin=f"gzip tar of {MODEL_NAME}, deploy.json and lib/: " + ", ".join(tree_files or [])),
-            Step("start", f"start the agent detached on {self.agent_port} and wait until it listens",
-                 t.ssh_args() + [ssh.remote_command(start_script(self.remote_dir, self.python, self.agent_port,
-                                                                 self.runtime, self.ready_timeout))]),
+        """Every command flash_pi may run, in order (install runs only when modules are missing)."""
+        t = self.target
+        pip = "--user; none in a venv" if self.pip_args is None else shlex.join(self.pip_args)
+        rows = [
+            ("probe", f"check that {self.python} runs on {t.label} and imports "
+                      f"{', '.join(sorted(REQUIRED_MODULES))}",
+             probe_script(self.python),
+             f"python code ({len(PROBE_CODE.splitlines())} lines: try each import, print JSON)"),
+            ("install", "only if some are missing" + ("" if self.install else " (refused: --no-install)")
+                        + f": pip-install them ({pip})",
+             install_script(self.python, self.packages(sorted(REQUIRED_MODULES)), self.pip(False)), None),
+            ("stop", "stop the agent a previous flash left running (pid file)", stop_script(self.remote_dir), None),
+            ("upload", f"copy the agent and the model into {self.remote_dir}", upload_script(self.remote_dir),
+             f"gzip tar of {MODEL_NAME}, deploy.json and lib/: " + ", ".join(tree_files or [])),
+            ("start", f"start the agent detached on {self.agent_port} and wait until it listens",
+             start_script(self.remote_dir, self.python, self.agent_port, self.runtime, self.ready_timeout,
+                          self.board),
+             f"python code ({len(READY_CODE.splitlines())} lines: wait until the agent's pid listens or holds "
+             f"its serial device; print that and the model's SHA-256 as JSON)"),
         ]
+        steps = [Step(name, desc, t.ssh_args() + [ssh.remote_command(script)], stdin=stdin, script=script)
+                 for name, desc, script, stdin in rows]
         if self.agent_port.startswith("tcp://"):
             rport = int(self.agent_port.rsplit(":", 1)[1])
-            steps.append(Step("verify", "tunnel to the agent and check INFO's model SHA-256 "
-                              "(LOCALPORT: a free local port)",
-                              ssh.tunnel_args(t, 0, rport).copy()))
-            steps[-1].argv = [a.replace("127.0.0.1:0:", "127.0.0.1:LOCALPORT:") for a in steps[-1].argv]
+            argv = [a.replace("127.0.0.1:0:", "127.0.0.1:LOCALPORT:") for a in ssh.tunnel_args(t, 0, rport)]
+            steps.append(Step("verify", "tunnel to the agent (LOCALPORT: a free local port), ask INFO through "
+                              "socket://127.0.0.1:LOCALPORT, compare its model SHA-256", argv))
         return steps
 
 
@@ -402,7 +422,7 @@ def _check(proc, target: ssh.SSHTarget, what: str) -> str:
 
 
 def _probe(dep: PiDeploy) -> dict:
-    proc = ssh.run(dep.target, probe_script(dep.python), what="probe", timeout=120)
+    proc = ssh.run(dep.target, probe_script(dep.python), input=PROBE_CODE.encode(), what="probe", timeout=120)
     out = proc.stdout.decode(errors="replace")
     if "EDGEATTACK_NO_PYTHON" in out:
         raise DeviceError(f"{dep.target.label}: remote python {dep.python!r} not found: install it "
@@ -457,7 +477,8 @@ def flash_pi(dep: PiDeploy, *, dry_run: bool = False,
             echo(f"# {i}. {s.name}: {s.description}")
             if s.stdin:
                 echo(f"#    stdin: {s.stdin}")
-            echo(shlex.join(s.argv))
+            for line in s.render():
+                echo(line)
         return steps
 
     t = dep.target
@@ -492,7 +513,7 @@ def flash_pi(dep: PiDeploy, *, dry_run: bool = False,
            f"copying the agent into {dep.remote_dir}")
 
     out = _check(ssh.run(t, start_script(dep.remote_dir, dep.python, dep.agent_port, dep.runtime,
-                                         dep.ready_timeout), what="start", timeout=dep.ready_timeout + 60),
+                                         dep.ready_timeout, dep.board), input=READY_CODE.encode(), what="start", timeout=dep.ready_timeout + 60),
                  t, "starting the agent")
     state = json.loads(out.strip().splitlines()[-1])
     if state["sha256"] != sha:
