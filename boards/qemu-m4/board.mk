@@ -1,0 +1,6 @@
+# QEMU mps2-an386 (Cortex-M4F). Paths are relative to this port's folder.
+BOARD_CPU_FLAGS := -mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard -mthumb
+BOARD_SRCS := board.c
+BOARD_LDSCRIPT := qemu-m4.ld
+BOARD_COMMON := cortex-m
+QEMU_MACHINE := mps2-an386

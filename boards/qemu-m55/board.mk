@@ -1,0 +1,6 @@
+# QEMU mps3-an547 (Cortex-M55 with MVE). Paths are relative to this port's folder.
+BOARD_CPU_FLAGS := -mcpu=cortex-m55 -mfloat-abi=hard -mthumb
+BOARD_SRCS := board.c
+BOARD_LDSCRIPT := qemu-m55.ld
+BOARD_COMMON := cortex-m
+QEMU_MACHINE := mps3-an547

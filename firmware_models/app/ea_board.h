@@ -1,0 +1,39 @@
+/* What the firmware needs from a board; each port (boards/<name>/) implements it. */
+#ifndef EA_BOARD_H
+#define EA_BOARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Clocks, the UART with its receive interrupt, the tick counter. The FPU is already on (startup). */
+void ea_board_init(void);
+
+/* The next received byte from the interrupt-fed ring buffer, or -1 when it is empty. */
+int ea_board_uart_getc(void);
+
+/* Send bytes; returns when they are all handed to the UART. */
+void ea_board_uart_write(const uint8_t *data, size_t len);
+
+/* Bytes lost because the ring buffer was full when they arrived. */
+uint32_t ea_board_rx_overruns(void);
+
+/* Sleep until an interrupt if nothing has been received (returns at once otherwise). */
+void ea_board_wait_for_rx(void);
+
+/* Free-running 64-bit tick counter and its frequency. */
+uint64_t ea_board_ticks_now(void);
+uint32_t ea_board_tick_hz(void);
+
+/* The board's name as INFO reports it. */
+const char *ea_board_name(void);
+
+/* Timestamp GPIO for the inference window (1 = start, 0 = end); the default is a weak no-op. */
+void ea_board_timestamp_pin(int level);
+
+/* Restart the device (counters back to 0). */
+_Noreturn void ea_board_reset(void);
+
+/* Stop with an exit code (QEMU: semihosting SYS_EXIT_EXTENDED; hardware: halt). */
+_Noreturn void ea_board_exit(int code);
+
+#endif

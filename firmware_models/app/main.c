@@ -1,0 +1,149 @@
+/* The firmware: the exported model, the edgeattack C runtime and the wire protocol over the board's
+ * UART. Bytes arrive by interrupt into the board's ring buffer; the main loop feeds them to the
+ * protocol, which answers before taking the next byte, so while an inference runs the next requests
+ * wait in the ring (pipelining). */
+#include <string.h>
+
+#include "ea_board.h"
+#include "ea_config.h"
+#include "ea_proto.h"
+#include "ea_runtime.h"
+#include "model_data.h"
+
+#ifndef EA_BOARD_NAME
+#define EA_BOARD_NAME "unknown"
+#endif
+
+static ea_model g_model;
+static _Alignas(16) uint8_t g_arena[EA_ARENA_SIZE];
+static uint8_t g_rx[EA_MAX_PAYLOAD + EA_FRAME_OVERHEAD];
+static _Alignas(4) uint8_t g_reply[EA_REPLY_BYTES];
+static _Alignas(4) uint8_t g_cache[EA_CACHE_BYTES];
+static _Alignas(16) uint8_t g_input[EA_INPUT_BYTES];
+static _Alignas(16) uint8_t g_output[EA_OUTPUT_BYTES];
+static ea_proto g_proto;
+
+const char *ea_board_name(void) { return EA_BOARD_NAME; }
+
+static void io_write(void *ctx, const uint8_t *data, size_t len)
+{
+    (void)ctx;
+    ea_board_uart_write(data, len);
+}
+
+static uint64_t io_ticks(void *ctx)
+{
+    (void)ctx;
+    return ea_board_ticks_now();
+}
+
+static void io_timestamp(void *ctx, int level)
+{
+    (void)ctx;
+    ea_board_timestamp_pin(level);
+}
+
+static uint32_t io_overruns(void *ctx)
+{
+    (void)ctx;
+    return ea_board_rx_overruns();
+}
+
+/* One inference. The input is copied from the protocol's own buffer each time because the arena
+ * planner may reuse the input tensor's memory for later activations (repeat > 1 needs it intact). */
+static int model_invoke(void *ctx, const uint8_t *input, uint8_t *output, char *msg, size_t msg_cap)
+{
+    ea_model *m = ctx;
+    const ea_tensor_info *in = ea_model_input_info(m);
+    const ea_tensor_info *out = ea_model_output_info(m);
+    memcpy(ea_model_input(m), input, in->bytes);
+    if (ea_model_invoke(m) != EA_OK) {
+        const char *err = ea_model_error(m);
+        size_t n = strlen(err);
+        if (n >= msg_cap) {
+            n = msg_cap - 1u;
+        }
+        memcpy(msg, err, n);
+        msg[n] = '\0';
+        return -1;
+    }
+    memcpy(output, ea_model_output(m), out->bytes);
+    return 0;
+}
+
+static void copy_tensor(ea_proto_tensor *dst, const ea_tensor_info *src)
+{
+    dst->dtype = src->dtype;
+    int32_t rank = src->ndim < 0 ? 0 : src->ndim;
+    dst->rank = (uint8_t)(rank > (int32_t)EA_MAX_RANK ? (int32_t)EA_MAX_RANK : rank);
+    for (uint32_t i = 0; i < dst->rank; i++) {
+        dst->dims[i] = src->dims[i];
+    }
+    dst->scale = src->scale;
+    dst->zero_point = src->zero_point;
+    dst->bytes = src->bytes;
+}
+
+#ifdef EA_DEBUG_FAULT
+/* Test builds: an undefined instruction escalates to HardFault (UsageFault is not enabled), which
+ * the board's handler reports with CFSR / HFSR / PC before exiting. */
+__attribute__((noinline)) void ea_debug_fault(void)
+{
+    __asm volatile("udf #0x42");
+    for (;;) {
+    }
+}
+#endif
+
+int main(void)
+{
+    ea_board_init();
+#if defined(EA_DEBUG_FAULT) && EA_DEBUG_FAULT == 2
+    ea_debug_fault(); /* fault before answering anything: the launcher must report it */
+#endif
+
+    ea_proto_model pm;
+    memset(&pm, 0, sizeof pm);
+    pm.sha256 = ea_model_sha256;
+    pm.invoke = model_invoke;
+    pm.ctx = &g_model;
+    if (ea_model_init(&g_model, ea_model_data, ea_model_data_len, g_arena, sizeof g_arena) == EA_OK) {
+        copy_tensor(&pm.input, ea_model_input_info(&g_model));
+        copy_tensor(&pm.output, ea_model_output_info(&g_model));
+        pm.arena_used = g_model.arena_needed;
+    } else {
+        pm.error = ea_model_error(&g_model);
+    }
+
+    ea_proto_io io = {
+        .board = ea_board_name(),
+        .runtime = "edgeattack-c",
+        .tick_hz = ea_board_tick_hz(),
+        .write = io_write,
+        .ticks = io_ticks,
+        .timestamp = io_timestamp,
+        .overruns = io_overruns,
+        .ctx = NULL,
+    };
+    ea_proto_buffers mem = {
+        .rx = g_rx, .rx_cap = sizeof g_rx,
+        .reply = g_reply, .reply_cap = sizeof g_reply,
+        .cache = g_cache, .cache_cap = sizeof g_cache,
+        .input = g_input, .input_cap = sizeof g_input,
+        .output = g_output, .output_cap = sizeof g_output,
+    };
+    if (ea_proto_init(&g_proto, &io, &pm, &mem, EA_MAX_PAYLOAD, EA_RX_BUFFERS) != 0) {
+        ea_board_exit(2); /* a build configuration error, caught by the launcher */
+    }
+
+    for (;;) {
+        int c;
+        while ((c = ea_board_uart_getc()) >= 0) {
+            ea_proto_feed(&g_proto, (uint8_t)c);
+            if (ea_proto_reset_requested(&g_proto)) {
+                ea_board_reset();
+            }
+        }
+        ea_board_wait_for_rx();
+    }
+}

@@ -1,0 +1,172 @@
+/* The device side of the edgeattack wire protocol v1 (docs/protocol.md): frames in, replies out,
+ * sequence numbers and the reply cache, LOAD assembly, INFER windows, RESET, INFO as JSON.
+ *
+ * Portable C11 without malloc: every buffer is given by the caller (ea_proto_buffers). The model
+ * and the board are reached through the two tables below, so the same code runs in the firmware
+ * and in the host-side unit tests. */
+#ifndef EA_PROTO_H
+#define EA_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ea_frame.h"
+
+enum {
+    EA_MSG_INFO = 0x01,
+    EA_MSG_LOAD = 0x02,
+    EA_MSG_INFER = 0x03,
+    EA_MSG_RESET = 0x04,
+    EA_MSG_ERROR = 0x7F,
+    EA_MSG_REPLY = 0x80,
+#ifdef EA_DEBUG_FAULT
+    EA_MSG_DEBUG_FAULT = 0x7E, /* test builds only: the device takes a HardFault on purpose */
+#endif
+};
+
+enum {
+    EA_PROTO_ERR_BAD_REQUEST = 1,
+    EA_PROTO_ERR_VERSION = 2,
+    EA_PROTO_ERR_DTYPE = 3,
+    EA_PROTO_ERR_SIZE = 4,
+    EA_PROTO_ERR_OFFSET = 5,
+    EA_PROTO_ERR_NOT_LOADED = 6,
+    EA_PROTO_ERR_MODEL = 7,
+    EA_PROTO_ERR_RUNTIME = 8,
+    EA_PROTO_ERR_TOO_LARGE = 9,
+};
+
+enum {
+    EA_PROTO_DTYPE_INT8 = 1,
+    EA_PROTO_DTYPE_UINT8 = 2,
+    EA_PROTO_DTYPE_INT16 = 3,
+    EA_PROTO_DTYPE_INT32 = 4,
+    EA_PROTO_DTYPE_FLOAT32 = 5,
+};
+
+#define EA_MAX_ERROR_MESSAGE 200u
+#define EA_LOG_EVENTS 8u
+#define EA_MAX_RANK 6u
+#define EA_REPLY_CACHE_MAX 8u
+/* INFER reply: ticks u64, inferences u32, dtype u8, 3 reserved bytes, then the output. */
+#define EA_INFER_REPLY_HEADER 16u
+/* Largest reply frame other than INFO and INFER: an ERROR with the longest message. */
+#define EA_ERROR_FRAME_MAX (EA_FRAME_OVERHEAD + 2u + EA_MAX_ERROR_MESSAGE)
+
+const char *ea_dtype_name(uint8_t dtype); /* "int8", ... or "unknown" */
+uint32_t ea_dtype_size(uint8_t dtype);    /* bytes per element, 0 if unknown */
+
+typedef struct {
+    uint8_t dtype;               /* EA_PROTO_DTYPE_* */
+    uint8_t rank;
+    int32_t dims[EA_MAX_RANK];
+    float scale;
+    int32_t zero_point;
+    uint32_t bytes;
+} ea_proto_tensor;
+
+/* The model as the protocol sees it. `error` non-NULL means it failed to load: INFO reports it
+ * and LOAD / INFER answer ERROR MODEL with it. */
+typedef struct {
+    const char *sha256;          /* 64 hex digits of the .tflite bytes */
+    const char *error;
+    ea_proto_tensor input, output;
+    uint32_t arena_used;         /* bytes of the tensor arena in use, 0 when unknown */
+    /* Run the model once on `input` (input.bytes) writing `output` (output.bytes). Returns 0, or
+     * non-zero with a message (NUL-terminated, at most msg_cap bytes) saying why it failed. */
+    int (*invoke)(void *ctx, const uint8_t *input, uint8_t *output, char *msg, size_t msg_cap);
+    void *ctx;
+} ea_proto_model;
+
+typedef struct {
+    const char *board;           /* board name for INFO */
+    const char *runtime;         /* "edgeattack-c" */
+    uint32_t tick_hz;
+    void (*write)(void *ctx, const uint8_t *data, size_t len);   /* blocking */
+    uint64_t (*ticks)(void *ctx);
+    void (*timestamp)(void *ctx, int level);                     /* may be NULL */
+    uint32_t (*overruns)(void *ctx);                             /* may be NULL */
+    void *ctx;
+} ea_proto_io;
+
+/* Caller-owned memory. Sizes: rx >= max_payload + EA_FRAME_OVERHEAD; reply >= the largest reply
+ * frame (INFO's JSON, or an INFER reply: EA_FRAME_OVERHEAD + EA_INFER_REPLY_HEADER + output bytes);
+ * cache >= one reply slot (reply_cache = cache / slot size, at most EA_REPLY_CACHE_MAX);
+ * input >= model input bytes; output >= model output bytes. */
+typedef struct {
+    uint8_t *rx;
+    size_t rx_cap;
+    uint8_t *reply;
+    size_t reply_cap;
+    uint8_t *cache;
+    size_t cache_cap;
+    uint8_t *input;
+    size_t input_cap;
+    uint8_t *output;
+    size_t output_cap;
+} ea_proto_buffers;
+
+typedef struct {
+    uint8_t event;               /* 0 start, 1 end */
+    uint32_t inference;
+    uint64_t ticks;
+} ea_log_event;
+
+typedef struct {
+    uint16_t seq;
+    uint16_t len;                /* frame bytes in the slot; 0 = empty */
+} ea_cache_entry;
+
+typedef struct {
+    ea_proto_io io;
+    ea_proto_model model;
+    ea_proto_buffers mem;
+    ea_rx rx;
+    uint16_t max_payload;
+    uint16_t rx_buffers;
+    const char *model_error;     /* model.error, or a reason found at init (buffers too small) */
+
+    /* sequence state */
+    bool have_last;
+    uint16_t last_seq;
+    uint32_t slot_size;
+    uint32_t slots;              /* reported as reply_cache */
+    uint32_t cache_next;         /* slot the next reply goes to (FIFO) */
+    ea_cache_entry cache[EA_REPLY_CACHE_MAX];
+
+    /* LOAD assembly */
+    uint32_t received;
+    bool loaded;
+
+    /* counters since boot */
+    uint32_t inferences;
+    uint32_t crc_errors;
+    uint32_t dropped;            /* every silently dropped frame, CRC errors included */
+    uint32_t seq_gaps;           /* requests dropped because an earlier one was missing */
+    ea_log_event log[EA_LOG_EVENTS];
+    uint32_t log_count;          /* events ever logged; the last EA_LOG_EVENTS are kept */
+
+    bool reset_requested;
+} ea_proto;
+
+/* Returns 0, or -1 when a buffer is too small for the protocol itself (rx, reply, cache); buffers
+ * too small for the model (input, output) mark the model failed instead, so INFO still works. */
+int ea_proto_init(ea_proto *p, const ea_proto_io *io, const ea_proto_model *model,
+                  const ea_proto_buffers *mem, uint16_t max_payload, uint16_t rx_buffers);
+
+/* Feed one received byte. Replies go out through io.write before this returns. */
+void ea_proto_feed(ea_proto *p, uint8_t byte);
+
+/* Handle one already-decoded frame (ea_proto_feed calls it; tests may too). */
+void ea_proto_handle(ea_proto *p, const ea_frame *f);
+
+/* True once a RESET has been answered: the caller restarts the device. */
+static inline bool ea_proto_reset_requested(const ea_proto *p) { return p->reset_requested; }
+
+#ifdef EA_DEBUG_FAULT
+/* Test builds only: provided by the application, takes a HardFault and never returns. */
+void ea_debug_fault(void);
+#endif
+
+#endif

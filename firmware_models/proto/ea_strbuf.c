@@ -1,0 +1,179 @@
+#include "ea_strbuf.h"
+
+#include <string.h>
+
+void ea_sb_init(ea_strbuf *t, char *buf, size_t cap)
+{
+    t->buf = buf;
+    t->cap = cap;
+    t->len = 0;
+    t->overflow = false;
+    if (cap > 0u) {
+        buf[0] = '\0';
+    }
+}
+
+static void put(ea_strbuf *t, const char *s, size_t n)
+{
+    if (t->overflow || t->cap == 0u || n > t->cap - 1u - t->len) {
+        t->overflow = true;
+        return;
+    }
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+}
+
+void ea_sb_raw(ea_strbuf *t, const char *s) { put(t, s, strlen(s)); }
+
+void ea_sb_u64(ea_strbuf *t, uint64_t v)
+{
+    char tmp[20];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + (int)(v % 10u));
+        v /= 10u;
+    } while (v != 0u);
+    put(t, tmp + i, sizeof tmp - i);
+}
+
+void ea_sb_i64(ea_strbuf *t, int64_t v)
+{
+    if (v < 0) {
+        put(t, "-", 1);
+        ea_sb_u64(t, (uint64_t)0 - (uint64_t)v);
+    } else {
+        ea_sb_u64(t, (uint64_t)v);
+    }
+}
+
+void ea_sb_hex32(ea_strbuf *t, uint32_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp[10] = {'0', 'x'};
+    for (int i = 0; i < 8; i++) {
+        tmp[2 + i] = digits[(v >> (28 - 4 * i)) & 0xFu];
+    }
+    put(t, tmp, sizeof tmp);
+}
+
+void ea_sb_json_str(ea_strbuf *t, const char *s)
+{
+    static const char digits[] = "0123456789abcdef";
+    put(t, "\"", 1);
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            put(t, esc, 2);
+        } else if (c < 0x20u) {
+            char esc[6] = {'\\', 'u', '0', '0', digits[c >> 4], digits[c & 0xFu]};
+            put(t, esc, 6);
+        } else {
+            put(t, (const char *)&c, 1);
+        }
+    }
+    put(t, "\"", 1);
+}
+
+/* Big natural number in base 1e9, least significant limb first. A float32 is m * 2^e with
+ * m < 2^24 and -149 <= e <= 104; for e < 0 its value is (m * 5^-e) / 10^-e, and m * 5^149 < 10^112,
+ * so 14 limbs hold every case. */
+#define LIMB_BASE 1000000000u
+#define LIMBS 14
+
+typedef struct {
+    uint32_t limb[LIMBS];
+    int n;
+} bignum;
+
+static void big_mul_small(bignum *b, uint32_t k)
+{
+    uint64_t carry = 0;
+    for (int i = 0; i < b->n; i++) {
+        uint64_t v = (uint64_t)b->limb[i] * k + carry;
+        b->limb[i] = (uint32_t)(v % LIMB_BASE);
+        carry = v / LIMB_BASE;
+    }
+    while (carry != 0u && b->n < LIMBS) {
+        b->limb[b->n++] = (uint32_t)(carry % LIMB_BASE);
+        carry /= LIMB_BASE;
+    }
+}
+
+/* Decimal digits of b, most significant first, into out (no NUL); returns the count. */
+static size_t big_digits(const bignum *b, char *out)
+{
+    size_t len = 0;
+    for (int i = b->n - 1; i >= 0; i--) {
+        char tmp[9];
+        uint32_t v = b->limb[i];
+        for (int k = 8; k >= 0; k--) {
+            tmp[k] = (char)('0' + (int)(v % 10u));
+            v /= 10u;
+        }
+        int start = 0;
+        if (i == b->n - 1) {
+            while (start < 8 && tmp[start] == '0') {
+                start++;
+            }
+        }
+        for (int k = start; k < 9; k++) {
+            out[len++] = tmp[k];
+        }
+    }
+    return len;
+}
+
+void ea_sb_json_f32(ea_strbuf *t, float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    uint32_t exp_field = (bits >> 23) & 0xFFu;
+    uint32_t frac = bits & 0x7FFFFFu;
+    if (exp_field == 0xFFu) {
+        put(t, "null", 4); /* JSON has no NaN or Infinity */
+        return;
+    }
+    if (bits >> 31) {
+        put(t, "-", 1);
+    }
+    uint32_t m = exp_field == 0u ? frac : (frac | 0x800000u);
+    int e = exp_field == 0u ? -149 : (int)exp_field - 150;
+    if (m == 0u) {
+        put(t, "0.0", 3);
+        return;
+    }
+    while ((m & 1u) == 0u) { /* fewer digits to print, same value */
+        m >>= 1;
+        e++;
+    }
+    bignum b = {{m % LIMB_BASE, m / LIMB_BASE}, m >= LIMB_BASE ? 2 : 1};
+    int frac_digits = 0;
+    if (e >= 0) {
+        for (int i = 0; i < e; i++) {
+            big_mul_small(&b, 2u);
+        }
+    } else {
+        frac_digits = -e;
+        for (int i = 0; i < frac_digits; i++) {
+            big_mul_small(&b, 5u);
+        }
+    }
+    char digits[LIMBS * 9];
+    size_t nd = big_digits(&b, digits);
+    if ((size_t)frac_digits >= nd) {
+        put(t, "0.", 2);
+        for (size_t i = nd; i < (size_t)frac_digits; i++) {
+            put(t, "0", 1);
+        }
+        put(t, digits, nd);
+    } else if (frac_digits == 0) {
+        put(t, digits, nd);
+        put(t, ".0", 2);
+    } else {
+        put(t, digits, nd - (size_t)frac_digits);
+        put(t, ".", 1);
+        put(t, digits + nd - (size_t)frac_digits, (size_t)frac_digits);
+    }
+}

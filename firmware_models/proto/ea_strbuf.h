@@ -1,0 +1,29 @@
+/* A bounded text builder for INFO's JSON and ERROR messages: no malloc, no printf (newlib-nano's
+ * printf has neither 64-bit integers nor, without extra code, floats). A write that does not fit
+ * sets `overflow` and the text stays NUL-terminated at the last whole piece that fitted. */
+#ifndef EA_STRBUF_H
+#define EA_STRBUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char *buf;
+    size_t cap; /* including the NUL */
+    size_t len;
+    bool overflow;
+} ea_strbuf;
+
+void ea_sb_init(ea_strbuf *t, char *buf, size_t cap);
+void ea_sb_raw(ea_strbuf *t, const char *s);
+void ea_sb_u64(ea_strbuf *t, uint64_t v);
+void ea_sb_i64(ea_strbuf *t, int64_t v);
+void ea_sb_hex32(ea_strbuf *t, uint32_t v); /* 0x%08x */
+/* A JSON string literal (quotes, escapes; bytes >= 0x80 pass through as UTF-8). */
+void ea_sb_json_str(ea_strbuf *t, const char *s);
+/* The exact decimal value of a float32 as a JSON number (NaN/Inf -> null), so that
+ * json.loads(text) == float(numpy.float32(f)) on the host. */
+void ea_sb_json_f32(ea_strbuf *t, float f);
+
+#endif
