@@ -1,0 +1,334 @@
+"""Build the C firmware (firmware_models/ + a board port) for one model, cached.
+
+    result = build_firmware("model.tflite", "qemu-m4")
+    result.elf, result.text, result.data, result.bss, result.flash_bytes, result.ram_bytes
+
+The model is exported with `edgeattack.tflite.export.export_model(path, "c", dir)` (16-byte aligned,
+SHA-256 embedded) and linked into `make -C firmware_models BOARD=<port> MODEL_DIR=... BUILD_DIR=...`.
+Builds are cached (CONVENTIONS: Packaging and builds) under a key made of the model's SHA-256, a hash
+of every firmware and port source, the board, the kernel path name and the build options; a cached
+ELF is returned without running make. Flash and RAM are checked against the board profile before
+building (from the model's size and the runtime's arena need) and again on the linked ELF.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import EdgeAttackError, UsageError
+from ..resources import boards_dir, firmware_dir
+
+TOOLCHAIN_HINT = ("apt-get install --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                  "qemu-system-arm")
+CROSS = "arm-none-eabi-"
+
+# QEMU machine -> board port folder under boards/ (a user's own profile for the same machine reuses it).
+PORTS_BY_MACHINE = {"mps2-an386": "qemu-m4", "mps3-an547": "qemu-m55"}
+
+# Protocol buffer sizes (firmware_models/app/ea_config.h): passed explicitly so the host knows them.
+MAX_PAYLOAD = 4096
+RX_BUFFERS = 2
+KERNEL_PATH = "portable-c"  # the runtime's only kernel set so far; part of the cache key
+
+# Pre-build estimate of what the firmware adds to the model (measured on qemu-m4 with -O2: protocol,
+# runtime, board port and libc about 30 KiB of code; the runtime's model struct, protocol buffers and
+# the stack about 90 KiB of RAM). Generous on purpose: the linked ELF is checked exactly afterwards.
+CODE_ESTIMATE = 96 * 1024
+STATIC_RAM_ESTIMATE = 96 * 1024
+STACK_BYTES = 32 * 1024  # STACK_SIZE in the ports' linker scripts
+BUILD_FORMAT = 1  # bump when the cache entry layout changes
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A linked firmware. text/data/bss are the ELF's section sizes (text includes the vector table
+    and the model, which lives in flash); flash_bytes = text + data; ram_bytes = data + bss (the stack,
+    stack_bytes, comes on top)."""
+
+    elf: Path
+    text: int
+    data: int
+    bss: int
+    ram_bytes: int
+    flash_bytes: int
+    board: str
+    port: str
+    model_sha256: str
+    arena_bytes: int
+    input_bytes: int
+    output_bytes: int
+    stack_bytes: int = STACK_BYTES
+    cached: bool = False
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["elf"] = str(self.elf)
+        return d
+
+
+def require_toolchain() -> None:
+    """One-line error when the ARM toolchain or make is missing."""
+    missing = [t for t in (f"{CROSS}gcc", f"{CROSS}size", "make") if shutil.which(t) is None]
+    if missing:
+        raise EdgeAttackError(f"{', '.join(missing)} not found: building firmware needs the ARM "
+                              f"toolchain; install it with `sudo {TOOLCHAIN_HINT}`")
+
+
+def default_cache_dir() -> Path:
+    """$EDGEATTACK_CACHE/firmware, else $XDG_CACHE_HOME/edgeattack/firmware, else ~/.cache/..."""
+    root = os.environ.get("EDGEATTACK_CACHE")
+    if root:
+        return Path(root) / "firmware"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "edgeattack" / "firmware"
+
+
+def port_for(profile) -> str:
+    """The board port folder (boards/<port>/) that builds firmware for this profile."""
+    qemu = getattr(profile, "qemu", None) or {}
+    machine = qemu.get("machine") if isinstance(qemu, dict) else None
+    if (boards_dir() / profile.name / "board.mk").is_file():
+        return profile.name
+    if machine in PORTS_BY_MACHINE:
+        return PORTS_BY_MACHINE[machine]
+    ports = sorted(p.parent.name for p in boards_dir().glob("*/board.mk"))
+    raise UsageError(f"board {profile.name}: no firmware port for it (ports: {', '.join(ports)}; "
+                     f"QEMU machines: {', '.join(PORTS_BY_MACHINE)})")
+
+
+def _resolve_profile(board_profile):
+    from ..device.profiles import get_profile
+
+    profile = get_profile(board_profile)
+    if profile.runtime != "edgeattack-c":
+        raise UsageError(f"board {profile.name} runs {profile.runtime}, not the edgeattack C firmware; "
+                         f"build firmware for a qemu-m4 / qemu-m55 style board")
+    return profile
+
+
+def sources_digest(port: str) -> str:
+    """SHA-256 over every file the firmware build reads: Makefile, app/, proto/, runtime/, the port and
+    the shared Cortex-M code (paths and contents, in a stable order)."""
+    fw, bd = firmware_dir(), boards_dir()
+    roots = [(fw, ["Makefile"], ["app", "proto", "runtime"]), (bd, [], [port, "cortex-m"])]
+    h = hashlib.sha256()
+    for base, files, dirs in roots:
+        paths = [base / f for f in files]
+        for d in dirs:
+            paths += sorted(p for p in (base / d).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        for p in paths:
+            if p.suffix in (".pyc", ".o", ".d") or not p.is_file():
+                continue
+            h.update(str(p.relative_to(base)).encode() + b"\0")
+            h.update(p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _toolchain_version() -> str:
+    try:
+        return subprocess.run([f"{CROSS}gcc", "-dumpversion"], capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def arena_bytes_for(model_bytes: bytes, info) -> int:
+    """Tensor arena for the firmware: the runtime's own planner via edgeattack.firmware.hostrt when it
+    is available (exact), else an upper bound (every activation tensor without reuse, plus the
+    per-channel parameters the runtime keeps in the arena) so the firmware never runs short."""
+    try:
+        from .hostrt import firmware_arena_bytes
+    except ImportError:
+        firmware_arena_bytes = None
+    if firmware_arena_bytes is not None:
+        return int(firmware_arena_bytes(model_bytes))
+    total = 0
+    for t in info.tensors:
+        if not t.is_constant:
+            total += -(-(t.nbytes or 0) // 16) * 16
+    for op in info.operators:
+        if op.outputs and op.outputs[0] >= 0:
+            shape = info.tensors[op.outputs[0]].shape
+            total += 8 * (shape[-1] if shape else 1)  # multiplier + shift per output channel
+    return total + 1024
+
+
+def _estimate(model_len: int, arena: int, in_bytes: int, out_bytes: int) -> tuple[int, int]:
+    flash = model_len + CODE_ESTIMATE
+    ram = arena + 16 + in_bytes + out_bytes + STATIC_RAM_ESTIMATE
+    return flash, ram + STACK_BYTES
+
+
+def _fit_error(model_path, profile, flash: int, ram: int, what: str) -> UsageError:
+    return UsageError(
+        f"{model_path}: firmware for board {profile.name} needs {flash} bytes of flash and {ram} bytes "
+        f"of RAM ({what}) but the board has {profile.flash_bytes} and {profile.ram_bytes}; use a "
+        f"smaller model (e.g. a lower --width) or a board with more memory")
+
+
+def _elf_sizes(elf: Path) -> tuple[int, int, int]:
+    out = subprocess.run([f"{CROSS}size", "-A", "-d", str(elf)], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    text = data = bss = 0
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) < 2 or not parts[1].isdigit():
+            continue
+        name, size = parts[0], int(parts[1])
+        if name in (".vectors", ".text", ".ARM.exidx"):
+            text += size
+        elif name == ".data":
+            data += size
+        elif name == ".bss":
+            bss += size
+    return text, data, bss
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock so two processes building the same firmware wait for each other."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _export(model_path: Path, out_dir: Path, arena: int) -> str:
+    from ..tflite.export import export_model
+
+    result = export_model(model_path, "c", out_dir, arena=arena)
+    return result["sha256"]
+
+
+def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: int | None = None,
+                   jobs: int = 2) -> BuildResult:
+    """Build (or fetch from the cache) the firmware running `model_path` on `board_profile` (a
+    BoardProfile, a built-in board name or a profile path).
+
+    debug_fault: test builds only. 1 adds a request type 0x7E that makes the device take a HardFault;
+    2 makes it fault at boot, before answering anything.
+    Raises UsageError (bad model, no port for the board, model too large for the board) and
+    EdgeAttackError (toolchain missing, build failed; the message names the log file).
+    """
+    from ..tflite.reader import load_model_bytes, read_model
+
+    profile = _resolve_profile(board_profile)
+    port = port_for(profile)
+    require_toolchain()
+    model_path = Path(model_path)
+    model_bytes = load_model_bytes(model_path)
+    info = read_model(model_bytes, name=str(model_path))
+    if not info.input_tensors or not info.output_tensors:
+        raise UsageError(f"{model_path}: the model has no input or no output tensor")
+    in_bytes = int(info.input_tensors[0].nbytes or 0)
+    out_bytes = int(info.output_tensors[0].nbytes or 0)
+    arena = arena_bytes_for(model_bytes, info)
+
+    # Before building: will it fit? (the aligned model can be a few bytes longer: 16 per buffer)
+    flash_est, ram_est = _estimate(len(model_bytes) + 16 * len(info.buffers), arena, in_bytes, out_bytes)
+    if (profile.flash_bytes and flash_est > profile.flash_bytes) or \
+            (profile.ram_bytes and ram_est > profile.ram_bytes):
+        raise _fit_error(model_path, profile, flash_est, ram_est, "estimated before building")
+
+    options = {"EA_ARENA_SIZE": arena + 16, "EA_INPUT_BYTES": max(in_bytes, 1),
+               "EA_OUTPUT_BYTES": max(out_bytes, 1), "EA_MAX_PAYLOAD": MAX_PAYLOAD,
+               "EA_RX_BUFFERS": RX_BUFFERS}
+    extra_cflags = f"-DEA_DEBUG_FAULT={int(debug_fault)}" if debug_fault else ""
+    key_material = json.dumps({
+        "format": BUILD_FORMAT, "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "sources": sources_digest(port), "board": profile.name, "port": port,
+        "kernel_path": KERNEL_PATH, "options": options, "extra_cflags": extra_cflags,
+        "toolchain": _toolchain_version()}, sort_keys=True)
+    key = hashlib.sha256(key_material.encode()).hexdigest()[:24]
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    entry = cache / f"{profile.name}-{key}"
+
+    with _locked(cache / f".{profile.name}-{key}.lock"):
+        cached = _load_entry(entry)
+        if cached is not None:
+            return cached
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=cache))
+        try:
+            sha = _export(model_path, tmp / "model", arena)
+            log = tmp / "build.log"
+            cmd = ["make", "-C", str(firmware_dir()), f"-j{max(1, jobs)}", f"BOARD={port}",
+                   f"BOARDS_DIR={boards_dir()}", f"MODEL_DIR={tmp / 'model'}", f"BUILD_DIR={tmp / 'build'}",
+                   f"BOARD_NAME={profile.name}", f"CROSS={CROSS}",
+                   *(f"{k}={v}" for k, v in options.items())]
+            if extra_cflags:
+                cmd.append(f"EXTRA_CFLAGS={extra_cflags}")
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  timeout=1800)
+            log.write_text(" ".join(cmd) + "\n" + proc.stdout)
+            if proc.returncode != 0:
+                _raise_build_failure(proc.stdout, model_path, profile, flash_est, ram_est, entry, log)
+            elf = tmp / "build" / "firmware.elf"
+            text, data, bss = _elf_sizes(elf)
+            flash, ram = text + data, data + bss
+            if (profile.flash_bytes and flash > profile.flash_bytes) or \
+                    (profile.ram_bytes and ram + STACK_BYTES > profile.ram_bytes):
+                raise _fit_error(model_path, profile, flash, ram + STACK_BYTES, "linked firmware")
+            final_elf = tmp / "firmware.elf"
+            shutil.copy2(elf, final_elf)
+            meta = {"format": BUILD_FORMAT, "board": profile.name, "port": port, "model_sha256": sha,
+                    "text": text, "data": data, "bss": bss, "flash_bytes": flash, "ram_bytes": ram,
+                    "arena_bytes": arena, "input_bytes": in_bytes, "output_bytes": out_bytes,
+                    "stack_bytes": STACK_BYTES, "key": json.loads(key_material)}
+            (tmp / "build.json").write_text(json.dumps(meta, indent=2) + "\n")
+            shutil.rmtree(tmp / "build", ignore_errors=True)  # objects: not needed once linked
+            if entry.exists():
+                shutil.rmtree(entry)  # a broken earlier entry (no build.json)
+            os.replace(tmp, entry)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    result = _load_entry(entry)
+    assert result is not None
+    return BuildResult(**{**result.__dict__, "cached": False})
+
+
+def _load_entry(entry: Path) -> BuildResult | None:
+    try:
+        meta = json.loads((entry / "build.json").read_text())
+    except (OSError, ValueError):
+        return None
+    elf = entry / "firmware.elf"
+    if meta.get("format") != BUILD_FORMAT or not elf.is_file():
+        return None
+    return BuildResult(elf=elf, text=meta["text"], data=meta["data"], bss=meta["bss"],
+                       ram_bytes=meta["ram_bytes"], flash_bytes=meta["flash_bytes"],
+                       board=meta["board"], port=meta["port"], model_sha256=meta["model_sha256"],
+                       arena_bytes=meta["arena_bytes"], input_bytes=meta["input_bytes"],
+                       output_bytes=meta["output_bytes"], stack_bytes=meta["stack_bytes"], cached=True)
+
+
+_OVERFLOW = re.compile(r"region [`']?(\w+)'? overflowed by (\d+) bytes|RAM overflow")
+
+
+def _raise_build_failure(output: str, model_path, profile, flash_est, ram_est, entry, log) -> None:
+    if _OVERFLOW.search(output):
+        raise _fit_error(model_path, profile, flash_est, ram_est, "the linker ran out of memory")
+    # Keep the log: move it next to the cache entry so the message can name it.
+    kept = entry.with_name(entry.name + ".failed.log")
+    try:
+        shutil.copy2(log, kept)
+    except OSError:
+        kept = log
+    lines = [ln.strip() for ln in output.splitlines() if not ln.startswith(CROSS)]  # not the commands
+    errors = [ln for ln in lines if ": error:" in ln or "undefined reference" in ln or "*** " in ln]
+    first = errors[0] if errors else (lines or ["no output"])[-1]
+    raise EdgeAttackError(f"firmware build for {model_path} on {profile.name} failed: {first} "
+                          f"(full log: {kept})")
