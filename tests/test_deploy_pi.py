@@ -206,7 +206,7 @@ def test_flash_tunnel_infer_matches_litert_and_stop(sshd, remote_dir, tiny_tflit
     assert url.startswith(f"ssh://{sshd.user}@127.0.0.1:{sshd.port}/127.0.0.1:")
     assert url.endswith(f"?config={sshd.config}")
 
-    _, _, x_test, _ = tiny_dataset
+    _, _, x_test, y_test = tiny_dataset
     from edgeattack.link.client import Client
     from edgeattack.link.transport import open_port
     from edgeattack.quant import quantize_input
@@ -223,6 +223,24 @@ def test_flash_tunnel_infer_matches_litert_and_stop(sshd, remote_dir, tiny_tflit
         assert tunnel_pids, "the tunnel's ssh process should be running inside the block"
     assert not _pids_mentioning(sshd.config), "the tunnel's ssh process outlived resolve_port"
     np.testing.assert_array_equal(got, _litert(remote_dir / pi.MODEL_NAME, x_q).reshape(len(x_q), -1))
+
+    # a whole session through the ssh:// URL (the session opens and closes its own tunnel)
+    from edgeattack.session import RESULTS, run_session
+
+    inputs = tmp_path / "clean.npz"
+    np.savez(inputs, x=x_test[:20], y=y_test[:20])
+    summary = run_session("pi4", remote_dir / pi.MODEL_NAME, inputs, port=url, out=tmp_path / "run",
+                          progress=False)
+    assert not _pids_mentioning(sshd.config), "the session's tunnel outlived the session"
+    records = [json.loads(line) for line in (tmp_path / "run" / RESULTS).read_text().splitlines()]
+    assert [r["id"] for r in records] == list(range(20))
+    ref = _litert(remote_dir / pi.MODEL_NAME, x_q_all := quantize_input(x_test[:20], q["scale"], q["zero_point"]))
+    assert [r["output_raw"] for r in records] == ref.reshape(20, -1).tolist()
+    assert [r["pred"] for r in records] == ref.reshape(20, -1).argmax(1).tolist()
+    assert all(r["board"] == "pi4" and r["model_sha256"] == sha for r in records)
+    assert summary["status"] == "complete"
+    assert summary["device"]["inferences_run"] == summary["device"]["records_sent"] == 20
+    assert summary["board"]["port"] == url
 
     # flashing again stops the first agent and starts a new one
     again = _flash(sshd, tiny_tflite, remote_dir, "--remote-port", url.rsplit(":", 1)[1].split("?")[0])

@@ -167,6 +167,9 @@ def _flash_linux(profile, model, host, remote_dir, port_mode, serial_dev, remote
         return
     click.echo(f"deployed {model} (sha256 {result.model_sha256}{', 16-byte aligned' if result.aligned else ''}) "
                f"to {result.host}:{result.remote_dir}; agent pid {result.pid} listening on {result.agent_port}")
+    if result.aligned:
+        click.echo(f"note: {model} was not 16-byte aligned; the board runs the aligned bytes (sha256 above), so "
+                   f"give sessions the aligned model (`edgeattack compress` writes aligned models)")
     if result.port_url:
         click.echo(f"reach it with: --port {result.port_url}")
     else:
