@@ -1,0 +1,65 @@
+/* Fixed-point helpers with the exact rounding of TFLM's reference kernels (gemmlowp's
+ * SaturatingRoundingDoublingHighMul / RoundingDivideByPOT and TFLite's double-rounding
+ * MultiplyByQuantizedMultiplier, the build TFLM uses when TFLITE_SINGLE_ROUNDING is unset).
+ * Overflowing int32 arithmetic that TFLM performs (and that wraps in practice) is done on uint32 here,
+ * so the results match without undefined behaviour.
+ */
+#ifndef EA_QUANT_H
+#define EA_QUANT_H
+
+#include <stdint.h>
+
+static inline int32_t ea_wrap_add(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
+static inline int32_t ea_wrap_sub(int32_t a, int32_t b) { return (int32_t)((uint32_t)a - (uint32_t)b); }
+/* x * 2^shift with int32 wrap-around (shift in [0, 31]). */
+static inline int32_t ea_wrap_shl(int32_t x, int shift) { return (int32_t)((uint32_t)x << shift); }
+
+static inline int32_t ea_clamp(int32_t x, int32_t lo, int32_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
+
+/* round(a * b / 2^31), saturating the single overflow case (-1 * -1). */
+static inline int32_t ea_srdhm(int32_t a, int32_t b) {
+    if (a == b && a == INT32_MIN) return INT32_MAX;
+    const int64_t ab = (int64_t)a * (int64_t)b;
+    const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31)); /* C division truncates, as in C++ */
+}
+
+/* x / 2^exponent rounded to nearest, ties away from zero (exponent in [0, 31]). */
+static inline int32_t ea_rdbypot(int32_t x, int exponent) {
+    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* TFLite MultiplyByQuantizedMultiplier (double rounding); shift > 0 is a left shift. */
+static inline int32_t ea_mbqm(int32_t x, int32_t mult, int32_t shift) {
+    const int left = shift > 0 ? shift : 0;
+    const int right = shift > 0 ? 0 : -shift;
+    return ea_rdbypot(ea_srdhm(ea_wrap_shl(x, left), mult), right);
+}
+
+/* gemmlowp SaturatingRoundingMultiplyByPOT with a positive exponent. */
+static inline int32_t ea_sat_shl(int32_t x, int exponent) {
+    const int32_t threshold = (int32_t)((((int64_t)1) << (31 - exponent)) - 1);
+    if (x > threshold) return INT32_MAX;
+    if (x < -threshold) return INT32_MIN;
+    return ea_wrap_shl(x, exponent);
+}
+
+/* TFLite QuantizeMultiplier: significand in [2^30, 2^31) and power-of-two exponent of a positive double.
+ * Returns -1 for a negative, NaN or infinite multiplier. */
+int ea_quantize_multiplier(double m, int32_t *mult, int32_t *shift);
+
+/* TFLite CalculateActivationRangeQuantized for an int8 output. Returns -1 on overflow. activation: the
+ * TFLite ActivationFunctionType (0 none, 1 relu, 2 relu_n1_to_1, 3 relu6). */
+int ea_activation_range_s8(int activation, float scale, int32_t zero_point, int32_t *act_min, int32_t *act_max);
+
+/* Little-endian loads from possibly unaligned flatbuffer bytes. */
+static inline int32_t ea_load_i32(const uint8_t *p) {
+    const uint32_t v = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+    return (int32_t)v;
+}
+float ea_load_f32(const uint8_t *p);
+
+#endif /* EA_QUANT_H */

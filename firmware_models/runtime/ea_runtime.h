@@ -1,0 +1,121 @@
+/* edgeattack portable int8 inference runtime: public API.
+ *
+ * Runs a TFLite flatbuffer (.tflite bytes, as a TFLM build would use them) with plain C11 kernels that
+ * are bit-exact with TFLM's reference kernels. No malloc: the caller provides the model struct (fixed
+ * maximum sizes below, so it can be static) and a tensor arena; everything is planned at init.
+ * Every offset read from the flatbuffer is validated: a corrupt model gives EA_ERR_MODEL and a message
+ * naming the field, never a fault.
+ */
+#ifndef EA_RUNTIME_H
+#define EA_RUNTIME_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Capacity limits; a build may override them (-DEA_MAX_TENSORS=...), consistently for every file. */
+#ifndef EA_MAX_TENSORS
+#define EA_MAX_TENSORS 256
+#endif
+#ifndef EA_MAX_OPS
+#define EA_MAX_OPS 128
+#endif
+#ifndef EA_MAX_OPCODES
+#define EA_MAX_OPCODES 64
+#endif
+#define EA_MAX_DIMS 6
+#define EA_ERROR_LEN 160
+
+typedef enum { EA_OK = 0, EA_ERR_MODEL = 7, EA_ERR_RUNTIME = 8 } ea_status; /* = docs/protocol.md ERROR codes */
+
+/* Protocol dtype codes (docs/protocol.md). */
+enum { EA_DTYPE_INT8 = 1, EA_DTYPE_UINT8 = 2, EA_DTYPE_INT16 = 3, EA_DTYPE_INT32 = 4, EA_DTYPE_FLOAT32 = 5 };
+
+typedef struct {
+    int32_t dims[6];
+    int32_t ndim;
+    uint8_t dtype;      /* protocol dtype code: 1 int8, 2 uint8, 3 int16, 4 int32, 5 float32 */
+    float scale;        /* 0 for a float tensor */
+    int32_t zero_point;
+    uint32_t bytes;
+} ea_tensor_info;
+
+/* One tensor of the (single) subgraph. */
+typedef struct {
+    int32_t dims[EA_MAX_DIMS];
+    uint8_t ndim;
+    uint8_t type;            /* TFLite TensorType */
+    uint8_t is_const;        /* data lives in the flatbuffer */
+    uint8_t producer_set;    /* written by an op (or the model input) */
+    float scale;             /* first scale of the quantization parameters (0 if none) */
+    int32_t zero_point;
+    uint32_t nscales;        /* number of scales (> 1: per-channel) */
+    uint32_t scales_pos;     /* flatbuffer position of the scale floats */
+    int32_t qdim;            /* quantized dimension */
+    uint32_t count;          /* elements */
+    uint32_t bytes;
+    const uint8_t *cdata;    /* constant data (inside the flatbuffer) */
+    uint8_t *vdata;          /* variable data (inside the arena), set at init */
+    uint32_t arena_offset;
+    int16_t first_op, last_op;
+} ea_tensor;
+
+/* One operator with its prepared parameters. */
+typedef struct {
+    uint8_t kind;            /* internal kernel id */
+    uint8_t builtin;         /* TFLite builtin code (for messages) */
+    int16_t in[3];           /* tensor indices, -1 when absent */
+    int16_t out;
+    int32_t act_min, act_max;
+    uint32_t chan_offset;    /* per-channel multipliers/shifts in the arena's persistent part */
+    uint32_t nchan;
+    int32_t *chan_mult, *chan_shift;
+    union {
+        struct { int32_t stride_w, stride_h, dil_w, dil_h, pad_w, pad_h, depth_mult; } conv;
+        struct { int32_t mult, shift; uint8_t per_channel; } fc;
+        struct { int32_t stride_w, stride_h, filter_w, filter_h, pad_w, pad_h; } pool;
+        struct { int32_t in1_mult, in1_shift, in2_mult, in2_shift, out_mult, out_shift; } add;
+        struct { int32_t mult, shift; uint8_t same_q; uint8_t axes_mask; } mean;
+        struct { int32_t before[EA_MAX_DIMS], after[EA_MAX_DIMS]; int8_t value; } pad;
+        struct { int32_t mult, left_shift, diff_min; } softmax;
+        struct { int32_t mult, shift; } requant;
+    } p;
+} ea_op;
+
+typedef struct ea_model {
+    const uint8_t *data;
+    uint32_t len;
+    uint8_t *arena;          /* 16-byte aligned start inside the caller's arena */
+    uint32_t arena_needed;   /* activations + persistent parameters */
+    uint32_t activation_bytes;
+    uint32_t n_tensors, n_ops;
+    int32_t input, output;
+    uint8_t ready;
+    ea_tensor_info in_info, out_info;
+    ea_tensor tensors[EA_MAX_TENSORS];
+    ea_op ops[EA_MAX_OPS];
+    char error[EA_ERROR_LEN];
+} ea_model;
+
+/* Parses and validates the model, plans the arena and prepares every operator. `data` must stay valid
+ * while the model is used (constants are read from it). The arena need not be aligned: the runtime
+ * aligns it to 16 bytes (pass up to 15 bytes more than ea_model_arena_needed() if it is not). */
+ea_status ea_model_init(ea_model *m, const uint8_t *data, uint32_t len, uint8_t *arena, uint32_t arena_len);
+/* Bytes of arena the model needs (same parser and planner as init); 0 on error. Not reentrant: it uses
+ * one static ea_model. */
+uint32_t ea_model_arena_needed(const uint8_t *data, uint32_t len);
+const ea_tensor_info *ea_model_input_info(const ea_model *m);
+const ea_tensor_info *ea_model_output_info(const ea_model *m);
+uint8_t *ea_model_input(ea_model *m);
+const uint8_t *ea_model_output(const ea_model *m);
+ea_status ea_model_invoke(ea_model *m);
+/* The last error ("" when none), e.g. "unsupported operator SQUEEZE (builtin 43) at op 3". */
+const char *ea_model_error(const ea_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EA_RUNTIME_H */

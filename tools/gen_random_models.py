@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""Generate random small int8 TFLite models and their TFLM reference outputs (the C runtime's oracle).
+
+    python tools/gen_random_models.py --count 320 --seed 1 --out DIR
+
+Writes, for model i: DIR/model_<i>.tflite (16-byte aligned, as a device runs it), and one
+DIR/cases.npz-style file per model, DIR/model_<i>.npz, holding `inputs` (N x input shape, the model's
+input dtype) and `expected` (N x output shape: what tflite-micro's interpreter computes). DIR/manifest.json
+lists every model with its description (layers and options), so a mismatch can be reproduced.
+
+Models are single operators and short chains built with tf_keras and converted full-integer
+(TFLITE_BUILTINS_INT8, int8 in/out, or float in/out for the QUANTIZE/DEQUANTIZE variants): random shapes,
+strides, SAME/VALID padding, dilation, channel counts, depth multipliers, fused activations, biases on and
+off, scaled (saturating) weights, residual and broadcast adds, pads, pools, means, softmax. Inputs include
+the rails (-128, 127), random values and, for float inputs, exact half-steps of the quantization grid.
+Everything runs in this one process: conversion dominates (about 0.1-0.3 s per model).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+TFLM_ARENA = 8 << 20  # generous: TFLM's Python interpreter can crash on a too-small arena
+
+
+# ------------------------------------------------------------------------------------------ layers
+
+def _act(rng):
+    return rng.choice(["linear", "relu", "relu6", "linear"])
+
+
+def _activation_layer(keras, name):
+    # relu6 as ReLU(max_value=6) so that the converter fuses it into the previous op.
+    if name == "relu6":
+        return keras.layers.ReLU(max_value=6.0)
+    if name == "relu":
+        return keras.layers.ReLU()
+    return None
+
+
+def _conv(keras, rng, shape, desc):
+    h, w, c = shape
+    k = int(rng.integers(1, min(4, max(h, w)) + 1))
+    dil = int(rng.choice([1, 1, 1, 2])) if k > 1 else 1
+    stride = 1 if dil > 1 else int(rng.choice([1, 1, 2, 3]))
+    padding = str(rng.choice(["same", "valid"]))
+    eff = (k - 1) * dil + 1
+    if padding == "valid" and (eff > h or eff > w):
+        padding = "same"
+    filters = int(rng.integers(1, 9))
+    act = _act(rng)
+    use_bias = bool(rng.random() < 0.8)
+    layer = keras.layers.Conv2D(filters, k, strides=stride, padding=padding, dilation_rate=dil, use_bias=use_bias,
+                                activation="relu" if act == "relu" else None)
+    desc.append(dict(op="conv", k=k, stride=stride, dil=dil, padding=padding, filters=filters, act=act, bias=use_bias))
+    return layer, act if act == "relu6" else None
+
+
+def _dwconv(keras, rng, shape, desc):
+    h, w, c = shape
+    k = int(rng.integers(1, min(4, max(h, w)) + 1))
+    dil = int(rng.choice([1, 1, 2])) if k > 1 else 1
+    stride = 1 if dil > 1 else int(rng.choice([1, 1, 2]))
+    padding = str(rng.choice(["same", "valid"]))
+    eff = (k - 1) * dil + 1
+    if padding == "valid" and (eff > h or eff > w):
+        padding = "same"
+    dm = int(rng.choice([1, 1, 2, 3]))
+    act = _act(rng)
+    use_bias = bool(rng.random() < 0.8)
+    layer = keras.layers.DepthwiseConv2D(k, strides=stride, padding=padding, depth_multiplier=dm, dilation_rate=dil,
+                                         use_bias=use_bias, activation="relu" if act == "relu" else None)
+    desc.append(dict(op="dwconv", k=k, stride=stride, dil=dil, padding=padding, dm=dm, act=act, bias=use_bias))
+    return layer, act if act == "relu6" else None
+
+
+def _pool(keras, rng, shape, desc):
+    h, w, c = shape
+    p = int(rng.integers(1, min(3, max(h, w)) + 1))
+    stride = int(rng.choice([1, 2, p]))
+    padding = str(rng.choice(["same", "valid"]))
+    if padding == "valid" and (p > h or p > w):
+        padding = "same"
+    kind = str(rng.choice(["max", "avg"]))
+    cls = keras.layers.MaxPooling2D if kind == "max" else keras.layers.AveragePooling2D
+    desc.append(dict(op=kind + "pool", pool=p, stride=stride, padding=padding))
+    return cls(p, strides=stride, padding=padding), None
+
+
+def _scale_weights(model, rng, desc):
+    """Multiply weights by random factors: large ones saturate accumulators and outputs."""
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if not ws:
+            continue
+        f = float(10 ** rng.uniform(-1.5, 1.5))
+        bias_f = float(10 ** rng.uniform(-1, 1.5))
+        layer.set_weights([w * (f if w.ndim > 1 else bias_f) for w in ws])
+        desc.append(dict(op="scale_weights", layer=layer.name, factor=round(f, 4)))
+
+
+# ------------------------------------------------------------------------------------------ models
+
+def build_model(keras, tf, rng):
+    """A random small model: returns (keras model, description list, input float range)."""
+    desc = []
+    kind = str(rng.choice(["conv", "dwconv", "dense", "pool", "add", "pad", "mean", "softmax", "chain", "chain",
+                           "chain", "chain"]))
+    h, w, c = int(rng.integers(1, 11)), int(rng.integers(1, 11)), int(rng.integers(1, 7))
+    inp = keras.layers.Input((h, w, c), batch_size=1)
+    x = inp
+    shape = (h, w, c)
+    desc.append(dict(op="input", shape=[h, w, c], kind=kind))
+
+    def apply(layer_fn):
+        nonlocal x, shape
+        layer, post = layer_fn(keras, rng, shape, desc)
+        x = layer(x)
+        if post:
+            x = _activation_layer(keras, post)(x)
+        shape = tuple(int(d) for d in x.shape[1:])
+
+    def dense_head(softmax=False):
+        nonlocal x, shape
+        keep = bool(rng.random() < 0.25) and not softmax
+        if keep:
+            units = int(rng.integers(1, 9))
+            act = _act(rng)
+            x = keras.layers.Dense(units, activation="relu" if act == "relu" else None,
+                                   use_bias=bool(rng.random() < 0.8))(x)  # rank-4 input: keep_num_dims
+            if act == "relu6":
+                x = _activation_layer(keras, "relu6")(x)
+            desc.append(dict(op="dense_keepdims", units=units, act=act))
+        else:
+            x = keras.layers.Flatten()(x)
+            units = int(rng.integers(1, 12))
+            act = "linear" if softmax else _act(rng)
+            x = keras.layers.Dense(units, activation="relu" if act == "relu" else None,
+                                   use_bias=bool(rng.random() < 0.8))(x)
+            if act == "relu6":
+                x = _activation_layer(keras, "relu6")(x)
+            desc.append(dict(op="dense", units=units, act=act))
+            if softmax:
+                beta = float(rng.choice([1.0, 1.0, 0.5, 2.0]))
+                if beta != 1.0:
+                    x = keras.layers.Lambda(lambda t, b=beta: t * b)(x)
+                x = keras.layers.Softmax()(x)
+                desc.append(dict(op="softmax", beta=beta))
+        shape = tuple(int(d) for d in x.shape[1:])
+
+    def residual():
+        nonlocal x, shape
+        y = keras.layers.Conv2D(shape[-1], int(rng.choice([1, 3])), padding="same")(x)
+        if rng.random() < 0.5:
+            y = keras.layers.ReLU()(y)
+        x = keras.layers.Add()([x, y])
+        if rng.random() < 0.4:
+            x = keras.layers.ReLU()(x)
+        desc.append(dict(op="residual_add"))
+
+    def broadcast_add():
+        nonlocal x
+        const = rng.normal(0, float(rng.choice([0.1, 1.0, 5.0])), size=(1, 1, 1, shape[-1])).astype(np.float32)
+        x = keras.layers.Lambda(lambda t, k=const: t + k)(x)
+        desc.append(dict(op="broadcast_add"))
+
+    def pad():
+        nonlocal x, shape
+        p = ((int(rng.integers(0, 3)), int(rng.integers(0, 3))), (int(rng.integers(0, 3)), int(rng.integers(0, 3))))
+        if sum(map(sum, p)) == 0:
+            p = ((1, 0), (0, 1))
+        x = keras.layers.ZeroPadding2D(p)(x)
+        shape = tuple(int(d) for d in x.shape[1:])
+        desc.append(dict(op="pad", pads=p))
+
+    def mean(keepdims=None):
+        nonlocal x, shape
+        keepdims = bool(rng.random() < 0.5) if keepdims is None else keepdims
+        x = keras.layers.GlobalAveragePooling2D(keepdims=keepdims)(x)
+        shape = tuple(int(d) for d in x.shape[1:])
+        desc.append(dict(op="mean", keepdims=keepdims))
+
+    if kind == "conv":
+        apply(_conv)
+    elif kind == "dwconv":
+        apply(_dwconv)
+    elif kind == "pool":
+        apply(_pool)
+    elif kind == "dense":
+        dense_head()
+    elif kind == "softmax":
+        dense_head(softmax=True)
+    elif kind == "add":
+        if rng.random() < 0.6:
+            residual()
+        else:
+            broadcast_add()
+    elif kind == "pad":
+        pad()
+        if rng.random() < 0.5:
+            apply(_conv)
+    elif kind == "mean":
+        if rng.random() < 0.5:
+            apply(_conv)
+        mean()
+    else:  # chain of 2-5 steps
+        for _ in range(int(rng.integers(2, 6))):
+            if len(shape) != 3:
+                break
+            step = str(rng.choice(["conv", "dwconv", "pool", "pad", "residual", "badd", "conv"]))
+            if step == "conv":
+                apply(_conv)
+            elif step == "dwconv":
+                apply(_dwconv)
+            elif step == "pool":
+                apply(_pool)
+            elif step == "pad":
+                pad()
+            elif step == "residual":
+                residual()
+            else:
+                broadcast_add()
+        if len(shape) == 3:
+            tail = str(rng.choice(["none", "mean", "dense", "softmax", "mean_dense"]))
+            if tail == "mean":
+                mean()
+            elif tail == "dense":
+                dense_head()
+            elif tail == "softmax":
+                dense_head(softmax=True)
+            elif tail == "mean_dense":
+                mean(keepdims=False)
+                x = keras.layers.Dense(int(rng.integers(2, 10)))(x)
+                desc.append(dict(op="dense"))
+                if rng.random() < 0.5:
+                    x = keras.layers.Softmax()(x)
+                    desc.append(dict(op="softmax", beta=1.0))
+    model = keras.Model(inp, x)
+    _scale_weights(model, rng, desc)
+    lo = float(rng.choice([-1.0, 0.0, -5.0, -0.1]))
+    hi = float(rng.choice([1.0, 6.0, 0.1, 3.0]))
+    return model, desc, (lo, hi)
+
+
+def convert(tf, model, rng, rep_range, float_io, per_channel_dense):
+    lo, hi = rep_range
+    shape = (1,) + tuple(int(d) for d in model.inputs[0].shape[1:])
+    rep = [rng.uniform(lo, hi, size=shape).astype(np.float32) for _ in range(8)]
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([r] for r in rep)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.float32 if float_io else tf.int8
+    conv.inference_output_type = tf.float32 if float_io else tf.int8
+    if per_channel_dense and hasattr(conv, "_experimental_disable_per_channel_quantization_for_dense_layers"):
+        conv._experimental_disable_per_channel_quantization_for_dense_layers = False
+    return conv.convert()
+
+
+def align16(model_bytes: bytes, tmpdir: Path) -> bytes:
+    """Re-pack with TFLM's own aligner (16-byte aligned buffers), as the device gets it."""
+    from tflite_micro.tensorflow.lite.micro.tools import tflite_flatbuffer_align_wrapper as aligner
+
+    src, dst = tmpdir / "in.tflite", tmpdir / "out.tflite"
+    src.write_bytes(model_bytes)
+    aligner.align_tflite_model(str(src), str(dst))
+    return dst.read_bytes()
+
+
+def make_inputs(rng, details, n_random=4):
+    shape = tuple(details["shape"])
+    dtype = details["dtype"]
+    if dtype == np.int8:
+        xs = [np.full(shape, -128, np.int8), np.full(shape, 127, np.int8)]
+        xs.append(rng.choice(np.array([-128, 127], np.int8), size=shape))
+        xs += [rng.integers(-128, 128, size=shape).astype(np.int8) for _ in range(n_random)]
+        return np.stack(xs)
+    q = details["quantization_parameters"]
+    scale = float(q["scales"][0]) if len(q["scales"]) else 1.0
+    zp = int(q["zero_points"][0]) if len(q["zero_points"]) else 0
+    grid = (rng.integers(-140, 140, size=shape) - zp).astype(np.float32)
+    xs = [(grid + 0.5).astype(np.float32) * np.float32(scale),      # exact ties of the rounding
+          (grid - 0.5).astype(np.float32) * np.float32(scale),
+          np.full(shape, 1e6, np.float32), np.full(shape, -1e6, np.float32)]
+    xs += [rng.normal(0, 3, size=shape).astype(np.float32) for _ in range(n_random)]
+    return np.stack(xs)
+
+
+def tflm_outputs(model_bytes, inputs):
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(model_bytes, arena_size=TFLM_ARENA)
+    outs = []
+    for x in inputs:
+        interp.set_input(x[None] if x.shape != tuple(interp.get_input_details(0)["shape"]) else x, 0)
+        interp.invoke()
+        outs.append(np.array(interp.get_output(0)))
+    return np.stack(outs)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--count", type=int, default=320)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+
+    import edgeattack.tfutil as tu
+
+    tf, keras = tu.tf(), tu.keras()
+    tf.get_logger().setLevel("ERROR")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(args.seed)
+    tf.random.set_seed(args.seed)
+    manifest = []
+    t0 = time.time()
+    tmp = out / ".align"
+    tmp.mkdir(exist_ok=True)
+    i = 0
+    failures = 0
+    while i < args.count:
+        model, desc, rep_range = build_model(keras, tf, rng)
+        float_io = bool(rng.random() < 0.12)
+        per_channel_dense = bool(rng.random() < 0.3)
+        try:
+            tfl = convert(tf, model, rng, rep_range, float_io, per_channel_dense)
+        except Exception as e:  # a random architecture the converter rejects: draw another
+            failures += 1
+            print(f"skip (converter): {type(e).__name__}: {str(e)[:120]}", file=sys.stderr)
+            continue
+        tfl = align16(tfl, tmp)
+        from tflite_micro.python.tflite_micro import runtime
+
+        details = runtime.Interpreter.from_bytes(tfl, arena_size=TFLM_ARENA).get_input_details(0)
+        inputs = make_inputs(rng, details)
+        expected = tflm_outputs(tfl, inputs)
+        name = f"model_{i:04d}"
+        (out / f"{name}.tflite").write_bytes(tfl)
+        np.savez(out / f"{name}.npz", inputs=inputs, expected=expected)
+        manifest.append(dict(name=name, float_io=float_io, per_channel_dense=per_channel_dense, layers=desc))
+        keras.backend.clear_session()
+        i += 1
+        if i % 25 == 0:
+            print(f"{i}/{args.count} models, {time.time() - t0:.0f} s", file=sys.stderr)
+    (out / "manifest.json").write_text(json.dumps(dict(seed=args.seed, count=args.count, models=manifest), indent=1))
+    print(f"generated {args.count} models in {time.time() - t0:.1f} s ({failures} converter rejections)",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
