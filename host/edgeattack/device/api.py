@@ -68,9 +68,10 @@ class Device:
     Counters (host side): queries, wire_bytes, retries, reconnects.
     """
 
-    def __init__(self, client, profile: BoardProfile, info: dict | None = None):
+    def __init__(self, client, profile: BoardProfile, info: dict | None = None, faults=None):
         self.client = client
         self.profile = profile
+        self.faults = faults  # the LinkFaults injector on this link, if any
         self._info = dict(info) if info is not None else client.info()
         self._configure(self._info)
 
@@ -105,7 +106,8 @@ class Device:
 
     def info(self) -> dict:
         """Fresh INFO (counters, window log)."""
-        self._info = self.client.info()
+        with _faults_paused(self.faults):
+            self._info = self.client.info()
         return dict(self._info)
 
     @property
@@ -218,6 +220,44 @@ class Device:
         self.client.close()
 
 
+# fault injection ----------------------------------------------------------------------------------
+
+def _link_faults(spec):
+    """A fault injector (link.faults) whose faults can be paused around INFO exchanges.
+
+    Why paused: INFO's reply is JSON of 0.5-1 KB, and a frame survives a link that damages a fraction
+    p of bytes with probability (1-p)^size: at the fault tests' 1.5% that is about 1e-4, so INFO
+    (sent at connect and at a session's start and end) would never get through. Faults stay on for
+    every LOAD and INFER, their replies, retransmissions and reconnects: the traffic under test.
+    """
+    from ..link.faults import FaultInjector, FaultSpec, parse_fault_spec
+
+    class LinkFaults(FaultInjector):
+        paused = False
+
+        def mangle(self, data: bytes) -> bytes:
+            return data if self.paused else super().mangle(data)
+
+        def cut_point(self, data: bytes):
+            return None if self.paused else super().cut_point(data)
+
+    if isinstance(spec, FaultInjector):
+        spec = spec.spec
+    return LinkFaults(spec if isinstance(spec, FaultSpec) else parse_fault_spec(spec))
+
+
+@contextlib.contextmanager
+def _faults_paused(injector):
+    if injector is None:
+        yield
+        return
+    injector.paused = True
+    try:
+        yield
+    finally:
+        injector.paused = False
+
+
 # opening ------------------------------------------------------------------------------------------
 
 def _start_board(profile: BoardProfile, model_path: Path, startup_timeout: float):
@@ -256,7 +296,9 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
     board: a profile name or path (or a BoardProfile). model: the .tflite file the device runs (its
     SHA-256 must match the device's; None skips the check when connecting to a port).
     port: a URL to connect to instead of starting a board. faults: a fault spec string (or a
-    link.faults.FaultInjector) applied to the host side of the link, both directions.
+    link.faults FaultSpec / FaultInjector's spec) applied to the host side of the link, both
+    directions by default, paused only for INFO exchanges (see _link_faults); `Device.faults`
+    is the injector (its `counts`).
     """
     from ..link.client import Client
     from ..link.transport import open_port
@@ -266,11 +308,7 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
     if model_path is not None and not model_path.is_file():
         raise UsageError(f"model {model_path} does not exist (give the .tflite file the device runs)")
     expected = sha256_file(model_path) if model_path is not None and check_model else None
-    injector = None
-    if faults:
-        from ..link.faults import FaultInjector
-
-        injector = faults if isinstance(faults, FaultInjector) else FaultInjector.parse(faults)
+    injector = _link_faults(faults) if faults else None
     t_default, total_default = _TIMEOUTS[profile.kind]
     timeout = timeout or t_default
     total_timeout = total_timeout or total_default
@@ -298,7 +336,8 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
         factory.url = url  # the Client names the port by it in errors
         client = Client(factory, timeout=timeout, total_timeout=total_timeout, max_inflight=max_inflight)
         stack.callback(client.close)
-        info = client.connect()
+        with _faults_paused(injector):
+            info = client.connect()
         if info.get("error"):
             raise DeviceError(f"board {profile.name} at {url} could not load its model: {info['error']}")
         got = info.get("model_sha256")
@@ -308,6 +347,6 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
                               f"model the device runs)")
         if info.get("board") and info["board"] != profile.name:
             log.warning("device at %s reports board %r, profile is %r", url, info["board"], profile.name)
-        device = Device(client, profile, info)
+        device = Device(client, profile, info, faults=injector)
         device.port_url = url
         yield device

@@ -1,0 +1,72 @@
+"""`edgeattack session`: stream clean and adversarial inputs to a board and record its answers."""
+from __future__ import annotations
+
+import click
+
+
+@click.command(name="session")
+@click.option("--board", required=True, help="Board name (`edgeattack boards`) or profile .yaml file.")
+@click.option("--model", required=True, type=click.Path(dir_okay=False),
+              help="The .tflite model the board runs (its SHA-256 must match the device's).")
+@click.option("--inputs", type=click.Path(dir_okay=False), help="Clean inputs .npz (x, y[, ids]).")
+@click.option("--adversarial", multiple=True, type=click.Path(dir_okay=False),
+              help="Adversarial .npz (x_adv, eps, y, ids, meta); repeat for several attacks.")
+@click.option("--port", help="Use a running device at this URL instead of starting the board.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in -o: send only what is missing.")
+@click.option("--inflight", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Inputs in flight at once (pipelining).")
+@click.option("--warmup", type=click.IntRange(0), default=0, show_default=True,
+              help="Warm-up inferences first (recorded with warmup true, not counted in metrics).")
+@click.option("--repeat", type=click.IntRange(1, 65535), default=1, show_default=True,
+              help="Inferences per input on the device (latency window); the last output is recorded.")
+@click.option("--faults", help='Inject link faults, e.g. "corrupt=0.01,drop=0.005,disconnect_every=200,seed=1".')
+@click.option("--timeout", type=float, help="Seconds before an unanswered request is resent.")
+@click.option("--total-timeout", type=float, help="Seconds without any answer before giving up.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
+              help="Run folder: results.jsonl and session.json are written here.")
+def command(board, model, inputs, adversarial, port, resume, inflight, warmup, repeat, faults,
+            timeout, total_timeout, no_progress, out):
+    """Stream clean and adversarial inputs to a device and record every answer.
+
+    Emulated and QEMU boards are started for the run and stopped at the end. Writes
+    OUT/results.jsonl (one record per sample, source and epsilon) and OUT/session.json (accuracy,
+    attack success rate, latency, throughput).
+    """
+    import signal
+
+    from ..session import run_session
+
+    # SIGTERM unwinds like Ctrl-C: the board is stopped and the records so far are kept.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    if faults:
+        from ..link.faults import parse_fault_spec
+
+        parse_fault_spec(faults)  # a bad spec is a usage error before anything starts
+    summary = run_session(board, model, inputs, adversarial=adversarial, port=port, out=out,
+                          resume=resume, warmup=warmup, inflight=inflight, repeat=repeat,
+                          faults=faults, progress=not no_progress, timeout=timeout,
+                          total_timeout=total_timeout)
+    _print_summary(summary, out)
+
+
+def _fmt_ci(ci):
+    return "" if not ci else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _print_summary(s: dict, out) -> None:
+    c = s["counts"]
+    click.echo(f"{s['board']['name']}: {c['records']} records ({c['sent_this_run']} sent this run, "
+               f"{c['warmup_records']} warm-up) -> {out}")
+    for m in s["metrics"]:
+        line = f"  {m['source']:<12} eps={'-' if m['eps'] is None else format(m['eps'], 'g'):<8} " \
+               f"n={m['n']:<6} acc={m['accuracy']:.3f}{_fmt_ci(m['accuracy_ci95'])}"
+        if m.get("attack_success_rate") is not None:
+            line += f"  asr={m['attack_success_rate']:.3f}{_fmt_ci(m['attack_success_ci95'])}"
+        if m.get("latency_s"):
+            est = " (estimated)" if m.get("time_estimated") else ""
+            line += f"  latency p50={m['latency_s']['p50'] * 1e3:.3f} ms{est}"
+        click.echo(line)
+    t = s["throughput"]
+    if t.get("records_per_s"):
+        click.echo(f"  throughput {t['records_per_s']:.1f} records/s, retries {s['link']['retries']}")
