@@ -88,7 +88,11 @@ def _build(model: Path, profile, dry_run: bool):
                    f"commands then start QEMU themselves")
         return
     result = _build_firmware()(model, profile)
-    click.echo(f"built the {profile.name} firmware for {model}: {_artifact(result)}")
+    sizes = ""
+    if getattr(result, "flash_bytes", None) is not None:
+        sizes = f" (flash {result.flash_bytes} B, RAM {result.ram_bytes} B{', cached' if result.cached else ''})"
+    click.echo(f"built the {profile.name} firmware for {model}: {_artifact(result)}{sizes}; session, attack and "
+               f"up start QEMU with it")
 
 
 def _artifact(result) -> str:
@@ -126,22 +130,25 @@ def _flash_mcu(model: Path, profile, dry_run: bool):
 
 
 def _agent_port(profile, port_mode, serial_dev, remote_port) -> str:
+    """Where the agent listens on the board: tcp://127.0.0.1:PORT (loopback only) or a serial device."""
     from ..deploy.pi import DEFAULT_SERIAL, DEFAULT_TCP_PORT
 
     default = (profile.deploy or {}).get("agent_port") or f"tcp://127.0.0.1:{DEFAULT_TCP_PORT}"
+    default_tcp = default.startswith("tcp://")
     if port_mode is None:
-        port_mode = "tcp" if default.startswith("tcp://") else "gadget" if "ttyGS" in default else "uart"
+        port_mode = "tcp" if default_tcp else "gadget" if "ttyGS" in default else "uart"
     if port_mode == "tcp":
         if serial_dev:
             raise UsageError("--serial applies to --port-mode gadget or uart, not tcp")
-        port = remote_port or (int(default.rsplit(":", 1)[1]) if default.startswith("tcp://") else DEFAULT_TCP_PORT)
-        return f"tcp://127.0.0.1:{port}"  # loopback only: the board never exposes the agent to the network
+        port = remote_port or (int(default.rsplit(":", 1)[1]) if default_tcp else DEFAULT_TCP_PORT)
+        return f"tcp://127.0.0.1:{port}"  # the board never exposes the agent to its network
     if remote_port:
         raise UsageError(f"--remote-port applies to --port-mode tcp, not {port_mode}")
     if serial_dev:
         return serial_dev
-    return default if not default.startswith("tcp://") and port_mode == "gadget" and "ttyGS" in default \
-        else DEFAULT_SERIAL[port_mode]
+    if not default_tcp and ("ttyGS" in default) == (port_mode == "gadget"):
+        return default  # the profile names this mode's device
+    return DEFAULT_SERIAL[port_mode]
 
 
 def _flash_linux(profile, model, host, remote_dir, port_mode, serial_dev, remote_port, python, identity,
@@ -178,16 +185,17 @@ def _flash_linux(profile, model, host, remote_dir, port_mode, serial_dev, remote
 
 def _stop_linux(profile, host, remote_dir, identity, ssh_config, dry_run):
     from ..deploy import ssh
-    from ..deploy.pi import stop_pi, stop_script, target_for
+    from ..deploy.pi import Step, stop_pi, stop_script, target_for
 
     if profile.kind != "linux":
         raise UsageError(f"--stop applies to linux boards; board {profile.name} is kind {profile.kind}")
     target = target_for(profile, host, identity, ssh_config)
     rdir = remote_dir or (profile.deploy or {}).get("remote_dir") or "edgeattack-agent"
     if dry_run:
-        import shlex
-
-        click.echo(f"# plan: stop the agent in {rdir} on {target.label}")
-        click.echo(shlex.join(target.ssh_args() + [ssh.remote_command(stop_script(rdir))]))
+        script = stop_script(rdir)
+        step = Step("stop", "", target.ssh_args() + [ssh.remote_command(script)], script=script)
+        click.echo(f"# plan: stop the agent in {rdir} on {target.label} (dry run: nothing is executed)")
+        for line in step.render():
+            click.echo(line)
         return
     click.echo(f"{target.label}:{rdir}: {stop_pi(target, rdir)}")
