@@ -45,14 +45,19 @@ def test_inspect_table(tiny_tflite):
 
 
 def test_export_both_formats(tiny_tflite, tmp_path):
-    for fmt, files in (("tflm", {"model_data.cc", "op_resolver.h"}), ("c", {"model_data.c"})):
+    aligned = align_16(tiny_tflite.read_bytes())
+    for fmt, files, extra in (("tflm", {"model_data.cc", "op_resolver.h"}, []),
+                              ("c", {"model_data.c"}, ["--arena-size", "3000"])):
         out = tmp_path / fmt
-        proc = run_cli("export", tiny_tflite, "--format", fmt, "-o", out, "--name", "digits", check=True)
+        proc = run_cli("export", tiny_tflite, "--format", fmt, "-o", out, "--name", "digits", *extra, check=True)
         assert files <= {p.name for p in out.iterdir()}
-        aligned = align_16(tiny_tflite.read_bytes())
         assert (out / "model.tflite").read_bytes() == aligned
         assert "aligned to 16 bytes by export" in proc.stdout
     assert "g_digits_model_data" in (tmp_path / "tflm" / "model_data.h").read_text()
+    assert "#define EA_TFLM_ARENA_MEASURED 3000" in (tmp_path / "c" / "model_settings.h").read_text()
+    measured = int(next(line for line in (tmp_path / "tflm" / "model_settings.h").read_text().splitlines()
+                        if "kTensorArenaMeasured" in line).split("=")[1].strip(" ;"))
+    assert measured % 16 == 0 and 0 < measured < 100_000
 
 
 def _assert_one_line_failure(proc, *fragments):
@@ -93,7 +98,7 @@ def test_export_refuses_existing_output(tiny_tflite, tmp_path):
     assert [p.name for p in out.iterdir()] == ["model_data.c"]
     assert (out / "model_data.c").read_text() == "/* someone's work */\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no partial output folder
-    run_cli("export", tiny_tflite, "--format", "c", "-o", out, "--force", check=True)
+    run_cli("export", tiny_tflite, "--format", "c", "-o", out, "--force", "--arena-size", "4096", check=True)
     assert (out / "model.tflite").is_file()
 
 

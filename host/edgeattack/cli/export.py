@@ -20,9 +20,12 @@ from ..errors import UsageError
               help="C identifier for the tflm symbols (g_NAME_model_data); default: the file name.")
 @click.option("--labels", "labels_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Text file with one class label per line (default: 0..N-1).")
+@click.option("--arena-size", type=click.IntRange(min=16), default=None, metavar="BYTES",
+              help="A TFLM arena size already measured (e.g. from `inspect`): skip the measurement. "
+                   "The margin is still added.")
 @force_option
 @click.pass_context
-def command(ctx, model, fmt, out_dir, name, labels_file, force):
+def command(ctx, model, fmt, out_dir, name, labels_file, arena_size, force):
     """Export MODEL as C/C++ sources: the 16-byte-aligned model array, its SHA-256, input/output
     settings, the measured TFLM arena size and (tflm) an op resolver with exactly its operators."""
     from ..tflite.export import export_model
@@ -35,7 +38,8 @@ def command(ctx, model, fmt, out_dir, name, labels_file, force):
             raise UsageError(f"{labels_file}: cannot read the labels file ({e}); give a text file with one "
                              f"label per line") from e
     verbose = bool((ctx.obj or {}).get("verbose"))
-    res = export_model(model, fmt, out_dir, name=name, force=force, labels=labels, verbose=verbose)
+    res = export_model(model, fmt, out_dir, name=name, force=force, labels=labels, arena=arena_size,
+                       verbose=verbose)
     arena = res["arena"]
     click.echo(f"exported {model} -> {res['out_dir']} ({fmt}: {', '.join(res['files'])})")
     click.echo(f"model_sha256 {res['sha256']}  {res['size']} bytes"

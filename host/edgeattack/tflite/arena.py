@@ -4,7 +4,7 @@ TFLM's Python interpreter can segfault instead of failing cleanly when the arena
 (FACTS), so every try runs in a child process (`_arena_child`). To keep the number of children small,
 each child gets a batch of sizes and tries them largest first, stopping at the first failure: one
 child narrows the interval [lo, hi] by a factor of batch + 1. The search first finds a size that works
-(a generous estimate, grown 4x until it runs), then narrows to 16-byte granularity (TFLM aligns
+(a generous estimate and its halvings, grown 4x until it runs), then narrows to 16-byte granularity (TFLM aligns
 allocations to 16 bytes, so a finer answer means nothing).
 
 Public API:
@@ -31,7 +31,8 @@ MARGIN_FRACTION = 0.10
 # Extra bytes on top of the 10%: TFLM aligns the arena's start to 16 bytes and loses up to 15 bytes
 # when the firmware's array is not itself 16-aligned.
 ALIGNMENT_SLACK = 16
-BATCH = 7
+# Sizes one child tries: a child costs ~0.25 s to start, a try a few ms for small models.
+BATCH = 15
 MAX_ARENA = 256 * 1024 * 1024
 _CHILD = "edgeattack.tflite._arena_child"
 
@@ -116,10 +117,15 @@ def find_arena_size(model_bytes: bytes, verbose: bool = False, timeout: float = 
             lo, hi = 0, None  # lo: largest size known to fail (0: none known); hi: smallest that runs
             size = _ceil16(default_arena_size(info))
             while hi is None:
-                ran, failed = probe.run([size])
+                # The generous estimate, then halvings below it: one child brackets the answer
+                # within a factor of 2 (the estimate is typically far above the need).
+                sizes = sorted({size} | {_ceil16(size >> k) for k in range(1, BATCH + 1) if size >> k >= 64},
+                               reverse=True)
+                ran, failed = probe.run(sizes)
                 bar.update(1)
                 if ran is not None:
                     hi = ran
+                    lo = failed or 0
                 else:
                     lo = failed
                     if size >= MAX_ARENA:
