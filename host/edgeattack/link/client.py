@@ -24,7 +24,7 @@ from edgeattack.errors import DeviceError, UsageError
 from edgeattack.link import messages as m
 from edgeattack.link.frame import (PROTOCOL_VERSION, Frame, FrameDecoder, encode_frame,
                                    wire_size)
-from edgeattack.link.transport import port_name, read_some
+from edgeattack.link.transport import close_port, port_name, read_some
 
 _DISCONNECT = (serial.SerialException, OSError, EOFError)
 
@@ -140,7 +140,7 @@ class Client:
         self._need_sync = True
         if port is not None:
             try:
-                port.close()
+                close_port(port)
             except Exception:  # noqa: BLE001 - closing a dead port must not mask the real error
                 pass
 
@@ -153,7 +153,7 @@ class Client:
         except BaseException:
             self.port = None
             try:
-                port.close()
+                close_port(port)
             except Exception:  # noqa: BLE001
                 pass
             raise
@@ -314,7 +314,9 @@ class Client:
     def _has_room(self, payload_len: int) -> bool:
         if not self._inflight:
             return True
-        if len(self._inflight) >= self._max_requests:
+        # Go-back-N window: from the oldest unanswered request on, at most reply_cache sequence
+        # numbers, so the device still caches every reply a retransmission may ask for again.
+        if (self._seq + 1 - self._inflight[0].seq) & 0xFFFF >= self._max_requests:
             return False
         used = sum(len(r.wire) for r in self._inflight)
         return used + wire_size(payload_len) <= self._rx_budget
@@ -452,6 +454,11 @@ class Client:
         if isinstance(shape, list) and all(isinstance(d, int) and d > 0 for d in shape) \
                 and int(np.prod(shape)) == output.size:
             output = output.reshape(shape)
+        # The INFER succeeded, so every LOAD of this input did (a refused LOAD leaves no input):
+        # their lost replies need no retransmission.
+        for other in [r for r in self._inflight if r.job is job]:
+            self._inflight.remove(other)
+            self._gbn_round.discard(id(other))
         self.stats.queries += 1
         self.stats.payload_bytes_received += len(reply.output)
         job.result = InferResult(output, reply.ticks, reply.inferences, job.retries,
@@ -493,7 +500,7 @@ class Client:
         old, self.port = self.port, None
         try:
             if old is not None:
-                old.close()
+                close_port(old)
         except Exception:  # noqa: BLE001
             pass
         self.stats.reconnects += 1

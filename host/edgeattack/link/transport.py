@@ -93,6 +93,22 @@ def read_some(port, limit: int = 65536) -> bytes:
     return first + port.read(waiting) if waiting > 0 else first
 
 
+def close_port(port) -> None:
+    """Close a port at once. pyserial's socket:// close() sleeps 0.3 s "for quick reconnects";
+    a link that reconnects after a fault closes the socket itself instead."""
+    sock = getattr(port, "_socket", None)
+    if isinstance(sock, socket.socket) and type(port).__module__.endswith("protocol_socket"):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+        port._socket = None
+        port.is_open = False
+        return
+    port.close()
+
+
 class SocketPort:
     """A connected stream socket with the port API (device side of a TCP link, or a socketpair).
 
