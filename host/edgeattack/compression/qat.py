@@ -1,0 +1,92 @@
+"""Quantization-aware training steps: qat, and the collaborative ones pqat, cqat, pcqat.
+
+The QAT model (fake-quantized, tfmot wrappers) is what ptq-int8 converts. The float model written as
+model.keras is that model with the fake quantization removed: the original architecture carrying the
+QAT-trained weights (a tf_keras QAT model does not round-trip through .keras, and a plain float model
+is what attacks and inspection want).
+"""
+from __future__ import annotations
+
+from .context import StepContext
+from .recipe import qat_preserve
+from .sparsity import _tfmot, cluster, kernel_distinct, kernel_sparsity, prune, tfmot_error
+
+
+def quantize(model, preserve: str):
+    """Wrap a float model for QAT. preserve: none | sparsity | clusters | sparsity+clusters."""
+    tfmot = _tfmot()
+    qk = tfmot.quantization.keras
+    try:
+        if preserve == "none":
+            return qk.quantize_model(model)
+        combine = tfmot.experimental.combine
+        if preserve == "sparsity":
+            scheme = combine.Default8BitPrunePreserveQuantizeScheme()
+        elif preserve == "clusters":
+            scheme = combine.Default8BitClusterPreserveQuantizeScheme()
+        else:
+            scheme = combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)
+        with qk.quantize_scope():
+            return qk.quantize_apply(qk.quantize_annotate_model(model), scheme)
+    except Exception as e:
+        raise tfmot_error("quantization-aware training", e) from None
+
+
+def strip_quantization(qat_model, float_model):
+    """The float architecture of `float_model` with the weights the QAT model trained.
+
+    tfmot wraps each layer one to one (QuantizeWrapperV2 named quant_<layer>, holding the layer's
+    own variables, e.g. conv2d/kernel:0); cluster-preserving QAT writes the clustered kernel back
+    into that variable. Weights are matched by layer name and variable name."""
+    from ..tfutil import keras
+
+    k = keras()
+    clone = k.models.clone_model(float_model)
+    clone.set_weights(float_model.get_weights())
+    inner = {}
+    for layer in qat_model.layers:
+        wrapped = getattr(layer, "layer", None)
+        inner[wrapped.name if wrapped is not None else layer.name] = layer
+    for layer in clone.layers:
+        if not layer.weights:
+            continue
+        source = inner.get(layer.name)
+        if source is None:
+            raise AssertionError(f"QAT model has no layer for {layer.name}")
+        by_name = {tuple(v.name.split("/")[-2:]): v for v in source.weights}
+        values = []
+        for w in layer.weights:
+            key = (layer.name, w.name.split("/")[-1])
+            if key not in by_name:
+                raise AssertionError(f"QAT layer {source.name} has no variable {key}")
+            values.append(by_name[key].numpy())
+        layer.set_weights(values)
+    return clone
+
+
+def run(ctx: StepContext, step, recipe_steps) -> dict:
+    p = step.params
+    details: dict = {}
+    base = ctx.model
+    if step.name in ("pqat", "pcqat"):
+        base, details["prune"] = prune(ctx, base, p, p["prune_epochs"], p["prune_lr"])
+        details["prune"]["accuracy"] = ctx.accuracy(base)
+        ctx.echo(f"  pruned: accuracy {details['prune']['accuracy']:.4f}")
+    if step.name in ("cqat", "pcqat"):
+        base, details["cluster"] = cluster(ctx, base, p, p["cluster_epochs"], p["cluster_lr"],
+                                           preserve_sparsity=step.name == "pcqat")
+        details["cluster"]["accuracy"] = ctx.accuracy(base)
+        ctx.echo(f"  clustered: accuracy {details['cluster']['accuracy']:.4f}")
+    preserve = qat_preserve(recipe_steps, step)
+    qat_model = quantize(base, preserve)
+    ctx.fit(qat_model, p["epochs"], p["lr"], p["batch_size"], f"{step.name} (QAT)")
+    ctx.qat_model = qat_model
+    ctx.model = strip_quantization(qat_model, base)
+    details["preserve"] = preserve
+    details["qat_accuracy"] = ctx.accuracy(qat_model)
+    details["float_accuracy"] = ctx.accuracy(ctx.model)
+    if "sparsity" in preserve:
+        details["kernel_sparsity"] = kernel_sparsity(ctx.model)
+    if "clusters" in preserve:
+        details["kernel_distinct_values"] = kernel_distinct(ctx.model)
+    return details
