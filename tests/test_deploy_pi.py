@@ -242,11 +242,19 @@ def test_flash_tunnel_infer_matches_litert_and_stop(sshd, remote_dir, tiny_tflit
     assert summary["device"]["inferences_run"] == summary["device"]["records_sent"] == 20
     assert summary["board"]["port"] == url
 
+    # verify_info refuses an agent that serves other bytes than the expected ones
+    rport = int(url.rsplit(":", 1)[1].split("?")[0])
+    with ssh.tunnel(sshd.target(), rport) as local:
+        info = pi.query_info(local)
+    pi.verify_info(info, sha, sshd.target().label)
+    with pytest.raises(Exception, match=f"127.0.0.1:{sshd.port}: model hash mismatch"):
+        pi.verify_info(info, "0" * 64, sshd.target().label)
+
     # flashing again stops the first agent and starts a new one
-    again = _flash(sshd, tiny_tflite, remote_dir, "--remote-port", url.rsplit(":", 1)[1].split("?")[0])
+    again = _flash(sshd, tiny_tflite, remote_dir, "--remote-port", str(rport))
     assert again.returncode == 0, again.stderr
     (pid2,) = _agent_pids(remote_dir)
-    assert pid2 != pid and not Path(f"/proc/{pid}/cmdline").exists() or pid not in _agent_pids(remote_dir)
+    assert pid2 != pid and pid not in _pids_mentioning(str(remote_dir))
 
     stop = _flash(sshd, None, remote_dir, "--stop")
     assert stop.returncode == 0, stop.stderr
@@ -310,21 +318,6 @@ def test_remote_python_missing_or_lacking_modules(sshd, remote_dir, tiny_tflite,
     assert not remote_dir.exists()
 
 
-def test_hash_mismatch_is_reported(sshd, remote_dir, tiny_tflite, tmp_path):
-    """verify_info against a running agent that serves other bytes than expected."""
-    port = _free_port()
-    proc = _flash(sshd, tiny_tflite, remote_dir, "--remote-port", str(port))
-    assert proc.returncode == 0, proc.stderr
-    try:
-        with ssh.tunnel(sshd.target(), port) as local:
-            info = pi.query_info(local)
-        with pytest.raises(Exception, match="model hash mismatch"):
-            pi.verify_info(info, "0" * 64, sshd.target().label)
-    finally:
-        pi.stop_pi(sshd.target(), str(remote_dir))
-    assert _agent_pids(remote_dir) == []
-
-
 def test_tunnel_errors_name_the_host_and_reap_ssh(sshd, tmp_path):
     closed = _free_port()
     target = ssh.SSHTarget.parse(f"{sshd.user}@127.0.0.1:{closed}", config=sshd.config)
@@ -338,3 +331,23 @@ def test_tunnel_errors_name_the_host_and_reap_ssh(sshd, tmp_path):
             assert _pids_mentioning(sshd.config)
             raise RuntimeError("boom")
     assert _pids_mentioning(sshd.config) == []
+
+
+def test_agent_that_cannot_listen_fails_with_its_log(sshd, remote_dir, tiny_tflite):
+    """The port is taken on the 'Pi': the agent exits, flash reports agent.log's reason, exit 1.
+    The python is given relative to the login home (a venv there), as docs/pi.md shows."""
+    import pwd
+
+    home = pwd.getpwuid(os.getuid()).pw_dir
+    relative_python = os.path.relpath(sys.executable, home)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        proc = run_cli("flash", "--board", "pi4", "--host", sshd.host, "--ssh-config", sshd.config,
+                       "--python", relative_python, "--remote-dir", str(remote_dir), "--remote-port", str(port),
+                       str(tiny_tflite), timeout=300)
+    assert proc.returncode == 1, proc.stdout
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1 and "the agent exited" in err and "cannot listen" in err, err
+    assert _agent_pids(remote_dir) == []

@@ -200,14 +200,22 @@ print(json.dumps({"python": sys.version.split()[0], "ok_version": sys.version_in
 PROBE_CODE = _PROBE_PY.replace("@MODS@", repr(sorted(REQUIRED_MODULES)))
 
 
+def _py(python: str) -> str:
+    """Quoted remote python for sh; `~/x` made relative to the login home (where ssh starts)."""
+    p = python.strip()
+    if not p:
+        raise UsageError("--python: give the python to run on the board (e.g. python3)")
+    return shlex.quote(p[2:] if p.startswith("~/") else p)
+
+
 def probe_script(python: str) -> str:
     """Run PROBE_CODE (stdin) with the remote python; prints EDGEATTACK_NO_PYTHON when it is missing."""
-    py = shlex.quote(python)
+    py = _py(python)
     return f"command -v {py} >/dev/null 2>&1 || {{ echo EDGEATTACK_NO_PYTHON; exit 3; }}; exec {py} -"
 
 
 def install_script(python: str, packages: list[str], pip_args: list[str]) -> str:
-    return f"{shlex.quote(python)} -m pip install {shlex.join([*pip_args, *packages])}"
+    return f"{_py(python)} -m pip install {shlex.join([*pip_args, *packages])}"
 
 
 def stop_script(remote_dir: str) -> str:
@@ -298,7 +306,7 @@ def start_script(remote_dir: str, python: str, agent_port: str, runtime: str, re
     """Start the agent detached from the SSH session (setsid + nohup, stdio to the log), its pid in
     agent.pid (written by the shell that then execs python, so it is python's pid), then wait until
     that process listens on its TCP port or holds its serial device open (READY_CODE on stdin)."""
-    d, py = _dir(remote_dir), shlex.quote(python)
+    d = _dir(remote_dir)
     # the absolute model path makes `ps` show which deployment an agent belongs to
     agent = (f"-m {AGENT_MODULE} --model \"$PWD/{MODEL_NAME}\" "
              + shlex.join(["--port", agent_port, "--runtime", runtime, "--board", board]))
@@ -306,10 +314,12 @@ def start_script(remote_dir: str, python: str, agent_port: str, runtime: str, re
         mode, what = "tcp", agent_port.rsplit(":", 1)[1]
     else:
         mode, what = "serial", agent_port
-    return (f"set -e; cd {d}; rm -f agent.pid; : > agent.log; "
+    # a relative python path (a venv in the home) is made absolute before `cd DIR`
+    return (f"set -e; py={_py(python)}; case \"$py\" in /*) ;; */*) py=\"$PWD/$py\";; esac; "
+            f"cd {d}; rm -f agent.pid; : > agent.log; "
             f"PYTHONPATH=\"$PWD/lib\" setsid nohup sh -c 'echo $$ > agent.pid; exec \"$0\" \"$@\"' "
-            f"{py} {agent} </dev/null >>agent.log 2>&1 & "
-            f"exec {py} - {mode} {shlex.quote(what)} {ready_timeout:g}")
+            f"\"$py\" {agent} </dev/null >>agent.log 2>&1 & "
+            f"exec \"$py\" - {mode} {shlex.quote(what)} {ready_timeout:g}")
 
 
 READY_CODE = _READY_PY.replace("@MODEL@", MODEL_NAME)
