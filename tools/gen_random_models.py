@@ -261,8 +261,8 @@ def convert(tf, model, rng, rep_range, float_io, per_channel_dense):
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.float32 if float_io else tf.int8
     conv.inference_output_type = tf.float32 if float_io else tf.int8
-    if per_channel_dense and hasattr(conv, "_experimental_disable_per_channel_quantization_for_dense_layers"):
-        conv._experimental_disable_per_channel_quantization_for_dense_layers = False
+    if hasattr(conv, "_experimental_disable_per_channel_quantization_for_dense_layers"):
+        conv._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel_dense
     return conv.convert()
 
 
@@ -307,54 +307,207 @@ def tflm_outputs(model_bytes, inputs):
     return np.stack(outs)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--count", type=int, default=320)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args(argv)
+# ------------------------------------------------------------------------------------------ mutants
 
+# TFLite builtin codes used below.
+_CONV, _DW, _FC, _ADD, _MEAN, _SOFTMAX, _DEQUANTIZE = 3, 4, 9, 0, 40, 25, 6
+# Consumers that accept any input quantization (no equality or bias-scale check on their input).
+_FREE_CONSUMERS = {_CONV, _DW, _ADD, _MEAN, _SOFTMAX, _DEQUANTIZE}
+
+
+def mutate(tfl: bytes, rng) -> tuple[bytes, list]:
+    """A numerically different model with the same graph: random weights (often at the rails), biases,
+    filter scales and activation quantization. Cheap (milliseconds), so most test models are mutants of
+    a smaller number of converted ones; both runtimes run the very same mutated bytes."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(tfl), 0)
+    sg = model.subgraphs[0]
+    codes = [max(oc.deprecatedBuiltinCode, oc.builtinCode) for oc in model.operatorCodes]
+    notes = []
+    consumers: dict[int, set] = {}
+    for op in sg.operators:
+        for t in op.inputs:
+            consumers.setdefault(int(t), set()).add(codes[op.opcodeIndex])
+    for op in sg.operators:
+        code = codes[op.opcodeIndex]
+        if code not in (_CONV, _DW, _FC):
+            continue
+        f = sg.tensors[op.inputs[1]]
+        buf = model.buffers[f.buffer]
+        if buf.data is None or len(buf.data) == 0:
+            continue
+        n = len(buf.data)
+        mode = str(rng.choice(["rails", "uniform", "sparse", "keep"]))
+        if mode == "rails":
+            w = rng.choice(np.array([-127, 127, -128, 0, 1, -1], np.int8), size=n)
+        elif mode == "uniform":
+            w = rng.integers(-128, 128, size=n).astype(np.int8)
+        elif mode == "sparse":
+            w = np.where(rng.random(n) < 0.8, 0, rng.integers(-128, 128, size=n)).astype(np.int8)
+        else:
+            w = np.frombuffer(bytes(bytearray(buf.data)), np.int8)
+        buf.data = w.view(np.uint8).copy()
+        if code != _FC and f.quantization is not None and f.quantization.scale is not None:
+            sc = np.asarray(f.quantization.scale, np.float32)
+            f.quantization.scale = (sc * (10 ** rng.uniform(-1, 1, size=sc.shape))).astype(np.float32).tolist()
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:
+            b = sg.tensors[op.inputs[2]]
+            bb = model.buffers[b.buffer]
+            if bb.data is not None and len(bb.data):
+                lim = int(2 ** rng.integers(4, 24))
+                bias = rng.integers(-lim, lim, size=len(bb.data) // 4).astype("<i4")
+                bb.data = bias.view(np.uint8).copy()
+        notes.append(dict(op=int(code), weights=mode))
+    # Activation quantization of tensors whose every consumer accepts any quantization.
+    produced_by = {int(op.outputs[0]): codes[op.opcodeIndex] for op in sg.operators}
+    outputs = {int(t) for t in sg.outputs}
+    for ti, t in enumerate(sg.tensors):
+        if produced_by.get(ti) not in (_CONV, _DW, _ADD) or t.type != 9 or t.quantization is None:
+            continue
+        if not consumers.get(ti, set()) <= _FREE_CONSUMERS or (not consumers.get(ti) and ti not in outputs):
+            continue
+        if rng.random() < 0.5:
+            sc = np.asarray(t.quantization.scale, np.float32) * np.float32(10 ** rng.uniform(-0.7, 0.7))
+            t.quantization.scale = sc.astype(np.float32).tolist()
+            if rng.random() < 0.5:
+                t.quantization.zeroPoint = [int(rng.integers(-128, 128))]
+            notes.append(dict(tensor=ti, requant=True))
+    # Fused activations the Keras layers never produce (RELU_N1_TO_1), on any op that has the field.
+    for op in sg.operators:
+        o = op.builtinOptions
+        if o is not None and hasattr(o, "fusedActivationFunction") and rng.random() < 0.3:
+            o.fusedActivationFunction = int(rng.integers(0, 4))
+            notes.append(dict(op=int(codes[op.opcodeIndex]), activation=o.fusedActivationFunction))
+    # An int8 -> int8 QUANTIZE (requantization) appended at the output: converters emit it rarely.
+    out_t = sg.tensors[sg.outputs[0]]
+    if out_t.type == 9 and rng.random() < 0.35:
+        new_t = schema.TensorT()
+        new_t.shape = list(out_t.shape)
+        new_t.type = 9
+        new_t.buffer = 0
+        new_t.name = b"requantized_output"
+        q = schema.QuantizationParametersT()
+        q.scale = [float(np.float32(out_t.quantization.scale[0] * 10 ** rng.uniform(-1, 1)))]
+        q.zeroPoint = [int(rng.integers(-128, 128))]
+        new_t.quantization = q
+        sg.tensors.append(new_t)
+        oc = schema.OperatorCodeT()
+        oc.builtinCode = 114
+        oc.deprecatedBuiltinCode = 114
+        oc.version = 1
+        model.operatorCodes.append(oc)
+        qop = schema.OperatorT()
+        qop.opcodeIndex = len(model.operatorCodes) - 1
+        qop.inputs = [int(sg.outputs[0])]
+        qop.outputs = [len(sg.tensors) - 1]
+        sg.operators.append(qop)
+        sg.outputs = [len(sg.tensors) - 1]
+        notes.append(dict(appended="requantize"))
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output()), notes
+
+
+def generate(count, seed, out: Path, mutants: int, worker: int = 0, jobs: int = 1):
+    """Models worker, worker + jobs, ... of `count` (so that jobs processes can share the work)."""
     import edgeattack.tfutil as tu
+    from tflite_micro.python.tflite_micro import runtime
 
     tf, keras = tu.tf(), tu.keras()
     tf.get_logger().setLevel("ERROR")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(args.seed)
-    tf.random.set_seed(args.seed)
-    manifest = []
-    t0 = time.time()
-    tmp = out / ".align"
-    tmp.mkdir(exist_ok=True)
-    i = 0
-    failures = 0
-    while i < args.count:
+    rng = np.random.default_rng([seed, worker])
+    tf.random.set_seed(seed * 1000 + worker)
+    tmp = out / f".align{worker}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    entries, failures = [], 0
+    mine = list(range(worker, count, jobs))
+    k = 0
+    while k < len(mine):
         model, desc, rep_range = build_model(keras, tf, rng)
         float_io = bool(rng.random() < 0.12)
         per_channel_dense = bool(rng.random() < 0.3)
         try:
-            tfl = convert(tf, model, rng, rep_range, float_io, per_channel_dense)
+            base = convert(tf, model, rng, rep_range, float_io, per_channel_dense)
         except Exception as e:  # a random architecture the converter rejects: draw another
             failures += 1
             print(f"skip (converter): {type(e).__name__}: {str(e)[:120]}", file=sys.stderr)
             continue
-        tfl = align16(tfl, tmp)
-        from tflite_micro.python.tflite_micro import runtime
-
-        details = runtime.Interpreter.from_bytes(tfl, arena_size=TFLM_ARENA).get_input_details(0)
-        inputs = make_inputs(rng, details)
-        expected = tflm_outputs(tfl, inputs)
-        name = f"model_{i:04d}"
-        (out / f"{name}.tflite").write_bytes(tfl)
-        np.savez(out / f"{name}.npz", inputs=inputs, expected=expected)
-        manifest.append(dict(name=name, float_io=float_io, per_channel_dense=per_channel_dense, layers=desc))
         keras.backend.clear_session()
-        i += 1
-        if i % 25 == 0:
-            print(f"{i}/{args.count} models, {time.time() - t0:.0f} s", file=sys.stderr)
-    (out / "manifest.json").write_text(json.dumps(dict(seed=args.seed, count=args.count, models=manifest), indent=1))
-    print(f"generated {args.count} models in {time.time() - t0:.1f} s ({failures} converter rejections)",
-          file=sys.stderr)
+        for v in range(mutants + 1):
+            if k >= len(mine):
+                break
+            tfl, notes = (base, []) if v == 0 else mutate(base, rng)
+            name = f"model_{mine[k]:04d}"
+            # Aligner and TFLM are native code that can crash on odd models: run them in a forked child,
+            # so that a crash skips one model instead of killing the generator.
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    aligned = align16(tfl, tmp)
+                    details = runtime.Interpreter.from_bytes(aligned, arena_size=TFLM_ARENA).get_input_details(0)
+                    inputs = make_inputs(np.random.default_rng([seed, mine[k]]), details)
+                    expected = tflm_outputs(aligned, inputs)
+                    (out / f"{name}.tflite").write_bytes(aligned)
+                    np.savez(out / f"{name}.npz", inputs=inputs, expected=expected)
+                    code = 0
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            if status != 0:
+                failures += 1
+                print(f"skip ({name}: TFLM or the aligner failed, wait status {status})", file=sys.stderr)
+                continue
+            entries.append(dict(name=name, float_io=float_io, per_channel_dense=per_channel_dense, layers=desc,
+                                mutant=v, mutations=notes))
+            k += 1
+    return entries, failures
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--count", type=int, default=320, help="models to write")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--mutants", type=int, default=2, help="mutated variants per converted model")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes (each imports TensorFlow)")
+    ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.worker is not None:  # one share of the work, its entries in a partial manifest
+        entries, failures = generate(args.count, args.seed, out, args.mutants, args.worker, args.jobs)
+        (out / f".part{args.worker}.json").write_text(json.dumps(dict(models=entries, failures=failures)))
+        return
+    t0 = time.time()
+    import ctypes
+    import signal
+    import subprocess
+
+    def deathsig():
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # workers die with this process
+
+    procs = [subprocess.Popen([sys.executable, __file__, "--count", str(args.count), "--seed", str(args.seed),
+                               "--mutants", str(args.mutants), "--jobs", str(args.jobs), "--worker", str(w),
+                               "--out", str(out)], preexec_fn=deathsig) for w in range(args.jobs)]
+    try:
+        codes = [p.wait() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    if any(codes):
+        sys.exit(f"gen_random_models: a worker failed (exit codes {codes})")
+    parts = [json.loads((out / f".part{w}.json").read_text()) for w in range(args.jobs)]
+    entries = sorted((e for p in parts for e in p["models"]), key=lambda e: e["name"])
+    failures = sum(p["failures"] for p in parts)
+    (out / "manifest.json").write_text(json.dumps(dict(seed=args.seed, count=args.count, mutants=args.mutants,
+                                                       jobs=args.jobs, models=entries), indent=1))
+    print(f"generated {len(entries)} models in {time.time() - t0:.1f} s ({failures} skipped)", file=sys.stderr)
 
 
 if __name__ == "__main__":

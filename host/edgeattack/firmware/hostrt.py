@@ -1,0 +1,173 @@
+"""The firmware's C inference runtime, built for the host (with AddressSanitizer and UBSan) and run here.
+
+It runs exactly the C code and the .tflite bytes a firmware build uses, so the host can predict a
+device's outputs and its arena size without a board:
+
+    firmware_arena_bytes(model_bytes) -> int        bytes of tensor arena the firmware needs
+    host_plan(model_bytes) -> dict                  arena bytes and input/output tensor info
+    run_host(model_bytes, inputs) -> np.ndarray     outputs, one per input sample
+
+The harness (firmware_models/host/ea_host.c) is compiled once per source hash into
+~/.cache/edgeattack/hostrt/<hash>/ (never into the source tree).
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EdgeAttackError, UsageError
+from ..resources import firmware_dir
+
+_TIMEOUT_S = 600
+_DTYPES = {"int8": np.int8, "float32": np.float32}
+# Any sanitizer report is a failure (exit code != 0), never a warning that scrolls by.
+_SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:exitcode=86",
+            "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=87"}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgeattack"
+
+
+def _set_deathsig():  # runs in the child: die with the parent, even if it crashes
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_DEATHSIG
+
+
+def _run(cmd, stdin: bytes | None = None, timeout: float = _TIMEOUT_S, env: dict | None = None):
+    """Run a child process, always reaped (killed on timeout or on any exception here)."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, **(env or {})), preexec_fn=_set_deathsig)
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    return proc.returncode, out, err.decode(errors="replace")
+
+
+def _sources() -> list[Path]:
+    fw = firmware_dir()
+    files = sorted((fw / "runtime").glob("*.[ch]")) + sorted((fw / "runtime").glob("*.mk"))
+    files += [fw / "host" / "ea_host.c", fw / "host" / "Makefile"]
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing or not (fw / "runtime" / "ea_runtime.h").is_file():
+        raise EdgeAttackError(f"firmware runtime sources not found under {fw}: reinstall edgeattack")
+    return files
+
+
+def _compiler() -> str:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        raise EdgeAttackError("no C compiler found: install gcc (apt-get install gcc) or set CC")
+    return cc
+
+
+def host_binary() -> Path:
+    """Path of the sanitizer-instrumented ea_host, building it first if its sources changed."""
+    cc = _compiler()
+    h = hashlib.sha256()
+    for p in _sources():
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    rc, out, err = _run([cc, "--version"], timeout=60)
+    h.update(out)
+    final = cache_root() / "hostrt" / h.hexdigest()[:16]
+    binary = final / "ea_host"
+    if binary.is_file():
+        return binary
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=final.parent))
+    try:
+        make = shutil.which("make")
+        if not make:
+            raise EdgeAttackError("`make` not found: install it (apt-get install make)")
+        rc, out, err = _run([make, "-s", "-C", str(firmware_dir() / "host"), f"BUILD={tmp}", f"CC={cc}",
+                             f"{tmp}/ea_host"], timeout=_TIMEOUT_S)
+        if rc != 0:
+            raise EdgeAttackError(f"building the host runtime failed ({cc}):\n{err.strip()[-2000:]}")
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process built it first: use theirs
+            if not binary.is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return binary
+
+
+@contextlib.contextmanager
+def _model_file(model_bytes: bytes):
+    if not isinstance(model_bytes, (bytes, bytearray, memoryview)):
+        raise UsageError(f"model must be the .tflite bytes, got {type(model_bytes).__name__}")
+    fd, path = tempfile.mkstemp(prefix="ea-model-", suffix=".tflite")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(bytes(model_bytes))
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _check(rc: int, err: str, what: str):
+    if rc == 0:
+        return
+    msg = err.strip().splitlines()
+    line = next((m for m in msg if m.startswith("ea_host: ")), None)
+    if rc in (2, 3) and line:
+        raise EdgeAttackError(f"C runtime: {line[len('ea_host: '):]}")
+    raise EdgeAttackError(f"C runtime {what} failed (exit {rc}): " + "\n".join(msg[-40:]))
+
+
+def host_plan(model_bytes: bytes) -> dict:
+    """{"arena_bytes", "activation_bytes", "operators", "tensors", "input": {...}, "output": {...}}."""
+    binary = host_binary()
+    with _model_file(model_bytes) as path:
+        rc, out, err = _run([str(binary), "plan", path], env=_SAN_ENV)
+    _check(rc, err, "plan")
+    return json.loads(out)
+
+
+def firmware_arena_bytes(model_bytes: bytes) -> int:
+    """Tensor arena bytes the firmware's runtime needs for this model (activations + per-channel data)."""
+    return int(host_plan(model_bytes)["arena_bytes"])
+
+
+def run_host(model_bytes: bytes, inputs) -> np.ndarray:
+    """Run the C runtime on the host. `inputs`: one sample (the input shape) or a batch (N x input shape)
+    in the model's input dtype (int8, or float32 for float-input models). Returns the raw outputs in the
+    model's output dtype, with the same leading batch axis (none for a single sample)."""
+    plan = host_plan(model_bytes)
+    ins, outs = plan["input"], plan["output"]
+    in_dtype, out_dtype = _DTYPES.get(ins["dtype"]), _DTYPES.get(outs["dtype"])
+    x = np.asarray(inputs)
+    if in_dtype is None or x.dtype != in_dtype:
+        raise UsageError(f"inputs must be {ins['dtype']} for this model, got {x.dtype}: quantize them first "
+                         f"(edgeattack.quant.quantize_input)")
+    in_shape = tuple(ins["shape"])
+    single = x.shape == in_shape
+    if not single and x.shape[1:] != in_shape:
+        raise UsageError(f"inputs have shape {x.shape}; the model takes {in_shape} or N x {in_shape}")
+    batch = x[None] if single else x
+    binary = host_binary()
+    with _model_file(model_bytes) as path:
+        rc, out, err = _run([str(binary), "run", path], stdin=np.ascontiguousarray(batch).tobytes(), env=_SAN_ENV)
+    _check(rc, err, "run")
+    y = np.frombuffer(out, dtype=out_dtype).reshape((len(batch),) + tuple(outs["shape"]))
+    return y[0] if single else y
+
+
+if __name__ == "__main__":  # python -m edgeattack.firmware.hostrt MODEL.tflite: print the plan
+    print(json.dumps(host_plan(Path(sys.argv[1]).read_bytes()), indent=2))
