@@ -5,6 +5,8 @@ dynamic-range and float16 keep float input/output and compute and are for LiteRT
 """
 from __future__ import annotations
 
+import warnings
+
 from ..errors import EdgeAttackError
 from .context import StepContext, native_stderr_quiet
 
@@ -44,7 +46,10 @@ def to_tflite(model, kind: str, x_calibration=None, progress: bool = False) -> b
             conv.inference_input_type = t.int8
             conv.inference_output_type = t.int8
         try:
-            return bytes(conv.convert())
+            with warnings.catch_warnings():
+                # "Statistics for quantized inputs were expected": harmless for int8 in/out
+                warnings.simplefilter("ignore", UserWarning)
+                return bytes(conv.convert())
         except Exception as e:  # the converter's errors are long; keep the first line
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
             raise EdgeAttackError(f"TFLite conversion ({kind}) failed: {first}; the model may use "

@@ -20,7 +20,11 @@ def _tfmot():
     from ..tfutil import tf
 
     tf()
-    import tensorflow_model_optimization as tfmot
+    import warnings
+
+    with warnings.catch_warnings():  # tfmot checks versions with the deprecated distutils
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import tensorflow_model_optimization as tfmot
 
     return tfmot
 
