@@ -86,6 +86,19 @@ def compare(models_dir: Path) -> dict:
             diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
             res["failures"].append(dict(name=name, max_abs_diff=float(diff.max()), layers=entry["layers"],
                                         mutations=entry.get("mutations")))
+    # Models TFLM refused to prepare must be refused by the C runtime as well.
+    res["tflm_rejected"], res["both_rejected"] = 0, 0
+    for path in sorted((models_dir / "rejected").glob("*.tflite")):
+        res["tflm_rejected"] += 1
+        try:
+            run_host(path.read_bytes(), np.zeros(0, np.int8))
+        except EdgeAttackError as e:
+            if str(e).startswith("C runtime: "):
+                res["both_rejected"] += 1
+                continue
+        except Exception:
+            pass
+        res["failures"].append(dict(name=path.name, error="TFLM rejects this model but the C runtime loads it"))
     return res
 
 
@@ -103,7 +116,8 @@ def main(argv=None):
     t2 = time.time()
     print(f"models: {res['models']}, inputs: {res['inputs']}, byte-exact models: {res['matching_models']} "
           f"({100.0 * res['matching_models'] / max(1, res['models']):.1f}%), byte-exact outputs: "
-          f"{res['matching_outputs']}/{res['inputs']}; generation {t1 - t0:.0f} s, comparison {t2 - t1:.0f} s")
+          f"{res['matching_outputs']}/{res['inputs']}; rejected by TFLM: {res['tflm_rejected']}, also by the C runtime: "
+          f"{res['both_rejected']}; generation {t1 - t0:.0f} s, comparison {t2 - t1:.0f} s")
     for f in res["failures"][:20]:
         print(json.dumps(f)[:600])
     return 0 if not res["failures"] else 1

@@ -310,7 +310,7 @@ def tflm_outputs(model_bytes, inputs):
 # ------------------------------------------------------------------------------------------ mutants
 
 # TFLite builtin codes used below.
-_CONV, _DW, _FC, _ADD, _MEAN, _SOFTMAX, _DEQUANTIZE = 3, 4, 9, 0, 40, 25, 6
+_CONV, _DW, _FC, _ADD, _MEAN, _SOFTMAX, _DEQUANTIZE, _PAD, _PADV2 = 3, 4, 9, 0, 40, 25, 6, 34, 60
 # Consumers that accept any input quantization (no equality or bias-scale check on their input).
 _FREE_CONSUMERS = {_CONV, _DW, _ADD, _MEAN, _SOFTMAX, _DEQUANTIZE}
 
@@ -374,6 +374,35 @@ def mutate(tfl: bytes, rng) -> tuple[bytes, list]:
             if rng.random() < 0.5:
                 t.quantization.zeroPoint = [int(rng.integers(-128, 128))]
             notes.append(dict(tensor=ti, requant=True))
+    # MEAN with identical input and output quantization (TFLM then averages raw values) and PAD turned
+    # into PADV2 with a random constant: paths the converter rarely emits.
+    for op in list(sg.operators):
+        code = codes[op.opcodeIndex]
+        if code == _MEAN and rng.random() < 0.5:
+            src, dst = sg.tensors[op.inputs[0]], sg.tensors[op.outputs[0]]
+            if consumers.get(int(op.outputs[0]), set()) <= _FREE_CONSUMERS:
+                dst.quantization.scale = list(src.quantization.scale)
+                dst.quantization.zeroPoint = list(src.quantization.zeroPoint)
+                notes.append(dict(op=code, same_quantization=True))
+        elif code == _PAD and rng.random() < 0.5:
+            outq = sg.tensors[op.outputs[0]].quantization
+            cbuf = schema.BufferT()
+            cbuf.data = np.array([int(rng.integers(-128, 128))], np.int8).view(np.uint8)
+            model.buffers.append(cbuf)
+            ct = schema.TensorT()
+            ct.shape, ct.type, ct.buffer, ct.name = [], 9, len(model.buffers) - 1, b"pad_value"
+            cq = schema.QuantizationParametersT()
+            cq.scale, cq.zeroPoint = list(outq.scale), list(outq.zeroPoint)
+            ct.quantization = cq
+            sg.tensors.append(ct)
+            oc = schema.OperatorCodeT()
+            oc.builtinCode = oc.deprecatedBuiltinCode = _PADV2
+            oc.version = 1
+            model.operatorCodes.append(oc)
+            op.opcodeIndex = len(model.operatorCodes) - 1
+            op.inputs = list(op.inputs[:2]) + [len(sg.tensors) - 1]
+            op.builtinOptionsType, op.builtinOptions = 0, None
+            notes.append(dict(op=code, to_padv2=True))
     # Fused activations the Keras layers never produce (RELU_N1_TO_1), on any op that has the field.
     for op in sg.operators:
         o = op.builtinOptions
@@ -453,6 +482,11 @@ def generate(count, seed, out: Path, mutants: int, worker: int = 0, jobs: int = 
                     (out / f"{name}.tflite").write_bytes(aligned)
                     np.savez(out / f"{name}.npz", inputs=inputs, expected=expected)
                     code = 0
+                except BaseException as e:
+                    print(f"{name}: {type(e).__name__}: {str(e)[:300]}", file=sys.stderr)
+                    # Kept: a model TFLM refuses should be refused by the C runtime too.
+                    (out / "rejected").mkdir(exist_ok=True)
+                    (out / "rejected" / f"{name}_{v}.tflite").write_bytes(tfl)
                 finally:
                     os._exit(code)
             _, status = os.waitpid(pid, 0)

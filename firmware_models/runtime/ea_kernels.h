@@ -61,10 +61,10 @@ typedef struct {
 void ea_add_s8(const ea_add_params *p, const int32_t in1_dims[6], const int8_t *in1, const int32_t in2_dims[6],
                const int8_t *in2, const int32_t out_dims[6], int8_t *out);
 
-/* Mean over the dims whose bit is set in axes_mask (input extended to 6 dims). same_q: input and output
- * quantization are identical (TFLM then averages raw values with integer division). */
-void ea_mean_s8(const int32_t in_dims[6], const int8_t *in, unsigned axes_mask, int same_q, int32_t in_zp,
-                int32_t out_zp, int32_t mult, int32_t shift, int8_t *out);
+/* Mean over the dims whose bit is set in axes_mask (input extended to 6 dims); mult/shift quantize
+ * input scale / output scale. */
+void ea_mean_s8(const int32_t in_dims[6], const int8_t *in, unsigned axes_mask, int32_t in_zp, int32_t out_zp,
+                int32_t mult, int32_t shift, int8_t *out);
 
 void ea_pad_s8(const int32_t in_dims[6], const int32_t before[6], const int32_t after[6], int8_t value,
                const int8_t *in, int8_t *out);

@@ -547,7 +547,6 @@ static ea_status prepare_mean(loader *L, uint32_t i) {
         if (!(mask & (1u << (d + lead)))) kept *= (uint32_t)in->dims[d];
     if (kept != out->count) return OP_FAIL("output size does not match the reduced input");
     op->p.mean.axes_mask = (uint8_t)mask;
-    op->p.mean.same_q = in->zero_point == out->zero_point && in->scale == out->scale;
     if (ea_quantize_multiplier((double)in->scale / (double)out->scale, &op->p.mean.mult, &op->p.mean.shift) ||
         op->p.mean.shift > 30)
         return OP_FAIL("input/output scale ratio out of range");
@@ -586,6 +585,9 @@ static ea_status prepare_pad(loader *L, uint32_t i, int v2) {
     if (v2 && op->in[2] >= 0) {
         const ea_tensor *cv = &m->tensors[op->in[2]];
         if (!cv->is_const || cv->type != T_INT8 || cv->count != 1) return OP_FAIL("constant_values must be one constant int8");
+        /* TFLM's PadPrepare: the constant must share the output's quantization. */
+        if (cv->zero_point != out->zero_point || cv->scale != out->scale)
+            return OP_FAIL("constant_values quantization differs from the output's");
         op->p.pad.value = (int8_t)cv->cdata[0];
     } else {
         op->p.pad.value = (int8_t)out->zero_point;
@@ -927,8 +929,8 @@ ea_status ea_model_invoke(ea_model *m) {
             case K_MEAN: {
                 int32_t di[6];
                 dims6(in, di);
-                ea_mean_s8(di, x, op->p.mean.axes_mask, op->p.mean.same_q, in->zero_point, out->zero_point,
-                           op->p.mean.mult, op->p.mean.shift, y);
+                ea_mean_s8(di, x, op->p.mean.axes_mask, in->zero_point, out->zero_point, op->p.mean.mult,
+                           op->p.mean.shift, y);
                 break;
             }
             case K_PAD: {

@@ -77,7 +77,7 @@ typedef struct {
         struct { int32_t mult, shift; uint8_t per_channel; } fc;
         struct { int32_t stride_w, stride_h, filter_w, filter_h, pad_w, pad_h; } pool;
         struct { int32_t in1_mult, in1_shift, in2_mult, in2_shift, out_mult, out_shift; } add;
-        struct { int32_t mult, shift; uint8_t same_q; uint8_t axes_mask; } mean;
+        struct { int32_t mult, shift; uint8_t axes_mask; } mean;
         struct { int32_t before[EA_MAX_DIMS], after[EA_MAX_DIMS]; int8_t value; } pad;
         struct { int32_t mult, left_shift, diff_min; } softmax;
         struct { int32_t mult, shift; } requant;

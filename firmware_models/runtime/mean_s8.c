@@ -1,6 +1,7 @@
-/* MEAN int8 over any set of axes (as TFLM's EvalIntegerMean): with identical input/output quantization
- * TFLM averages the raw values with truncating integer division; otherwise it folds 1/count into the
- * output multiplier (QuantizedMeanOrSum) and requantizes the zero-point-corrected sum. */
+/* MEAN int8 over any set of axes (as TFLM's EvalIntegerMean -> QuantizedMeanOrSum): 1/count is folded
+ * into the output multiplier and the zero-point-corrected sum is requantized, rounding to nearest, even
+ * when input and output quantization are identical (older TFLM truncated in that case; the pinned
+ * tflite-micro does not, as the random-model test shows). */
 #include "ea_kernels.h"
 #include "ea_quant.h"
 
@@ -13,8 +14,8 @@ static int floor_log2_u32(uint32_t v) {
     return r;
 }
 
-void ea_mean_s8(const int32_t in_dims[6], const int8_t *in, unsigned axes_mask, int same_q, int32_t in_zp,
-                int32_t out_zp, int32_t mult, int32_t shift, int8_t *out) {
+void ea_mean_s8(const int32_t in_dims[6], const int8_t *in, unsigned axes_mask, int32_t in_zp, int32_t out_zp,
+                int32_t mult, int32_t shift, int8_t *out) {
     int32_t stride[6], st = 1, kept[6], red[6];
     int nk = 0, nr = 0;
     int32_t n_out = 1, n_red = 1;
@@ -32,14 +33,11 @@ void ea_mean_s8(const int32_t in_dims[6], const int8_t *in, unsigned axes_mask, 
         }
     }
     /* TFLM: shift = min(floor(log2(count)), 32, 31 + shift); multiplier <<= shift, then / count. */
-    int32_t m = mult, s = shift;
-    if (!same_q) {
-        int k = floor_log2_u32((uint32_t)n_red);
-        if (k > 32) k = 32;
-        if (k > 31 + shift) k = 31 + shift;
-        m = (int32_t)((((int64_t)mult) << k) / n_red);
-        s = shift - k;
-    }
+    int k = floor_log2_u32((uint32_t)n_red);
+    if (k > 32) k = 32;
+    if (k > 31 + shift) k = 31 + shift;
+    const int32_t m = (int32_t)((((int64_t)mult) << k) / n_red);
+    const int32_t s = shift - k;
     for (int32_t o = 0; o < n_out; ++o) {
         int32_t base = 0, rem = o;
         for (int i = nk - 1; i >= 0; --i) { /* row-major coordinates of the kept dims */
@@ -57,12 +55,8 @@ void ea_mean_s8(const int32_t in_dims[6], const int8_t *in, unsigned axes_mask, 
             }
             sum += in[off];
         }
-        if (same_q) {
-            out[o] = (int8_t)(sum / n_red);
-        } else {
-            const int32_t shifted = (int32_t)((int64_t)sum - (int64_t)in_zp * n_red);
-            const int32_t v = ea_wrap_add(ea_mbqm(shifted, m, s), out_zp);
-            out[o] = (int8_t)ea_clamp(v, -128, 127);
-        }
+        const int32_t shifted = (int32_t)((int64_t)sum - (int64_t)in_zp * n_red);
+        const int32_t v = ea_wrap_add(ea_mbqm(shifted, m, s), out_zp);
+        out[o] = (int8_t)ea_clamp(v, -128, 127);
     }
 }
