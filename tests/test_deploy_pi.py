@@ -6,6 +6,7 @@ or written. The "remote" python is this venv's python (it has ai_edge_litert, nu
 """
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import json
@@ -71,12 +72,13 @@ def _die_with_parent():
     ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_DEATHSIG
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    if SSHD is None:
-        require_tool("sshd")
-    require_tool("ssh", "ssh-keygen", "setsid", "tar")
-    root = tmp_path_factory.mktemp("sshd")
+@contextlib.contextmanager
+def loopback_sshd(root: Path):
+    """Run /usr/sbin/sshd on 127.0.0.1 (a free port) as the current user, everything in `root`:
+    host key, user keys (id_user authorized, id_other not), sshd_config, and a client ssh_config +
+    known_hosts for `ssh -F`. Yields an SSHServer; sshd is terminated and reaped at the end (and
+    dies with this process: PR_SET_DEATHSIG). tools/bench_links.py uses it too."""
+    root.mkdir(parents=True, exist_ok=True)
     _keygen(root / "host_key")
     _keygen(root / "id_user")
     _keygen(root / "id_other")  # a key the server does not know
@@ -125,10 +127,9 @@ Host *
         proc.wait()
         log.close()
     else:
-        pytest.fail(f"sshd did not start: {(root / 'sshd.log').read_text()}")
-    server = SSHServer(root, port, proc)
+        raise RuntimeError(f"sshd did not start: {(root / 'sshd.log').read_text()}")
     try:
-        yield server
+        yield SSHServer(root, port, proc)
     finally:
         proc.terminate()
         try:
@@ -137,6 +138,15 @@ Host *
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    if SSHD is None:
+        require_tool("sshd")
+    require_tool("ssh", "ssh-keygen", "setsid", "tar")
+    with loopback_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
 
 
 @pytest.fixture
@@ -222,6 +232,7 @@ def test_flash_tunnel_infer_matches_litert_and_stop(sshd, remote_dir, tiny_tflit
         tunnel_pids = _pids_mentioning(sshd.config)
         assert tunnel_pids, "the tunnel's ssh process should be running inside the block"
     assert not _pids_mentioning(sshd.config), "the tunnel's ssh process outlived resolve_port"
+    assert _no_remote_hold_left(), "the tunnel's remote command outlived the tunnel"
     np.testing.assert_array_equal(got, _litert(remote_dir / pi.MODEL_NAME, x_q).reshape(len(x_q), -1))
 
     # a whole session through the ssh:// URL (the session opens and closes its own tunnel)
@@ -331,6 +342,21 @@ def test_tunnel_errors_name_the_host_and_reap_ssh(sshd, tmp_path):
             assert _pids_mentioning(sshd.config)
             raise RuntimeError("boom")
     assert _pids_mentioning(sshd.config) == []
+    # tunnels closed right after opening leave nothing on the far side either (the remote command
+    # that holds the tty open must end with the connection)
+    for _ in range(5):
+        with ssh.tunnel(sshd.target(), 5555):
+            pass
+    assert _no_remote_hold_left()
+
+
+def _no_remote_hold_left(grace: float = 5.0) -> bool:
+    deadline = time.monotonic() + grace
+    while _pids_mentioning(ssh.TUNNEL_HOLD_MARK):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def test_agent_that_cannot_listen_fails_with_its_log(sshd, remote_dir, tiny_tflite):

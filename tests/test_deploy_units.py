@@ -60,7 +60,8 @@ def test_forced_options_and_identity():
     assert "BatchMode=yes" in argv and "StrictHostKeyChecking=yes" in argv
     assert argv[argv.index("-i") + 1] == "/k/id"
     tunnel = ssh.tunnel_args(ssh.SSHTarget.parse("pi@h"), 4000, 5555)
-    assert "-N" in tunnel and "ExitOnForwardFailure=yes" in tunnel and "ControlPath=none" in tunnel
+    assert "-tt" in tunnel and "ExitOnForwardFailure=yes" in tunnel and "ControlPath=none" in tunnel
+    assert tunnel[-2:] == ["pi@h", ssh.TUNNEL_HOLD_COMMAND]
     assert "127.0.0.1:4000:127.0.0.1:5555" in tunnel
 
 

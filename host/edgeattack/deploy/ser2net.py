@@ -27,15 +27,20 @@ from .ssh import _die_with_parent, _free_local_port, _stop, listening_inodes, so
 def config_yaml(device: str, port: int, baudrate: int = 115200, bind: str = "127.0.0.1",
                 name: str = "edgeattack") -> str:
     """A ser2net 4.x YAML config exporting `device` as telnet+RFC2217 on bind:port (8N1, modem
-    lines ignored: `local`; no mDNS advertisement; a new client replaces a stale one)."""
+    lines ignored: `local`; no mDNS advertisement; a new client replaces a stale one).
+
+    Latency settings, for the protocol's small request/reply frames: `tcp(nodelay)` (no Nagle) and
+    `chardelay: false` (ser2net otherwise holds device bytes up to 20 ms to batch them). Measured on
+    a pty, one round trip: about 60 ms with the defaults, 20 ms with nodelay only."""
     if any(c in device for c in ",\n") or not device:
         raise UsageError(f"serial device {device!r}: a path without commas or newlines is needed")
     return (f"%YAML 1.1\n---\n"
             f"connection: &{name}\n"
-            f"  accepter: telnet(rfc2217),tcp,{bind},{int(port)}\n"
+            f"  accepter: telnet(rfc2217),tcp(nodelay),{bind},{int(port)}\n"
             f"  connector: serialdev,{device},{int(baudrate)}n81,local\n"
             f"  options:\n"
             f"    kickolduser: true\n"
+            f"    chardelay: false\n"
             f"    mdns: false\n")
 
 

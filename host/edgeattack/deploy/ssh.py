@@ -256,6 +256,8 @@ def _listening(pid: int, port: int) -> bool:
 
 
 def _stop(proc: subprocess.Popen) -> None:
+    if proc.stdin is not None:
+        proc.stdin.close()
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -267,16 +269,27 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def tunnel_args(target: SSHTarget, local_port: int, remote_port: int,
                 remote_host: str = "127.0.0.1") -> list[str]:
-    """argv of the forwarding ssh: only the -L forward, no shell, its own connection."""
+    """argv of the forwarding ssh: the -L forward on its own connection, plus a remote `sleep` on a
+    pseudo-terminal. The tty is there for speed: OpenSSH turns Nagle off (TCP_NODELAY, both ends)
+    only for interactive sessions, and without it each small reply waits for a delayed ACK, about
+    44 ms per request/reply instead of under 1 ms (tools/bench_links.py). The remote command ends
+    with the session (see TUNNEL_HOLD_COMMAND); a server that refuses ttys still forwards, slower."""
     return target.ssh_args(
-        "-N", "-T",
+        "-tt",
         "-o", "ExitOnForwardFailure=yes",
         # Its own TCP connection, never a shared ControlMaster's: killing this process must end
         # the forward, and a multiplexed forward would outlive it in the master.
         "-o", "ControlMaster=no", "-o", "ControlPath=none",
         "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3",
         "-L", f"127.0.0.1:{local_port}:{remote_host}:{remote_port}",
-    )
+    ) + [TUNNEL_HOLD_COMMAND]
+
+
+# Keeps the session (and its tty) open: a shell blocked reading the pty. When the connection ends,
+# sshd closes the pty and the read returns, even when no SIGHUP arrives (seen when a tunnel closes
+# right after opening: the tty was already disassociated, and a `sleep` here was left orphaned).
+TUNNEL_HOLD_MARK = "edgeattack_tunnel_hold"
+TUNNEL_HOLD_COMMAND = f"read -r {TUNNEL_HOLD_MARK}"
 
 
 @contextlib.contextmanager
@@ -297,8 +310,9 @@ def tunnel(host, remote_port: int, *, remote_host: str = "127.0.0.1", local_port
     for attempt in range(attempts):
         port = local_port or _free_local_port()
         with tempfile.TemporaryFile() as err:
+            # stdin: a pipe never written to, so ssh never sees EOF on it while the tunnel is up
             proc = subprocess.Popen(tunnel_args(target, port, int(remote_port), remote_host),
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
                                     preexec_fn=_die_with_parent)
             try:
                 deadline = time.monotonic() + timeout
