@@ -8,6 +8,8 @@
  *   enc TYPE SEQ HEX  the wire bytes (COBS + 0x00) of a version-1 frame
  *   crc HEX         CRC-32 of the bytes, 8 hex digits
  *   json_f32 BITS   ea_sb_json_f32 of the float32 with these bits (hex)
+ *   cobsenc HEX     ea_cobs_encode of the bytes (no delimiter)
+ *   cobsdec HEX     ea_cobs_decode of the bytes, or "ERR"
  *   dev HEX         feed the bytes to the protocol server; answers the reply bytes it wrote
  *                   (hex, "-" when none). After a RESET reply the server is re-initialized, as the
  *                   device restarts.
@@ -15,7 +17,8 @@
  * The server's model is a stand-in written for these tests (not a neural network): input int8
  * [1,4,4,1] (16 bytes), output int8 [1,3]; out[k] = (sum(input) + 7k) mod 256; an input starting
  * with two 0x7F bytes makes the "inference" fail. argv[2] == "broken" gives a model that failed to
- * load. The real runtime is exercised end to end on QEMU (tests/test_fw_qemu.py).
+ * load. argv: MAX_PAYLOAD [ok|broken] [REPLY_CACHE_SLOTS (default 8)]. The real runtime is exercised
+ * end to end on QEMU (tests/test_fw_qemu.py).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +42,7 @@ static uint64_t g_ticks;
 /* Exact-size heap buffers so ASan catches any access past them. */
 static uint8_t *g_rx, *g_reply, *g_cache, *g_input, *g_output;
 
-static uint8_t g_out_bytes[1 << 16];
+static uint8_t g_out_bytes[1 << 17]; /* the largest frame (65535-byte payload) encoded */
 static size_t g_out_len;
 
 static void out_write(void *ctx, const uint8_t *data, size_t len)
@@ -180,13 +183,15 @@ int main(int argc, char **argv)
 {
     g_max_payload = (uint16_t)(argc > 1 ? atoi(argv[1]) : 256);
     int broken = argc > 2 && strcmp(argv[2], "broken") == 0;
+    size_t slots = argc > 3 ? (size_t)atoi(argv[3]) : 8u;
+    size_t cache_cap = slots * EA_ERROR_FRAME_MAX; /* one slot per reply: none is larger here */
     size_t rx_cap = (size_t)g_max_payload + EA_FRAME_OVERHEAD;
     g_rx = xmalloc(rx_cap);
     g_reply = xmalloc(2048);
-    g_cache = xmalloc(8 * 212);
+    g_cache = xmalloc(cache_cap);
     g_input = xmalloc(16);
     g_output = xmalloc(3);
-    g_mem = (ea_proto_buffers){g_rx, rx_cap, g_reply, 2048, g_cache, 8 * 212, g_input, 16, g_output, 3};
+    g_mem = (ea_proto_buffers){g_rx, rx_cap, g_reply, 2048, g_cache, cache_cap, g_input, 16, g_output, 3};
     server_init(broken);
 
     uint8_t *rx_buf = xmalloc(rx_cap);
@@ -226,6 +231,22 @@ int main(int argc, char **argv)
             ea_sb_init(&t, buf, sizeof buf);
             ea_sb_json_f32(&t, f);
             printf("%s\n", t.overflow ? "OVERFLOW" : buf);
+        } else if (strncmp(line, "cobsenc ", 8) == 0) {
+            size_t n = unhex(arg, bytes, MAX_LINE / 4);
+            uint8_t *enc = bytes + MAX_LINE / 4;
+            size_t len = ea_cobs_encode(bytes, n, enc, MAX_LINE / 4);
+            puthex(enc, len);
+            putchar('\n');
+        } else if (strncmp(line, "cobsdec ", 8) == 0) {
+            size_t n = unhex(arg, bytes, MAX_LINE / 4);
+            uint8_t *dec = bytes + MAX_LINE / 4;
+            long len = ea_cobs_decode(bytes, n, dec, MAX_LINE / 4);
+            if (len < 0) {
+                printf("ERR");
+            } else {
+                puthex(dec, (size_t)len);
+            }
+            putchar('\n');
         } else if (strncmp(line, "dev ", 4) == 0) {
             size_t n = unhex(arg, bytes, MAX_LINE / 2);
             g_out_len = 0;

@@ -100,6 +100,10 @@ int main(void)
     ea_board_init();
 #if defined(EA_DEBUG_FAULT) && EA_DEBUG_FAULT == 2
     ea_debug_fault(); /* fault before answering anything: the launcher must report it */
+#elif defined(EA_DEBUG_FAULT) && EA_DEBUG_FAULT == 3
+    for (;;) {
+        /* hang before answering anything: the launcher's INFO timeout must report it */
+    }
 #endif
 
     ea_proto_model pm;

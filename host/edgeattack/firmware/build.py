@@ -142,15 +142,19 @@ def _toolchain_version() -> str:
 
 
 def arena_bytes_for(model_bytes: bytes, info) -> int:
-    """Tensor arena for the firmware: the runtime's own planner via edgeattack.firmware.hostrt when it
-    is available (exact), else an upper bound (every activation tensor without reuse, plus the
+    """Tensor arena for the firmware: the runtime's own planner via edgeattack.firmware.hostrt (exact),
+    else an upper bound (every activation tensor without reuse, plus the
     per-channel parameters the runtime keeps in the arena) so the firmware never runs short."""
     try:
         from .hostrt import firmware_arena_bytes
-    except ImportError:
-        firmware_arena_bytes = None
-    if firmware_arena_bytes is not None:
-        return int(firmware_arena_bytes(model_bytes))
+
+        planned = int(firmware_arena_bytes(model_bytes))
+        if planned > 0:
+            return planned
+    except (ImportError, EdgeAttackError):
+        # No host runtime here, or the runtime rejects the model (an unsupported operator): build
+        # anyway with the bound below, so the device itself reports the problem (INFO "error").
+        pass
     total = 0
     for t in info.tensors:
         if not t.is_constant:
@@ -218,7 +222,7 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
     BoardProfile, a built-in board name or a profile path).
 
     debug_fault: test builds only. 1 adds a request type 0x7E that makes the device take a HardFault;
-    2 makes it fault at boot, before answering anything.
+    2 makes it fault at boot, before answering anything; 3 makes it hang at boot.
     Raises UsageError (bad model, no port for the board, model too large for the board) and
     EdgeAttackError (toolchain missing, build failed; the message names the log file).
     """
@@ -246,14 +250,18 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
                "EA_OUTPUT_BYTES": max(out_bytes, 1), "EA_MAX_PAYLOAD": MAX_PAYLOAD,
                "EA_RX_BUFFERS": RX_BUFFERS}
     extra_cflags = f"-DEA_DEBUG_FAULT={int(debug_fault)}" if debug_fault else ""
-    key_material = json.dumps({
-        "format": BUILD_FORMAT, "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
-        "sources": sources_digest(port), "board": profile.name, "port": port,
-        "kernel_path": KERNEL_PATH, "options": options, "extra_cflags": extra_cflags,
-        "toolchain": _toolchain_version()}, sort_keys=True)
+    shared = {"format": BUILD_FORMAT, "sources": sources_digest(port), "port": port,
+              "kernel_path": KERNEL_PATH, "max_payload": MAX_PAYLOAD, "rx_buffers": RX_BUFFERS,
+              "extra_cflags": extra_cflags, "toolchain": _toolchain_version()}
+    key_material = json.dumps({**shared, "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+                               "board": profile.name, "options": options}, sort_keys=True)
     key = hashlib.sha256(key_material.encode()).hexdigest()[:24]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     entry = cache / f"{profile.name}-{key}"
+    # Protocol, runtime and port objects do not depend on the model: models built for the same port
+    # with the same sources and flags reuse them (a new model then compiles two files).
+    objs_key = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:24]
+    objs = cache / f"objs-{port}-{objs_key}"
 
     with _locked(cache / f".{profile.name}-{key}.lock"):
         cached = _load_entry(entry)
@@ -270,8 +278,10 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
                    *(f"{k}={v}" for k, v in options.items())]
             if extra_cflags:
                 cmd.append(f"EXTRA_CFLAGS={extra_cflags}")
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  timeout=1800)
+            cmd.append(f"SHARED_OBJ_DIR={objs}")
+            with _locked(cache / f".{objs.name}.lock"):
+                proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                      timeout=1800)
             log.write_text(" ".join(cmd) + "\n" + proc.stdout)
             if proc.returncode != 0:
                 _raise_build_failure(proc.stdout, model_path, profile, flash_est, ram_est, entry, log)
