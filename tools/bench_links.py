@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Link figures for the deploy paths: round trip per inference and pipelined throughput over
+"""Link figures for the deploy paths: round trip per inference (streamed one at a time, and as single
+Client.infer() queries), pipelined throughput, over
   - pty:        an emulated board (emu-litert) through its pseudo-terminal
   - rfc2217:    the same pty exported by ser2net (telnet RFC2217 on 127.0.0.1)
   - tcp:        an agent deployed with flash_pi (sshd on 127.0.0.1 plays the Pi), plain TCP
@@ -80,12 +81,19 @@ def measure(url: str, n: int) -> dict:
         for _ in client.infer_many(xs, inflight=4):
             pass
         pipelined = n / (time.perf_counter() - t)
+        # one query per call, as an adaptive black-box attack asks (Client.infer)
+        singles = []
+        for x in xs[:50]:
+            t = time.perf_counter()
+            client.infer(x)
+            singles.append(time.perf_counter() - t)
     rtts.sort()
     return {"connect_s": round(connect_s, 4),
             "rtt_ms_p50": round(1e3 * statistics.median(rtts), 3),
             "rtt_ms_p90": round(1e3 * rtts[int(0.9 * (len(rtts) - 1))], 3),
             "device_ms_p50": round(statistics.median(ticks) / info["tick_hz"] * 1e3, 4),
             "sequential_per_s": round(sequential, 1),
+            "single_query_ms_p50": round(1e3 * statistics.median(singles), 3),
             "pipelined_per_s": round(pipelined, 1)}
 
 
@@ -133,11 +141,11 @@ def main() -> int:
                 pi.stop_pi(target, dep.remote_dir)
 
     print(f"{'link':<11} {'connect s':>9} {'rtt p50 ms':>10} {'rtt p90 ms':>10} {'device ms':>9} "
-          f"{'seq /s':>8} {'pipelined /s':>12}")
+          f"{'seq /s':>8} {'pipelined /s':>12} {'infer() p50 ms':>14}")
     for name in ("pty", "rfc2217", "tcp", "ssh-tunnel"):
         f = figures[name]
         print(f"{name:<11} {f['connect_s']:>9} {f['rtt_ms_p50']:>10} {f['rtt_ms_p90']:>10} {f['device_ms_p50']:>9} "
-              f"{f['sequential_per_s']:>8} {f['pipelined_per_s']:>12}")
+              f"{f['sequential_per_s']:>8} {f['pipelined_per_s']:>12} {f['single_query_ms_p50']:>14}")
     print(f"flash (sshd on loopback): {figures['flash_s']} s; opening an SSH tunnel: "
           f"{figures['tunnel_open_s_median']} s (median of 5)")
     if args.json:
