@@ -1,0 +1,59 @@
+"""Every zoo model trains (tiny), converts with ptq-int8 and runs on LiteRT and on TFLM with the same
+predictions. cnn-digits is covered by the shared digits_ptq fixture; the others use synthetic data of
+their own shape, few samples and one epoch (the point is the operators, not the accuracy)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest_plugins = ["fixtures_compress"]
+
+ZOO_DATA = {
+    "cnn-mnist": "synthetic:28x28x1:10:200",
+    "resnet8": "synthetic:32x32x3:10:200",
+    "dscnn": "synthetic:49x10x1:12:240",
+    "mobilenet-tiny": "synthetic:32x32x3:10:200",
+}
+
+
+def _check_runtimes(m, tflite_path, data_x):
+    from edgeattack.tflite.runtimes import LiteRTRunner, TFLMRunner
+
+    assert m["tflm_runnable"] is True and m["conversion"] == "int8"
+    assert m["agreement"] >= 0.995, m["agreement"]
+    assert isinstance(m["max_lsb_diff"], int) and m["max_lsb_diff"] >= 0
+    assert m["accuracy"]["litert"] is not None and m["accuracy"]["tflm"] is not None
+    # recompute agreement from the written file, independently of the manifest
+    tfl = tflite_path.read_bytes()
+    a = LiteRTRunner(tfl).predict_raw(data_x)
+    b = TFLMRunner(tfl, arena_size=m["tflite"]["tflm_arena"]["with_margin"]).predict_raw(data_x)
+    assert np.mean(a.argmax(1) == b.argmax(1)) >= 0.995
+    assert int(np.abs(a.astype(int) - b.astype(int)).max()) == m["max_lsb_diff"]
+
+
+def test_cnn_digits_runs_alike_on_litert_and_tflm(digits_ptq):
+    from edgeattack.datasets import load_dataset
+
+    _check_runtimes(digits_ptq.manifest, digits_ptq.tflite_path, load_dataset("digits").x_test)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("zoo", sorted(ZOO_DATA))
+def test_zoo_model_converts_and_runs_alike_on_litert_and_tflm(zoo, tmp_path):
+    from edgeattack.compression import compress
+    from edgeattack.datasets import load_dataset
+    from edgeattack.train import train_model
+
+    data = load_dataset(ZOO_DATA[zoo])
+    trained = train_model(zoo, data, tmp_path / "float", epochs=1, batch_size=32, seed=0,
+                          progress=False)
+    res = compress(trained.model_path, [{"step": "ptq-int8", "samples": 32}], tmp_path / "int8",
+                   progress=False)
+    m = res.manifest
+    assert m["dataset"]["name"] == ZOO_DATA[zoo]  # taken from train.json
+    assert m["input"]["shape"] == [1, *data.input_shape]
+    _check_runtimes(m, res.tflite_path, data.x_test)
+    ops = set(m["operators"])
+    expected = {"resnet8": {"ADD", "CONV_2D"}, "dscnn": {"DEPTHWISE_CONV_2D"},
+                "mobilenet-tiny": {"MEAN", "DEPTHWISE_CONV_2D"}, "cnn-mnist": {"CONV_2D"}}[zoo]
+    assert expected <= ops, ops
