@@ -377,3 +377,33 @@ def test_agent_that_cannot_listen_fails_with_its_log(sshd, remote_dir, tiny_tfli
     err = proc.stderr.strip()
     assert len(err.splitlines()) == 1 and "the agent exited" in err and "cannot listen" in err, err
     assert _agent_pids(remote_dir) == []
+
+
+def test_flash_serial_mode_agent_holds_the_device(sshd, remote_dir, tiny_tflite):
+    """--port-mode gadget with a pty standing in for /dev/ttyGS0: the agent on the 'Pi' opens the
+    pty's slave, and the host side (the master, as /dev/ttyACM0 would be) gets INFO over it."""
+    import tty
+
+    from edgeattack.link.client import Client
+    from edgeattack.link.transport import FdPort
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    slave_path = os.ttyname(slave)
+    try:
+        proc = _flash(sshd, tiny_tflite, remote_dir, "--port-mode", "gadget", "--serial", slave_path)
+        assert proc.returncode == 0, proc.stderr
+        assert f"listening on {slave_path}" in proc.stdout and "--port ssh://" not in proc.stdout
+        (pid,) = _agent_pids(remote_dir)
+        assert any(os.path.realpath(f"/proc/{pid}/fd/{fd}") == slave_path for fd in os.listdir(f"/proc/{pid}/fd"))
+        port = FdPort(os.dup(master), name="host side")
+        with Client(lambda: port, timeout=2.0, total_timeout=20.0) as client:
+            info = client.connect()
+        expected = hashlib.sha256((remote_dir / pi.MODEL_NAME).read_bytes()).hexdigest()
+        assert info["model_sha256"] == expected and info["board"] == "pi4"
+    finally:
+        stop = _flash(sshd, None, remote_dir, "--stop")
+        os.close(slave)
+        os.close(master)
+    assert stop.returncode == 0 and "stopped agent" in stop.stdout
+    assert _agent_pids(remote_dir) == []
