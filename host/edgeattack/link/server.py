@@ -8,6 +8,7 @@ the window log; the model itself is behind a small `handler` object.
 from __future__ import annotations
 
 import collections
+import socket
 import time
 from typing import Callable, Protocol
 
@@ -15,7 +16,7 @@ import serial
 
 from edgeattack.link import messages as m
 from edgeattack.link.frame import MAX_PAYLOAD, PROTOCOL_VERSION, Frame, FrameDecoder, encode_frame
-from edgeattack.link.transport import read_some
+from edgeattack.link.transport import SocketPort, read_some
 
 LOG_EVENTS = 8  # INFO's log keeps the most recent 8 window events
 
@@ -54,6 +55,9 @@ class ProtocolServer:
         handler's `ticks()` if it has one, else a monotonic clock at the handler's tick_hz.
     serve_forever(stop_event=None): handle requests until stop_event (a threading.Event) is set
       or the peer disconnects (returns; call attach(new_port) and serve again to keep state).
+      The port needs a read timeout (open_port's default 0.05 s) so stop_event is noticed.
+    serve_listener(listener, stop_event=None, wrap=None): serve a TCP listener's connections one
+      after another with this one state (what a TCP agent does).
     poll_once() -> int: wait up to port.timeout for bytes, handle every complete frame, return the
       number of frames handled; a disconnected peer raises serial.SerialException.
     receive(data, send=None) -> list[bytes]: the protocol engine without I/O (tests, fuzzing):
@@ -123,6 +127,30 @@ class ProtocolServer:
                 self.poll_once()
             except (serial.SerialException, OSError):
                 return  # the peer went away; the caller decides whether to attach a new port
+
+    def serve_listener(self, listener: socket.socket, stop_event=None, wrap=None,
+                       poll_s: float = 0.05) -> None:
+        """Serve the TCP connections of a listening socket one after another, all with this one
+        device state (a host that reconnects finds its cached replies), until stop_event is set.
+        `wrap(port)` may wrap each connection (e.g. link.faults.FaultInjector.wrap)."""
+        listener.settimeout(poll_s)
+        while stop_event is None or not stop_event.is_set():
+            try:
+                conn, addr = listener.accept()
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                if listener.fileno() < 0:
+                    return  # the listener was closed: nothing more to serve
+                raise
+            port = SocketPort(conn, name=f"tcp {addr[0]}:{addr[1]}", timeout=poll_s)
+            if wrap is not None:
+                port = wrap(port)
+            self.attach(port)
+            try:
+                self.serve_forever(stop_event)
+            finally:
+                port.close()
 
     def receive(self, data: bytes, send: Callable[[bytes], object] | None = None) -> list[bytes]:
         replies = []
