@@ -77,6 +77,7 @@ def test_python_list_recipe():
     ("- step: prune\n  begin_step: 3\n  begin_epoch: 1\n", ["begin_step or begin_epoch"]),
     ("- step: lowrank\n  energy: 0.9\n  ratio: 0.5\n", ["energy or ratio"]),
     ("- step: qat\n  epochs: 0\n", ["at least 1 epoch"]),
+    ("- step: distill\n  epochs: 0\n", ["at least 1 epoch"]),
     ("[]\n", ["non-empty list"]),
     ("steps: [prune]\nauthor: me\n", ["unknown top-level key 'author'"]),
     ("- step: prune\n  target_sparsity: [0.5\n", ["not valid YAML", "line"]),
@@ -109,3 +110,15 @@ def test_qat_preserve_follows_earlier_steps():
     assert qat_preserve(r.steps, r.steps[1]) == "none"
     r = load_recipe(["pcqat"])
     assert qat_preserve(r.steps, r.steps[0]) == "sparsity+clusters"
+
+
+def test_docs_list_every_step_and_parameter():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "recipes.md").read_text()
+    for step, spec in STEP_PARAMS.items():
+        section = doc.split(f"### `{step}`", 1)
+        assert len(section) == 2, f"docs/recipes.md has no section for step {step}"
+        body = section[1].split("\n### ", 1)[0]
+        for param, p in spec.items():
+            assert f"| `{param}` |" in body, (step, param)

@@ -110,7 +110,7 @@ STEP_PARAMS: dict[str, dict[str, Param]] = {
         "conv": Param("str", "tucker", "Conv2D factorization: tucker (1x1, KxK, 1x1) or cp "
                                        "(1x1, Kx1 and 1xK depthwise, 1x1)", choices=("tucker", "cp")),
         "layers": Param("list[str]?", None, "names of layers to factorize (default: every Conv2D "
-                                            "with a KxK kernel and every Dense but the classifier)"),
+                                            "and every Dense but the classifier)"),
         "min_params": Param("int", 1000, "skip layers with fewer weights than this (default "
                                          "selection only)", min=0),
         **_fit(5, 5e-4, what="fine-tuning"), **_BATCH,
@@ -334,6 +334,9 @@ def _check_combinations(name: str, params: dict, what: str) -> None:
             if params[key] == 0:
                 raise UsageError(f"{what}: parameter {key!r} must be > 0")
     if name == "distill":
+        if params["epochs"] < 1:
+            raise UsageError(f"{what}: distillation needs at least 1 epoch (epochs: "
+                             f"{params['epochs']}); the student starts untrained")
         if params["width"] <= 0 or any(w <= 0 for w in params["assistants"]):
             raise UsageError(f"{what}: widths must be > 0")
         if params["temperature"] <= 0:
