@@ -135,6 +135,7 @@ def test_connect_infer_and_info(device_factory):
         assert info["log"][-1]["inference"] == 3
         s = client.stats
         assert s.queries == 3 and s.retries == 0 and s.reconnects == 0
+        assert dev.server.requests == s.requests == 1 + 3 * 2 + 1  # no INFO between inputs
         assert s.payload_bytes_sent == 3 * 64 and s.payload_bytes_received == 3 * 8
         assert s.wire_bytes_sent > s.payload_bytes_sent and s.wire_bytes_received > 0
 

@@ -238,9 +238,11 @@ class Client:
 
     def infer(self, x: np.ndarray, repeat: int = 1) -> InferResult:
         """Send one input (LOAD chunks with its dtype, then INFER) and wait for the output."""
-        for result in self.infer_many([x], inflight=1, repeat=repeat):
-            return result
-        raise AssertionError("unreachable")
+        results = self.infer_many([x], inflight=1, repeat=repeat)
+        try:
+            return next(results)
+        finally:
+            results.close()
 
     def infer_many(self, xs: Iterable[np.ndarray], inflight: int | None = None,
                    on_result: Callable[[int, InferResult], object] | None = None,
@@ -281,6 +283,8 @@ class Client:
                     if on_result is not None:
                         on_result(job.index, job.result)
                     yield job.result
+                    # Time the caller spent between results is not the device's silence.
+                    self._last_progress = max(self._last_progress, time.monotonic())
                     continue
                 if not jobs and exhausted:
                     clean = True
@@ -353,11 +357,11 @@ class Client:
     def _abandon(self, drain: bool) -> None:
         """Give up on queued requests; optionally let those in flight finish first."""
         self._pending.clear()
-        if drain and self.port is not None and self._inflight:
+        if drain and self.port is not None:
             try:
                 while self._inflight:
                     self._pump()
-                return
+                return  # everything sent was answered: the link is still in step
             except (DeviceError, KeyboardInterrupt):
                 pass
         self._inflight.clear()
