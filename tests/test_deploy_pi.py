@@ -235,13 +235,16 @@ def test_flash_tunnel_infer_matches_litert_and_stop(sshd, remote_dir, tiny_tflit
     assert _no_remote_hold_left(), "the tunnel's remote command outlived the tunnel"
     np.testing.assert_array_equal(got, _litert(remote_dir / pi.MODEL_NAME, x_q).reshape(len(x_q), -1))
 
-    # a whole session through the ssh:// URL (the session opens and closes its own tunnel)
-    from edgeattack.session import RESULTS, run_session
+    # a whole session through the ssh:// URL, as a user runs it (the session opens and closes its
+    # own tunnel)
+    from edgeattack.session import RESULTS, SUMMARY
 
     inputs = tmp_path / "clean.npz"
     np.savez(inputs, x=x_test[:20], y=y_test[:20])
-    summary = run_session("pi4", remote_dir / pi.MODEL_NAME, inputs, port=url, out=tmp_path / "run",
-                          progress=False)
+    proc = run_cli("session", "--board", "pi4", "--model", remote_dir / pi.MODEL_NAME, "--inputs", inputs,
+                   "--port", url, "--no-progress", "-o", tmp_path / "run", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "run" / SUMMARY).read_text())
     assert not _pids_mentioning(sshd.config), "the session's tunnel outlived the session"
     records = [json.loads(line) for line in (tmp_path / "run" / RESULTS).read_text().splitlines()]
     assert [r["id"] for r in records] == list(range(20))
