@@ -210,10 +210,12 @@ class Device:
         r = self.client.infer(self.prepare(x), repeat=repeat)
         return self._result(r, repeat)
 
-    def infer_many(self, xs: Iterable, inflight: int | None = None, repeat: int = 1) -> Iterator[Result]:
-        """Pipelined queries; results in input order. `xs` yields samples (already prepared or not)."""
-        prepared = (self.prepare(x) for x in xs)
-        for r in self.client.infer_many(prepared, inflight=inflight, repeat=repeat):
+    def infer_many(self, xs: Iterable, inflight: int | None = None, repeat: int = 1,
+                   prepared: bool = False) -> Iterator[Result]:
+        """Pipelined queries; results in input order. `xs` yields samples; prepared=True means
+        they already are input tensors from prepare() (skips the per-sample checks)."""
+        tensors = xs if prepared else (self.prepare(x) for x in xs)
+        for r in self.client.infer_many(tensors, inflight=inflight, repeat=repeat):
             yield self._result(r, repeat)
 
     def close(self) -> None:
@@ -315,6 +317,7 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
 
     with contextlib.ExitStack() as stack:
         url = port
+        handle = None
         if url is None:
             if profile.kind in ("emulator", "qemu"):
                 if model_path is None:
@@ -349,4 +352,5 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
             log.warning("device at %s reports board %r, profile is %r", url, info["board"], profile.name)
         device = Device(client, profile, info, faults=injector)
         device.port_url = url
+        device.handle = handle  # the started board (EmulatedBoard / QEMU handle), None for --port
         yield device
