@@ -1,6 +1,9 @@
 """COBS, frames, the streaming decoder, payload layouts and the fault-spec parser."""
 from __future__ import annotations
 
+import socket
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,7 +12,7 @@ from hypothesis import strategies as st
 from edgeattack.errors import UsageError
 from edgeattack.link import cobs
 from edgeattack.link import messages as m
-from edgeattack.link.faults import FaultInjector, FaultSpec, parse_fault_spec
+from edgeattack.link.faults import FaultInjector, FaultSpec, parse_fault_spec, with_latency
 from edgeattack.link.frame import (Frame, FrameDecoder, decode_body, encode_frame, frame_body,
                                    wire_size)
 
@@ -134,3 +137,27 @@ def test_fault_injector_is_seeded_and_counts():
     for key in ("corrupted", "dropped", "duplicated"):
         assert 0.5 * 0.01 * n < a.counts[key] < 1.6 * 0.01 * n
     assert len(out) == n - a.counts["dropped"] + a.counts["duplicated"]
+
+
+def test_latency_wrapper_delays_each_byte_but_overlaps_frames():
+    a, b = socket.socketpair()
+    from edgeattack.link.transport import SocketPort
+
+    sender, receiver = SocketPort(a), with_latency(SocketPort(b, timeout=0.01), 0.08)
+    try:
+        t0 = time.monotonic()
+        sender.write(b"first\x00")
+        time.sleep(0.03)
+        sender.write(b"second\x00")
+        got, arrivals = b"", []
+        while len(got) < 14 and time.monotonic() - t0 < 2:
+            data = receiver.read_some()
+            if data:
+                got += data
+                arrivals.append(time.monotonic() - t0)
+        assert got == b"first\x00second\x00"
+        assert 0.075 <= arrivals[0] < 0.3 and arrivals[-1] >= 0.105
+        assert arrivals[-1] - arrivals[0] < 0.08  # in flight together, not one delay after another
+    finally:
+        sender.close()
+        receiver.close()

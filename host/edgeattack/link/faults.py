@@ -259,3 +259,8 @@ def wrap_faults(port, spec: str | FaultSpec) -> FaultyPort:
     """Wrap one port with faults from a spec string or FaultSpec (a fresh injector)."""
     injector = FaultInjector(spec if isinstance(spec, FaultSpec) else parse_fault_spec(spec))
     return injector.wrap(port)
+
+
+def with_latency(port, seconds: float) -> FaultyPort:
+    """`port` with every byte read delivered `seconds` after it arrived (no other faults)."""
+    return FaultInjector(delay=seconds).wrap(port)
