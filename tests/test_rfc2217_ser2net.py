@@ -35,8 +35,9 @@ def _ser2net_pids() -> list[int]:
 
 def test_config_yaml_is_ser2net4_syntax():
     text = ser2net.config_yaml("/dev/ttyACM0", 3333, 9600)
-    assert "accepter: telnet(rfc2217),tcp,127.0.0.1,3333" in text
+    assert "accepter: telnet(rfc2217),tcp(nodelay),127.0.0.1,3333" in text
     assert "connector: serialdev,/dev/ttyACM0,9600n81,local" in text
+    assert "chardelay: false" in text
     with pytest.raises(Exception, match="without commas"):
         ser2net.config_yaml("/dev/tty,bad", 1)
 
