@@ -275,7 +275,7 @@ def tunnel_args(target: SSHTarget, local_port: int, remote_port: int,
     (~40 ms): p90 round trip 45 ms instead of 5 ms on loopback (tools/bench_links.py). The remote command ends
     with the session (see TUNNEL_HOLD_COMMAND); a server that refuses ttys still forwards, slower."""
     return target.ssh_args(
-        "-tt",
+        "-tt", "-e", "none",  # no escape character: stdin is never typed into, keep it inert
         "-o", "ExitOnForwardFailure=yes",
         # Its own TCP connection, never a shared ControlMaster's: killing this process must end
         # the forward, and a multiplexed forward would outlive it in the master.
