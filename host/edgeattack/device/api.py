@@ -288,6 +288,18 @@ def _resolved(url: str):
         yield url
 
 
+def _aligned_sha256(model_path: Path) -> str | None:
+    """SHA-256 of the model once 16-byte aligned: what firmware built from it runs (CONVENTIONS:
+    Model identity). None when it cannot be aligned (then only the file's own hash can match)."""
+    try:
+        from ..tflite.align import align_16
+
+        return hashlib.sha256(align_16(model_path.read_bytes(), name=str(model_path))).hexdigest()
+    except Exception as exc:  # noqa: BLE001 - a model that cannot be aligned simply does not match
+        log.debug("cannot align %s: %s", model_path, exc)
+        return None
+
+
 @contextlib.contextmanager
 def open_device(board, model=None, port: str | None = None, *, faults=None,
                 timeout: float | None = None, total_timeout: float | None = None,
@@ -296,7 +308,8 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
     """Connect to (or start) a board running `model`; yield a Device; clean up on exit.
 
     board: a profile name or path (or a BoardProfile). model: the .tflite file the device runs (its
-    SHA-256 must match the device's; None skips the check when connecting to a port).
+    SHA-256, or that of its 16-byte-aligned form which firmware builds embed, must match the
+    device's; None skips the check when connecting to a port).
     port: a URL to connect to instead of starting a board. faults: a fault spec string (or a
     link.faults FaultSpec / FaultInjector's spec) applied to the host side of the link, both
     directions by default, paused only for INFO exchanges (see _link_faults); `Device.faults`
@@ -345,12 +358,16 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
             raise DeviceError(f"board {profile.name} at {url} could not load its model: {info['error']}")
         got = info.get("model_sha256")
         if expected is not None and got != expected:
-            raise DeviceError(f"board {profile.name} at {url} runs model sha256 {got}, but "
-                              f"{model_path} has sha256 {expected} (deploy this model, or give the "
-                              f"model the device runs)")
+            aligned = _aligned_sha256(model_path)
+            if got != aligned:
+                also = f" ({aligned} once 16-byte aligned)" if aligned not in (None, expected) else ""
+                raise DeviceError(f"board {profile.name} at {url} runs model sha256 {got}, but "
+                                  f"{model_path} has sha256 {expected}{also} (deploy this model, or "
+                                  f"give the model the device runs)")
         if info.get("board") and info["board"] != profile.name:
             log.warning("device at %s reports board %r, profile is %r", url, info["board"], profile.name)
         device = Device(client, profile, info, faults=injector)
         device.port_url = url
+        device.model_file_sha256 = expected
         device.handle = handle  # the started board (EmulatedBoard / QEMU handle), None for --port
         yield device
