@@ -44,7 +44,8 @@ def command(board, model, startup_timeout):
         alive = getattr(handle, "alive", None)
         while not stop.wait(0.5):
             if alive is not None and not alive():
-                raise DeviceError(f"board {profile.name} stopped by itself")
+                failure = getattr(handle, "failure", None)
+                raise DeviceError((failure() if failure else None) or f"board {profile.name} stopped by itself")
     finally:
         handle.stop()
     click.echo(f"{profile.name} stopped", err=True)

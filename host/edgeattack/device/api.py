@@ -370,4 +370,12 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
         device.port_url = url
         device.model_file_sha256 = expected
         device.handle = handle  # the started board (EmulatedBoard / QEMU handle), None for --port
-        yield device
+        try:
+            yield device
+        except DeviceError as exc:
+            # "no answer" from a board we started that has died: say why it died instead
+            failure = getattr(handle, "failure", None)
+            why = failure() if failure is not None else None
+            if why:
+                raise DeviceError(f"{why} (the link said: {exc})") from exc
+            raise

@@ -162,6 +162,13 @@ class EmulatedBoard:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def failure(self) -> str | None:
+        """None while the agent runs (or was never started / was stopped); else why it ended."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        return (f"board {self.profile.name}: the agent exited with status {self.proc.returncode}: "
+                f"{self.agent_output()}")
+
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         try:
