@@ -400,3 +400,37 @@ def test_bad_fault_spec_is_a_usage_error(model, clean_npz, tmp_path):
     res = cli("session", "--board", "emu-tflm", "--model", model, "--inputs", clean_npz, "--faults",
               "corrupt=2", "-o", tmp_path / "RUN")
     assert res.returncode == 2 and "corrupt" in one_line_error(res)
+
+
+def test_device_lost_mid_run_is_reported_and_resume_completes(model, tmp_path):
+    rng = np.random.default_rng(8)
+    inputs = tmp_path / "in.npz"
+    n = 2000
+    np.savez(inputs, x=rng.random((n, 8, 8, 1), dtype=np.float32), y=rng.integers(0, 10, n))
+    out = tmp_path / "RUN"
+    args = ["session", "--board", "emu-tflm", "--model", model, "--inputs", inputs, "--total-timeout", "2",
+            "--no-progress", "-o", out]
+    proc = subprocess.Popen([sys.executable, "-m", "edgeattack", *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "results.jsonl").exists() and (out / "results.jsonl").read_bytes().count(b"\n") >= 200:
+                break
+            time.sleep(0.01)
+        (agent,) = agents_serving(model)
+        os.kill(agent, signal.SIGKILL)  # the board dies under the session
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 1
+    err = err.strip()
+    assert err.count("\n") == 0 and "the agent exited with status -9" in err
+    summary = json.loads((out / "session.json").read_text())
+    assert summary["status"] == "failed" and 200 <= summary["counts"]["records"] < n
+    resumed = cli(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    records = read_results(out / "results.jsonl")
+    assert len(records) == n and len({key(r) for r in records}) == n
+    assert sorted(r["id"] for r in records) == list(range(n))
