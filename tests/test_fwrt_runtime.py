@@ -210,3 +210,17 @@ def test_runtime_has_no_malloc_and_builds_for_cortex_m(tmp_path):
     forbidden = {"malloc", "calloc", "realloc", "free", "printf", "snprintf", "sprintf", "puts", "abort"}
     assert not symbols & forbidden, symbols & forbidden
     assert shutil.which("arm-none-eabi-gcc")
+
+
+def test_misaligned_arena_gives_the_same_outputs(binary, host):
+    """The runtime aligns the caller's arena itself: 15 spare bytes suffice at any misalignment."""
+    model = SEEDS[5]
+    plan = host.host_plan(model.read_bytes())
+    need, nbytes = plan["arena_bytes"], plan["input"]["bytes"]
+    x = np.random.default_rng(3).integers(0, 256, size=4 * nbytes).astype(np.uint8).tobytes()
+    outputs = set()
+    for offset in range(16):
+        rc, out, err = _ea_host(binary, "run", model, need + 15, offset, stdin=x)
+        assert rc == 0, err
+        outputs.add(out)
+    assert len(outputs) == 1 and len(next(iter(outputs))) == 4 * plan["output"]["bytes"]

@@ -1,9 +1,11 @@
 /* Host harness for the edgeattack C runtime (a test tool, not firmware: it may use stdio and malloc).
  *
  *   ea_host plan MODEL.tflite        prints JSON: arena bytes, input and output tensor info
- *   ea_host run MODEL.tflite [ARENA] reads N concatenated raw input tensors from stdin until EOF and
+ *   ea_host run MODEL.tflite [ARENA [OFFSET]]
+ *                                    reads N concatenated raw input tensors from stdin until EOF and
  *                                    writes the N raw output tensors to stdout; ARENA overrides the
- *                                    arena size (default: exactly what the model needs)
+ *                                    arena size (default: exactly what the model needs), OFFSET starts
+ *                                    the arena that many bytes into its allocation (misalignment tests)
  * Errors: one line on stderr ("ea_host: <message>"), exit code 2 for a bad model, 3 for a failed run,
  * 1 for usage/IO errors. The arena is malloc'ed at exactly the planned size so that ASan sees any
  * access past it.
@@ -73,21 +75,22 @@ static void print_info(const char *key, const ea_tensor_info *ti) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3 || argc > 4 || (strcmp(argv[1], "plan") != 0 && strcmp(argv[1], "run") != 0))
-        return die(1, "usage: ea_host plan|run MODEL.tflite [ARENA_BYTES]", NULL);
+    if (argc < 3 || argc > 5 || (strcmp(argv[1], "plan") != 0 && strcmp(argv[1], "run") != 0))
+        return die(1, "usage: ea_host plan|run MODEL.tflite [ARENA_BYTES [OFFSET]]", NULL);
     uint32_t len = 0;
     uint8_t *data = read_file(argv[2], &len);
     if (!data) return die(1, "cannot read model file ", argv[2]);
 
     const uint32_t need = ea_model_arena_needed(data, len);
-    const uint32_t arena_len = argc == 4 ? (uint32_t)strtoul(argv[3], NULL, 10) : need;
-    uint8_t *arena = malloc(arena_len ? arena_len : 1);
+    const uint32_t arena_len = argc >= 4 ? (uint32_t)strtoul(argv[3], NULL, 10) : need;
+    const uint32_t offset = argc == 5 ? (uint32_t)strtoul(argv[4], NULL, 10) % 64u : 0u;
+    uint8_t *arena = malloc((size_t)arena_len + offset ? (size_t)arena_len + offset : 1u); /* exact: ASan sees overruns */
     if (!arena) {
         free(data);
         return die(1, "out of memory", NULL);
     }
     /* malloc returns 16-byte aligned memory on glibc x86-64, so the arena is used from its first byte. */
-    const ea_status st = ea_model_init(&model, data, len, arena, arena_len);
+    const ea_status st = ea_model_init(&model, data, len, arena + offset, arena_len);
     if (st != EA_OK) {
         fprintf(stderr, "ea_host: %s\n", ea_model_error(&model));
         free(arena);
