@@ -47,33 +47,44 @@ def _activation_layer(keras, name):
     return None
 
 
+def _window(rng, h, w, kmax, dil_choices, stride_choices):
+    """Kernel, dilation and stride per axis (often non-square, to catch height/width mix-ups)."""
+    k = [int(rng.integers(1, min(kmax, max(h, w)) + 1)) for _ in range(2)]
+    if rng.random() < 0.6:
+        k[1] = k[0]
+    dil = [int(rng.choice(dil_choices)) if kk > 1 else 1 for kk in k]
+    if max(dil) > 1:
+        stride = [1, 1]  # Keras: no stride > 1 together with dilation > 1
+    else:
+        stride = [int(rng.choice(stride_choices)) for _ in range(2)]
+        if rng.random() < 0.6:
+            stride[1] = stride[0]
+    padding = str(rng.choice(["same", "valid"]))
+    if padding == "valid" and ((k[0] - 1) * dil[0] + 1 > h or (k[1] - 1) * dil[1] + 1 > w):
+        padding = "same"
+    return tuple(k), tuple(dil), tuple(stride), padding
+
+
 def _conv(keras, rng, shape, desc):
     h, w, c = shape
-    k = int(rng.integers(1, min(4, max(h, w)) + 1))
-    dil = int(rng.choice([1, 1, 1, 2])) if k > 1 else 1
-    stride = 1 if dil > 1 else int(rng.choice([1, 1, 2, 3]))
-    padding = str(rng.choice(["same", "valid"]))
-    eff = (k - 1) * dil + 1
-    if padding == "valid" and (eff > h or eff > w):
-        padding = "same"
+    k, dil, stride, padding = _window(rng, h, w, 4, [1, 1, 1, 2], [1, 1, 2, 3])
     filters = int(rng.integers(1, 9))
+    groups = 1
+    if c > 1 and rng.random() < 0.15:  # grouped convolution
+        groups = int(rng.choice([g for g in range(2, c + 1) if c % g == 0]))
+        filters = groups * int(rng.integers(1, 4))
     act = _act(rng)
     use_bias = bool(rng.random() < 0.8)
     layer = keras.layers.Conv2D(filters, k, strides=stride, padding=padding, dilation_rate=dil, use_bias=use_bias,
-                                activation="relu" if act == "relu" else None)
-    desc.append(dict(op="conv", k=k, stride=stride, dil=dil, padding=padding, filters=filters, act=act, bias=use_bias))
+                                groups=groups, activation="relu" if act == "relu" else None)
+    desc.append(dict(op="conv", k=k, stride=stride, dil=dil, padding=padding, filters=filters, groups=groups,
+                     act=act, bias=use_bias))
     return layer, act if act == "relu6" else None
 
 
 def _dwconv(keras, rng, shape, desc):
     h, w, c = shape
-    k = int(rng.integers(1, min(4, max(h, w)) + 1))
-    dil = int(rng.choice([1, 1, 2])) if k > 1 else 1
-    stride = 1 if dil > 1 else int(rng.choice([1, 1, 2]))
-    padding = str(rng.choice(["same", "valid"]))
-    eff = (k - 1) * dil + 1
-    if padding == "valid" and (eff > h or eff > w):
-        padding = "same"
+    k, dil, stride, padding = _window(rng, h, w, 4, [1, 1, 2], [1, 1, 2])
     dm = int(rng.choice([1, 1, 2, 3]))
     act = _act(rng)
     use_bias = bool(rng.random() < 0.8)
@@ -85,11 +96,7 @@ def _dwconv(keras, rng, shape, desc):
 
 def _pool(keras, rng, shape, desc):
     h, w, c = shape
-    p = int(rng.integers(1, min(3, max(h, w)) + 1))
-    stride = int(rng.choice([1, 2, p]))
-    padding = str(rng.choice(["same", "valid"]))
-    if padding == "valid" and (p > h or p > w):
-        padding = "same"
+    p, _, stride, padding = _window(rng, h, w, 3, [1], [1, 2, 3])
     kind = str(rng.choice(["max", "avg"]))
     cls = keras.layers.MaxPooling2D if kind == "max" else keras.layers.AveragePooling2D
     desc.append(dict(op=kind + "pool", pool=p, stride=stride, padding=padding))
@@ -112,6 +119,8 @@ def _scale_weights(model, rng, desc):
 
 def build_model(keras, tf, rng):
     """A random small model: returns (keras model, description list, input float range)."""
+    global tu_tf
+    tu_tf = tf
     desc = []
     kind = str(rng.choice(["conv", "dwconv", "dense", "pool", "add", "pad", "mean", "softmax", "chain", "chain",
                            "chain", "chain"]))
@@ -230,9 +239,15 @@ def build_model(keras, tf, rng):
             else:
                 broadcast_add()
         if len(shape) == 3:
-            tail = str(rng.choice(["none", "mean", "dense", "softmax", "mean_dense"]))
+            tail = str(rng.choice(["none", "mean", "dense", "softmax", "mean_dense", "softmax4d", "mean_channels"]))
             if tail == "mean":
                 mean()
+            elif tail == "softmax4d":  # softmax over the channels of a feature map
+                x = keras.layers.Softmax()(x)
+                desc.append(dict(op="softmax", beta=1.0, rank=4))
+            elif tail == "mean_channels":  # MEAN over the last axis, keep_dims
+                x = keras.layers.Lambda(lambda t: tu_tf.reduce_mean(t, axis=-1, keepdims=True))(x)
+                desc.append(dict(op="mean", axis=-1))
             elif tail == "dense":
                 dense_head()
             elif tail == "softmax":
