@@ -224,3 +224,10 @@ def test_misaligned_arena_gives_the_same_outputs(binary, host):
         assert rc == 0, err
         outputs.add(out)
     assert len(outputs) == 1 and len(next(iter(outputs))) == 4 * plan["output"]["bytes"]
+
+
+def test_hostrt_rejects_a_path_instead_of_bytes(host):
+    from edgeattack.errors import UsageError
+
+    with pytest.raises(UsageError, match="tflite bytes"):
+        host.firmware_arena_bytes(str(SEEDS[0]))
