@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-1000000}
 shift || true
 command -v clang >/dev/null || { echo "fuzz_fwrt: clang not found: apt-get install clang libclang-rt-14-dev" >&2; exit 2; }
+ls "$(clang -print-resource-dir)"/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 || {
+  echo "fuzz_fwrt: clang's libFuzzer runtime is missing: apt-get install libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev" >&2
+  exit 2; }
 WORK=$(mktemp -d /tmp/fuzz_fwrt.XXXXXX)
 trap 'rm -rf "$WORK/corpus" "$WORK/build"' EXIT
 make -s -C firmware_models/host BUILD="$WORK/build" "$WORK/build/fuzz_model"
