@@ -231,3 +231,17 @@ def test_hostrt_rejects_a_path_instead_of_bytes(host):
 
     with pytest.raises(UsageError, match="tflite bytes"):
         host.firmware_arena_bytes(str(SEEDS[0]))
+
+
+def test_repeated_invokes_see_the_same_input(binary, host):
+    """The planner never reuses the input's memory: invoking again on the loaded input (INFER with a
+    repeat count) gives the same output as the first invoke."""
+    for model in SEEDS:
+        plan = host.host_plan(model.read_bytes())
+        x = np.random.default_rng(5).integers(0, 256, size=3 * plan["input"]["bytes"]).astype(np.uint8).tobytes()
+        rc, once, err = _ea_host(binary, "run", model, stdin=x)
+        assert rc == 0, err
+        p = subprocess.run([binary, "run", str(model)], input=x, capture_output=True, timeout=120,
+                           env={"EA_HOST_REPEAT": "3", "ASAN_OPTIONS": "detect_leaks=0"})
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == once, model.name

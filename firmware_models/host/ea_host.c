@@ -107,6 +107,10 @@ int main(int argc, char **argv) {
         print_info("output", out);
         printf("\n}\n");
     } else {
+        /* EA_HOST_REPEAT=n: invoke n times per sample without reloading the input (like INFER's repeat). */
+        const char *rep = getenv("EA_HOST_REPEAT");
+        long repeat = rep ? strtol(rep, NULL, 10) : 1;
+        if (repeat < 1 || repeat > 1000) repeat = 1;
         for (;;) {
             uint8_t *x = ea_model_input(&model);
             const size_t got = fread(x, 1, in->bytes, stdin);
@@ -115,7 +119,9 @@ int main(int argc, char **argv) {
                 rc = die(1, "stdin ended inside an input tensor (size is not a multiple of the input bytes)", NULL);
                 break;
             }
-            if (ea_model_invoke(&model) != EA_OK) {
+            ea_status ist = EA_OK;
+            for (long r = 0; r < repeat && ist == EA_OK; r++) ist = ea_model_invoke(&model);
+            if (ist != EA_OK) {
                 fprintf(stderr, "ea_host: %s\n", ea_model_error(&model));
                 rc = 3;
                 break;

@@ -705,6 +705,8 @@ static ea_status data_flow(ea_model *m) {
     ea_tensor *tout = &m->tensors[m->output];
     if (!tout->producer_set || tout->is_const) return fail(m, "model output tensor is never computed", "");
     tout->last_op = (int16_t)m->n_ops; /* stays valid after the last operator */
+    /* The input stays intact too, so that invoking again (INFER with a repeat count) sees the same input. */
+    tin->last_op = (int16_t)m->n_ops;
     return EA_OK;
 }
 

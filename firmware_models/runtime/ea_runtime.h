@@ -100,7 +100,8 @@ typedef struct ea_model {
 } ea_model;
 
 /* Parses and validates the model, plans the arena and prepares every operator. `data` must stay valid
- * while the model is used (constants are read from it). The arena need not be aligned: the runtime
+ * while the model is used (constants are read from it). The input tensor is never overwritten by an
+ * inference, so invoking again on the same input gives the same output. The arena need not be aligned: the runtime
  * aligns it to 16 bytes (pass up to 15 bytes more than ea_model_arena_needed() if it is not). */
 ea_status ea_model_init(ea_model *m, const uint8_t *data, uint32_t len, uint8_t *arena, uint32_t arena_len);
 /* Bytes of arena the model needs (same parser and planner as init); 0 on error. Not reentrant: it uses
