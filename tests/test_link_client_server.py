@@ -474,3 +474,16 @@ def test_socket_port_sets_nodelay(device_factory):
         assert port._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         port.close()
+
+
+def test_single_queries_cost_one_load_and_one_infer_each(device_factory):
+    """Black-box attacks query one input at a time: no INFO resync between queries."""
+    dev = device_factory()
+    with Client(lambda: open_port(dev.url), timeout=0.5, total_timeout=5) as client:
+        client.connect()
+        before = dev.server.requests
+        xs = inputs(5)
+        for x in xs:
+            client.infer(x)
+        after = dev.server.requests
+        assert after - before == 2 * len(xs)  # LOAD + INFER per query, nothing else

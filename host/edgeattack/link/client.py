@@ -164,7 +164,7 @@ class Client:
         if hasattr(port, "write_timeout"):
             try:
                 port.write_timeout = self.total_timeout
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, NotImplementedError):  # rfc2217:// has none
                 pass
         reset_input = getattr(port, "reset_input_buffer", None)
         if reset_input is not None:
@@ -238,11 +238,10 @@ class Client:
 
     def infer(self, x: np.ndarray, repeat: int = 1) -> InferResult:
         """Send one input (LOAD chunks with its dtype, then INFER) and wait for the output."""
-        results = self.infer_many([x], inflight=1, repeat=repeat)
-        try:
-            return next(results)
-        finally:
-            results.close()
+        # Run the generator to its end: closing it early would abandon the window and force an
+        # INFO resync before the next query (twice the round trips for black-box attacks).
+        (result,) = self.infer_many([x], inflight=1, repeat=repeat)
+        return result
 
     def infer_many(self, xs: Iterable[np.ndarray], inflight: int | None = None,
                    on_result: Callable[[int, InferResult], object] | None = None,
