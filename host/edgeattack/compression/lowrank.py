@@ -125,7 +125,14 @@ def _entry(class_name: str, cfg: dict, name: str) -> dict:
             "registered_name": None, "name": name}
 
 
-def _factor_entries(layer_cfg: dict, class_name: str, kind: str, weights: tuple):
+def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TensorFlow's 'same' padding (before, after) along one axis."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _factor_entries(layer_cfg: dict, class_name: str, kind: str, weights: tuple, input_hw=None):
     """Layer entries (first to last) replacing one layer; the last keeps the original name."""
     name = layer_cfg["name"]
     base = {k: v for k, v in layer_cfg.items() if k not in ("kernel_initializer", "bias_initializer")}
@@ -148,18 +155,30 @@ def _factor_entries(layer_cfg: dict, class_name: str, kind: str, weights: tuple)
         return [(_entry("Conv2D", dict(point, filters=u_in.shape[-1]), f"{name}_lr_in"), [u_in]),
                 (_entry("Conv2D", dict(linear, filters=core.shape[-1]), f"{name}_lr_core"), [core]),
                 (_entry("Conv2D", dict(last, filters=u_out.shape[-1]), name), [u_out])]
-    c, a, b, d = weights  # cp
-    sh, sw = layer_cfg["strides"]
+    # cp. Depthwise convs take only equal strides, so the Kx1 conv runs at full resolution and the
+    # 1xK conv takes the whole stride; 'same' padding of a strided conv is spelled out with
+    # ZeroPadding2D (TF pads a strided conv differently from a stride-1 one), then both pad 'valid'.
+    # Padding after the bias-free 1x1 conv equals padding before it.
+    c, a, b, d = weights
+    stride = layer_cfg["strides"][0]
     dh, dw = layer_cfg["dilation_rate"]
+    kh, kw = a.shape[0], b.shape[1]
+    padding = layer_cfg["padding"]
+    chain = [(_entry("Conv2D", dict(point, filters=c.shape[-1]), f"{name}_lr_in"), [c])]
+    if padding == "same" and stride > 1:
+        pad = (same_padding(input_hw[0], kh, stride, dh), same_padding(input_hw[1], kw, stride, dw))
+        chain.append((_entry("ZeroPadding2D", {"trainable": True, "dtype": layer_cfg.get("dtype"),
+                                                "padding": pad, "data_format": "channels_last"},
+                             f"{name}_lr_pad"), []))
+        padding = "valid"
     dw_base = {"trainable": True, "dtype": layer_cfg.get("dtype", "float32"), "use_bias": False,
-               "activation": "linear", "depth_multiplier": 1, "padding": layer_cfg["padding"],
+               "activation": "linear", "depth_multiplier": 1, "padding": padding,
                "data_format": layer_cfg.get("data_format", "channels_last")}
-    dw_h = dict(dw_base, kernel_size=[a.shape[0], 1], strides=[sh, 1], dilation_rate=[dh, 1])
-    dw_w = dict(dw_base, kernel_size=[1, b.shape[1]], strides=[1, sw], dilation_rate=[1, dw])
-    return [(_entry("Conv2D", dict(point, filters=c.shape[-1]), f"{name}_lr_in"), [c]),
-            (_entry("DepthwiseConv2D", dw_h, f"{name}_lr_dh"), [a]),
-            (_entry("DepthwiseConv2D", dw_w, f"{name}_lr_dw"), [b]),
-            (_entry("Conv2D", dict(last, filters=d.shape[-1]), name), [d])]
+    dw_h = dict(dw_base, kernel_size=[kh, 1], strides=[1, 1], dilation_rate=[dh, 1])
+    dw_w = dict(dw_base, kernel_size=[1, kw], strides=[stride, stride], dilation_rate=[1, dw])
+    return chain + [(_entry("DepthwiseConv2D", dw_h, f"{name}_lr_dh"), [a]),
+                    (_entry("DepthwiseConv2D", dw_w, f"{name}_lr_dw"), [b]),
+                    (_entry("Conv2D", dict(last, filters=d.shape[-1]), name), [d])]
 
 
 def rebuild(model, replacements: dict):
@@ -207,6 +226,15 @@ def rebuild(model, replacements: dict):
 
 
 # ------------------------------------------------------------------------------------ step
+
+def _cp_fits(layer) -> bool:
+    """CP's depthwise pair needs equal strides (and, when strided with 'same' padding, a static
+    input size to spell the padding out)."""
+    sh, sw = layer.strides
+    if sh != sw:
+        return False
+    return layer.padding != "same" or sh == 1 or None not in tuple(layer.input_shape[1:3])
+
 
 def _candidates(model, p: dict):
     """(layer, reason-if-skipped) for every Dense / Conv2D in order."""
@@ -261,7 +289,7 @@ def run(ctx: StepContext, step) -> dict:
             res = factor_matrix(kernel.reshape(kernel.shape[-2:]) if kernel.ndim == 4 else kernel,
                                 bias, p)
             kind = "svd"
-        elif p["conv"] == "tucker":
+        elif p["conv"] == "tucker" or not _cp_fits(layer):
             res, kind = factor_tucker2(kernel, bias, p), "tucker"
         else:
             res, kind = factor_cp(kernel, bias, p, ctx.seed), "cp"
@@ -269,9 +297,12 @@ def run(ctx: StepContext, step) -> dict:
             skipped.append({"layer": layer.name, "reason": "no rank meets max_param_ratio"})
             continue
         *weights, info = res
-        replacements[layer.name] = _factor_entries(cfg, cls, kind, tuple(weights))
+        replacements[layer.name] = _factor_entries(cfg, cls, kind, tuple(weights),
+                                                   tuple(layer.input_shape[1:3]))
         layers.append({"layer": layer.name, "type": cls, "method": kind,
                        "kernel_shape": list(kernel.shape), **info})
+        if kind == "tucker" and p["conv"] == "cp":
+            layers[-1]["note"] = "cp needs equal strides and a known input size: Tucker-2 used"
     if not replacements:
         raise UsageError(f"lowrank: no layer was factorized ({'; '.join(s['layer'] + ': ' + s['reason'] for s in skipped) or 'no Dense/Conv2D layers'}); "
                          f"lower min_params, raise max_param_ratio, or name layers explicitly")

@@ -7,7 +7,9 @@ is what attacks and inspection want).
 """
 from __future__ import annotations
 
-from .context import StepContext
+import logging
+
+from .context import StepContext, log
 from .recipe import qat_preserve
 from .sparsity import _tfmot, cluster, kernel_distinct, kernel_sparsity, prune, tfmot_error
 
@@ -79,7 +81,16 @@ def run(ctx: StepContext, step, recipe_steps) -> dict:
         ctx.echo(f"  clustered: accuracy {details['cluster']['accuracy']:.4f}")
     preserve = qat_preserve(recipe_steps, step)
     qat_model = quantize(base, preserve)
-    ctx.fit(qat_model, p["epochs"], p["lr"], p["batch_size"], f"{step.name} (QAT)")
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    if "clusters" in preserve and not log.isEnabledFor(logging.DEBUG):
+        # Cluster-preserving QAT trains centroids, not kernels: tfmot's scheme makes Keras warn
+        # "Gradients do not exist for variables ..." on every batch, by design (FACTS).
+        tf_log.setLevel(logging.ERROR)
+    try:
+        ctx.fit(qat_model, p["epochs"], p["lr"], p["batch_size"], f"{step.name} (QAT)")
+    finally:
+        tf_log.setLevel(level)
     ctx.qat_model = qat_model
     ctx.model = strip_quantization(qat_model, base)
     details["preserve"] = preserve
