@@ -12,6 +12,8 @@ import click
 @click.option("--adversarial", multiple=True, type=click.Path(dir_okay=False),
               help="Adversarial .npz (x_adv, eps, y, ids, meta); repeat for several attacks.")
 @click.option("--port", help="Use a running device at this URL instead of starting the board.")
+@click.option("--host", help="linux boards (pi4): [user@]host[:port] to tunnel to over SSH, instead of "
+                               "the profile's host.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in -o: send only what is missing.")
 @click.option("--inflight", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Inputs in flight at once (pipelining).")
@@ -25,7 +27,7 @@ import click
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
               help="Run folder: results.jsonl and session.json are written here.")
-def command(board, model, inputs, adversarial, port, resume, inflight, warmup, repeat, faults,
+def command(board, model, inputs, adversarial, port, host, resume, inflight, warmup, repeat, faults,
             timeout, total_timeout, no_progress, out):
     """Stream clean and adversarial inputs to a device and record every answer.
 
@@ -43,6 +45,11 @@ def command(board, model, inputs, adversarial, port, resume, inflight, warmup, r
         from ..link.faults import parse_fault_spec
 
         parse_fault_spec(faults)  # a bad spec is a usage error before anything starts
+    if host and not port:
+        from ..deploy.pi import port_url
+        from ..device.profiles import get_profile
+
+        port = port_url(get_profile(board), host)  # ssh://...: the session opens its own tunnel
     summary = run_session(board, model, inputs, adversarial=adversarial, port=port, out=out,
                           resume=resume, warmup=warmup, inflight=inflight, repeat=repeat,
                           faults=faults, progress=not no_progress, timeout=timeout,
