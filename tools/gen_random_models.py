@@ -1,19 +1,24 @@
 #!/usr/bin/env python3
 """Generate random small int8 TFLite models and their TFLM reference outputs (the C runtime's oracle).
 
-    python tools/gen_random_models.py --count 320 --seed 1 --out DIR
+    python tools/gen_random_models.py --count 330 --seed 7 --mutants 5 --jobs 2 --out DIR
 
-Writes, for model i: DIR/model_<i>.tflite (16-byte aligned, as a device runs it), and one
-DIR/cases.npz-style file per model, DIR/model_<i>.npz, holding `inputs` (N x input shape, the model's
-input dtype) and `expected` (N x output shape: what tflite-micro's interpreter computes). DIR/manifest.json
-lists every model with its description (layers and options), so a mismatch can be reproduced.
+For model i it writes DIR/model_<i>.tflite (16-byte aligned by TFLM's own aligner, as a device gets it)
+and DIR/model_<i>.npz with `inputs` (N x input shape, in the model's input dtype) and `expected` (what
+tflite-micro's interpreter outputs for them). DIR/manifest.json describes every model (layers, options,
+mutations) so that a mismatch can be reproduced; DIR/rejected/ keeps mutants TFLM refused to prepare.
 
-Models are single operators and short chains built with tf_keras and converted full-integer
-(TFLITE_BUILTINS_INT8, int8 in/out, or float in/out for the QUANTIZE/DEQUANTIZE variants): random shapes,
-strides, SAME/VALID padding, dilation, channel counts, depth multipliers, fused activations, biases on and
-off, scaled (saturating) weights, residual and broadcast adds, pads, pools, means, softmax. Inputs include
-the rails (-128, 127), random values and, for float inputs, exact half-steps of the quantization grid.
-Everything runs in this one process: conversion dominates (about 0.1-0.3 s per model).
+Converted models are single operators and short chains built with tf_keras and converted full-integer
+(TFLITE_BUILTINS_INT8, int8 in/out, or float in/out for QUANTIZE/DEQUANTIZE): random shapes, non-square
+kernels/strides/dilations, SAME/VALID padding, grouped convs, channel counts, depth multipliers, fused
+activations, biases on and off, scaled (saturating) weights, residual and broadcast adds, pads, pools,
+means, softmax, per-tensor and per-channel dense layers. Conversion is the slow part (0.3-2 s per model),
+so each converted model also yields `--mutants` cheap variants with the same graph: random weights (often
+at the rails), biases, filter scales, activation quantization, fused activations (incl. RELU_N1_TO_1),
+MEAN with equal input/output quantization, PAD turned into PADV2, an appended int8->int8 QUANTIZE. Inputs
+include the rails (-128, 127) and random values; float inputs include exact half-steps of the grid.
+`--jobs` worker processes share the work; TFLM and the aligner run in a forked child per model, so a
+native crash skips that model instead of killing the run.
 """
 from __future__ import annotations
 
