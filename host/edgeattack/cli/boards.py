@@ -19,7 +19,10 @@ def _kib(n):
 @click.group(name="boards", invoke_without_command=True)
 @click.pass_context
 def command(ctx):
-    """List board profiles (name, kind, cpu, clock, memory, runtime, default port), or show one."""
+    """List board profiles (name, kind, cpu, clock, memory, runtime, default port), or show one.
+
+    Example: edgeattack boards show qemu-m4
+    """
     if ctx.invoked_subcommand is not None:
         return
     from ..device.profiles import list_profiles

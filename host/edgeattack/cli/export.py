@@ -27,7 +27,10 @@ from ..errors import UsageError
 @click.pass_context
 def command(ctx, model, fmt, out_dir, name, labels_file, arena_size, force):
     """Export MODEL as C/C++ sources: the 16-byte-aligned model array, its SHA-256, input/output
-    settings, the measured TFLM arena size and (tflm) an op resolver with exactly its operators."""
+    settings, the measured TFLM arena size and (tflm) an op resolver with exactly its operators.
+
+    Example: edgeattack export runs/pqat/model.tflite --format c -o runs/pqat/c/
+    """
     from ..tflite.export import export_model
 
     labels = None

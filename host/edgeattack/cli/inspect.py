@@ -26,7 +26,10 @@ def firmware_arena(model_bytes: bytes):
 @click.option("--no-arena", is_flag=True, help="Skip the TFLM arena measurement (a few child processes).")
 @click.pass_context
 def command(ctx, model, as_json, no_arena):
-    """Print MODEL's operators, tensors, quantization, sizes, per-layer MACs and arena sizes."""
+    """Print MODEL's operators, tensors, quantization, sizes, per-layer MACs and arena sizes.
+
+    Example: edgeattack inspect runs/pqat/model.tflite --json
+    """
     from ..tflite.analysis import summarize
     from ..tflite.reader import load_model_bytes, read_model
 

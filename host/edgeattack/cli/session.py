@@ -34,6 +34,9 @@ def command(board, model, inputs, adversarial, port, host, resume, inflight, war
     Emulated and QEMU boards are started for the run and stopped at the end. Writes
     OUT/results.jsonl (one record per sample, source and epsilon) and OUT/session.json (accuracy,
     attack success rate, latency, throughput).
+
+    Example: edgeattack session --board emu-tflm --model runs/pqat/model.tflite --inputs clean.npz
+    --adversarial fgsm.npz -o runs/s1/
     """
     import signal
 

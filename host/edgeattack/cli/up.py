@@ -14,6 +14,8 @@ def command(board, model, startup_timeout):
 
     The port URL is printed on stdout (alone on its line); give it to other commands with --port.
     Ctrl-C or SIGTERM stops the board cleanly.
+
+    Example: edgeattack up --board qemu-m4 runs/pqat/model.tflite
     """
     import signal
     import threading
