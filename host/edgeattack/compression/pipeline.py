@@ -3,6 +3,7 @@ manifest.json} (CONVENTIONS: manifest.json). docs/recipes.md documents the manif
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -174,7 +175,7 @@ def compress(model_path_or_keras, recipe, out, dataset=None, seed: int = 0, forc
                      f"({rec['seconds']:.1f} s)")
         if details.get("warning"):
             ctx.echo(f"  warning: {details['warning']}")
-        log.debug("step %s details: %s", step.name, details)
+        log.info("  %s details: %s", step.name, json.dumps(details, default=str))
 
     from .measure import measure
 
@@ -212,8 +213,6 @@ def compress(model_path_or_keras, recipe, out, dataset=None, seed: int = 0, forc
 
 
 def read_manifest(out) -> dict:
-    import json
-
     return json.loads((Path(out) / MANIFEST_FILE).read_text())
 
 
