@@ -109,15 +109,16 @@ def _dscnn(k, shape, classes, w):
 
 
 def _mobilenet_tiny(k, shape, classes, w):
-    # MobileNet-style: explicit ZeroPadding2D before strided convs (converts to PAD) and global
-    # average pooling (converts to MEAN), the operators microcontroller runtimes must support.
+    # MobileNet-style: explicit ZeroPadding2D before strided convs and global average pooling
+    # (MEAN), operators microcontroller runtimes must support. The padding is symmetric on purpose:
+    # SAME-like (0, 1) padding would be folded into the conv by the converter, leaving no PAD op.
     inp = k.Input(shape)
-    x = k.layers.ZeroPadding2D(((0, 1), (0, 1)))(inp)
+    x = k.layers.ZeroPadding2D(1)(inp)
     x = k.layers.Conv2D(_ch(8, w), 3, strides=2, padding="valid", use_bias=False)(x)
     x = k.layers.ReLU(6.0)(k.layers.BatchNormalization()(x))
     for filters, strides in ((16, 1), (32, 2), (32, 1), (64, 2)):
         if strides == 2:
-            x = k.layers.ZeroPadding2D(((0, 1), (0, 1)))(x)
+            x = k.layers.ZeroPadding2D(1)(x)
         x = k.layers.DepthwiseConv2D(3, strides=strides, padding="same" if strides == 1 else "valid",
                                      use_bias=False)(x)
         x = k.layers.ReLU(6.0)(k.layers.BatchNormalization()(x))
