@@ -1,0 +1,409 @@
+"""The C firmware on QEMU (real toolchain, real QEMU): model identity, bit-exactness against TFLM's
+Python interpreter, errors that must not be faults, fault reporting, counters under link faults, and
+that no QEMU is ever left running.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from conftest import require_tool
+from edgeattack.errors import DeviceError, EdgeAttackError, UsageError
+
+pytestmark = pytest.mark.qemu
+
+TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm", "make")
+
+
+@pytest.fixture(autouse=True)
+def no_qemu_left():
+    """After every test: no QEMU child of this process, running or unreaped (zombie)."""
+    yield
+    left = _qemu_children()
+    assert not left, f"QEMU processes left behind: {left}"
+
+
+def _qemu_children() -> list[tuple[int, str]]:
+    me, found = os.getpid(), []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        if int(ppid) == me and comm.startswith("qemu-system"):
+            found.append((int(pid), state))
+    return found
+
+
+@pytest.fixture(scope="module")
+def tools():
+    require_tool(*TOOLS)
+
+
+def _aligned(path, out_dir):
+    from edgeattack.tflite.align import align_16
+
+    out = out_dir / f"{path.stem}.aligned.tflite"
+    out.write_bytes(align_16(path.read_bytes()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_tflite, tmp_path_factory):
+    """The fixture model as the device runs it (16-byte aligned: its SHA-256 is what INFO reports)."""
+    return _aligned(tiny_tflite, tmp_path_factory.mktemp("fw_tiny"))
+
+
+def _int8_model(keras_model, calib_shape, path, seed=0):
+    """Full-integer conversion (ptq-int8) calibrated on synthetic uniform [0, 1) data."""
+    from edgeattack.tfutil import tf
+
+    t = tf()
+    x = np.random.default_rng(seed).random((16, *calib_shape), dtype=np.float32)
+    conv = t.lite.TFLiteConverter.from_keras_model(keras_model)
+    conv.optimizations = [t.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([x[i:i + 1]] for i in range(len(x)))
+    conv.target_spec.supported_ops = [t.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = t.int8
+    conv.inference_output_type = t.int8
+    from edgeattack.tflite.align import align_16
+
+    path.write_bytes(align_16(bytes(conv.convert())))
+    return path
+
+
+_ZOO_CACHE: dict = {}
+
+
+def zoo_model(name: str, out_dir, input_shape=None, width: float = 0.5):
+    """A zoo model (edgeattack.zoo) converted to int8, untrained: bit-exactness needs no accuracy."""
+    key = (name, input_shape, width)
+    if key not in _ZOO_CACHE:
+        from edgeattack import tfutil, zoo
+
+        tfutil.set_seed(0)
+        model = zoo.build_model(name, input_shape=input_shape, width=width)
+        _ZOO_CACHE[key] = _int8_model(model, model.input_shape[1:], out_dir / f"{name}-w{width}.tflite")
+    return _ZOO_CACHE[key]
+
+
+def _tflm_outputs(model_path, xs):
+    from edgeattack.tflite.runtimes import TFLMRunner
+
+    runner = TFLMRunner(model_path.read_bytes())
+    return np.stack([np.asarray(runner.invoke_raw(x[None])).reshape(-1) for x in xs])
+
+
+def _client(url, timeout=10.0):
+    from edgeattack.link.client import Client
+    from edgeattack.link.transport import open_port
+
+    return Client(lambda: open_port(url), timeout=timeout, total_timeout=120.0)
+
+
+def _random_inputs(info, n, seed):
+    shape = info["input"]["shape"][1:]
+    return np.random.default_rng(seed).integers(-128, 128, size=(n, *shape), dtype=np.int8)
+
+
+def _check_identical(board, model_path, xs):
+    """Run xs on the board (pipelined) and on TFLM; assert byte-identical outputs and exact counters."""
+    with _client(board.url) as client:
+        before = client.connect()
+        results = list(client.infer_many(list(xs)))
+        after = client.info()
+    dev = np.stack([r.output_raw.reshape(-1) for r in results])
+    ref = _tflm_outputs(model_path, xs)
+    assert dev.dtype == ref.dtype == np.int8
+    mismatch = np.flatnonzero((dev != ref).any(axis=1))
+    assert mismatch.size == 0, (f"{model_path.name}: {mismatch.size} of {len(xs)} outputs differ from "
+                                f"TFLM, first at sample {mismatch[:1]}: {dev[mismatch[:1]]} vs {ref[mismatch[:1]]}")
+    assert after["inferences"] - before["inferences"] == len(xs)
+    assert after["overruns"] == 0
+    assert all(r.ticks > 0 for r in results)
+    return results, after
+
+
+# --------------------------------------------------------------------------------------------------
+# build
+
+
+def test_build_is_cached_and_reports_sizes(tools, tiny, tmp_path):
+    from edgeattack.firmware.build import build_firmware
+
+    first = build_firmware(tiny, "qemu-m4", cache_dir=tmp_path)
+    assert not first.cached and first.elf.is_file()
+    assert first.model_sha256 == hashlib.sha256(tiny.read_bytes()).hexdigest()
+    assert first.flash_bytes == first.text + first.data and first.ram_bytes == first.data + first.bss
+    assert first.text > tiny.stat().st_size  # the model lives in flash
+    assert first.bss >= first.arena_bytes > 0
+    t0 = time.monotonic()
+    again = build_firmware(tiny, "qemu-m4", cache_dir=tmp_path)
+    assert again.cached and again.elf == first.elf and time.monotonic() - t0 < 10
+    other = build_firmware(tiny, "qemu-m55", cache_dir=tmp_path)
+    assert not other.cached and other.elf != first.elf
+
+
+def test_model_too_large_for_board_fails_before_building(tools, tiny, tmp_path):
+    import yaml
+
+    from edgeattack.firmware.build import build_firmware
+    from edgeattack.resources import boards_dir
+
+    profile = yaml.safe_load((boards_dir() / "qemu-m4.yaml").read_text())
+    profile.update(name="small-m4", flash_bytes=32768, ram_bytes=32768)
+    path = tmp_path / "small-m4.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    cache = tmp_path / "cache"
+    with pytest.raises(UsageError) as err:
+        build_firmware(tiny, str(path), cache_dir=cache)
+    msg = str(err.value)
+    assert "\n" not in msg and str(tiny) in msg and "small-m4" in msg and "32768" in msg
+    assert not cache.exists() or not any(p.name.startswith("small-m4-") for p in cache.iterdir())
+
+
+def test_board_without_port_and_missing_toolchain_are_one_line_errors(tiny, tmp_path, monkeypatch):
+    from edgeattack.firmware.build import build_firmware
+
+    with pytest.raises(UsageError, match="board emu-tflm runs tflm, not the edgeattack C firmware"):
+        build_firmware(tiny, "emu-tflm", cache_dir=tmp_path)
+    with pytest.raises(UsageError, match="board nucleo-l4r5zi: no firmware port for it"):
+        build_firmware(tiny, "nucleo-l4r5zi", cache_dir=tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH
+    with pytest.raises(EdgeAttackError) as err:
+        build_firmware(tiny, "qemu-m4", cache_dir=tmp_path)
+    assert "apt-get install --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi " \
+           "qemu-system-arm" in str(err.value) and "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------------------------------
+# identity and bit-exactness
+
+
+def test_m4_answers_info_with_model_hash_and_matches_tflm(tools, tiny, tiny_dataset):
+    from edgeattack.firmware.qemu import start_qemu_board
+    from edgeattack.quant import quantize_input
+    from edgeattack.tflite.reader import read_model
+
+    t_in = read_model(tiny.read_bytes()).input_tensors[0]
+    with start_qemu_board("qemu-m4", tiny, serial="tcp") as board:
+        info = board.info
+        assert board.url.startswith("socket://127.0.0.1:")
+        assert info["model_sha256"] == hashlib.sha256(tiny.read_bytes()).hexdigest()
+        assert info["board"] == "qemu-m4" and info["runtime"] == "edgeattack-c"
+        assert info["tick_hz"] == 25_000_000 and "error" not in info
+        assert info["input"]["shape"] == [1, 8, 8, 1] and info["output"]["shape"] == [1, 10]
+        assert info["input"]["scale"] == float(np.float32(t_in.scale))  # exact float32 in the JSON
+        assert info["input"]["zero_point"] == t_in.zero_point
+        _, _, x_test, _ = tiny_dataset
+        real = quantize_input(x_test[:20], t_in.scale, t_in.zero_point)
+        xs = np.concatenate([_random_inputs(info, 100, seed=1), real])
+        results, after = _check_identical(board, tiny, xs)
+        log = after["log"]
+        assert [e["event"] for e in log[-2:]] == ["start", "end"]
+        assert log[-1]["inference"] == after["inferences"]
+        assert log[-1]["ticks"] - log[-2]["ticks"] == results[-1].ticks
+    assert board.proc.returncode is not None
+
+
+# Every zoo architecture at half width; the 32x32x3 ones on 16x16x3 inputs. Same operators and
+# layouts as full size, a quarter of the UART transfer and compute: CI time stays in budget (the
+# full-size figures are tools/bench_fw_qemu.py's).
+ZOO = {"cnn-digits": None, "cnn-mnist": None, "resnet8": (16, 16, 3), "dscnn": None,
+       "mobilenet-tiny": (16, 16, 3)}
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_models_on_m4_match_tflm(tools, name, tmp_path_factory):
+    from edgeattack.firmware.qemu import start_qemu_board
+
+    model = zoo_model(name, tmp_path_factory.mktemp("fw_zoo"), input_shape=ZOO[name])
+    with start_qemu_board("qemu-m4", model) as board:
+        assert "error" not in board.info, board.info["error"]
+        _check_identical(board, model, _random_inputs(board.info, 100, seed=2))
+
+
+def test_m55_over_pty_matches_tflm(tools, tiny, tmp_path_factory):
+    from edgeattack.firmware.qemu import start_qemu_board
+
+    with start_qemu_board("qemu-m55", tiny, serial="pty") as board:
+        assert board.url.startswith("/dev/pts/")
+        assert board.info["board"] == "qemu-m55" and board.info["tick_hz"] == 32_000_000
+        _check_identical(board, tiny, _random_inputs(board.info, 30, seed=3))
+    model = zoo_model("dscnn", tmp_path_factory.mktemp("fw_zoo55"))
+    with start_qemu_board("qemu-m55", model) as board:
+        _check_identical(board, model, _random_inputs(board.info, 20, seed=4))
+
+
+# --------------------------------------------------------------------------------------------------
+# errors that must not be faults
+
+
+@pytest.fixture(scope="module")
+def tanh_model(tmp_path_factory):
+    """A model with TANH, an operator the C runtime does not implement."""
+    from edgeattack.tfutil import keras, set_seed
+
+    k = keras()
+    set_seed(0)
+    model = k.Sequential([k.layers.Input((4, 4, 1)), k.layers.Flatten(),
+                          k.layers.Dense(6, activation="tanh"), k.layers.Dense(3)])
+    path = _int8_model(model, (4, 4, 1), tmp_path_factory.mktemp("fw_tanh") / "tanh.tflite")
+    from edgeattack.tflite.reader import read_model
+
+    assert "TANH" in read_model(path.read_bytes()).distinct_ops
+    return path
+
+
+def test_unsupported_operator_is_an_error_frame_not_a_fault(tools, tanh_model):
+    from edgeattack.device.api import open_device
+    from edgeattack.firmware.qemu import start_qemu_board
+    from edgeattack.link import messages as m
+
+    with start_qemu_board("qemu-m4", tanh_model) as board:
+        assert "unsupported operator TANH" in board.info["error"]
+        with _client(board.url) as client:
+            client.connect()
+            with pytest.raises(DeviceError) as err:
+                client.infer(np.zeros((4, 4, 1), np.int8))
+            assert err.value.error_code == m.ERR_MODEL and "TANH" in str(err.value)
+            assert client.info()["inferences"] == 0
+        assert board.alive()  # answered, did not fault
+        board.check()
+    with pytest.raises(DeviceError, match="TANH"):
+        with open_device("qemu-m4", tanh_model):
+            pass
+
+
+# --------------------------------------------------------------------------------------------------
+# faults, lockups, hangs: the launcher names the cause
+
+
+def _symbol(elf, name) -> int:
+    out = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == name:
+            return int(parts[0], 16) & ~1
+    raise AssertionError(f"{name} not in {elf}")
+
+
+def test_hardfault_at_boot_reports_cfsr_hfsr_pc(tools, tiny):
+    from edgeattack.firmware.build import build_firmware
+    from edgeattack.firmware.qemu import start_qemu_board
+
+    build = build_firmware(tiny, "qemu-m4", debug_fault=2)
+    with pytest.raises(DeviceError) as err:
+        start_qemu_board("qemu-m4", tiny, build=build, timeout=30)
+    msg = str(err.value)
+    pc = _symbol(build.elf, "ea_debug_fault")
+    # UDF: CFSR.UNDEFINSTR, escalated to HardFault (HFSR.FORCED), at the faulting instruction
+    assert "exited with code 3 (the firmware took a HardFault)" in msg, msg
+    assert f"HardFault CFSR=0x00010000 HFSR=0x40000000 PC=0x{pc:08x}" in msg, msg
+    assert "\n" not in msg
+
+
+def test_hardfault_mid_session_is_reported_by_check(tools, tiny):
+    from edgeattack.firmware.build import build_firmware
+    from edgeattack.firmware.qemu import _Link, start_qemu_board
+    from edgeattack.link.frame import Frame, encode_frame
+
+    build = build_firmware(tiny, "qemu-m4", debug_fault=1)
+    with start_qemu_board("qemu-m4", tiny, build=build) as board:
+        board.check()  # running: nothing to report
+        link = _Link(board)
+        try:
+            link.write(encode_frame(Frame(1, 0x01, 7)) + encode_frame(Frame(1, 0x7E, 8)))
+            seen = b""
+            deadline = time.monotonic() + 30
+            while board.alive() and time.monotonic() < deadline:
+                try:
+                    seen += link.read()
+                except OSError:
+                    break
+        finally:
+            link.close()
+        board.proc.wait(timeout=30)
+        with pytest.raises(DeviceError) as err:
+            board.check()
+        msg = str(err.value)
+        assert re.search(r"HardFault CFSR=0x00010000 HFSR=0x40000000 PC=0x[0-9a-f]{8}", msg), msg
+        assert b"HardFault CFSR=0x00010000" in seen  # also printed on the UART (polled)
+
+
+def test_lockup_and_silence_are_reported(tools, tiny):
+    from edgeattack.firmware.build import build_firmware
+    from edgeattack.firmware.qemu import start_qemu_board
+
+    m55 = build_firmware(tiny, "qemu-m55")
+    with pytest.raises(DeviceError) as err:  # an M55 image on the M4 machine: faults in the handler
+        start_qemu_board("qemu-m4", tiny, build=m55, timeout=30)
+    assert "Lockup" in str(err.value) and "CPU lockup" in str(err.value)
+    hang = build_firmware(tiny, "qemu-m4", debug_fault=3)
+    t0 = time.monotonic()
+    with pytest.raises(DeviceError, match=r"did not answer INFO within 2 s"):
+        start_qemu_board("qemu-m4", tiny, build=hang, timeout=2)
+    assert time.monotonic() - t0 < 20
+
+
+def test_qemu_dies_with_its_parent(tools, tiny, tmp_path):
+    """A crashed parent (no stop(), no atexit) still takes QEMU down: PR_SET_DEATHSIG."""
+    script = textwrap.dedent(f"""
+        import os, sys
+        from edgeattack.firmware.qemu import start_qemu_board
+        b = start_qemu_board("qemu-m4", {str(tiny)!r})
+        print(b.pid, flush=True)
+        os._exit(9)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 9, proc.stderr
+    pid = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return  # gone
+        if state in ("Z", "X"):
+            return  # dead, waiting for init to reap it
+        time.sleep(0.1)
+    raise AssertionError(f"QEMU pid {pid} still running after its parent died")
+
+
+# --------------------------------------------------------------------------------------------------
+# counters under link faults
+
+
+def test_faulty_link_session_runs_each_sample_exactly_once(tools, tiny):
+    from edgeattack.device.api import open_device
+
+    # About one damaged frame in ten, both directions, and a broken connection every 150 frames.
+    # (open_device pauses them for INFO exchanges only: see device.api._link_faults)
+    faults = "corrupt=0.0005,drop=0.0005,dup=0.0005,disconnect_every=150,seed=5"
+    xs = np.random.default_rng(6).integers(-128, 128, size=(200, 8, 8, 1), dtype=np.int8)
+    with open_device("qemu-m4", tiny, faults=faults, timeout=0.5, total_timeout=60.0) as dev:
+        before = dev.info()
+        results = list(dev.infer_many(xs))
+        after = dev.info()
+        counts = dict(dev.faults.counts)
+        retries = dev.client.stats.retries
+    assert len(results) == 200
+    assert after["inferences"] - before["inferences"] == 200
+    assert after["overruns"] == 0
+    assert counts.get("disconnects", 0) >= 1 and counts.get("corrupted", 0) + counts.get("dropped", 0) > 0
+    assert retries > 0  # the faults did cost retransmissions
+    raw = np.stack([np.asarray(r.output_raw).reshape(-1) for r in results])
+    assert np.array_equal(raw, _tflm_outputs(tiny, xs))
