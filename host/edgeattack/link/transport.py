@@ -4,7 +4,9 @@ The protocol code talks to a *port*: any object with pyserial's `read(n)`, `writ
 `in_waiting`, `timeout` (settable), `close()` and `is_open`. `open_port` gives one for a URL
 (`/dev/ttyACM0`, a pty path, `socket://host:port`, `rfc2217://host:port`, `loop://`);
 `SocketPort` and `FdPort` wrap an accepted socket or a pty master fd for the device side;
-`read_some` returns whatever bytes arrive next without waiting for a fixed count.
+`read_some` returns whatever bytes arrive next without waiting for a fixed count, and `write_all`
+writes a buffer (both with as few system calls as the port allows: they are most of a small frame's
+cost).
 """
 from __future__ import annotations
 
@@ -17,6 +19,11 @@ import tty
 import serial
 
 from edgeattack.errors import DeviceError
+
+try:  # pyserial's POSIX Serial (what serial_for_url gives for a device path on Linux)
+    from serial.serialposix import Serial as _PosixSerial
+except ImportError:  # pragma: no cover - not POSIX
+    _PosixSerial = None
 
 DEFAULT_TIMEOUT = 0.05  # read poll interval: the client's own timers decide when to give up
 
@@ -68,6 +75,9 @@ def read_some(port, limit: int = 65536) -> bytes:
     custom = getattr(port, "read_some", None)
     if custom is not None:
         return custom(limit)
+    fd = _posix_fd(port)
+    if fd is not None:
+        return _read_fd(fd, limit, port.timeout, port_name(port))
     sock = getattr(port, "_socket", None)
     if isinstance(sock, socket.socket) and type(port).__module__.endswith("protocol_socket"):
         # pyserial's socket:// read(n) waits for all n bytes and its in_waiting is only 0 or 1:
@@ -91,6 +101,69 @@ def read_some(port, limit: int = 65536) -> bytes:
         return b""
     waiting = min(port.in_waiting, limit - 1)
     return first + port.read(waiting) if waiting > 0 else first
+
+
+def write_all(port, data: bytes) -> None:
+    """Write all of `data` to `port`, like port.write(data), with one system call when it fits.
+
+    pyserial's POSIX write() adds a select() and timer bookkeeping to every call even when the
+    kernel took every byte at once; per small frame that is a large part of the link's cost. Only
+    what the kernel does not take at once goes through port.write (its write_timeout applies).
+    """
+    fd = _posix_fd(port)
+    if fd is not None:
+        try:
+            n = os.write(fd, data)
+        except BlockingIOError:
+            n = 0
+        except OSError as exc:
+            raise serial.SerialException(f"write failed: {exc}") from None
+        if n == len(data):
+            return
+        data = data[n:]
+    port.write(data)
+
+
+def _posix_fd(port) -> int | None:
+    """The fd of an open pyserial POSIX Serial (opened O_NONBLOCK by pyserial), else None.
+    Subclasses (VTIMESerial, PosixPollSerial) change the fd's mode and keep their own I/O."""
+    if _PosixSerial is not None and type(port) is _PosixSerial and port.is_open:
+        return port.fd
+    return None
+
+
+def _read_fd(fd: int, limit: int, timeout, name: str) -> bytes:
+    """Read a non-blocking fd: whatever is there at once, else wait up to `timeout` for bytes.
+
+    Reading first saves the select() when bytes already wait, which is the usual case while
+    requests are pipelined. A tty with VMIN = VTIME = 0 (pyserial's setting) reads b"" instead of
+    EAGAIN when empty, so only a fd that select() calls readable and that then reads nothing is a
+    disconnect (as in pyserial); errors (EIO on a pty whose other side is gone) raise
+    serial.SerialException too.
+    """
+    try:
+        data = os.read(fd, limit)
+        if data:
+            return data
+    except BlockingIOError:
+        pass
+    except OSError as exc:
+        raise serial.SerialException(f"{name}: read failed: {exc}") from None
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+    except InterruptedError:
+        return b""
+    if not ready:
+        return b""
+    try:
+        data = os.read(fd, limit)
+    except BlockingIOError:
+        return b""
+    except OSError as exc:
+        raise serial.SerialException(f"{name}: read failed: {exc}") from None
+    if not data:
+        raise serial.SerialException(f"{name}: readable but no data (device disconnected?)")
+    return data
 
 
 def close_port(port) -> None:
@@ -171,12 +244,17 @@ class SocketPort:
 
 
 class FdPort:
-    """A file descriptor (e.g. a pty master) with the port API. Owns and closes the fd."""
+    """A file descriptor (e.g. a pty master) with the port API. Owns and closes the fd.
+
+    The fd is switched to non-blocking mode: reads and writes try the system call first and wait
+    in select() only when the kernel is not ready (one call per frame batch instead of two).
+    """
 
     def __init__(self, fd: int, name: str = "fd", timeout: float = DEFAULT_TIMEOUT):
         self._fd = fd
         self.name = name
         self.timeout = timeout
+        os.set_blocking(fd, False)
 
     @property
     def is_open(self) -> bool:
@@ -193,32 +271,31 @@ class FdPort:
     def read_some(self, limit: int = 65536) -> bytes:
         if self._fd < 0:
             raise serial.PortNotOpenError()
-        ready, _, _ = select.select([self._fd], [], [], self.timeout)
-        if not ready:
-            return b""
-        try:
-            data = os.read(self._fd, limit)
-        except BlockingIOError:
-            return b""
-        except OSError as exc:  # EIO on a pty master once no process holds the slave open
-            raise serial.SerialException(f"{self.name}: {exc}") from None
-        if not data:
-            raise serial.SerialException(f"{self.name}: end of file")
-        return data
+        # EIO on a pty master once no process holds the slave open: SerialException
+        return _read_fd(self._fd, limit, self.timeout, self.name)
 
     def read(self, size: int = 1) -> bytes:
         return self.read_some(size)
 
     def write(self, data: bytes) -> int:
-        view = memoryview(bytes(data))
+        fd = self._fd
+        total = len(data)
         try:
-            while view:
-                select.select([], [self._fd], [])
-                n = os.write(self._fd, view)
-                view = view[n:]
+            try:
+                n = os.write(fd, data)
+            except BlockingIOError:
+                n = 0
+            if n < total:
+                view = memoryview(data)[n:]
+                while view:
+                    select.select([], [fd], [])
+                    try:
+                        view = view[os.write(fd, view):]
+                    except BlockingIOError:
+                        pass
         except OSError as exc:
             raise serial.SerialException(f"{self.name}: {exc}") from None
-        return len(data)
+        return total
 
     def flush(self) -> None:
         pass
