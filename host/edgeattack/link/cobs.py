@@ -13,6 +13,24 @@ class CobsError(ValueError):
 
 def encode(data: bytes) -> bytes:
     """COBS-encode `data` (without the trailing 0x00 delimiter)."""
+    data = bytes(data)
+    pieces = data.split(b"\x00")
+    if max(map(len, pieces)) < 254:
+        # No block is cut at 254 bytes: the encoding is a code byte followed by the data, each 0x00
+        # replaced by the code of the block after it (one Python step per zero, no slicing).
+        out = bytearray(len(data) + 1)
+        out[1:] = data
+        pos = 0
+        for piece in pieces:
+            step = len(piece) + 1
+            out[pos] = step
+            pos += step
+        return bytes(out)
+    return _encode_blocks(data)
+
+
+def _encode_blocks(data: bytes) -> bytes:
+    """The general encoder, for data with runs of 254 or more non-zero bytes."""
     out = bytearray()
     start = 0
     n = len(data)
@@ -40,22 +58,41 @@ def encode(data: bytes) -> bytes:
 
 def decode(data: bytes) -> bytes:
     """Decode one COBS-encoded frame (delimiter already removed). Raises CobsError."""
-    out = bytearray()
-    i = 0
     n = len(data)
     if n == 0:
         raise CobsError("empty COBS frame")
+    zero = data.find(b"\x00") if isinstance(data, bytes) else bytes(data).find(b"\x00")
+    if zero >= 0:
+        raise CobsError(f"zero byte at offset {zero}")
+    # Without 0xFF blocks the decoded data is the encoded data minus its first code byte, each
+    # later code byte replaced by 0x00: walk the codes and patch them in one copy.
+    out = bytearray(data)
+    i = 0
+    while True:
+        code = data[i]
+        if code == 0xFF:
+            return _decode_blocks(data)
+        end = i + code
+        if end >= n:
+            if end > n:
+                raise CobsError(f"block at offset {i} needs {code - 1} bytes, {n - i - 1} left")
+            del out[0]
+            return bytes(out)
+        out[end] = 0
+        i = end
+
+
+def _decode_blocks(data: bytes) -> bytes:
+    """The general decoder (frames with 0xFF blocks); `data` holds no 0x00 byte."""
+    out = bytearray()
+    i = 0
+    n = len(data)
     while i < n:
         code = data[i]
-        if code == 0:
-            raise CobsError(f"zero byte at offset {i}")
         end = i + code
         if end > n:
             raise CobsError(f"block at offset {i} needs {code - 1} bytes, {n - i - 1} left")
-        block = data[i + 1:end]
-        if 0 in block:
-            raise CobsError(f"zero byte inside the block at offset {i}")
-        out += block
+        out += data[i + 1:end]
         i = end
         if code != 0xFF and i < n:
             out.append(0)

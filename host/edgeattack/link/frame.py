@@ -15,7 +15,11 @@ from edgeattack.link import cobs
 PROTOCOL_VERSION = 1
 HEADER = struct.Struct("<BBHH")  # version, type, seq, payload length
 HEADER_SIZE = HEADER.size  # 6
-CRC_SIZE = 4
+CRC = struct.Struct("<I")
+CRC_SIZE = CRC.size  # 4
+# zlib.crc32 of a body followed by its own CRC (little-endian) is this constant for every body: a
+# receiver checks a frame with one CRC over all its bytes, without slicing off the CRC first.
+CRC_RESIDUE = 0x2144DF1C
 OVERHEAD = HEADER_SIZE + CRC_SIZE  # 10 bytes around the payload before COBS
 MAX_PAYLOAD = 0xFFFF  # the length field is a u16
 
@@ -36,16 +40,27 @@ class Frame:
 
 def frame_body(frame: Frame) -> bytes:
     """The frame before COBS: header, payload, CRC-32 (little-endian)."""
-    if not 0 <= len(frame.payload) <= MAX_PAYLOAD:
-        raise ValueError(f"payload of {len(frame.payload)} bytes exceeds the u16 length field")
-    head = HEADER.pack(frame.version, frame.type, frame.seq & 0xFFFF, len(frame.payload))
-    body = head + bytes(frame.payload)
-    return body + struct.pack("<I", zlib.crc32(body))
+    payload = frame.payload
+    length = len(payload)
+    if length > MAX_PAYLOAD:
+        raise ValueError(f"payload of {length} bytes exceeds the u16 length field")
+    head = HEADER.pack(frame.version, frame.type, frame.seq & 0xFFFF, length)
+    return b"".join((head, payload, CRC.pack(zlib.crc32(payload, zlib.crc32(head)))))
 
 
 def encode_frame(frame: Frame) -> bytes:
     """Wire bytes of one frame: COBS(body) + 0x00."""
     return cobs.encode(frame_body(frame)) + b"\x00"
+
+
+def encode_wire(version: int, mtype: int, seq: int, payload: bytes) -> bytes:
+    """encode_frame(Frame(version, mtype, seq, payload)) without building the Frame."""
+    length = len(payload)
+    if length > MAX_PAYLOAD:
+        raise ValueError(f"payload of {length} bytes exceeds the u16 length field")
+    head = HEADER.pack(version, mtype, seq & 0xFFFF, length)
+    body = b"".join((head, payload, CRC.pack(zlib.crc32(payload, zlib.crc32(head)))))
+    return cobs.encode(body) + b"\x00"
 
 
 def wire_size(payload_len: int) -> int:
@@ -78,10 +93,10 @@ def decode_body(encoded: bytes, max_payload: int = MAX_PAYLOAD) -> Frame:
     version, mtype, seq, length = HEADER.unpack_from(body)
     if length != len(body) - OVERHEAD:
         raise FrameError("length", f"length field {length}, payload has {len(body) - OVERHEAD} bytes")
-    (crc,) = struct.unpack_from("<I", body, len(body) - CRC_SIZE)
-    if crc != zlib.crc32(body[:-CRC_SIZE]):
+    if zlib.crc32(body) != CRC_RESIDUE:
+        (crc,) = CRC.unpack_from(body, len(body) - CRC_SIZE)
         raise FrameError("crc", f"CRC {crc:08x} != {zlib.crc32(body[:-CRC_SIZE]):08x}")
-    return Frame(version, mtype, seq, bytes(body[HEADER_SIZE:-CRC_SIZE]))
+    return Frame(version, mtype, seq, body[HEADER_SIZE:-CRC_SIZE])
 
 
 class FrameDecoder:
@@ -119,29 +134,40 @@ class FrameDecoder:
 
     def feed(self, chunk: bytes) -> list[Frame]:
         frames: list[Frame] = []
+        buf = self._buf
+        max_encoded = self.max_encoded
         pos = 0
         n = len(chunk)
         while pos < n:
             end = chunk.find(b"\x00", pos)
-            piece_end = n if end < 0 else end
-            if not self._discarding:
-                room = self.max_encoded - len(self._buf)
-                if piece_end - pos > room:
-                    self._buf.clear()
-                    self._discarding = True
-                    self.drops["oversize"] += 1
-                else:
-                    self._buf += chunk[pos:piece_end]
-            if end < 0:
+            if end < 0:  # a frame continues in the next chunk
+                if not self._discarding:
+                    if n - pos > max_encoded - len(buf):
+                        buf.clear()
+                        self._discarding = True
+                        self.drops["oversize"] += 1
+                    else:
+                        buf += chunk[pos:]
                 break
-            pos = end + 1
+            start, pos = pos, end + 1
             if self._discarding:
-                self._discarding = False
+                self._discarding = False  # the oversize frame ends here (counted already)
                 continue
-            if not self._buf:
+            if buf:
+                if end - start > max_encoded - len(buf):
+                    buf.clear()
+                    self.drops["oversize"] += 1
+                    continue
+                buf += chunk[start:end]
+                encoded = bytes(buf)
+                buf.clear()
+            elif end == start:
                 continue  # empty frame: a flush or a repeated delimiter
-            encoded = bytes(self._buf)
-            self._buf.clear()
+            elif end - start > max_encoded:
+                self.drops["oversize"] += 1
+                continue
+            else:
+                encoded = chunk[start:end]  # the whole frame is in this chunk: no buffering
             try:
                 frames.append(decode_body(encoded, self.max_payload))
                 self.frames += 1

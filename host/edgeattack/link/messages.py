@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,9 +72,19 @@ class ProtocolError(Exception):
         self.error_code = error_code
 
 
+_CODE_BY_DTYPE = {np.dtype(name): code for code, name in DTYPE_NAMES.items()}  # native order
+_WIRE_DTYPES = {code: np.dtype(name).newbyteorder("<") for code, name in DTYPE_NAMES.items()}
+_NATIVE_DTYPES = {code: np.dtype(name) for code, name in DTYPE_NAMES.items()}
+_LITTLE = sys.byteorder == "little"
+
+
 def dtype_code(dtype) -> int:
     """Wire code of a NumPy dtype (byte order ignored: the wire is little-endian)."""
-    name = np.dtype(dtype).name
+    dtype = np.dtype(dtype)
+    code = _CODE_BY_DTYPE.get(dtype)  # the usual case, without building the dtype's name
+    if code is not None:
+        return code
+    name = dtype.name
     try:
         return _CODE_BY_NAME[name]
     except KeyError:
@@ -84,16 +95,27 @@ def dtype_code(dtype) -> int:
 def dtype_from_code(code: int) -> np.dtype:
     """Little-endian NumPy dtype of a wire code."""
     try:
-        return np.dtype(DTYPE_NAMES[code]).newbyteorder("<")
-    except KeyError:
+        return _WIRE_DTYPES[code]
+    except (KeyError, TypeError):
+        raise MalformedPayload(f"unknown dtype code {code}") from None
+
+
+def native_dtype(code: int) -> np.dtype:
+    """Native-byte-order NumPy dtype of a wire code (what received tensors are converted to)."""
+    try:
+        return _NATIVE_DTYPES[code]
+    except (KeyError, TypeError):
         raise MalformedPayload(f"unknown dtype code {code}") from None
 
 
 def to_wire_bytes(array: np.ndarray) -> tuple[int, bytes]:
     """(dtype code, little-endian C-order bytes) of an array."""
     array = np.asarray(array)
-    code = dtype_code(array.dtype)
-    return code, np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    dtype = array.dtype
+    code = dtype_code(dtype)
+    if _LITTLE and dtype.byteorder != ">":
+        return code, array.tobytes()  # tobytes() is C order whatever the array's layout
+    return code, np.ascontiguousarray(array, dtype=dtype.newbyteorder("<")).tobytes()
 
 
 # LOAD -------------------------------------------------------------------------------------------
