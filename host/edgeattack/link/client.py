@@ -22,9 +22,8 @@ import serial
 
 from edgeattack.errors import DeviceError, UsageError
 from edgeattack.link import messages as m
-from edgeattack.link.frame import (PROTOCOL_VERSION, Frame, FrameDecoder, encode_frame,
-                                   wire_size)
-from edgeattack.link.transport import close_port, port_name, read_some
+from edgeattack.link.frame import PROTOCOL_VERSION, Frame, FrameDecoder, encode_wire, wire_size
+from edgeattack.link.transport import close_port, port_name, read_some, write_all
 
 _DISCONNECT = (serial.SerialException, OSError, EOFError)
 
@@ -119,8 +118,12 @@ class Client:
         self._rx_budget = wire_size(256)
         self._max_requests = 1
         self._inflight: collections.deque[_Request] = collections.deque()
+        self._inflight_bytes = 0  # wire bytes of the requests in _inflight
         self._pending: collections.deque[_Request] = collections.deque()
         self._gbn_round: set[int] = set()  # ids of requests resent by the last go-back-N round
+        self._outbox: list[bytes] = []  # frames assigned a sequence number, not yet written
+        self._out_shape: list | None = None  # INFO's output shape, when it is a valid one
+        self._out_size = -1
         self._last_progress = time.monotonic()
         self._need_sync = True
         self._broken = False  # a read or write failed: reopen before the next read
@@ -136,7 +139,9 @@ class Client:
     def close(self) -> None:
         port, self.port = self.port, None
         self._inflight.clear()
+        self._inflight_bytes = 0
         self._pending.clear()
+        self._outbox.clear()
         self._need_sync = True
         if port is not None:
             try:
@@ -212,6 +217,11 @@ class Client:
         self._rx_budget = rx_buffers * wire_size(self._max_payload)
         cache = _int_field(info, "reply_cache", 1, 1, 0x7FFF)
         self._max_requests = min(cache, self.max_inflight) if self.max_inflight else cache
+        shape = (info.get("output") or {}).get("shape")
+        if isinstance(shape, list) and shape and all(type(d) is int and d > 0 for d in shape):
+            self._out_shape, self._out_size = shape, int(np.prod(shape))
+        else:
+            self._out_shape, self._out_size = None, -1
         return info
 
     def _ensure(self) -> None:
@@ -265,6 +275,16 @@ class Client:
         clean = False
         try:
             while True:
+                if jobs and jobs[0].result is not None:
+                    # Hand over every result already here first, then refill the window with
+                    # one write (fewer system calls and device wake-ups than one per result).
+                    job = jobs.popleft()
+                    if on_result is not None:
+                        on_result(job.index, job.result)
+                    yield job.result
+                    # Time the caller spent between results is not the device's silence.
+                    self._last_progress = max(self._last_progress, time.monotonic())
+                    continue
                 while not exhausted and (inflight is None or len(jobs) < inflight) \
                         and self._room_for_more():
                     try:
@@ -276,15 +296,9 @@ class Client:
                     index += 1
                     jobs.append(job)
                     self._pending.extend(job.requests)
-                    self._send_pending()
-                if jobs and jobs[0].result is not None:
-                    job = jobs.popleft()
-                    if on_result is not None:
-                        on_result(job.index, job.result)
-                    yield job.result
-                    # Time the caller spent between results is not the device's silence.
-                    self._last_progress = max(self._last_progress, time.monotonic())
-                    continue
+                    self._send_pending(flush=False)
+                if self._outbox:
+                    self._flush()  # every input admitted this round in one write
                 if not jobs and exhausted:
                     clean = True
                     return
@@ -301,13 +315,18 @@ class Client:
         except ValueError as exc:
             raise UsageError(f"input {index}: {exc}") from None
         chunk = self._max_payload - m.LOAD_HEADER.size
+        total = len(data)
         job = _Job(index, [])
-        for offset in range(0, max(len(data), 1), chunk):
-            job.requests.append(_Request(m.LOAD, m.pack_load(code, len(data), offset,
+        requests = job.requests
+        if total <= chunk:
+            requests.append(_Request(m.LOAD, m.pack_load(code, total, 0, data), job))
+        else:
+            for offset in range(0, total, chunk):
+                requests.append(_Request(m.LOAD, m.pack_load(code, total, offset,
                                                              data[offset:offset + chunk]), job))
-        job.requests.append(_Request(m.INFER, m.pack_infer(repeat), job))
-        job.open_requests = len(job.requests)
-        self.stats.payload_bytes_sent += len(data)
+        requests.append(_Request(m.INFER, m.pack_infer(repeat), job))
+        job.open_requests = len(requests)
+        self.stats.payload_bytes_sent += total
         return job
 
     def _room_for_more(self) -> bool:
@@ -321,22 +340,34 @@ class Client:
         # numbers, so the device still caches every reply a retransmission may ask for again.
         if (self._seq + 1 - self._inflight[0].seq) & 0xFFFF >= self._max_requests:
             return False
-        used = sum(len(r.wire) for r in self._inflight)
-        return used + wire_size(payload_len) <= self._rx_budget
+        return self._inflight_bytes + wire_size(payload_len) <= self._rx_budget
 
-    def _send_pending(self) -> None:
-        while self._pending and self._has_room(len(self._pending[0].payload)):
-            req = self._pending.popleft()
-            self._seq = (self._seq + 1) & 0xFFFF
-            req.seq = self._seq
-            req.wire = encode_frame(Frame(PROTOCOL_VERSION, req.type, req.seq, req.payload))
-            if not self._inflight:
-                self._last_progress = time.monotonic()  # the link was idle: the clock starts now
-            self._inflight.append(req)
-            req.sent_at = time.monotonic()
-            if req.job is not None and req.job.first_sent is None:
-                req.job.first_sent = req.sent_at
-            self._write_frames([req.wire])
+    def _send_pending(self, flush: bool = True) -> None:
+        """Move queued requests into the window while it has room. Their frames go out in one
+        write (with any still in the outbox) unless flush=False: then the caller flushes."""
+        pending = self._pending
+        if pending:
+            now = time.monotonic()
+            while pending and self._has_room(len(pending[0].payload)):
+                req = pending.popleft()
+                self._seq = seq = (self._seq + 1) & 0xFFFF
+                req.seq = seq
+                req.wire = wire = encode_wire(PROTOCOL_VERSION, req.type, seq, req.payload)
+                if not self._inflight:
+                    self._last_progress = now  # the link was idle: the clock starts now
+                self._inflight.append(req)
+                self._inflight_bytes += len(wire)
+                req.sent_at = now
+                job = req.job
+                if job is not None and job.first_sent is None:
+                    job.first_sent = now
+                self._outbox.append(req.wire)
+        if flush and self._outbox:
+            self._flush()
+
+    def _flush(self) -> None:
+        frames, self._outbox = self._outbox, []
+        self._write_frames(frames)
 
     def _roundtrip(self, mtype: int, payload: bytes) -> Frame:
         """One request alone on the link (INFO, RESET): wait for everything else first."""
@@ -364,11 +395,14 @@ class Client:
             except (DeviceError, KeyboardInterrupt):
                 pass
         self._inflight.clear()
+        self._inflight_bytes = 0
         self._gbn_round.clear()
         self._need_sync = True  # the device may hold a sequence gap: INFO before the next request
 
     def _pump(self) -> None:
         """Read once (up to the poll interval), handle replies, run the retransmit timers."""
+        if self._outbox:
+            self._flush()
         if self._broken or self.port is None:
             self._reconnect()
             return
@@ -385,7 +419,7 @@ class Client:
             damaged = self._decoder.dropped > drops_before
             self.stats.frames_dropped = dict(self._decoder.drops)
             for frame in frames:
-                self._on_frame(frame)
+                self._on_frame(frame, now)
             self._send_pending()
             if damaged and self._inflight and not self._gbn_round:
                 self._go_back_n()  # a reply was lost in transit: resend without waiting
@@ -400,18 +434,33 @@ class Client:
         if now - max(oldest.sent_at, self._last_progress) > self.timeout:
             self._go_back_n()
 
-    def _on_frame(self, frame: Frame) -> None:
+    def _retire(self, req: _Request) -> None:
+        """Take an answered request out of the window."""
+        inflight = self._inflight
+        if inflight[0] is req:
+            inflight.popleft()  # replies come in order: the usual case
+        else:
+            inflight.remove(req)
+        self._inflight_bytes -= len(req.wire)
+        if self._gbn_round:
+            self._gbn_round.discard(id(req))
+
+    def _on_frame(self, frame: Frame, now: float) -> None:
         if frame.version != PROTOCOL_VERSION:
             self._abandon(drain=False)
             raise DeviceError(f"device at {self.port_name}: device speaks protocol "
                               f"v{frame.version}, this host speaks v{PROTOCOL_VERSION}")
-        req = next((r for r in self._inflight if r.seq == frame.seq), None)
+        seq = frame.seq
+        inflight = self._inflight
+        if inflight and inflight[0].seq == seq:
+            req = inflight[0]
+        else:
+            req = next((r for r in inflight if r.seq == seq), None)
         if req is None or frame.type not in (req.type | m.REPLY, m.ERROR):
             self.stats.stale_replies += 1  # a duplicate, or a late reply from before a resync
             return
-        self._inflight.remove(req)
-        self._gbn_round.discard(id(req))
-        self._last_progress = time.monotonic()
+        self._retire(req)
+        self._last_progress = now
         req.reply = frame
         self.stats.requests += 1
         if frame.type == m.ERROR:
@@ -452,18 +501,17 @@ class Client:
             self._abandon(drain=False)
             raise DeviceError(f"device at {self.port_name} sent {len(reply.output)} output bytes, "
                               f"not a whole number of {dtype.name} values")
-        output = np.frombuffer(reply.output, dtype=dtype).astype(dtype.newbyteorder("="))
-        shape = ((self._info or {}).get("output") or {}).get("shape")
-        if isinstance(shape, list) and all(isinstance(d, int) and d > 0 for d in shape) \
-                and int(np.prod(shape)) == output.size:
-            output = output.reshape(shape)
-        # The INFER succeeded, so every LOAD of this input did (a refused LOAD leaves no input):
-        # their lost replies need no retransmission.
-        for other in [r for r in self._inflight if r.job is job]:
-            self._inflight.remove(other)
-            self._gbn_round.discard(id(other))
-        self.stats.queries += 1
-        self.stats.payload_bytes_received += len(reply.output)
+        output = np.frombuffer(reply.output, dtype=dtype).astype(m.native_dtype(reply.dtype))
+        if output.size == self._out_size:
+            output = output.reshape(self._out_shape)
+        if job.open_requests:
+            # The INFER succeeded, so every LOAD of this input did (a refused LOAD leaves no
+            # input): their lost replies need no retransmission.
+            for other in [r for r in self._inflight if r.job is job]:
+                self._retire(other)
+        stats = self.stats
+        stats.queries += 1
+        stats.payload_bytes_received += len(reply.output)
         job.result = InferResult(output, reply.ticks, reply.inferences, job.retries,
                                  time.monotonic() - job.first_sent)
 
@@ -479,16 +527,16 @@ class Client:
         self._write_frames([r.wire for r in self._inflight])
 
     def _write(self, data: bytes) -> None:
-        self.port.write(data)
+        write_all(self.port, data)
         self.stats.wire_bytes_sent += len(data)
 
     def _write_frames(self, frames: list) -> None:
-        """Write frames; a broken link is only noted here and repaired by the next _pump."""
-        if self._broken or self.port is None:
+        """Write frames, all in one write (one system call and one wake-up of the device per
+        batch); a broken link is only noted here and repaired by the next _pump."""
+        if self._broken or self.port is None or not frames:
             return
         try:
-            for data in frames:
-                self._write(data)
+            self._write(frames[0] if len(frames) == 1 else b"".join(frames))
         except serial.SerialTimeoutException:
             self._abandon(drain=False)
             raise DeviceError(f"no answer from {self.port_name} after {self.total_timeout:g} s "
