@@ -15,10 +15,11 @@ from typing import Callable, Protocol
 import serial
 
 from edgeattack.link import messages as m
-from edgeattack.link.frame import MAX_PAYLOAD, PROTOCOL_VERSION, Frame, FrameDecoder, encode_frame
+from edgeattack.link.frame import MAX_PAYLOAD, PROTOCOL_VERSION, Frame, FrameDecoder, encode_wire
 from edgeattack.link.transport import SocketPort, read_some
 
 LOG_EVENTS = 8  # INFO's log keeps the most recent 8 window events
+COALESCE_S = 0.001  # an INFER faster than this may have its reply sent with the next one
 
 
 class Handler(Protocol):
@@ -61,7 +62,8 @@ class ProtocolServer:
     poll_once() -> int: wait up to port.timeout for bytes, handle every complete frame, return the
       number of frames handled; a disconnected peer raises serial.SerialException.
     receive(data, send=None) -> list[bytes]: the protocol engine without I/O (tests, fuzzing):
-      feed raw bytes, get (or `send`) the wire bytes of each reply.
+      feed raw bytes, get the wire bytes of each reply (and `send` them, coalesced into few
+      writes: see receive(); every reply is sent before receive returns).
     Counters: inferences, crc_errors, dropped (frames dropped by the decoder, by reason in
       `decoder.drops`), gaps (requests dropped by the sequence rule), replays (cached replies sent
       again), overruns (always 0 here: the OS buffers the stream), requests (executed).
@@ -153,13 +155,45 @@ class ProtocolServer:
                 port.close()
 
     def receive(self, data: bytes, send: Callable[[bytes], object] | None = None) -> list[bytes]:
+        frames = self.decoder.feed(data)
         replies = []
-        for frame in self.decoder.feed(data):
-            reply = self.handle_frame(frame)
-            if reply is not None:
-                replies.append(reply)
-                if send is not None:
-                    send(reply)  # at once: the host's next request may already be waiting
+        if send is None:
+            for frame in frames:
+                reply = self.handle_frame(frame)
+                if reply is not None:
+                    replies.append(reply)
+            return replies
+        # Replies are coalesced into few writes: each write costs a system call and usually wakes
+        # the host, which on a busy machine takes a core from the device. A LOAD's reply (the LOAD
+        # took no time) rides along with the next reply. After a fast INFER (< COALESCE_S) its
+        # reply waits for the next INFER of this chunk while this chunk still holds more inputs
+        # than replies are waiting, so the host gets replies back in batches while the device
+        # keeps inputs to work on. Nothing is held past this call, or across a slow inference.
+        infers_left = sum(1 for frame in frames if frame.type == m.INFER)
+        batch: list[bytes] = []
+        held = 0
+        for frame in frames:
+            if frame.type == m.INFER:
+                infers_left -= 1
+                started = time.perf_counter()
+                reply = self.handle_frame(frame)
+                fast = time.perf_counter() - started < COALESCE_S
+            else:
+                reply = self.handle_frame(frame)
+                fast = True
+            if reply is None:
+                continue
+            replies.append(reply)
+            batch.append(reply)
+            if frame.type == m.LOAD:
+                continue
+            held += 1
+            if not fast or held >= infers_left:
+                send(batch[0] if len(batch) == 1 else b"".join(batch))
+                batch = []
+                held = 0
+        if batch:
+            send(batch[0] if len(batch) == 1 else b"".join(batch))
         return replies
 
     # protocol -------------------------------------------------------------------------------------
@@ -191,7 +225,7 @@ class ProtocolServer:
         return reply
 
     def _encode(self, seq: int, mtype: int, payload: bytes) -> bytes:
-        return encode_frame(Frame(PROTOCOL_VERSION, mtype, seq, payload))
+        return encode_wire(PROTOCOL_VERSION, mtype, seq, payload)
 
     def _error(self, seq: int, code: int, message: str) -> bytes:
         return self._encode(seq, m.ERROR, m.pack_error(code, message))
