@@ -182,7 +182,7 @@ class Device:
 
     def _result(self, r, repeat: int) -> Result:
         raw = np.asarray(r.output_raw).reshape(-1)
-        if self.output_scale is not None and np.issubdtype(raw.dtype, np.integer):
+        if self.output_scale is not None and raw.dtype.kind in "iu":  # integer output
             out = dequantize(raw, self.output_scale, self.output_zero_point)
         else:
             out = raw.astype(np.float32)
