@@ -92,3 +92,22 @@ def test_train_cli_bad_inputs(tmp_path):
     assert proc.returncode == 2 and "does not fit" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o2").exists()
+
+
+def test_image_folder_one_subfolder_per_class(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["cat", "dog"]):
+        (tmp_path / name).mkdir()
+        for i in range(10):
+            img = (rng.random((6, 5)) * 100 + 150 * c).astype(np.uint8)
+            Image.fromarray(img).save(tmp_path / name / f"{i}.png")
+    d = load_dataset(tmp_path)
+    assert d.classes == 2 and d.labels == ["cat", "dog"] and d.input_shape == (6, 5, 1)
+    assert len(d.x_train) + len(d.x_test) == 20 and d.x_train.max() <= 1.0
+    # the brighter class is "dog" (label 1)
+    assert d.x_train[d.y_train == 1].mean() > d.x_train[d.y_train == 0].mean()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "dog" / "odd.png")
+    with pytest.raises(UsageError, match="odd.png"):
+        load_dataset(tmp_path)
