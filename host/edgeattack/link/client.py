@@ -22,7 +22,8 @@ import serial
 
 from edgeattack.errors import DeviceError, UsageError
 from edgeattack.link import messages as m
-from edgeattack.link.frame import PROTOCOL_VERSION, Frame, FrameDecoder, encode_wire, wire_size
+from edgeattack.link.frame import (OVERHEAD, PROTOCOL_VERSION, Frame, FrameDecoder, encode_wire,
+                                   wire_size)
 from edgeattack.link.transport import close_port, port_name, read_some, write_all
 
 _DISCONNECT = (serial.SerialException, OSError, EOFError)
@@ -340,7 +341,8 @@ class Client:
         # numbers, so the device still caches every reply a retransmission may ask for again.
         if (self._seq + 1 - self._inflight[0].seq) & 0xFFFF >= self._max_requests:
             return False
-        return self._inflight_bytes + wire_size(payload_len) <= self._rx_budget
+        body = payload_len + OVERHEAD  # wire_size(payload_len), inline: this runs per request
+        return self._inflight_bytes + body + (body + 253) // 254 + 1 <= self._rx_budget
 
     def _send_pending(self, flush: bool = True) -> None:
         """Move queued requests into the window while it has room. Their frames go out in one
@@ -491,17 +493,17 @@ class Client:
             if req.type == m.LOAD:
                 m.unpack_load_reply(frame.payload)
                 return
-            reply = m.unpack_infer_reply(frame.payload)
-            dtype = m.dtype_from_code(reply.dtype)
+            ticks, inferences, code, output_bytes = m.infer_reply_fields(frame.payload)
+            dtype = m.dtype_from_code(code)
         except m.MalformedPayload as exc:
             self._abandon(drain=False)
             raise DeviceError(f"device at {self.port_name} sent a malformed "
                               f"{m.TYPE_NAMES[req.type]} reply: {exc}") from None
-        if len(reply.output) % dtype.itemsize:
+        if len(output_bytes) % dtype.itemsize:
             self._abandon(drain=False)
-            raise DeviceError(f"device at {self.port_name} sent {len(reply.output)} output bytes, "
+            raise DeviceError(f"device at {self.port_name} sent {len(output_bytes)} output bytes, "
                               f"not a whole number of {dtype.name} values")
-        output = np.frombuffer(reply.output, dtype=dtype).astype(m.native_dtype(reply.dtype))
+        output = np.frombuffer(output_bytes, dtype=dtype).astype(m.native_dtype(code))
         if output.size == self._out_size:
             output = output.reshape(self._out_shape)
         if job.open_requests:
@@ -511,8 +513,8 @@ class Client:
                 self._retire(other)
         stats = self.stats
         stats.queries += 1
-        stats.payload_bytes_received += len(reply.output)
-        job.result = InferResult(output, reply.ticks, reply.inferences, job.retries,
+        stats.payload_bytes_received += len(output_bytes)
+        job.result = InferResult(output, ticks, inferences, job.retries,
                                  time.monotonic() - job.first_sent)
 
     def _go_back_n(self) -> None:

@@ -82,6 +82,11 @@ def decode_body(encoded: bytes, max_payload: int = MAX_PAYLOAD) -> Frame:
     max_body = max_payload + OVERHEAD
     if len(encoded) > cobs.max_encoded_size(max_body):
         raise FrameError("oversize", f"{len(encoded)} encoded bytes")
+    return _decode_checked(encoded, max_body)
+
+
+def _decode_checked(encoded: bytes, max_body: int) -> Frame:
+    """decode_body once the encoded size is known to be within the limit."""
     try:
         body = cobs.decode(encoded)
     except cobs.CobsError as exc:
@@ -112,6 +117,7 @@ class FrameDecoder:
         if not 0 <= max_payload <= MAX_PAYLOAD:
             raise ValueError(f"max_payload must be 0..{MAX_PAYLOAD}")
         self.max_payload = max_payload
+        self._max_body = max_payload + OVERHEAD
         self.max_encoded = cobs.max_encoded_size(max_payload + OVERHEAD)
         self.drops = {reason: 0 for reason in DROP_REASONS}
         self.frames = 0
@@ -169,7 +175,7 @@ class FrameDecoder:
             else:
                 encoded = chunk[start:end]  # the whole frame is in this chunk: no buffering
             try:
-                frames.append(decode_body(encoded, self.max_payload))
+                frames.append(_decode_checked(encoded, self._max_body))
                 self.frames += 1
             except FrameError as exc:
                 self.drops[exc.reason] += 1

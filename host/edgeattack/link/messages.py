@@ -181,11 +181,17 @@ def pack_infer_reply(ticks: int, inferences: int, dtype: int, output: bytes) -> 
 
 
 def unpack_infer_reply(payload: bytes) -> InferReply:
+    return InferReply(*infer_reply_fields(payload))
+
+
+def infer_reply_fields(payload: bytes) -> tuple[int, int, int, bytes]:
+    """unpack_infer_reply as a plain tuple (ticks, inferences, dtype, output): the host's per-input
+    path, without building the dataclass."""
     if len(payload) < INFER_REPLY.size:
         raise MalformedPayload(f"INFER reply has {len(payload)} bytes, needs at least "
                                f"{INFER_REPLY.size}")
     ticks, inferences, dtype = INFER_REPLY.unpack_from(payload)
-    return InferReply(ticks, inferences, dtype, bytes(payload[INFER_REPLY.size:]))
+    return ticks, inferences, dtype, bytes(payload[INFER_REPLY.size:])
 
 
 # ERROR ------------------------------------------------------------------------------------------
