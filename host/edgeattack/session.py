@@ -180,6 +180,24 @@ def read_results(path: Path, repair: bool = False) -> list[dict]:
     return records
 
 
+def record_encoder():
+    """A function giving exactly json.dumps(obj) for a results record, in about half the time.
+
+    json.dumps builds a new C encoder (and a closure) for every call: at thousands of records per
+    second that is a visible share of the host's time per record. This builds json.dumps' own C
+    encoder once, with json.dumps' default settings, so the text is the same; only the circular-
+    reference check is off (a record has no cycles). json.dumps itself where the C accelerator is
+    missing.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.dumps
+    default = json.JSONEncoder().default  # TypeError for what JSON cannot hold, as json.dumps
+    encoder = make(None, default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False,
+                   False, True)
+    return lambda obj: "".join(encoder(obj, 0))
+
+
 # statistics ----------------------------------------------------------------------------------------
 
 def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> list | None:
@@ -355,12 +373,13 @@ class Session:
         new = []
         start = time.monotonic()
         status, error = "complete", None
+        encode = record_encoder()
         f = open(results_path, "a", encoding="utf-8")
         try:
             results = dev.infer_many(inputs(), inflight=self.inflight, repeat=self.repeat, prepared=True)
             for k, res in enumerate(results):  # exhausts the generator: the link ends in step
                 rec = self._record(sets, todo[k], res)
-                f.write(json.dumps(rec) + "\n")
+                f.write(encode(rec) + "\n")
                 f.flush()  # a kill loses at most the line being written
                 new.append(rec)
                 run["sent"] += 1
