@@ -383,6 +383,50 @@ def test_qemu_dies_with_its_parent(tools, tiny, tmp_path):
     raise AssertionError(f"QEMU pid {pid} still running after its parent died")
 
 
+def test_receive_overrun_is_counted_and_survived(tools, tiny):
+    """Bytes arriving while the ring buffer is full are lost and counted (as on a real UART); the
+    device then resynchronizes at the next delimiter and keeps answering."""
+    from edgeattack.firmware.qemu import _Link, start_qemu_board
+    from edgeattack.link import messages as m
+    from edgeattack.link.frame import Frame, FrameDecoder, encode_frame
+
+    with start_qemu_board("qemu-m4", tiny) as board:
+        link = _Link(board)
+        decoder = FrameDecoder()
+
+        def wait_for(seq, limit=120.0, resend=None):
+            deadline = time.monotonic() + limit
+            next_send = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                for f in decoder.feed(link.read()):
+                    if f.seq == seq:
+                        return f
+                if resend is not None and time.monotonic() > next_send:
+                    link.write(resend)  # as the host's go-back-N would
+                    next_send = time.monotonic() + 2.0
+            raise AssertionError(f"no reply to seq {seq}")
+
+        try:
+            link.write(b"\x00" + encode_frame(Frame(1, m.INFO, 1)))
+            ring = json.loads(wait_for(1).payload)["rx_buffers"] * 4125
+            link.write(encode_frame(Frame(1, m.LOAD, 2, m.pack_load(m.DTYPE_INT8, 64, 0, bytes(64)))))
+            wait_for(2)
+            # A long window (about a second of emulated work), and meanwhile more than the ring holds.
+            link.write(encode_frame(Frame(1, m.INFER, 3, m.pack_infer(5000))))
+            link.write(b"\x55" * (ring * 2) + b"\x00")
+            r = m.unpack_infer_reply(wait_for(3).payload)
+            assert r.inferences == 5000
+            # The garbage's own delimiter may have been among the lost bytes: a flush byte first,
+            # as the host's Client sends on every connection.
+            info_request = b"\x00" + encode_frame(Frame(1, m.INFO, 9))
+            link.write(info_request)
+            info = json.loads(wait_for(9, limit=30.0, resend=info_request).payload)
+        finally:
+            link.close()
+        assert info["overruns"] > 0
+        assert info["inferences"] == 5000
+
+
 # --------------------------------------------------------------------------------------------------
 # counters under link faults
 
