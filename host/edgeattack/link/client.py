@@ -27,6 +27,7 @@ from edgeattack.link.frame import (OVERHEAD, PROTOCOL_VERSION, Frame, FrameDecod
 from edgeattack.link.transport import close_port, port_name, read_some, write_all
 
 _DISCONNECT = (serial.SerialException, OSError, EOFError)
+MIN_WINDOW = 2  # requests: a single-LOAD input and its INFER
 
 
 @dataclass
@@ -118,6 +119,12 @@ class Client:
         self._max_payload = 256
         self._rx_budget = wire_size(256)
         self._max_requests = 1
+        # Congestion window (requests), at most _max_requests: halved by every go-back-N round,
+        # grown by about one per window of answered requests. On a clean link it stays at the
+        # device's limit (deep pipelines hide the latency of waking each side); on a lossy link it
+        # shrinks, so each retransmission round resends little.
+        self._cwnd = 1.0
+        self._window = 1
         self._inflight: collections.deque[_Request] = collections.deque()
         self._inflight_bytes = 0  # wire bytes of the requests in _inflight
         self._pending: collections.deque[_Request] = collections.deque()
@@ -128,6 +135,7 @@ class Client:
         self._last_progress = time.monotonic()
         self._need_sync = True
         self._broken = False  # a read or write failed: reopen before the next read
+        self._fresh = True  # the next INFO sets the full window
 
     # connection -----------------------------------------------------------------------------------
 
@@ -185,6 +193,7 @@ class Client:
     def connect(self) -> dict:
         """Open the port (closing an open one) and synchronize with INFO. Returns INFO's JSON."""
         self.close()
+        self._fresh = True
         self._last_progress = time.monotonic()
         try:
             self._open()
@@ -218,6 +227,11 @@ class Client:
         self._rx_budget = rx_buffers * wire_size(self._max_payload)
         cache = _int_field(info, "reply_cache", 1, 1, 0x7FFF)
         self._max_requests = min(cache, self.max_inflight) if self.max_inflight else cache
+        if self._fresh:  # a new connection starts with the full window; a resync keeps its own
+            self._cwnd = float(self._max_requests)
+            self._fresh = False
+        self._cwnd = min(self._cwnd, float(self._max_requests))
+        self._window = int(self._cwnd)
         shape = (info.get("output") or {}).get("shape")
         if isinstance(shape, list) and shape and all(type(d) is int and d > 0 for d in shape):
             self._out_shape, self._out_size = shape, int(np.prod(shape))
@@ -339,7 +353,7 @@ class Client:
             return True
         # Go-back-N window: from the oldest unanswered request on, at most reply_cache sequence
         # numbers, so the device still caches every reply a retransmission may ask for again.
-        if (self._seq + 1 - self._inflight[0].seq) & 0xFFFF >= self._max_requests:
+        if (self._seq + 1 - self._inflight[0].seq) & 0xFFFF >= self._window:
             return False
         body = payload_len + OVERHEAD  # wire_size(payload_len), inline: this runs per request
         return self._inflight_bytes + body + (body + 253) // 254 + 1 <= self._rx_budget
@@ -464,6 +478,10 @@ class Client:
         self._retire(req)
         self._last_progress = now
         req.reply = frame
+        cwnd = self._cwnd
+        if cwnd < self._max_requests:
+            self._cwnd = cwnd = min(float(self._max_requests), cwnd + 1.0 / cwnd)
+            self._window = int(cwnd)
         self.stats.requests += 1
         if frame.type == m.ERROR:
             self._on_error(req, frame)
@@ -520,6 +538,8 @@ class Client:
     def _go_back_n(self) -> None:
         """Resend every outstanding request, in order, with its sequence number."""
         self.stats.retries += 1
+        self._cwnd = min(float(self._max_requests), max(float(MIN_WINDOW), self._cwnd / 2))
+        self._window = int(self._cwnd)
         for job in {id(r.job): r.job for r in self._inflight if r.job is not None}.values():
             job.retries += 1
         self._gbn_round = {id(r) for r in self._inflight}
