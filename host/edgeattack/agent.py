@@ -41,6 +41,9 @@ from edgeattack.link.transport import FdPort, SocketPort, open_port
 TICK_HZ = 1_000_000_000  # perf_counter_ns
 RUNTIMES = ("litert", "tflm")
 DEFAULT_TFLM_ARENA = 4 << 20  # generous: a too-small TFLM arena segfaults instead of raising
+# Replies kept for retransmission: also the host's window of requests in flight. A deep window
+# lets a host keep many small inputs queued, so neither side waits for the other to be scheduled.
+DEFAULT_REPLY_CACHE = 64
 
 
 class ModelError(m.ProtocolError):
@@ -326,6 +329,9 @@ def parse_args(argv=None):
     p.add_argument("--baudrate", type=int, default=115200, help="for serial devices")
     p.add_argument("--arena-bytes", type=int, default=DEFAULT_TFLM_ARENA, help="TFLM tensor arena size")
     p.add_argument("--max-payload", type=int, default=4096, help="largest request payload accepted")
+    p.add_argument("--reply-cache", type=int, default=DEFAULT_REPLY_CACHE,
+                   help="replies kept for retransmission (the host keeps at most this many requests "
+                        "in flight)")
     p.add_argument("--no-probe", action="store_true",
                    help="load the model directly instead of first trying it in a forked child")
     return p.parse_args(argv)
@@ -347,7 +353,9 @@ def main(argv=None) -> int:
     handler = ModelHandler(args.model, args.runtime, args.board, probe=not args.no_probe, **options)
     if handler.error:
         print(f"edgeattack agent: {handler.error} (serving the error)", file=sys.stderr, flush=True)
-    server = ProtocolServer(None, handler, max_payload=args.max_payload)
+    if args.reply_cache < 1:
+        raise SystemExit("edgeattack agent: --reply-cache must be at least 1")
+    server = ProtocolServer(None, handler, max_payload=args.max_payload, reply_cache=args.reply_cache)
     url = args.port
     if url.startswith("tcp://"):
         host, _, port = url[len("tcp://"):].rpartition(":")
