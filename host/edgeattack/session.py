@@ -1,7 +1,7 @@
 """The session runner: stream clean and adversarial inputs to a device and record every answer.
 
     summary = run_session("emu-tflm", "model.tflite", "clean.npz", adversarial=["fgsm.npz"],
-                          out="RUN", warmup=5, inflight=2)
+                          out="RUN", warmup=5, inflight=32)
 
 writes RUN/results.jsonl (one line per (sample, source, eps): the fields CONVENTIONS.md lists, schema
 1; append-only, flushed per record, fsync'd at checkpoints) and RUN/session.json (counts, accuracy and
@@ -32,6 +32,11 @@ RESULT_FIELDS = ("schema", "id", "source", "eps", "label", "model_sha256", "boar
                  "output_raw", "output", "device_ticks", "device_time_s", "rtt_s", "retries",
                  "warmup", "device_instructions", "time_estimated", "energy_j", "energy_source")
 RESULTS = "results.jsonl"
+# Inputs in flight by default. Deep: with small models the device answers in a tenth of a
+# millisecond, and only a deep queue keeps it busy while the host is waiting to be scheduled (and
+# the host fed while the device is). The device's own window (INFO reply_cache, rx_buffers) caps it,
+# and the link shrinks it while it retransmits (link.client's congestion window).
+DEFAULT_INFLIGHT = 32
 SUMMARY = "session.json"
 
 
@@ -266,12 +271,13 @@ class _Item:
 class Session:
     """Runs a planned list of inputs against one open Device, writing RUN/ (module docstring).
 
-    Session(device, out_dir, resume=False, inflight=2, warmup=0, repeat=1, progress=True,
+    Session(device, out_dir, resume=False, inflight=32, warmup=0, repeat=1, progress=True,
             checkpoint_every=100, model_path=None, faults=None)
     run(input_sets) -> summary dict (also written to RUN/session.json).
     """
 
-    def __init__(self, device, out_dir, *, resume: bool = False, inflight: int | None = 2,
+    def __init__(self, device, out_dir, *, resume: bool = False,
+                 inflight: int | None = DEFAULT_INFLIGHT,
                  warmup: int = 0, repeat: int = 1, progress: bool = True, checkpoint_every: int = 100,
                  model_path=None, faults=None):
         if warmup < 0 or repeat < 1 or (inflight is not None and inflight < 1):
@@ -522,7 +528,8 @@ def _now() -> str:
 
 
 def run_session(board, model, inputs=None, adversarial=(), port: str | None = None, out="run",
-                resume: bool = False, warmup: int = 0, inflight: int | None = 2, repeat: int = 1,
+                resume: bool = False, warmup: int = 0, inflight: int | None = DEFAULT_INFLIGHT,
+                repeat: int = 1,
                 faults=None, progress: bool = True, **device_options) -> dict:
     """Load the inputs, open (or start) the board, run the session, stop the board. Returns the
     summary (RUN/session.json). `inputs`: clean .npz path (or None); `adversarial`: .npz paths."""

@@ -15,8 +15,8 @@ import click
 @click.option("--host", help="linux boards (pi4): [user@]host[:port] to tunnel to over SSH, instead of "
                                "the profile's host.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in -o: send only what is missing.")
-@click.option("--inflight", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Inputs in flight at once (pipelining).")
+@click.option("--inflight", type=click.IntRange(1, 64), default=32, show_default=True,
+              help="Inputs in flight at once (pipelining; the device's window may allow fewer).")
 @click.option("--warmup", type=click.IntRange(0), default=0, show_default=True,
               help="Warm-up inferences first (recorded with warmup true, not counted in metrics).")
 @click.option("--repeat", type=click.IntRange(1, 65535), default=1, show_default=True,
