@@ -2,6 +2,7 @@
 """Link overhead: session throughput on emu-tflm (agent behind a pty) vs the same TFLM runtime in-process.
 
     /work/venv/bin/python tools/bench_link_overhead.py [--models resnet8,cnn-digits] [--rounds 3]
+                                                       [--inflight N]   (default: the session's)
 
 For each model shape (zoo models, random weights, int8 via the converter with random calibration
 data: throughput does not depend on training) it measures, in one run:
@@ -94,10 +95,15 @@ def main() -> int:
     ap.add_argument("--samples", default="resnet8=40,cnn-digits=2000",
                     help="samples per model (default 40 for others)")
     ap.add_argument("--width", type=float, default=1.0)
-    ap.add_argument("--inflight", type=int, default=2)
+    ap.add_argument("--inflight", type=int, default=None,
+                    help="inputs in flight (default: the session's default, DEFAULT_INFLIGHT)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
+    if args.inflight is None:
+        from edgeattack.session import DEFAULT_INFLIGHT
+
+        args.inflight = DEFAULT_INFLIGHT
     counts = dict(item.split("=") for item in args.samples.split(",") if item)
     figures = {}
     with tempfile.TemporaryDirectory(prefix="bench-link-") as tmp:
