@@ -9,7 +9,7 @@
 typedef void (*cm_vector)(void);
 
 /* Linker-script symbols. */
-extern uint32_t _estack;
+extern uint32_t _estack, _sstack; /* the stack: [_sstack, _estack) */
 
 /* Startup (cm_startup.c): Reset_Handler enables the FPU before any C code runs. */
 void Reset_Handler(void);

@@ -26,6 +26,34 @@ __attribute__((naked, noreturn)) void Reset_Handler(void)
         "b cm_c_start\n");
 }
 
+/* Stack high-water mark: every word of the stack below this function's own frame gets a pattern at
+ * boot; the deepest use is then where the lowest overwritten word is (ea_board_stack_used). */
+#define CM_STACK_PAINT 0xC5AC5AC5u
+
+__attribute__((noinline)) static void stack_paint(void)
+{
+    uint32_t sp;
+    __asm volatile("mov %0, sp" : "=r"(sp));
+    /* 64 bytes below SP: this frame and anything the compiler puts under it stay untouched. */
+    for (volatile uint32_t *w = &_sstack; (uintptr_t)w + 64u < sp; w++) {
+        *w = CM_STACK_PAINT;
+    }
+}
+
+uint32_t ea_board_stack_bytes(void)
+{
+    return (uint32_t)((uintptr_t)&_estack - (uintptr_t)&_sstack);
+}
+
+uint32_t ea_board_stack_used(void)
+{
+    const uint32_t *w = &_sstack;
+    while (w < &_estack && *w == CM_STACK_PAINT) {
+        w++;
+    }
+    return (uint32_t)((uintptr_t)&_estack - (uintptr_t)w);
+}
+
 static _Noreturn void __attribute__((used)) cm_c_start(void)
 {
     SCB_VTOR = (uint32_t)(uintptr_t)cm_vectors;
@@ -34,6 +62,7 @@ static _Noreturn void __attribute__((used)) cm_c_start(void)
         memcpy(&_sdata, &_sidata, data_len);
     }
     memset(&_sbss, 0, (size_t)((uintptr_t)&_ebss - (uintptr_t)&_sbss));
+    stack_paint();
     cm_dsb();
     cm_isb();
     int rc = main();

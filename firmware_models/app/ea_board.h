@@ -24,6 +24,11 @@ void ea_board_wait_for_rx(void);
 uint64_t ea_board_ticks_now(void);
 uint32_t ea_board_tick_hz(void);
 
+/* The stack: bytes reserved for it (the linker's STACK_SIZE) and the deepest use since boot (the
+ * startup code paints it; this scans for the highest overwritten word). */
+uint32_t ea_board_stack_bytes(void);
+uint32_t ea_board_stack_used(void);
+
 /* The board's name as INFO reports it. */
 const char *ea_board_name(void);
 

@@ -29,12 +29,22 @@
 #ifndef EA_ARENA_SIZE
 #define EA_ARENA_SIZE (256 * 1024)
 #endif
-/* Reply frames: INFO's JSON or an INFER reply, whichever is larger. */
-#define EA_INFO_BYTES 2048
+/* Reply frames: an INFER reply or an ERROR (EA_ERROR_FRAME_MAX, 212 bytes), whichever is larger.
+ * INFO's JSON is built in the reply cache's memory instead (INFO empties the cache; ea_proto.c). */
 #define EA_INFER_FRAME_BYTES (EA_FRAME_OVERHEAD + 16 + EA_OUTPUT_BYTES)
-#define EA_REPLY_BYTES (EA_INFER_FRAME_BYTES > EA_INFO_BYTES ? EA_INFER_FRAME_BYTES : EA_INFO_BYTES)
-/* Reply cache (INFO reply_cache): 8 slots of the larger of an INFER and an ERROR reply. */
-#define EA_CACHE_SLOT_MAX (EA_INFER_FRAME_BYTES > 212 ? EA_INFER_FRAME_BYTES : 212)
-#define EA_CACHE_BYTES (8 * ((EA_CACHE_SLOT_MAX + 3) & ~3))
+#define EA_ERROR_FRAME_BYTES 212
+#define EA_REPLY_BYTES (EA_INFER_FRAME_BYTES > EA_ERROR_FRAME_BYTES ? EA_INFER_FRAME_BYTES : EA_ERROR_FRAME_BYTES)
+/* Reply cache (INFO reply_cache): EA_REPLY_CACHE slots of the larger of an INFER and an ERROR reply.
+ * 6 keeps a pipelining window of 6 requests, more than the 2 receive buffers can hold in flight.
+ * main.c puts the cache right after the reply buffer, and INFO's frame uses both (INFO empties the
+ * cache): together they hold at least EA_INFO_BYTES, the largest INFO (measured: about 1000 bytes
+ * with a full log; worst case with 20-digit counters about 1250). */
+#ifndef EA_REPLY_CACHE
+#define EA_REPLY_CACHE 6
+#endif
+#define EA_INFO_BYTES 1280
+#define EA_CACHE_SLOT_MAX ((EA_REPLY_BYTES + 3) & ~3)
+#define EA_CACHE_RING (EA_REPLY_CACHE * EA_CACHE_SLOT_MAX)
+#define EA_CACHE_BYTES (EA_REPLY_BYTES + EA_CACHE_RING >= EA_INFO_BYTES ? EA_CACHE_RING : EA_INFO_BYTES - EA_REPLY_BYTES)
 
 #endif

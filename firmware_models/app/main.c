@@ -17,10 +17,13 @@
 static ea_model g_model;
 static _Alignas(16) uint8_t g_arena[EA_ARENA_SIZE];
 static uint8_t g_rx[EA_MAX_PAYLOAD + EA_FRAME_OVERHEAD];
-static _Alignas(4) uint8_t g_reply[EA_REPLY_BYTES];
-static _Alignas(4) uint8_t g_cache[EA_CACHE_BYTES];
-static _Alignas(16) uint8_t g_input[EA_INPUT_BYTES];
-static _Alignas(16) uint8_t g_output[EA_OUTPUT_BYTES];
+/* Reply buffer and reply cache in one block: INFO's frame spans both (ea_proto.c, info_frame). */
+static _Alignas(4) uint8_t g_replies[((EA_REPLY_BYTES + 3) & ~3) + EA_CACHE_BYTES];
+#define REPLY_CAP ((EA_REPLY_BYTES + 3) & ~3)
+/* No input / output buffers of their own: LOAD assembles the input straight into the model's input
+ * tensor (the runtime never overwrites it, so repeats see it intact) and INFER replies from the
+ * output tensor. This one word stands in for both when the model failed to load. */
+static _Alignas(4) uint8_t g_no_model[4];
 static ea_proto g_proto;
 
 const char *ea_board_name(void) { return EA_BOARD_NAME; }
@@ -29,6 +32,12 @@ static void io_write(void *ctx, const uint8_t *data, size_t len)
 {
     (void)ctx;
     ea_board_uart_write(data, len);
+}
+
+static uint32_t io_stack_used(void *ctx)
+{
+    (void)ctx;
+    return ea_board_stack_used();
 }
 
 static uint64_t io_ticks(void *ctx)
@@ -49,14 +58,16 @@ static uint32_t io_overruns(void *ctx)
     return ea_board_rx_overruns();
 }
 
-/* One inference. The input is copied from the protocol's own buffer each time because the arena
- * planner may reuse the input tensor's memory for later activations (repeat > 1 needs it intact). */
+/* One inference. `input` and `output` are normally the model's own tensors (main() hands them to the
+ * protocol as its buffers); a copy is made only when they are not. */
 static int model_invoke(void *ctx, const uint8_t *input, uint8_t *output, char *msg, size_t msg_cap)
 {
     ea_model *m = ctx;
     const ea_tensor_info *in = ea_model_input_info(m);
     const ea_tensor_info *out = ea_model_output_info(m);
-    memcpy(ea_model_input(m), input, in->bytes);
+    if (input != ea_model_input(m)) {
+        memcpy(ea_model_input(m), input, in->bytes);
+    }
     if (ea_model_invoke(m) != EA_OK) {
         const char *err = ea_model_error(m);
         size_t n = strlen(err);
@@ -67,7 +78,9 @@ static int model_invoke(void *ctx, const uint8_t *input, uint8_t *output, char *
         msg[n] = '\0';
         return -1;
     }
-    memcpy(output, ea_model_output(m), out->bytes);
+    if (output != ea_model_output(m)) {
+        memcpy(output, ea_model_output(m), out->bytes);
+    }
     return 0;
 }
 
@@ -127,15 +140,24 @@ int main(void)
         .ticks = io_ticks,
         .timestamp = io_timestamp,
         .overruns = io_overruns,
+        .stack_used = io_stack_used,
+        .stack_bytes = ea_board_stack_bytes(),
         .ctx = NULL,
     };
     ea_proto_buffers mem = {
         .rx = g_rx, .rx_cap = sizeof g_rx,
-        .reply = g_reply, .reply_cap = sizeof g_reply,
-        .cache = g_cache, .cache_cap = sizeof g_cache,
-        .input = g_input, .input_cap = sizeof g_input,
-        .output = g_output, .output_cap = sizeof g_output,
+        .reply = g_replies, .reply_cap = REPLY_CAP,
+        .cache = g_replies + REPLY_CAP, .cache_cap = sizeof g_replies - REPLY_CAP,
+        .input = g_no_model, .input_cap = sizeof g_no_model,
+        .output = g_no_model, .output_cap = sizeof g_no_model,
     };
+    if (pm.error == NULL) {
+        mem.input = ea_model_input(&g_model);
+        mem.input_cap = pm.input.bytes;
+        /* the protocol only reads the output after an INFER, so the model's tensor serves */
+        mem.output = (uint8_t *)(uintptr_t)ea_model_output(&g_model);
+        mem.output_cap = pm.output.bytes;
+    }
     if (ea_proto_init(&g_proto, &io, &pm, &mem, EA_MAX_PAYLOAD, EA_RX_BUFFERS) != 0) {
         ea_board_exit(2); /* a build configuration error, caught by the launcher */
     }

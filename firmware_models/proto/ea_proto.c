@@ -44,7 +44,10 @@ int ea_proto_init(ea_proto *p, const ea_proto_io *io, const ea_proto_model *mode
     p->rx_buffers = rx_buffers;
     p->model_error = model->error;
 
-    if (mem->rx_cap < (size_t)max_payload + EA_FRAME_OVERHEAD || mem->reply_cap < 512u) {
+    /* The reply buffer holds any ERROR; INFO (about 500 bytes at least) goes into the larger of it
+     * and the cache (make_info). */
+    if (mem->rx_cap < (size_t)max_payload + EA_FRAME_OVERHEAD || mem->reply_cap < EA_ERROR_FRAME_MAX ||
+        (mem->reply_cap < 512u && mem->cache_cap < 512u && mem->reply + mem->reply_cap != mem->cache)) {
         return -1;
     }
     ea_rx_init(&p->rx, mem->rx, (size_t)max_payload + EA_FRAME_OVERHEAD);
@@ -165,16 +168,33 @@ static void json_field_u64(ea_strbuf *t, const char *name, uint64_t v)
     ea_sb_u64(t, v);
 }
 
-static size_t make_info(ea_proto *p, uint16_t seq)
+/* INFO's frame may use the reply cache's memory: INFO empties the cache and is never cached itself,
+ * so a firmware needs no reply buffer as large as INFO. With the cache right after the reply buffer
+ * (the firmware's layout) the frame spans both, else it takes the larger of the two. */
+static uint8_t *info_frame(ea_proto *p, size_t *cap)
 {
-    /* The JSON goes straight into the reply frame's payload area; its NUL terminator lands where
-     * the CRC will be written, so the payload may use everything but the CRC's 4 bytes. */
-    size_t room = p->mem.reply_cap - EA_FRAME_OVERHEAD;
+    if (p->mem.reply + p->mem.reply_cap == p->mem.cache) {
+        *cap = p->mem.reply_cap + p->mem.cache_cap;
+        return p->mem.reply;
+    }
+    bool in_cache = p->mem.cache_cap > p->mem.reply_cap;
+    *cap = in_cache ? p->mem.cache_cap : p->mem.reply_cap;
+    return in_cache ? p->mem.cache : p->mem.reply;
+}
+
+/* Returns the frame's length; *frame is where it is (make_error's reply buffer if INFO overflows). */
+static size_t make_info(ea_proto *p, uint16_t seq, const uint8_t **frame)
+{
+    /* The JSON goes straight into the frame's payload area; its NUL terminator lands where the CRC
+     * will be written, so the payload may use everything but the CRC's 4 bytes. */
+    size_t cap;
+    uint8_t *buf = info_frame(p, &cap);
+    size_t room = cap - EA_FRAME_OVERHEAD;
     if (room > 0xFFFFu) {
         room = 0xFFFFu;
     }
     ea_strbuf t;
-    ea_sb_init(&t, (char *)reply_payload(p), room + 1u);
+    ea_sb_init(&t, (char *)buf + EA_FRAME_HEADER, room + 1u);
     ea_sb_raw(&t, "{\"protocol\": ");
     ea_sb_u64(&t, PROTOCOL_JSON_VERSION);
     ea_sb_raw(&t, ", \"board\": ");
@@ -207,6 +227,10 @@ static size_t make_info(ea_proto *p, uint16_t seq)
     if (p->model.arena_used != 0u) {
         json_field_u64(&t, "arena_used", p->model.arena_used);
     }
+    if (p->io.stack_used != NULL) {
+        json_field_u64(&t, "stack_used", p->io.stack_used(p->io.ctx));
+        json_field_u64(&t, "stack_bytes", p->io.stack_bytes);
+    }
     ea_sb_raw(&t, ", \"log\": [");
     uint32_t n = p->log_count < EA_LOG_EVENTS ? p->log_count : EA_LOG_EVENTS;
     for (uint32_t i = 0; i < n; i++) {
@@ -224,9 +248,11 @@ static size_t make_info(ea_proto *p, uint16_t seq)
     }
     ea_sb_raw(&t, "}");
     if (t.overflow) {
+        *frame = p->mem.reply;
         return make_error(p, seq, EA_PROTO_ERR_RUNTIME, "INFO does not fit the reply buffer");
     }
-    return ea_frame_seal(p->mem.reply, EA_MSG_INFO | EA_MSG_REPLY, seq, (uint16_t)t.len);
+    *frame = buf;
+    return ea_frame_seal(buf, EA_MSG_INFO | EA_MSG_REPLY, seq, (uint16_t)t.len);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -425,13 +451,14 @@ void ea_proto_handle(ea_proto *p, const ea_frame *f)
         cache_clear(p);
         p->have_last = true;
         p->last_seq = f->seq;
+        const uint8_t *frame = p->mem.reply;
         if (f->oversize || f->len != 0u) {
             len = make_error(p, f->seq, f->oversize ? EA_PROTO_ERR_TOO_LARGE : EA_PROTO_ERR_BAD_REQUEST,
                              "INFO takes an empty payload");
         } else {
-            len = make_info(p, f->seq);
+            len = make_info(p, f->seq, &frame);
         }
-        send_frame(p, p->mem.reply, len);
+        send_frame(p, frame, len);
         return;
     }
     if (!p->have_last || f->seq == (uint16_t)(p->last_seq + 1u)) {

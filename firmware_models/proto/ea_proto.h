@@ -87,6 +87,10 @@ typedef struct {
     uint64_t (*ticks)(void *ctx);
     void (*timestamp)(void *ctx, int level);                     /* may be NULL */
     uint32_t (*overruns)(void *ctx);                             /* may be NULL */
+    /* Deepest stack use since boot in bytes (high-water mark of the painted stack); may be NULL.
+     * INFO reports it as stack_used, with stack_bytes, the reserved size, next to it. */
+    uint32_t (*stack_used)(void *ctx);
+    uint32_t stack_bytes;
     void *ctx;
 } ea_proto_io;
 

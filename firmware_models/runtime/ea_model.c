@@ -578,9 +578,10 @@ static ea_status prepare_pad(loader *L, uint32_t i, int v2) {
                           ((uint64_t)(uint32_t)ea_load_i32(pt->cdata + 16u * d + 12) << 32));
         }
         if (b < 0 || a < 0 || b > EA_MAX_ELEMS || a > EA_MAX_ELEMS) return OP_FAIL("paddings must be non-negative");
+        if (b > INT16_MAX || a > INT16_MAX) return OP_FAIL("paddings larger than 32767 are not supported");
         if ((int64_t)in->dims[d] + b + a != out->dims[d]) return OP_FAIL("output shape is not input plus paddings");
-        op->p.pad.before[d + lead] = (int32_t)b;
-        op->p.pad.after[d + lead] = (int32_t)a;
+        op->p.pad.before[d + lead] = (int16_t)b;
+        op->p.pad.after[d + lead] = (int16_t)a;
     }
     if (v2 && op->in[2] >= 0) {
         const ea_tensor *cv = &m->tensors[op->in[2]];
@@ -936,9 +937,13 @@ ea_status ea_model_invoke(ea_model *m) {
                 break;
             }
             case K_PAD: {
-                int32_t di[6];
+                int32_t di[6], before[6], after[6];
                 dims6(in, di);
-                ea_pad_s8(di, op->p.pad.before, op->p.pad.after, op->p.pad.value, x, y);
+                for (int d = 0; d < 6; d++) {
+                    before[d] = op->p.pad.before[d];
+                    after[d] = op->p.pad.after[d];
+                }
+                ea_pad_s8(di, before, after, op->p.pad.value, x, y);
                 break;
             }
             case K_COPY:

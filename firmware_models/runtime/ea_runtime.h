@@ -78,7 +78,8 @@ typedef struct {
         struct { int32_t stride_w, stride_h, filter_w, filter_h, pad_w, pad_h; } pool;
         struct { int32_t in1_mult, in1_shift, in2_mult, in2_shift, out_mult, out_shift; } add;
         struct { int32_t mult, shift; uint8_t axes_mask; } mean;
-        struct { int32_t before[EA_MAX_DIMS], after[EA_MAX_DIMS]; int8_t value; } pad;
+        /* int16 (checked at prepare) keeps PAD from being the union's largest member: every op pays for it */
+        struct { int16_t before[EA_MAX_DIMS], after[EA_MAX_DIMS]; int8_t value; } pad;
         struct { int32_t mult, left_shift, diff_min; } softmax;
         struct { int32_t mult, shift; } requant;
     } p;

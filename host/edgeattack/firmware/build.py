@@ -44,8 +44,22 @@ KERNEL_PATH = "portable-c"  # the runtime's only kernel set so far; part of the 
 # the stack about 90 KiB of RAM). Generous on purpose: the linked ELF is checked exactly afterwards.
 CODE_ESTIMATE = 96 * 1024
 STATIC_RAM_ESTIMATE = 96 * 1024
-STACK_BYTES = 32 * 1024  # STACK_SIZE in the ports' linker scripts
-BUILD_FORMAT = 1  # bump when the cache entry layout changes
+# The stack reserved by the linker (EA_STACK_SIZE): the deepest use measured on QEMU over every zoo
+# model and the protocol's paths (INFO "stack_used", tests/test_fw_ram.py) was under 1 KiB; the rest is
+# margin for interrupts, other compilers and kernels (docs/firmware.md, Memory).
+STACK_BYTES = 1536
+# "Receive buffers": the UART ring (EA_RX_BUFFERS encoded maximum-size frames, each with its
+# delimiter) plus the decoded frame buffer (one maximum-size frame). Mirrors ea_config.h / main.c.
+FRAME_OVERHEAD = 10  # EA_FRAME_OVERHEAD: type u8, flags u8, seq u16, length u16, CRC-32
+
+
+def rx_buffer_bytes(max_payload: int = MAX_PAYLOAD, rx_buffers: int = RX_BUFFERS) -> int:
+    frame = max_payload + FRAME_OVERHEAD
+    wire = frame + (frame + 253) // 254 + 1  # EA_COBS_MAX_ENCODED plus the 0x00 delimiter
+    return (rx_buffers * wire + 1) + frame  # the ring keeps one slot free (RING_SLOTS)
+
+
+BUILD_FORMAT = 2  # bump when the cache entry layout changes
 
 
 @dataclass(frozen=True)
@@ -66,8 +80,21 @@ class BuildResult:
     arena_bytes: int
     input_bytes: int
     output_bytes: int
-    stack_bytes: int = STACK_BYTES
+    stack_bytes: int = STACK_BYTES  # reserved by the linker on top of ram_bytes
+    rx_bytes: int = 0        # receive buffers: the UART ring + the frame buffer (rx_buffer_bytes)
+    other_ram_bytes: int = 0  # data + bss + stack - arena - receive buffers (the firmware's overhead)
     cached: bool = False
+
+    @property
+    def ram_total(self) -> int:
+        """Everything the firmware takes of RAM: data + bss + the reserved stack."""
+        return self.ram_bytes + self.stack_bytes
+
+    def ram_breakdown(self) -> dict:
+        """RAM by purpose: arena (the linked g_arena, with its alignment slack), receive buffers,
+        other (model tables, protocol state, reply buffer and cache, model input/output, stack)."""
+        return {"arena": self.arena_bytes + 16, "rx_buffers": self.rx_bytes,
+                "other": self.other_ram_bytes, "stack": self.stack_bytes, "total": self.ram_total}
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -166,6 +193,17 @@ def arena_bytes_for(model_bytes: bytes, info) -> int:
     return total + 1024
 
 
+def runtime_limits(model_bytes: bytes, info) -> dict:
+    """The runtime's table sizes for this model (EA_MAX_TENSORS / EA_MAX_OPS / EA_MAX_OPCODES), so
+    the firmware's ea_model struct holds exactly this model instead of the generic maxima."""
+    from ..tflite.reader import _schema
+
+    fb = _schema()
+    opcodes = fb.Model.GetRootAs(bytes(model_bytes), 0).OperatorCodesLength()
+    return {"EA_MAX_TENSORS": max(1, len(info.tensors)), "EA_MAX_OPS": max(1, len(info.operators)),
+            "EA_MAX_OPCODES": max(1, int(opcodes))}
+
+
 def _estimate(model_len: int, arena: int, in_bytes: int, out_bytes: int) -> tuple[int, int]:
     flash = model_len + CODE_ESTIMATE
     ram = arena + 16 + in_bytes + out_bytes + STATIC_RAM_ESTIMATE
@@ -248,18 +286,20 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
 
     options = {"EA_ARENA_SIZE": arena + 16, "EA_INPUT_BYTES": max(in_bytes, 1),
                "EA_OUTPUT_BYTES": max(out_bytes, 1), "EA_MAX_PAYLOAD": MAX_PAYLOAD,
-               "EA_RX_BUFFERS": RX_BUFFERS}
+               "EA_RX_BUFFERS": RX_BUFFERS, "EA_STACK_SIZE": STACK_BYTES}
+    limits = runtime_limits(model_bytes, info)
     extra_cflags = f"-DEA_DEBUG_FAULT={int(debug_fault)}" if debug_fault else ""
     shared = {"format": BUILD_FORMAT, "sources": sources_digest(port), "port": port,
               "kernel_path": KERNEL_PATH, "max_payload": MAX_PAYLOAD, "rx_buffers": RX_BUFFERS,
-              "extra_cflags": extra_cflags, "toolchain": _toolchain_version()}
+              "extra_cflags": extra_cflags, "toolchain": _toolchain_version(), "limits": limits}
+    options.update(limits)
     key_material = json.dumps({**shared, "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
                                "board": profile.name, "options": options}, sort_keys=True)
     key = hashlib.sha256(key_material.encode()).hexdigest()[:24]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     entry = cache / f"{profile.name}-{key}"
-    # Protocol, runtime and port objects do not depend on the model: models built for the same port
-    # with the same sources and flags reuse them (a new model then compiles two files).
+    # Protocol, runtime and port objects do not depend on the model's bytes: models built for the same
+    # port with the same sources, flags and runtime table sizes reuse them.
     objs_key = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:24]
     objs = cache / f"objs-{port}-{objs_key}"
 
@@ -288,6 +328,7 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
             elf = tmp / "build" / "firmware.elf"
             text, data, bss = _elf_sizes(elf)
             flash, ram = text + data, data + bss
+            rx = rx_buffer_bytes()
             if (profile.flash_bytes and flash > profile.flash_bytes) or \
                     (profile.ram_bytes and ram + STACK_BYTES > profile.ram_bytes):
                 raise _fit_error(model_path, profile, flash, ram + STACK_BYTES, "linked firmware")
@@ -296,7 +337,9 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
             meta = {"format": BUILD_FORMAT, "board": profile.name, "port": port, "model_sha256": sha,
                     "text": text, "data": data, "bss": bss, "flash_bytes": flash, "ram_bytes": ram,
                     "arena_bytes": arena, "input_bytes": in_bytes, "output_bytes": out_bytes,
-                    "stack_bytes": STACK_BYTES, "key": json.loads(key_material)}
+                    "stack_bytes": STACK_BYTES, "rx_bytes": rx,
+                    "other_ram_bytes": ram + STACK_BYTES - (arena + 16) - rx,
+                    "key": json.loads(key_material)}
             (tmp / "build.json").write_text(json.dumps(meta, indent=2) + "\n")
             shutil.rmtree(tmp / "build", ignore_errors=True)  # objects: not needed once linked
             if entry.exists():
@@ -322,7 +365,8 @@ def _load_entry(entry: Path) -> BuildResult | None:
                        ram_bytes=meta["ram_bytes"], flash_bytes=meta["flash_bytes"],
                        board=meta["board"], port=meta["port"], model_sha256=meta["model_sha256"],
                        arena_bytes=meta["arena_bytes"], input_bytes=meta["input_bytes"],
-                       output_bytes=meta["output_bytes"], stack_bytes=meta["stack_bytes"], cached=True)
+                       output_bytes=meta["output_bytes"], stack_bytes=meta["stack_bytes"],
+                       rx_bytes=meta["rx_bytes"], other_ram_bytes=meta["other_ram_bytes"], cached=True)
 
 
 _OVERFLOW = re.compile(r"region [`']?(\w+)'? overflowed by (\d+) bytes|RAM overflow")
