@@ -13,16 +13,17 @@ class CobsError(ValueError):
 
 def encode(data: bytes) -> bytes:
     """COBS-encode `data` (without the trailing 0x00 delimiter)."""
-    data = bytes(data)
+    if type(data) is not bytes:
+        data = bytes(data)
     pieces = data.split(b"\x00")
-    if max(map(len, pieces)) < 254:
+    if len(data) < 254 or max(map(len, pieces)) < 254:
         # No block is cut at 254 bytes: the encoding is a code byte followed by the data, each 0x00
         # replaced by the code of the block after it (one Python step per zero, no slicing).
-        out = bytearray(len(data) + 1)
-        out[1:] = data
+        out = bytearray(b"\x00")
+        out += data
         pos = 0
-        for piece in pieces:
-            step = len(piece) + 1
+        for step in map(len, pieces):
+            step += 1
             out[pos] = step
             pos += step
         return bytes(out)

@@ -38,6 +38,18 @@ class Frame:
     payload: bytes = b""
 
 
+def _new_frame(version: int, mtype: int, seq: int, payload: bytes, _new=object.__new__) -> Frame:
+    """Frame(version, mtype, seq, payload), built without the frozen dataclass's __init__ (which
+    sets each field through object.__setattr__): the receiver builds one per frame."""
+    frame = _new(Frame)
+    fields = frame.__dict__
+    fields["version"] = version
+    fields["type"] = mtype
+    fields["seq"] = seq
+    fields["payload"] = payload
+    return frame
+
+
 def frame_body(frame: Frame) -> bytes:
     """The frame before COBS: header, payload, CRC-32 (little-endian)."""
     payload = frame.payload
@@ -101,7 +113,7 @@ def _decode_checked(encoded: bytes, max_body: int) -> Frame:
     if zlib.crc32(body) != CRC_RESIDUE:
         (crc,) = CRC.unpack_from(body, len(body) - CRC_SIZE)
         raise FrameError("crc", f"CRC {crc:08x} != {zlib.crc32(body[:-CRC_SIZE]):08x}")
-    return Frame(version, mtype, seq, body[HEADER_SIZE:-CRC_SIZE])
+    return _new_frame(version, mtype, seq, body[HEADER_SIZE:-CRC_SIZE])
 
 
 class FrameDecoder:

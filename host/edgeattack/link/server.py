@@ -242,7 +242,11 @@ class ProtocolServer:
                 m.check_empty(payload, "INFO")
                 return self._encode(seq, m.INFO | m.REPLY, m.pack_info(self.info()))
             if mtype == m.LOAD:
-                return self._encode(seq, m.LOAD | m.REPLY, self._load(m.unpack_load(payload)))
+                if len(payload) < m.LOAD_HEADER.size:
+                    m.unpack_load(payload)  # raises MalformedPayload with its message
+                code, total, offset = m.LOAD_HEADER.unpack_from(payload)
+                return self._encode(seq, m.LOAD | m.REPLY,
+                                    self._load(code, total, offset, payload[m.LOAD_HEADER.size:]))
             if mtype == m.INFER:
                 return self._encode(seq, m.INFER | m.REPLY, self._infer(m.unpack_infer(payload)))
             m.check_empty(payload, "RESET")
@@ -267,32 +271,36 @@ class ProtocolServer:
         })
         return info
 
-    def _load(self, req: m.LoadRequest) -> bytes:
+    def _load(self, code: int, total: int, offset: int, data: bytes) -> bytes:
+        """One LOAD chunk (dtype code, total, offset, data), checked in the documented order."""
+        size = len(data)
         try:
-            dtype, nbytes = self._call(self.handler.input_spec, m.ERR_MODEL)
-            if req.dtype != dtype:
-                raise _Refusal(m.ERR_DTYPE, f"LOAD dtype {_dtype_name(req.dtype)}, the model's input "
+            try:
+                dtype, nbytes = self.handler.input_spec()
+            except Exception as exc:  # noqa: BLE001 - a handler failure is an ERROR reply
+                raise _refusal(exc, m.ERR_MODEL) from None
+            if code != dtype:
+                raise _Refusal(m.ERR_DTYPE, f"LOAD dtype {_dtype_name(code)}, the model's input "
                                             f"is {_dtype_name(dtype)}")
-            if req.total != nbytes:
-                raise _Refusal(m.ERR_SIZE, f"LOAD total {req.total} bytes, the model's input has "
+            if total != nbytes:
+                raise _Refusal(m.ERR_SIZE, f"LOAD total {total} bytes, the model's input has "
                                            f"{nbytes}")
-            if req.offset != 0 and (self._input is None or req.offset != self._received):
+            if offset != 0 and (self._input is None or offset != self._received):
                 expected = self._received if self._input is not None else 0
-                raise _Refusal(m.ERR_OFFSET, f"LOAD chunk at offset {req.offset}, expected "
+                raise _Refusal(m.ERR_OFFSET, f"LOAD chunk at offset {offset}, expected "
                                              f"{expected}")
-            if req.offset + len(req.data) > req.total:
-                raise _Refusal(m.ERR_SIZE, f"LOAD chunk of {len(req.data)} bytes at offset "
-                                           f"{req.offset} overruns the input's {req.total} bytes")
+            if offset + size > total:
+                raise _Refusal(m.ERR_SIZE, f"LOAD chunk of {size} bytes at offset "
+                                           f"{offset} overruns the input's {total} bytes")
         except _Refusal:
             self._input = None  # a refused LOAD leaves no input loaded
             self._received = 0
             raise
-        if req.offset == 0:
-            self._input = bytearray(req.total)
-            self._received = 0
-        self._input[req.offset:req.offset + len(req.data)] = req.data
-        self._received = req.offset + len(req.data)
-        return m.pack_load_reply(self._received, req.total)
+        if offset == 0:
+            self._input = bytearray(total)
+        self._input[offset:offset + size] = data
+        self._received = offset + size
+        return m.LOAD_REPLY.pack(self._received, total)
 
     def _infer(self, repeat: int) -> bytes:
         if self._input is None or self._received != len(self._input):
@@ -301,8 +309,10 @@ class ProtocolServer:
             raise _Refusal(m.ERR_NOT_LOADED, f"INFER without a complete input ({have} of "
                                              f"{total} bytes loaded)")
         start = self._now()
-        output, dtype, ticks = self._call(lambda: self.handler.infer(bytes(self._input), repeat),
-                                          m.ERR_RUNTIME)
+        try:
+            output, dtype, ticks = self.handler.infer(bytes(self._input), repeat)
+        except Exception as exc:  # noqa: BLE001 - a handler failure is an ERROR reply
+            raise _refusal(exc, m.ERR_RUNTIME) from None
         self.inferences += repeat
         self.log.append({"event": "start", "ticks": int(start), "inference": self.inferences})
         self.log.append({"event": "end", "ticks": int(start + ticks), "inference": self.inferences})
@@ -321,11 +331,7 @@ class ProtocolServer:
         except _Refusal:
             raise
         except Exception as exc:  # noqa: BLE001 - every handler failure becomes an ERROR reply
-            code = getattr(exc, "error_code", None)
-            if not isinstance(code, int) or not 0 < code <= 0xFFFF:
-                code = default_code
-            text = str(exc) if isinstance(exc, m.ProtocolError) else f"{type(exc).__name__}: {exc}"
-            raise _Refusal(code, text) from None
+            raise _refusal(exc, default_code) from None
 
     def _now(self) -> int:
         if self._clock is None:
@@ -346,6 +352,17 @@ class _Refusal(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def _refusal(exc: Exception, default_code: int) -> "_Refusal":
+    """The ERROR reply for a handler's exception: its `error_code` if it has a valid one."""
+    if isinstance(exc, _Refusal):
+        return exc
+    code = getattr(exc, "error_code", None)
+    if not isinstance(code, int) or not 0 < code <= 0xFFFF:
+        code = default_code
+    text = str(exc) if isinstance(exc, m.ProtocolError) else f"{type(exc).__name__}: {exc}"
+    return _Refusal(code, text)
 
 
 def _dtype_name(code: int) -> str:
