@@ -10,8 +10,10 @@ data; instruction counts do not depend on the weights' values) and 16-byte align
 firmware is built (cached) and run under QEMU with -icount shift=0, where one guest instruction is
 1 ns of guest time: instructions = SysTick ticks * 1e9 / tick_hz (x 40 on mps2-an386 at 25 MHz).
 The figure is the median over --samples random int8 inputs (the count repeats to within one tick).
-MACs come from edgeattack.tflite.analysis.layer_macs. Flash = text + data, RAM = data + bss (+ the
-32 KiB stack) of the linked ELF.
+MACs come from edgeattack.tflite.analysis.layer_macs. Flash = text + data, RAM = data + bss + the
+reserved stack of the linked ELF, broken down (BuildResult.ram_breakdown) into the arena, the receive
+buffers (UART ring + frame buffer) and the rest ("other": the issue's budget is 8 KiB), plus the stack's
+high-water mark after the run (INFO stack_used).
 
 --session N also times an N-sample session of resnet8 on qemu-m4 through open_device (board start
 included, firmware build excluded: it is built first), the figure the CI budget asks for (< 2 min
@@ -74,6 +76,7 @@ def measure(board: str, model: Path, samples: int) -> dict:
             t0 = time.monotonic()
             ticks = [r.ticks for r in client.infer_many(list(xs))]
             wall = time.monotonic() - t0
+            stack_used = client.info().get("stack_used")
     tick_hz = info["tick_hz"]
     instructions = statistics.median(ticks) * 1e9 / tick_hz
     return {"board": board, "model": model.stem, "macs": macs, "ticks": int(statistics.median(ticks)),
@@ -83,7 +86,8 @@ def measure(board: str, model: Path, samples: int) -> dict:
             "wall_s_per_inference": round(wall / samples, 3),
             "text": build.text, "data": build.data, "bss": build.bss, "flash_bytes": build.flash_bytes,
             "ram_bytes": build.ram_bytes, "stack_bytes": build.stack_bytes,
-            "arena_bytes": build.arena_bytes, "model_bytes": model.stat().st_size}
+            "arena_bytes": build.arena_bytes, "model_bytes": model.stat().st_size,
+            "ram": build.ram_breakdown(), "stack_used": stack_used}
 
 
 def session(model: Path, n: int) -> dict:
@@ -126,6 +130,10 @@ def main(argv=None) -> int:
                       f"  instr/MAC {row['instructions_per_mac']:6.2f}  text {row['text']:>8,d}"
                       f"  data {row['data']:>6,d}  bss {row['bss']:>8,d}  ({row['wall_s_per_inference']} s/inf)",
                       flush=True)
+                ram = row["ram"]
+                print(f"{'':25s} RAM {ram['total']:>8,d} = arena {ram['arena']:>8,d} + receive buffers "
+                      f"{ram['rx_buffers']:>6,d} + other {ram['other']:>6,d} (stack {ram['stack']:,d} "
+                      f"reserved, {row['stack_used']} used)", flush=True)
         out["models"] = rows
         if args.session:
             path = models.get("resnet8") or int8_zoo_model("resnet8", args.width, Path(tmp))
