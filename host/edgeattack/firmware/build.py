@@ -40,13 +40,16 @@ RX_BUFFERS = 2
 KERNEL_PATH = "portable-c"  # the runtime's only kernel set so far; part of the cache key
 
 # Pre-build estimate of what the firmware adds to the model (measured on qemu-m4 with -O2: protocol,
-# runtime, board port and libc about 30 KiB of code; the runtime's model struct, protocol buffers and
-# the stack about 90 KiB of RAM). Generous on purpose: the linked ELF is checked exactly afterwards.
+# runtime, board port and libc about 30-60 KiB of code; beyond the arena and the receive buffers about
+# 2.4 KiB of fixed RAM, 72 bytes per tensor and 64 per operator, the reply buffer and cache, the stack).
+# Generous on purpose: the linked ELF is checked exactly afterwards.
 CODE_ESTIMATE = 96 * 1024
-STATIC_RAM_ESTIMATE = 96 * 1024
-# The stack reserved by the linker (EA_STACK_SIZE): the deepest use measured on QEMU over every zoo
-# model and the protocol's paths (INFO "stack_used", tests/test_fw_ram.py) was under 1 KiB; the rest is
-# margin for interrupts, other compilers and kernels (docs/firmware.md, Memory).
+STATIC_RAM_ESTIMATE = 4 * 1024
+TENSOR_RAM_ESTIMATE, OP_RAM_ESTIMATE = 96, 80
+REPLY_FRAMES = 7  # the reply buffer + the 6-slot reply cache (ea_config.h)
+# The stack reserved by the linker (EA_STACK_SIZE): the deepest use measured on qemu-m4 after running
+# every zoo model (INFO "stack_used", tests/test_fw_ram.py) is 1,296-1,312 bytes; the rest is margin
+# for a nested interrupt and kernel variation (docs/firmware.md, Memory).
 STACK_BYTES = 1536
 # "Receive buffers": the UART ring (EA_RX_BUFFERS encoded maximum-size frames, each with its
 # delimiter) plus the decoded frame buffer (one maximum-size frame). Mirrors ea_config.h / main.c.
@@ -204,9 +207,11 @@ def runtime_limits(model_bytes: bytes, info) -> dict:
             "EA_MAX_OPCODES": max(1, int(opcodes))}
 
 
-def _estimate(model_len: int, arena: int, in_bytes: int, out_bytes: int) -> tuple[int, int]:
+def _estimate(model_len: int, arena: int, out_bytes: int, n_tensors: int, n_ops: int) -> tuple[int, int]:
     flash = model_len + CODE_ESTIMATE
-    ram = arena + 16 + in_bytes + out_bytes + STATIC_RAM_ESTIMATE
+    reply = max(FRAME_OVERHEAD + 16 + out_bytes, 212)  # an INFER reply or the largest ERROR
+    ram = (arena + 16 + rx_buffer_bytes() + REPLY_FRAMES * reply + STATIC_RAM_ESTIMATE
+           + TENSOR_RAM_ESTIMATE * n_tensors + OP_RAM_ESTIMATE * n_ops)
     return flash, ram + STACK_BYTES
 
 
@@ -279,7 +284,8 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
     arena = arena_bytes_for(model_bytes, info)
 
     # Before building: will it fit? (the aligned model can be a few bytes longer: 16 per buffer)
-    flash_est, ram_est = _estimate(len(model_bytes) + 16 * len(info.buffers), arena, in_bytes, out_bytes)
+    flash_est, ram_est = _estimate(len(model_bytes) + 16 * len(info.buffers), arena, out_bytes,
+                                   len(info.tensors), len(info.operators))
     if (profile.flash_bytes and flash_est > profile.flash_bytes) or \
             (profile.ram_bytes and ram_est > profile.ram_bytes):
         raise _fit_error(model_path, profile, flash_est, ram_est, "estimated before building")
