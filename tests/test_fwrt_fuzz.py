@@ -1,8 +1,11 @@
-"""A short libFuzzer run of the C runtime's flatbuffer reader / model loader (ASan + UBSan): no crash,
-no sanitizer report. The long run (>= 1,000,000 executions) is tools/fuzz_fwrt.sh."""
+"""Short libFuzzer runs of the firmware's flatbuffer reader / model loader and of its protocol engine
+(ASan + UBSan): no crash, no sanitizer report. The long run (>= 1,000,000 executions) is tools/fuzz_fwrt.sh."""
 from __future__ import annotations
 
+import os
 import subprocess
+
+import pytest
 from pathlib import Path
 
 from conftest import require_tool
@@ -10,10 +13,13 @@ from conftest import require_tool
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_fuzz_model_loader_short_run():
+@pytest.mark.parametrize("target", ["model", "frame"])
+def test_fuzz_short_run(target):
+    """model: the flatbuffer reader / model loader; frame: the protocol engine (receiver to replies)."""
     require_tool("clang", "make")
-    p = subprocess.run([str(REPO / "tools" / "fuzz_fwrt.sh"), "50000"], capture_output=True, text=True, timeout=900)
+    p = subprocess.run([str(REPO / "tools" / "fuzz_fwrt.sh"), "50000"], capture_output=True, text=True,
+                       timeout=900, env=dict(os.environ, TARGET=target))
     assert p.returncode == 0, p.stdout + p.stderr[-4000:]
-    assert "fuzz_fwrt: OK:" in p.stdout, p.stdout
+    assert f"fuzz_fwrt: {target} OK:" in p.stdout, p.stdout
     execs = int(p.stdout.split("OK:")[1].split()[0])
     assert execs >= 50000, p.stdout
