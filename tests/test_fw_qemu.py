@@ -68,19 +68,11 @@ def tiny(tiny_tflite, tmp_path_factory):
 
 def _int8_model(keras_model, calib_shape, path, seed=0):
     """Full-integer conversion (ptq-int8) calibrated on synthetic uniform [0, 1) data."""
-    from edgeattack.tfutil import tf
-
-    t = tf()
-    x = np.random.default_rng(seed).random((16, *calib_shape), dtype=np.float32)
-    conv = t.lite.TFLiteConverter.from_keras_model(keras_model)
-    conv.optimizations = [t.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([x[i:i + 1]] for i in range(len(x)))
-    conv.target_spec.supported_ops = [t.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = t.int8
-    conv.inference_output_type = t.int8
+    from edgeattack.compression.convert import to_tflite
     from edgeattack.tflite.align import align_16
 
-    path.write_bytes(align_16(bytes(conv.convert())))
+    x = np.random.default_rng(seed).random((16, *calib_shape), dtype=np.float32)
+    path.write_bytes(align_16(to_tflite(keras_model, "int8", x)))  # ptq-int8's own conversion
     return path
 
 

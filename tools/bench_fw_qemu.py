@@ -41,18 +41,14 @@ def int8_zoo_model(name: str, width: float, out_dir: Path, seed: int = 0) -> Pat
     from edgeattack import tfutil, zoo
     from edgeattack.tflite.align import align_16
 
-    tf = tfutil.tf()
     tfutil.set_seed(seed)
     model = zoo.build_model(name, width=width)
     x = np.random.default_rng(seed).random((32, *model.input_shape[1:]), dtype=np.float32)
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([x[i:i + 1]] for i in range(len(x)))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
+    from edgeattack.compression.convert import to_tflite
+
+    converted = to_tflite(model, "int8", x)  # ptq-int8's own conversion
     path = out_dir / f"{name}-w{width}.tflite"
-    path.write_bytes(align_16(bytes(conv.convert())))
+    path.write_bytes(align_16(converted))
     return path
 
 

@@ -38,17 +38,13 @@ def build_int8(name: str, shape, path: Path, width: float) -> None:
     import edgeattack.tfutil as tu
     from edgeattack.zoo import build_model
 
-    tf = tu.tf()
     tu.set_seed(0)
     model = build_model(name, shape, 10, width)
     rep = np.random.default_rng(0).random((64,) + tuple(shape)).astype(np.float32)
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([rep[i:i + 1]] for i in range(len(rep)))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    path.write_bytes(conv.convert())
+    from edgeattack.compression.convert import to_tflite
+
+    converted = to_tflite(model, "int8", rep)  # ptq-int8's own conversion
+    path.write_bytes(converted)
 
 
 def _cpu_s(pid: int) -> float:

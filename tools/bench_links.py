@@ -33,7 +33,7 @@ def tiny_model(path: Path) -> Path:
 
     import edgeattack.tfutil as tu
 
-    tf, keras = tu.tf(), tu.keras()
+    keras = tu.keras()
     tu.set_seed(0)
     rng = np.random.default_rng(0)
     protos = rng.random((10, 8, 8, 1)).astype(np.float32)
@@ -44,15 +44,12 @@ def tiny_model(path: Path) -> Path:
                               keras.layers.Softmax()])
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x, y, epochs=3, batch_size=64, verbose=0)
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([x[i:i + 1]] for i in range(100))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
+    from edgeattack.compression.convert import to_tflite
+
+    converted = to_tflite(model, "int8", x[:100])  # ptq-int8's own conversion
     from edgeattack.tflite.align import align_16
 
-    path.write_bytes(align_16(conv.convert()))
+    path.write_bytes(align_16(converted))
     return path
 
 

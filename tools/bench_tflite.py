@@ -19,16 +19,9 @@ import numpy as np
 
 
 def convert(model, x_cal) -> bytes:
-    import edgeattack.tfutil as tu
+    from edgeattack.compression.convert import to_tflite
 
-    tf = tu.tf()
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([x_cal[i:i + 1]] for i in range(len(x_cal)))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
+    return to_tflite(model, "int8", x_cal)  # ptq-int8's own conversion
 
 
 def timed(fn, repeat=1):
