@@ -19,7 +19,8 @@ from edgeattack.link.frame import MAX_PAYLOAD, PROTOCOL_VERSION, Frame, FrameDec
 from edgeattack.link.transport import SocketPort, read_some
 
 LOG_EVENTS = 8  # INFO's log keeps the most recent 8 window events
-COALESCE_S = 0.001  # an INFER faster than this may have its reply sent with the next one
+COALESCE_S = 0.001  # an INFER faster than this may have its reply wait to share a write ...
+HOLD_S = 0.004  # ... for at most about this long (plus one inference)
 
 
 class Handler(Protocol):
@@ -165,30 +166,37 @@ class ProtocolServer:
             return replies
         # Replies are coalesced into few writes: each write costs a system call and usually wakes
         # the host, which on a busy machine takes a core from the device. A LOAD's reply (the LOAD
-        # took no time) rides along with the next reply. After a fast INFER (< COALESCE_S) its
-        # reply waits for the next INFER of this chunk while this chunk still holds more inputs
-        # than replies are waiting, so the host gets replies back in batches while the device
-        # keeps inputs to work on. Nothing is held past this call, or across a slow inference.
+        # took no time) rides along with the next reply. Other replies wait for the next INFER of
+        # this chunk while the chunk still holds more inputs than replies are waiting, at most
+        # about HOLD_S plus one inference; a slow inference (>= COALESCE_S) sends everything at
+        # once. So the host gets replies in batches while the device keeps inputs to work on.
+        # Nothing is held past this call.
+        clock = time.perf_counter
         infers_left = sum(1 for frame in frames if frame.type == m.INFER)
         batch: list[bytes] = []
         held = 0
+        held_since = 0.0
         for frame in frames:
             if frame.type == m.INFER:
                 infers_left -= 1
-                started = time.perf_counter()
+                started = clock()
                 reply = self.handle_frame(frame)
-                fast = time.perf_counter() - started < COALESCE_S
+                now = clock()
+                slow = now - started >= COALESCE_S
             else:
                 reply = self.handle_frame(frame)
-                fast = True
+                now = clock()
+                slow = False
             if reply is None:
                 continue
             replies.append(reply)
             batch.append(reply)
             if frame.type == m.LOAD:
                 continue
+            if not held:
+                held_since = now
             held += 1
-            if not fast or held >= infers_left:
+            if slow or held >= infers_left or now - held_since >= HOLD_S:
                 send(batch[0] if len(batch) == 1 else b"".join(batch))
                 batch = []
                 held = 0
