@@ -37,7 +37,7 @@ def _symbol_sizes(elf) -> dict[str, int]:
 def _model(name, tiny_tflite, tmp_path_factory):
     if name == "tiny":
         return _aligned(tiny_tflite, tmp_path_factory.mktemp("fw_ram_tiny"))
-    return zoo_model(name, tmp_path_factory.mktemp("fw_ram_zoo"), input_shape=ZOO[name])
+    return zoo_model(name, tmp_path_factory.mktemp("fw_ram_zoo"), input_shape=ZOO[name][0])  # width 0.5 (zoo_model default)
 
 
 @pytest.mark.parametrize("name", ["tiny", "cnn-digits", "resnet8"])
