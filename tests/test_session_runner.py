@@ -24,19 +24,9 @@ from edgeattack.link.frame import Frame, FrameDecoder, encode_frame
 from edgeattack.quant import quantize_input
 from edgeattack.session import RESULT_FIELDS, read_results, run_session, wilson_interval
 
-from test_device_agent import agents_serving, alive, children, reference  # noqa: E402
+from test_device_agent import agents_serving, alive, no_orphans, reference  # noqa: E402,F401 (no_orphans: the autouse orphan check)
 
 FAULTS = "corrupt=0.01,drop=0.005,disconnect_every=200,seed=1"
-
-
-@pytest.fixture(autouse=True)
-def no_orphans():
-    before = set(children())
-    yield
-    deadline = time.monotonic() + 5
-    while set(children()) - before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert set(children()) - before == set(), "a test left a child process behind"
 
 
 @pytest.fixture
