@@ -12,4 +12,4 @@ demo: setup
 
 # Every test. Under CI=true nothing that needs QEMU, the toolchain, sshd or TFLM may skip.
 test: setup
-	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q --durations=20 $(PYTEST_ARGS)
