@@ -2,7 +2,6 @@
 manifest.json} (CONVENTIONS: manifest.json). docs/recipes.md documents the manifest's keys."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -13,6 +12,7 @@ from .. import __version__
 from ..atomic import atomic_dir, check_output, write_bytes, write_json
 from ..datasets import Dataset, load_dataset
 from ..errors import UsageError
+from ..fileid import sha256_file
 from .context import StepContext, log
 from .recipe import CONVERT, QAT, Recipe, load_recipe
 
@@ -50,16 +50,6 @@ def load_keras_model(path: Path):
             raise UsageError(f"{path}: not a Keras model ({first}); give a .keras, .h5 or "
                              f"SavedModel folder") from None
     return load_model(path)
-
-
-def _sha256_path(p: Path) -> str | None:
-    if not p.is_file():
-        return None
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _run_step(ctx: StepContext, step, recipe: Recipe) -> dict:
@@ -192,7 +182,7 @@ def compress(model_path_or_keras, recipe, out, dataset=None, seed: int = 0, forc
         "tool": f"edgeattack {__version__}",
         "source": {
             "model": str(path) if path is not None else None,
-            "sha256": _sha256_path(path) if path is not None else None,
+            "sha256": sha256_file(path) if path is not None and path.is_file() else None,
             "zoo_model": meta.get("model"), "width": meta.get("width"),
             "params": int(model.count_params()), "accuracy": source_acc,
         },

@@ -28,6 +28,15 @@ except ImportError:  # pragma: no cover - not POSIX
 DEFAULT_TIMEOUT = 0.05  # read poll interval: the client's own timers decide when to give up
 
 
+def free_local_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for a child that will listen on it: QEMU's UART,
+    an SSH forward, ser2net). Another process may take it before the child binds: callers that
+    can tell retry."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def open_port(url: str, baudrate: int = 115200, timeout: float = DEFAULT_TIMEOUT):
     """Open `url` with `serial.serial_for_url` (raw mode for ttys, as pyserial configures them).
 

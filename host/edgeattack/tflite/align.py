@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import EdgeAttackError
-from ._child import run_python
+from ..children import run_python
 from .analysis import is_aligned_16
 from .reader import ModelInfo, read_model
 

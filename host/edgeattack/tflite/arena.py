@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from ..errors import EdgeAttackError
-from ._child import run_python
+from ..children import run_python
 from .reader import read_model
 from .runtimes import default_arena_size
 
