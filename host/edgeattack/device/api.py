@@ -44,6 +44,7 @@ class Result:
     device_time_s: float
     device_instructions: int | None
     time_estimated: bool
+    time_source: str  # "device" ticks, "host-wall" (emulated boards), "qemu-instructions"
     energy_j: float | None
     energy_source: str | None
     rtt_s: float
@@ -206,11 +207,15 @@ class Device:
             instructions = None
             device_time = ticks / self.tick_hz / repeat
             estimated = False
+        # emulated boards time the inference with the host's clock: never MCU latency
+        source = ("qemu-instructions" if p.kind == "qemu" else
+                  "host-wall" if p.kind == "emulator" else "device")
         power = (p.energy or {}).get("active_power_w")
         energy = device_time * power if power else None
         return Result(pred=int(out.argmax()) if out.size else -1, output_raw=raw, output=out,
                       device_ticks=ticks, device_time_s=device_time,
-                      device_instructions=instructions, time_estimated=estimated, energy_j=energy,
+                      device_instructions=instructions, time_estimated=estimated,
+                      time_source=source, energy_j=energy,
                       energy_source="estimated" if energy is not None else None,
                       rtt_s=float(r.rtt_s), retries=int(r.retries), inferences=int(r.inferences))
 
