@@ -294,7 +294,7 @@ def test_error_codes(harness):
     assert code == m.ERR_DTYPE and "uint8" in msg and "int8" in msg
     code, msg = d.error(m.LOAD, 4, m.pack_load(m.DTYPE_INT8, 17, 0, X))
     assert code == m.ERR_SIZE and "17" in msg and "16" in msg
-    code, msg = d.error(m.LOAD, 5, m.pack_load(m.DTYPE_INT8, 16, 8, X[:9]))
+    code, msg = d.error(m.LOAD, 5, m.pack_load(m.DTYPE_INT8, 16, 0, X + X[:1]))
     assert code == m.ERR_SIZE and "overruns" in msg
     code, msg = d.error(m.LOAD, 6, m.pack_load(m.DTYPE_INT8, 16, 4, X[:4]))
     assert code == m.ERR_OFFSET and "expected offset 0" in msg
@@ -311,11 +311,16 @@ def test_error_codes(harness):
     d.one(m.LOAD, 12, m.pack_load(m.DTYPE_INT8, 16, 0, b"\x7f\x7f" + X[2:]))
     code, msg = d.error(m.INFER, 13, m.pack_infer(1))
     assert code == m.ERR_RUNTIME and "on purpose" in msg
-    # an OFFSET error leaves the partial tensor as it was
+    # docs/protocol.md: OFFSET is checked before the overrun, and a refused LOAD (OFFSET included)
+    # leaves no tensor, partial or complete
     d.one(m.LOAD, 14, m.pack_load(m.DTYPE_INT8, 16, 0, X[:8]))
-    d.error(m.LOAD, 15, m.pack_load(m.DTYPE_INT8, 16, 9, X[9:]))
-    d.one(m.LOAD, 16, m.pack_load(m.DTYPE_INT8, 16, 8, X[8:]))
-    assert m.unpack_infer_reply(d.one(m.INFER, 17, m.pack_infer(1)).payload).output == _expected_out(X)
+    code, msg = d.error(m.LOAD, 15, m.pack_load(m.DTYPE_INT8, 16, 12, X[:8]))
+    assert code == m.ERR_OFFSET and "expected offset 8" in msg
+    code, msg = d.error(m.LOAD, 16, m.pack_load(m.DTYPE_INT8, 16, 8, X[8:]))
+    assert code == m.ERR_OFFSET and "expected offset 0" in msg
+    assert d.error(m.INFER, 17, m.pack_infer(1))[0] == m.ERR_NOT_LOADED
+    d.one(m.LOAD, 18, m.pack_load(m.DTYPE_INT8, 16, 0, X))
+    assert m.unpack_infer_reply(d.one(m.INFER, 19, m.pack_infer(1)).payload).output == _expected_out(X)
 
 
 def test_other_version_is_answered_and_changes_nothing(harness):

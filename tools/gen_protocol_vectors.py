@@ -352,6 +352,12 @@ def sessions() -> list:
          [N(1), L(2, 0, data, dtype=m.DTYPE_UINT8), L(3, 0, data, total=17), L(4, 4, data[:4]),
           L(5, 0, data[:8]), L(6, 12, data[:4]), I(7), L(8, 0, data[:8]), L(9, 8, data[:9]),
           I(10), L(11, 0, data), I(12)]),
+        ("refused_load_unloads_complete", "after a complete tensor, a LOAD refused for DTYPE, SIZE "
+                                          "or OFFSET leaves no tensor: the next INFER is NOT_LOADED",
+         [N(1), L(2, 0, data), I(3), L(4, 0, data, dtype=m.DTYPE_UINT8), I(5),
+          L(6, 0, data), L(7, 0, data, total=17), I(8),
+          L(9, 0, data), L(10, 4, data[:4]), I(11),
+          L(12, 0, data), L(13, 12, data[:8]), I(14), L(15, 0, data), I(16)]),
         ("bad_requests", "unknown type, reply type, malformed payloads, oversize payload",
          [N(1), Frame(1, 0x10, 2, b""), Frame(1, 0x83, 3, b""), Frame(1, m.INFER, 4, b"\x01"),
           Frame(1, m.LOAD, 5, b"\x01\x00"), Frame(1, m.RESET, 6, b"x"),

@@ -260,6 +260,14 @@ static size_t make_info(ea_proto *p, uint16_t seq, const uint8_t **frame)
 
 #define LOAD_HEADER 12u
 
+/* A refused LOAD leaves no tensor loaded (docs/protocol.md), even after a complete one. */
+static size_t refuse_load(ea_proto *p, uint16_t seq, uint16_t code, const char *message)
+{
+    p->received = 0;
+    p->loaded = false;
+    return make_error(p, seq, code, message);
+}
+
 static size_t do_load(ea_proto *p, const ea_frame *f)
 {
     msgbuf m;
@@ -286,14 +294,22 @@ static size_t do_load(ea_proto *p, const ea_frame *f)
         ea_sb_u64(&m.t, dtype);
         ea_sb_raw(&m.t, ") is not the model's input dtype ");
         ea_sb_raw(&m.t, ea_dtype_name(p->model.input.dtype));
-        return make_error(p, f->seq, EA_PROTO_ERR_DTYPE, m.buf);
+        return refuse_load(p, f->seq, EA_PROTO_ERR_DTYPE, m.buf);
     }
     if (total != expected_total) {
         ea_sb_raw(&m.t, "LOAD total ");
         ea_sb_u64(&m.t, total);
         ea_sb_raw(&m.t, " is not the model's input size ");
         ea_sb_u64(&m.t, expected_total);
-        return make_error(p, f->seq, EA_PROTO_ERR_SIZE, m.buf);
+        return refuse_load(p, f->seq, EA_PROTO_ERR_SIZE, m.buf);
+    }
+    /* docs/protocol.md's order: OFFSET is checked before the overrun SIZE */
+    if (offset != 0u && offset != p->received) {
+        ea_sb_raw(&m.t, "LOAD chunk at offset ");
+        ea_sb_u64(&m.t, offset);
+        ea_sb_raw(&m.t, ", expected offset ");
+        ea_sb_u64(&m.t, p->received);
+        return refuse_load(p, f->seq, EA_PROTO_ERR_OFFSET, m.buf);
     }
     if (offset > total || chunk > total - offset) {
         ea_sb_raw(&m.t, "LOAD chunk of ");
@@ -303,18 +319,11 @@ static size_t do_load(ea_proto *p, const ea_frame *f)
         ea_sb_raw(&m.t, " overruns the input of ");
         ea_sb_u64(&m.t, total);
         ea_sb_raw(&m.t, " bytes");
-        return make_error(p, f->seq, EA_PROTO_ERR_SIZE, m.buf);
+        return refuse_load(p, f->seq, EA_PROTO_ERR_SIZE, m.buf);
     }
     if (offset == 0u) {
         p->received = 0; /* offset 0 starts a new tensor */
         p->loaded = false;
-    }
-    if (offset != p->received) {
-        ea_sb_raw(&m.t, "LOAD chunk at offset ");
-        ea_sb_u64(&m.t, offset);
-        ea_sb_raw(&m.t, ", expected offset ");
-        ea_sb_u64(&m.t, p->received);
-        return make_error(p, f->seq, EA_PROTO_ERR_OFFSET, m.buf);
     }
     memcpy(p->mem.input + offset, pl + LOAD_HEADER, chunk);
     p->received += chunk;
