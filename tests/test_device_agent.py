@@ -19,7 +19,7 @@ import yaml
 
 from edgeattack.device.api import open_device
 from edgeattack.device.emulator import EmulatedBoard
-from edgeattack.device.profiles import get_profile
+from edgeattack.profiles import get_profile
 from edgeattack.errors import DeviceError, UsageError
 from edgeattack.link import messages as m
 from edgeattack.link.client import Client
@@ -210,7 +210,7 @@ def test_emulated_board_is_a_child_behind_a_pty_and_is_reaped(model):
 def test_agent_dies_with_the_host_process(model):
     """PR_SET_DEATHSIG: SIGKILL the process that started a board; its agent must not survive."""
     code = ("import sys, time; from edgeattack.device.emulator import EmulatedBoard; "
-            "from edgeattack.device.profiles import get_profile; "
+            "from edgeattack.profiles import get_profile; "
             f"b = EmulatedBoard(get_profile('emu-litert'), {str(model)!r}).start(); "
             "print(b.pid, flush=True); time.sleep(600)")
     host = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

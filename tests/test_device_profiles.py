@@ -1,6 +1,7 @@
 """Board profiles: the built-in YAML files load, validate, and bad fields are named in one line."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from edgeattack.device.profiles import BoardProfile, get_profile, list_profiles
+from edgeattack.profiles import BoardProfile, get_profile, list_profiles
 from edgeattack.errors import UsageError
 from edgeattack.resources import boards_dir
 
@@ -103,3 +104,75 @@ def test_boards_cli_table_and_show():
     assert yaml.safe_load(as_yaml.stdout) == get_profile("pi4").to_dict()
     missing = cli("boards", "show", "no-such-board")
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no-such-board" in missing.stderr
+
+
+# defects found as a new user (issue 7): each failed before the fix ----------------------------------
+
+@pytest.mark.parametrize("changes, field", [
+    ({"name": "../escaped"}, "name"),       # would escape the firmware cache folder
+    ({"name": "My Board"}, "name"),
+    ({"name": "-x"}, "name"),
+    ({"model_cpi": float("inf")}, "model_cpi"),
+    ({"model_cpi": float("nan")}, "model_cpi"),
+    ({"energy": {"active_power_w": float("inf")}}, "energy.active_power_w"),
+    ({"energy": {"estimate": {"active_power_w": float("nan")}}}, "energy.estimate.active_power_w"),
+    ({"energy": {"meter": "../x"}}, "energy.meter"),
+    ({"energy": {"meter": "ppk2", "options": "fast"}}, "energy.options"),
+    ({"energy": {"meter": "ppk2", "active_power_w": 0.1}}, "energy.active_power_w"),
+    ({"energy": {"metre": "ppk2"}}, "energy.metre"),
+    ({"pace_baudrate": 0}, "pace_baudrate"),
+    ({"pace_baudrate": float("inf")}, "pace_baudrate"),
+    ({"protocol": "modbus"}, "protocol"),
+])
+def test_bad_names_non_finite_numbers_and_optional_fields_are_refused(tmp_path, changes, field):
+    path = _write(tmp_path, **changes)
+    with pytest.raises(UsageError) as err:
+        get_profile(str(path))
+    msg = str(err.value)
+    assert str(path) in msg and f"'{field}'" in msg and "\n" not in msg
+
+
+def test_inf_written_as_yaml_is_refused(tmp_path):
+    path = _write(tmp_path)
+    path.write_text(path.read_text().replace("model_cpi: null", "model_cpi: .inf"))
+    assert "model_cpi: .inf" in path.read_text()
+    with pytest.raises(UsageError, match=r"'model_cpi' must be a positive finite number.*inf"):
+        get_profile(str(path))
+
+
+def test_duplicate_yaml_keys_are_refused_naming_file_key_and_line(tmp_path):
+    path = _write(tmp_path)
+    lines = path.read_text().splitlines()
+    lines.append("tick_hz: 1")  # PyYAML alone would keep this one silently
+    path.write_text("\n".join(lines) + "\n")
+    first = next(i for i, line in enumerate(lines, 1) if line.startswith("tick_hz:"))
+    with pytest.raises(UsageError) as err:
+        get_profile(str(path))
+    msg = str(err.value)
+    assert str(path) in msg and "'tick_hz' appears twice" in msg and "\n" not in msg
+    assert f"lines {first} and {len(lines)}" in msg
+    nested = tmp_path / "nested.yaml"
+    nested.write_text(path.read_text().replace("tick_hz: 1\n", "").replace(
+        "method: pyocd", "method: pyocd\n  method: ssh"))
+    with pytest.raises(UsageError, match="'method' appears twice"):
+        get_profile(str(nested))
+
+
+def test_optional_fields_of_conventions_are_accepted(tmp_path):
+    plain = get_profile("nucleo-l4r5zi")
+    assert plain.pace_baudrate is None and plain.protocol == "edgeattack"
+    for energy in ({"meter": "ppk2", "options": {"serial": "C4:1B"}},
+                   {"estimate": {"active_power_w": 0.04, "idle_power_w": None, "source": "datasheet"}},
+                   {"meter": "joulescope"}):
+        path = _write(tmp_path, energy=energy, pace_baudrate=115200, protocol="mlperf")
+        p = get_profile(str(path))
+        assert p.energy == energy and p.pace_baudrate == 115200 and p.protocol == "mlperf"
+        assert get_profile(str(_write(tmp_path, **p.to_dict()))) == dataclasses.replace(p)
+
+
+def test_boards_json_is_a_list_of_profiles():
+    proc = cli("boards", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert isinstance(data, list) and [d["name"] for d in data] == sorted(ALL_BOARDS)
+    assert data == [p.to_dict() for p in list_profiles()]

@@ -19,7 +19,7 @@ def test_resnet8_200_samples_on_qemu_m4_under_two_minutes(tmp_path_factory, tmp_
     require_tool("qemu-system-arm", "arm-none-eabi-gcc")
     from edgeattack.datasets import load_dataset
     from edgeattack.firmware.build import build_firmware
-    from edgeattack.device.profiles import get_profile
+    from edgeattack.profiles import get_profile
     from edgeattack.tflite.runtimes import TFLMRunner
 
     model = zoo_model("resnet8", tmp_path_factory.mktemp("r8"), input_shape=(32, 32, 3), width=1.0)

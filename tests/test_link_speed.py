@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeattack.device.api import Device
-from edgeattack.device.profiles import get_profile
+from edgeattack.profiles import get_profile
 from edgeattack.link import cobs
 from edgeattack.link import messages as m
 from edgeattack.link.client import Client

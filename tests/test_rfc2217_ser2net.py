@@ -46,7 +46,7 @@ def test_session_over_rfc2217_equals_session_over_pty(tiny_tflite, tiny_dataset,
     if shutil.which("ser2net") is None and not os.path.exists("/usr/sbin/ser2net"):
         require_tool("ser2net")
     from edgeattack.device.emulator import EmulatedBoard
-    from edgeattack.device.profiles import get_profile
+    from edgeattack.profiles import get_profile
     from edgeattack.session import run_session
 
     _, _, x_test, y_test = tiny_dataset

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import require_tool
-from edgeattack.device.profiles import get_profile
+from edgeattack.profiles import get_profile
 from edgeattack.session import read_results, run_session
 
 from test_session_runner import identity, no_orphans  # noqa: F401 - the autouse orphan check

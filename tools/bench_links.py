@@ -105,7 +105,7 @@ def main() -> int:
 
     from edgeattack.deploy import pi, ser2net, ssh
     from edgeattack.device.emulator import EmulatedBoard
-    from edgeattack.device.profiles import get_profile
+    from edgeattack.profiles import get_profile
 
     figures: dict = {"n": args.n}
     with tempfile.TemporaryDirectory(prefix="ea-bench-links-") as tmp:

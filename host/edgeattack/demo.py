@@ -35,7 +35,7 @@ def _write_inputs(path: Path, data, samples: int) -> Path:
 
 def _board_available(board: str) -> str | None:
     """None when the board can run here, else why not (the table says so instead of failing)."""
-    from .device.profiles import get_profile
+    from .profiles import get_profile
 
     kind = get_profile(board).kind
     if kind == "qemu":

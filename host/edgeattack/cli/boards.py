@@ -17,16 +17,20 @@ def _kib(n):
 
 
 @click.group(name="boards", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the profiles as a JSON list.")
 @click.pass_context
-def command(ctx):
+def command(ctx, as_json):
     """List board profiles (name, kind, cpu, clock, memory, runtime, default port), or show one.
 
     Example: edgeattack boards show qemu-m4
     """
     if ctx.invoked_subcommand is not None:
         return
-    from ..device.profiles import list_profiles
+    from ..profiles import list_profiles
 
+    if as_json:
+        click.echo(json.dumps([p.to_dict() for p in list_profiles()], indent=2))
+        return
     rows = [("NAME", "KIND", "CPU", "CLOCK", "FLASH", "RAM", "RUNTIME", "PORT")]
     for p in list_profiles():
         rows.append((p.name, p.kind, p.cpu, _mhz(p.clock_hz), _kib(p.flash_bytes), _kib(p.ram_bytes),
@@ -41,7 +45,7 @@ def command(ctx):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
 def show(board, as_json):
     """Print one board profile (a name from `edgeattack boards`, or a profile .yaml file)."""
-    from ..device.profiles import get_profile
+    from ..profiles import get_profile
 
     profile = get_profile(board)
     data = profile.to_dict()

@@ -43,7 +43,7 @@ def command(board, host, model, remote_dir, port_mode, serial_dev, remote_port, 
     edgeattack flash --board pi4 --host pi@raspberrypi.local --stop
     edgeattack flash --board qemu-m4 model.tflite        # builds the firmware
     """
-    from ..device.profiles import get_profile
+    from ..profiles import get_profile
 
     profile = get_profile(board)
     if profile.kind != "linux":

@@ -50,7 +50,7 @@ def command(board, model, inputs, adversarial, port, host, resume, inflight, war
         parse_fault_spec(faults)  # a bad spec is a usage error before anything starts
     if host and not port:
         from ..deploy.pi import port_url
-        from ..device.profiles import get_profile
+        from ..profiles import get_profile
 
         port = port_url(get_profile(board), host)  # ssh://...: the session opens its own tunnel
     summary = run_session(board, model, inputs, adversarial=adversarial, port=port, out=out,

@@ -21,7 +21,7 @@ def command(board, model, startup_timeout):
     import threading
 
     from ..device.api import _start_board
-    from ..device.profiles import get_profile
+    from ..profiles import get_profile
     from ..errors import DeviceError, UsageError
 
     profile = get_profile(board)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import DeviceError, UsageError
 from ..quant import dequantize, quantize_input
-from .profiles import BoardProfile, get_profile
+from ..profiles import BoardProfile, get_profile
 
 log = logging.getLogger(__name__)
 

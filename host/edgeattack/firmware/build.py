@@ -136,7 +136,7 @@ def port_for(profile) -> str:
 
 
 def _resolve_profile(board_profile):
-    from ..device.profiles import get_profile
+    from ..profiles import get_profile
 
     profile = get_profile(board_profile)
     if profile.runtime != "edgeattack-c":

@@ -226,7 +226,7 @@ def start_qemu_board(profile, model_path, serial: str = "tcp", timeout: float = 
     Returns a QemuBoard (context manager; .url, .info, .stop(), .check()). Raises DeviceError naming
     the cause (HardFault line with CFSR/HFSR/PC, lockup, exit, no INFO in time) and what QEMU printed.
     """
-    from ..device.profiles import get_profile
+    from ..profiles import get_profile
 
     if serial not in SERIAL_KINDS:
         raise UsageError(f"serial={serial!r}: choose tcp or pty")
