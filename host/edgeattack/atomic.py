@@ -1,11 +1,19 @@
-"""Write outputs under a temporary name and rename, so a failure never leaves a half-written file."""
+"""Write outputs under a temporary name and rename, so a failure never leaves a half-written file.
+
+Files and folders written here get the permissions any other program's would (0666 / 0777 minus the
+umask), not the private 0600 / 0700 of Python's tempfile: a model shared with a group stays readable.
+
+JSON is written strict (RFC 8259): NaN and infinities are not JSON, so a non-finite float is written
+as null ("undefined", e.g. an accuracy over no samples), never as a bare NaN other parsers reject.
+"""
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -20,14 +28,29 @@ def check_output(path: str | os.PathLike, force: bool) -> Path:
     return p
 
 
+def _temp_beside(final: Path, make) -> Path:
+    """A new hidden `.NAME.XXXXXXXX.tmp` beside `final`, created by make(path) (which must fail with
+    FileExistsError when the name is taken). Created with the umask applied, unlike tempfile's."""
+    for _ in range(100):
+        tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            make(tmp)
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{final.parent}: no free temporary name for {final.name}")
+
+
+def _new_file(p: Path) -> None:
+    os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it over `path`, on failure remove it."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _temp_beside(final, _new_file)
     try:
         yield tmp_path
         os.replace(tmp_path, final)
@@ -50,18 +73,29 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    write_text(path, json_text(obj) + "\n")
 
 
-def _json_default(o):
-    import numpy as np
+def json_text(obj, indent: int | None = 2) -> str:
+    """Strict JSON for `obj`: NumPy values and paths converted, non-finite floats as null."""
+    return json.dumps(_strict(obj), indent=indent, sort_keys=False, allow_nan=False)
 
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
+
+def _strict(o):
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _strict(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_strict(v) for v in o]
+    if isinstance(o, (str, int, bool)) or o is None:
+        return o
     if isinstance(o, Path):
         return str(o)
+    import numpy as np
+
+    if isinstance(o, (np.generic, np.ndarray)):
+        return _strict(o.tolist())
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
@@ -70,7 +104,7 @@ def atomic_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     """Build an output folder under a temporary name; on success it replaces `path` whole."""
     final = check_output(path, force)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    tmp = _temp_beside(final, lambda p: p.mkdir(0o777))
     try:
         yield tmp
         if final.exists():

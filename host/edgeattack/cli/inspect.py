@@ -1,7 +1,6 @@
 """`edgeattack inspect MODEL.tflite [--json] [--no-arena]`: what is inside a .tflite model."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -52,17 +51,11 @@ def command(ctx, model, as_json, no_arena):
         fw, fw_note = None, f"n/a ({e})"
     summary["firmware_arena"] = fw
     if as_json:
-        click.echo(json.dumps(summary, indent=2, default=_json_default))
+        from ..atomic import json_text
+
+        click.echo(json_text(summary))
         return
     _print_human(summary, fw_note)
-
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
 def _io(row) -> str:
