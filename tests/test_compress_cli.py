@@ -61,6 +61,20 @@ def test_cli_step_parameter_of_wrong_type(digits_model, tmp_path):
     assert proc.returncode == 2
 
 
+@pytest.mark.parametrize("text, words", [
+    ("- step: prune\n  target_sparsity: .nan\n", ["'target_sparsity'", "finite"]),
+    ("- step: prune\n  lr: .inf\n", ["'lr'", "finite"]),
+    ("- step: prune\n  epochs: 1\n  epochs: 5\n", ["line 3", "duplicate key 'epochs'"]),
+])
+def test_cli_non_finite_or_repeated_recipe_values(digits_model, tmp_path, text, words):
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text(text)
+    out = tmp_path / "o"
+    proc = run_cli("compress", digits_model, "--recipe", recipe, "-o", out)
+    _assert_clean_failure(proc, out, str(recipe), *words)
+    assert proc.returncode == 2
+
+
 def test_cli_dataset_npz_missing_a_key(digits_model, tmp_path):
     npz = tmp_path / "data.npz"
     np.savez(npz, x_train=np.zeros((4, 8, 8, 1), np.float32), y_train=np.zeros(4, np.int64),

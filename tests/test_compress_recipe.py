@@ -82,6 +82,13 @@ def test_python_list_recipe():
     ("steps: [prune]\nauthor: me\n", ["unknown top-level key 'author'"]),
     ("- step: prune\n  target_sparsity: [0.5\n", ["not valid YAML", "line"]),
     ("- {sparsity: 0.5}\n", ["step 1", "'step' key"]),
+    # non-finite numbers pass every min/max comparison (NaN compares false): refused by name
+    ("- step: prune\n  target_sparsity: .nan\n", ["step 1 (prune)", "'target_sparsity'", "finite", "nan"]),
+    ("- step: prune\n  lr: .inf\n", ["step 1 (prune)", "'lr'", "finite", "inf"]),
+    ("- step: distill\n  assistants: [0.7, -.inf]\n", ["'assistants'", "finite"]),
+    # PyYAML keeps the last of two equal keys silently: refused with the file, key and line
+    ("- step: prune\n  lr: 0.001\n  epochs: 2\n  lr: 10\n", ["line 4", "duplicate key 'lr'", "line 2"]),
+    ("name: a\nsteps: [prune]\nname: b\n", ["line 3", "duplicate key 'name'"]),
 ])
 def test_bad_recipes_name_file_step_parameter_and_expected_type(tmp_path, text, words):
     p = _yaml(tmp_path, text)

@@ -7,6 +7,7 @@ before paying for the TensorFlow import. docs/recipes.md documents the schema fo
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,17 +222,10 @@ def load_recipe(name_or_path) -> Recipe:
 
 
 def _read_yaml(path: Path, shown: str):
-    import yaml
+    from ..yamlload import load_yaml
 
-    try:
-        return yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise UsageError(f"{shown}: cannot read the recipe ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise UsageError(f"{shown}: not valid YAML{where}; a recipe is a list of "
-                         f"{{step: NAME, ...}} mappings (see docs/recipes.md)") from None
+    return load_yaml(path, shown, hint="a recipe is a list of {step: NAME, ...} mappings "
+                                       "(see docs/recipes.md)")
 
 
 def parse_recipe(doc, source: str, default_name: str) -> Recipe:
@@ -292,6 +286,9 @@ def _check_value(p: Param, value, what: str):
                          f"{value!r})")
     if value is None:
         return None
+    for v in value if isinstance(value, list) else [value]:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise UsageError(f"{what} must be a finite number (got {v!r})")
     if p.choices and value not in p.choices:
         raise UsageError(f"{what} must be one of {', '.join(p.choices)} (got {value!r})")
     for v in value if isinstance(value, list) else [value]:
