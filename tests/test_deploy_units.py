@@ -85,7 +85,9 @@ def test_agent_tree_is_minimal_and_imports_without_tensorflow(tmp_path):
     tree = pi.agent_tree()
     assert {"edgeattack/__init__.py", "edgeattack/errors.py", "edgeattack/agent.py",
             "edgeattack/link/__init__.py"} <= set(tree)
-    assert all(p.startswith(("edgeattack/link/", "edgeattack/__init__", "edgeattack/errors", "edgeattack/agent"))
+    assert all(p.startswith(("edgeattack/link/", "edgeattack/__init__", "edgeattack/errors", "edgeattack/agent",
+                             "edgeattack/quant", "edgeattack/tflite/__init__", "edgeattack/tflite/reader",
+                             "edgeattack/tflite/runtimes"))
                for p in tree), sorted(tree)
     for rel, data in tree.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +96,7 @@ def test_agent_tree_is_minimal_and_imports_without_tensorflow(tmp_path):
     code = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(tmp_path)!r})
-        import edgeattack.agent, edgeattack.link.server
+        import edgeattack.agent, edgeattack.link.server, edgeattack.tflite.runtimes
         assert edgeattack.agent.__file__.startswith({str(tmp_path)!r}), edgeattack.agent.__file__
         heavy = sorted(m for m in sys.modules if m.split('.')[0] in {sorted(pi.FORBIDDEN)!r})
         assert not heavy, heavy

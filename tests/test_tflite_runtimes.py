@@ -72,3 +72,14 @@ def test_runtimes_are_not_imported_with_the_module():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("make", [TFLMRunner, LiteRTRunner])
+def test_run_with_repeat_sets_the_input_before_every_invoke(make, tiny_tflite, tiny_dataset):
+    """TFLM reuses the input tensor's memory for later layers (FACTS): a repeat that set the input
+    once answered garbage. The agent serves INFER's repeat count through run()."""
+    runner = make(tiny_tflite.read_bytes())
+    for x in tiny_dataset[2][:5]:
+        q = runner.prepare(x)
+        once = np.array(runner.run(q), copy=True)
+        np.testing.assert_array_equal(runner.run(q, repeat=3), once)

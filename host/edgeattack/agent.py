@@ -4,8 +4,9 @@
 
 It is the "firmware" of the emulated boards (emu-litert, emu-tflm: the host starts it behind a pty)
 and of the Raspberry Pi (started by `edgeattack flash`). It must run on a Pi that has only numpy,
-pyserial and ai-edge-litert plus these package files: edgeattack/__init__.py, errors.py, agent.py
-and link/. So it imports nothing else from edgeattack and never TensorFlow.
+pyserial and ai-edge-litert plus its import closure in this package (edgeattack/__init__.py,
+errors.py, quant.py, agent.py, link/ and tflite/{reader,runtimes}.py: the same runners the host uses),
+so nothing it imports may import TensorFlow (deploy.pi.agent_tree checks at flash time).
 
 Port URLs the agent accepts (`--port`):
   tcp://HOST:PORT      listen on HOST:PORT (PORT 0: any free port; the agent prints the one it got) and
@@ -55,81 +56,20 @@ class ModelError(m.ProtocolError):
 
 # runtimes ------------------------------------------------------------------------------------------
 
-def _tensor_info(shape, dtype, scale, zero_point) -> dict:
-    quantized = scale is not None and float(scale) != 0.0
-    return {"shape": [int(d) for d in shape], "dtype": np.dtype(dtype).name,
-            "scale": float(scale) if quantized else None,
-            "zero_point": int(zero_point) if quantized else None}
+def _runner(model: bytes, runtime: str, options: dict):
+    """The host runtimes' runner (tflite/runtimes.py: TensorFlow-free, so it ships to the Pi too):
+    LiteRT with its default kernels, one thread (as on a device: one core, deterministic), or TFLM's
+    reference kernels."""
+    from edgeattack.tflite.runtimes import LiteRTRunner, TFLMRunner
 
-
-class LiteRTRunner:
-    """ai_edge_litert's interpreter, one thread (as on a device: one core, deterministic)."""
-
-    name = "litert"
-
-    def __init__(self, model: bytes, **_):
-        from ai_edge_litert.interpreter import Interpreter
-
-        self._interp = Interpreter(model_content=model, num_threads=1)
-        self._interp.allocate_tensors()
-        inp = self._interp.get_input_details()
-        out = self._interp.get_output_details()
-        if len(inp) != 1 or len(out) != 1:
-            raise ModelError(f"the model has {len(inp)} inputs and {len(out)} outputs; the agent "
-                             f"serves models with one of each")
-        self._in, self._out = inp[0], out[0]
-        self.input = _tensor_info(self._in["shape"], self._in["dtype"], *self._in["quantization"])
-        self.output = _tensor_info(self._out["shape"], self._out["dtype"], *self._out["quantization"])
-
-    def set_input(self, x: np.ndarray) -> None:
-        self._interp.set_tensor(self._in["index"], x)
-
-    def invoke(self) -> None:
-        self._interp.invoke()
-
-    def get_output(self) -> np.ndarray:
-        return self._interp.get_tensor(self._out["index"])
-
-    def reset(self) -> None:
-        self._interp.reset_all_variables()
-
-
-class TFLMRunner:
-    """TFLM's own interpreter (tflite-micro's Python wheel: the reference kernels a MCU runs)."""
-
-    name = "tflm"
-
-    def __init__(self, model: bytes, arena_bytes: int = DEFAULT_TFLM_ARENA, **_):
-        from tflite_micro.python.tflite_micro import runtime
-
-        self._interp = runtime.Interpreter.from_bytes(model, arena_size=int(arena_bytes))
-        inp = self._interp.get_input_details(0)
-        out = self._interp.get_output_details(0)
-        self.input = self._describe(inp)
-        self.output = self._describe(out)
-
-    @staticmethod
-    def _describe(details: dict) -> dict:
-        q = details.get("quantization_parameters") or {}
-        scales = list(q.get("scales", []))
-        zps = list(q.get("zero_points", []))
-        return _tensor_info(details["shape"], details["dtype"], scales[0] if scales else None,
-                            zps[0] if zps else 0)
-
-    def set_input(self, x: np.ndarray) -> None:
-        self._interp.set_input(x, 0)
-
-    def invoke(self) -> None:
-        self._interp.invoke()
-
-    def get_output(self) -> np.ndarray:
-        return self._interp.get_output(0)
-
-    def reset(self) -> None:
-        self._interp.reset()
-
-
-RUNNERS = {"litert": LiteRTRunner, "tflm": TFLMRunner}
+    if runtime == "litert":
+        runner = LiteRTRunner(model, name="model")
+    else:
+        runner = TFLMRunner(model, arena_size=options.get("arena_bytes", DEFAULT_TFLM_ARENA), name="model")
+    if len(runner.info.outputs) != 1:
+        raise ModelError(f"the model has {len(runner.info.outputs)} outputs; the agent serves models "
+                         f"with one input and one output")
+    return runner
 
 
 def _probe(model: bytes, runtime: str, options: dict) -> str | None:
@@ -144,11 +84,9 @@ def _probe(model: bytes, runtime: str, options: dict) -> str | None:
         code = 0
         try:
             os.close(read_fd)
-            runner = RUNNERS[runtime](model, **options)
-            shape = runner.input["shape"]
-            runner.set_input(np.zeros(shape, dtype=runner.input["dtype"]))
-            runner.invoke()
-            runner.get_output()
+            runner = _runner(model, runtime, options)
+            d = runner.input_details
+            runner.run(np.zeros(d.shape, dtype=d.dtype))
             os.write(write_fd, b"ok")
         except BaseException as exc:  # noqa: BLE001 - everything becomes the reason text
             os.write(write_fd, _reason(exc).encode("utf-8", "replace")[:2000])
@@ -204,17 +142,17 @@ class ModelHandler:
                 failure = _probe(model, runtime, options)
                 if failure is not None:
                     raise ModelError(failure)
-            self.runner = RUNNERS[runtime](model, **options)
-            self._in_dtype = np.dtype(self.runner.input["dtype"])
+            self.runner = _runner(model, runtime, options)
+            d_in, d_out = self.runner.input_details, self.runner.output_details
+            self._in_dtype = d_in.dtype
             self._in_wire = self._in_dtype.newbyteorder("<")
-            self._in_shape = tuple(self.runner.input["shape"])
+            self._in_shape = tuple(d_in.shape)
             self._in_code = m.dtype_code(self._in_dtype)
             self._in_bytes = int(np.prod(self._in_shape)) * self._in_dtype.itemsize
-            self._out_code = m.dtype_code(self.runner.output["dtype"])
+            self._out_code = m.dtype_code(d_out.dtype)
             # Little-endian tensors of the native dtype need no conversion either way.
             self._in_as_is = self._in_wire == self._in_dtype
-            self._out_as_is = np.dtype(self.runner.output["dtype"]).newbyteorder("<") == \
-                np.dtype(self.runner.output["dtype"])
+            self._out_as_is = d_out.dtype.newbyteorder("<") == d_out.dtype
         except Exception as exc:  # noqa: BLE001 - any load failure is served as ERROR MODEL
             self.runner = None
             self.error = f"cannot load model {os.path.basename(model_path)} with {runtime}: {_reason(exc)}"
@@ -227,8 +165,8 @@ class ModelHandler:
         info = {"board": self.board, "runtime": self.runtime, "model_sha256": self.model_sha256,
                 "tick_hz": TICK_HZ}
         if self.runner is not None:
-            info["input"] = self.runner.input
-            info["output"] = self.runner.output
+            info["input"] = self.runner.input_details.describe()
+            info["output"] = self.runner.output_details.describe()
         if self.error is not None:
             info["error"] = self.error
         return info
@@ -245,14 +183,12 @@ class ModelHandler:
         if runner is None:
             raise ModelError(self.error)
         x = np.frombuffer(input_bytes, dtype=self._in_wire).reshape(self._in_shape)
-        runner.set_input(x if self._in_as_is else x.astype(self._in_dtype))
-        invoke = runner.invoke
+        x = x if self._in_as_is else x.astype(self._in_dtype)
+        # The window includes setting the input again before each invoke (runner.run: TFLM reuses
+        # its memory; the C firmware plans around it instead): a copy, small beside an invoke.
         start = time.perf_counter_ns()
-        invoke()
-        for _ in range(repeat - 1):
-            invoke()
+        out = runner.run(x, repeat)
         ticks = time.perf_counter_ns() - start
-        out = runner.get_output()
         if not self._out_as_is:
             out = out.astype(out.dtype.newbyteorder("<"))
         return out.tobytes(), self._out_code, ticks  # tobytes(): C order whatever the layout

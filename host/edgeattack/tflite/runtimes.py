@@ -1,14 +1,18 @@
 """Run .tflite models on the host with LiteRT or with TFLM's own interpreter (the reference for what a
 microcontroller computes; FACTS: the two differ by 1-2 LSB on FULLY_CONNECTED).
 
-Neither runtime is imported at module level: importing this module stays cheap for the CLI.
-Float inputs are quantized only through edgeattack.quant.quantize_input.
+Neither runtime is imported at module level: importing this module stays cheap for the CLI. Nor is
+TensorFlow imported anywhere here: the device agent (edgeattack.agent, which runs on the Pi) serves
+models through these same runners. Float inputs are quantized only through
+edgeattack.quant.quantize_input.
 
 Public API:
     IODetails                                   (name, tensor, shape, dtype, scale, zero_point)
     LiteRTRunner(model_bytes, resolver="auto")
     TFLMRunner(model_bytes, arena_size=None)
-        .input_details / .output_details -> IODetails (input 0 / output 0)
+        .input_details / .output_details -> IODetails (input 0 / output 0; .describe() -> INFO dict)
+        .run(tensor, repeat=1) -> np.ndarray     (the exact input tensor, invoked `repeat` times)
+        .reset()                                 (variables back to their initial values)
         .invoke_raw(x_one_sample) -> np.ndarray  (raw output 0, batch axis dropped)
         .predict_raw(batch) -> np.ndarray        (N x raw output)
         .predict(batch) -> np.ndarray            (N x dequantized float32 output)
@@ -39,6 +43,13 @@ class IODetails:
     @property
     def quantized(self) -> bool:
         return self.scale is not None and np.issubdtype(self.dtype, np.integer)
+
+    def describe(self) -> dict:
+        """The tensor as the wire protocol's INFO reports it (docs/protocol.md)."""
+        q = self.quantized and float(self.scale) != 0.0
+        return {"shape": [int(d) for d in self.shape], "dtype": self.dtype.name,
+                "scale": float(self.scale) if q else None,
+                "zero_point": int(self.zero_point) if q else None}
 
     @classmethod
     def of(cls, t: TensorInfo) -> "IODetails":
@@ -98,13 +109,35 @@ class _Runner:
             return x
         return x.astype(d.dtype)
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    # The interpreter's own steps; run() is what callers use.
+    def _set_input(self, x: np.ndarray) -> None:
         raise NotImplementedError
+
+    def _invoke(self) -> None:
+        raise NotImplementedError
+
+    def _get_output(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Variable tensors back to their initial values (stateful models)."""
+        raise NotImplementedError
+
+    def run(self, x: np.ndarray, repeat: int = 1) -> np.ndarray:
+        """Invoke the model `repeat` times on the input tensor `x` (exact shape and dtype: see
+        prepare) and return output 0 of the last invoke, batch axis included.
+
+        The input is set again before every invoke: TFLM may reuse the input tensor's memory for
+        later layers (FACTS "Known TFLM gotcha"), so a second invoke would read garbage."""
+        for _ in range(repeat):
+            self._set_input(x)
+            self._invoke()
+        return self._get_output()
 
     def invoke_raw(self, x) -> np.ndarray:
         """Run one sample; return output 0 as the model stores it (int8 for int8 models), without
         the leading batch axis when that axis is 1."""
-        out = np.array(self._run(self.prepare(x)), copy=True)
+        out = np.array(self.run(self.prepare(x)), copy=True)
         return out[0] if out.ndim > 1 and out.shape[0] == 1 else out
 
     def predict_raw(self, batch) -> np.ndarray:
@@ -146,10 +179,17 @@ class LiteRTRunner(_Runner):
         self._in = self._interp.get_input_details()[0]["index"]
         self._out = self._interp.get_output_details()[0]["index"]
 
-    def _run(self, x):
+    def _set_input(self, x):
         self._interp.set_tensor(self._in, x)
+
+    def _invoke(self):
         self._interp.invoke()
+
+    def _get_output(self):
         return self._interp.get_tensor(self._out)
+
+    def reset(self) -> None:
+        self._interp.reset_all_variables()
 
 
 class TFLMRunner(_Runner):
@@ -167,10 +207,17 @@ class TFLMRunner(_Runner):
             raise EdgeAttackError(f"{self.name}: TFLM cannot load the model with a {self.arena_size}-byte arena "
                                   f"({e}); check its operators with `edgeattack inspect`") from e
 
-    def _run(self, x):
+    def _set_input(self, x):
         self._interp.set_input(x, 0)
+
+    def _invoke(self):
         self._interp.invoke()
+
+    def _get_output(self):
         return self._interp.get_output(0)
+
+    def reset(self) -> None:
+        self._interp.reset()
 
 
 def compare_runtimes(model_bytes: bytes, x_float, arena_size: int | None = None, resolver: str = "auto") -> dict:
