@@ -23,7 +23,10 @@ import numpy as np
 import pytest
 
 from conftest import require_tool, run_cli
-from edgeattack.deploy import pi, ssh
+from edgeattack import children
+from edgeattack.deploy import pi
+from edgeattack.link import ssh_tunnel
+from edgeattack.link.ssh_target import SSHTarget
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
 
@@ -62,14 +65,8 @@ class SSHServer:
         self.config = str(root / "ssh_config")
         self.host = f"{self.user}@127.0.0.1:{port}"
 
-    def target(self) -> ssh.SSHTarget:
-        return ssh.SSHTarget.parse(self.host, config=self.config)
-
-
-def _die_with_parent():
-    import ctypes
-
-    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_DEATHSIG
+    def target(self) -> SSHTarget:
+        return SSHTarget.parse(self.host, config=self.config)
 
 
 @contextlib.contextmanager
@@ -77,7 +74,7 @@ def loopback_sshd(root: Path):
     """Run /usr/sbin/sshd on 127.0.0.1 (a free port) as the current user, everything in `root`:
     host key, user keys (id_user authorized, id_other not), sshd_config, and a client ssh_config +
     known_hosts for `ssh -F`. Yields an SSHServer; sshd is terminated and reaped at the end (and
-    dies with this process: PR_SET_DEATHSIG). tools/bench_links.py uses it too."""
+    dies with this process: edgeattack.children). tools/bench_links.py and test_link_urls use it too."""
     root.mkdir(parents=True, exist_ok=True)
     _keygen(root / "host_key")
     _keygen(root / "id_user")
@@ -114,8 +111,8 @@ Host *
   LogLevel ERROR
 """)
         log = open(root / "sshd.log", "wb")
-        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=log, preexec_fn=_die_with_parent)
+        proc = children.spawn([SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stdin=subprocess.DEVNULL,
+                              stdout=log, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and proc.poll() is None:
             if b"Server listening" in (root / "sshd.log").read_bytes():
@@ -123,20 +120,14 @@ Host *
             time.sleep(0.05)
         if proc.poll() is None and b"Server listening" in (root / "sshd.log").read_bytes():
             break
-        proc.kill()
-        proc.wait()
+        children.stop(proc)
         log.close()
     else:
         raise RuntimeError(f"sshd did not start: {(root / 'sshd.log').read_text()}")
     try:
         yield SSHServer(root, port, proc)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        children.stop(proc)
         log.close()
 
 
@@ -221,17 +212,15 @@ def test_flash_tunnel_infer_matches_litert_and_stop(sshd, remote_dir, tiny_tflit
     from edgeattack.link.transport import open_port
     from edgeattack.quant import quantize_input
 
-    with ssh.resolve_port(url) as local:
-        assert local.startswith("socket://127.0.0.1:")
-        with Client(lambda: open_port(local), timeout=2.0, total_timeout=20.0) as client:
-            info = client.connect()
-            assert info["model_sha256"] == sha and info["board"] == "pi4" and info["runtime"] == "litert"
-            q = info["input"]
-            x_q = quantize_input(x_test[:12], q["scale"], q["zero_point"])
-            got = np.stack([r.output_raw.reshape(-1) for r in client.infer_many(list(x_q))])
+    with Client(lambda: open_port(url), timeout=2.0, total_timeout=20.0) as client:
+        info = client.connect()
+        assert info["model_sha256"] == sha and info["board"] == "pi4" and info["runtime"] == "litert"
+        q = info["input"]
+        x_q = quantize_input(x_test[:12], q["scale"], q["zero_point"])
+        got = np.stack([r.output_raw.reshape(-1) for r in client.infer_many(list(x_q))])
         tunnel_pids = _pids_mentioning(sshd.config)
-        assert tunnel_pids, "the tunnel's ssh process should be running inside the block"
-    assert not _pids_mentioning(sshd.config), "the tunnel's ssh process outlived resolve_port"
+        assert tunnel_pids, "the tunnel's ssh process should be running while the port is open"
+    assert not _pids_mentioning(sshd.config), "the tunnel's ssh process outlived the port"
     assert _no_remote_hold_left(), "the tunnel's remote command outlived the tunnel"
     np.testing.assert_array_equal(got, _litert(remote_dir / pi.MODEL_NAME, x_q).reshape(len(x_q), -1))
 
@@ -258,8 +247,7 @@ def test_flash_tunnel_infer_matches_litert_and_stop(sshd, remote_dir, tiny_tflit
 
     # verify_info refuses an agent that serves other bytes than the expected ones
     rport = int(url.rsplit(":", 1)[1].split("?")[0])
-    with ssh.tunnel(sshd.target(), rport) as local:
-        info = pi.query_info(local)
+    info = pi.query_info(url)
     pi.verify_info(info, sha, sshd.target().label)
     with pytest.raises(Exception, match=f"127.0.0.1:{sshd.port}: model hash mismatch"):
         pi.verify_info(info, "0" * 64, sshd.target().label)
@@ -334,28 +322,28 @@ def test_remote_python_missing_or_lacking_modules(sshd, remote_dir, tiny_tflite,
 
 def test_tunnel_errors_name_the_host_and_reap_ssh(sshd, tmp_path):
     closed = _free_port()
-    target = ssh.SSHTarget.parse(f"{sshd.user}@127.0.0.1:{closed}", config=sshd.config)
+    target = SSHTarget.parse(f"{sshd.user}@127.0.0.1:{closed}", config=sshd.config)
     with pytest.raises(Exception, match=rf"127.0.0.1:{closed}: host unreachable"):
-        with ssh.tunnel(target, 5555):
+        with ssh_tunnel.tunnel(target, 5555):
             pass
     assert _pids_mentioning(sshd.config) == []
     # an exception inside the block still reaps the tunnel
     with pytest.raises(RuntimeError):
-        with ssh.tunnel(sshd.target(), 5555):
+        with ssh_tunnel.tunnel(sshd.target(), 5555):
             assert _pids_mentioning(sshd.config)
             raise RuntimeError("boom")
     assert _pids_mentioning(sshd.config) == []
     # tunnels closed right after opening leave nothing on the far side either (the remote command
     # that holds the tty open must end with the connection)
     for _ in range(5):
-        with ssh.tunnel(sshd.target(), 5555):
+        with ssh_tunnel.tunnel(sshd.target(), 5555):
             pass
     assert _no_remote_hold_left()
 
 
 def _no_remote_hold_left(grace: float = 5.0) -> bool:
     deadline = time.monotonic() + grace
-    while _pids_mentioning(ssh.TUNNEL_HOLD_MARK):
+    while _pids_mentioning(ssh_tunnel.TUNNEL_HOLD_MARK):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
@@ -410,3 +398,38 @@ def test_flash_serial_mode_agent_holds_the_device(sshd, remote_dir, tiny_tflite)
         os.close(master)
     assert stop.returncode == 0 and "stopped agent" in stop.stdout
     assert _agent_pids(remote_dir) == []
+
+
+def test_existing_folder_without_the_marker_is_refused(sshd, tmp_path, tiny_tflite):
+    """A folder flash did not create (a user's own, with a lib/ in it) is never written into: the
+    upload would replace its lib/. Refused before anything runs on the board; a folder flash made
+    carries the marker and is reused."""
+    mine = tmp_path / "users-own"
+    (mine / "lib").mkdir(parents=True)
+    (mine / "lib" / "keep.txt").write_text("precious")
+    for extra in ((), ("--stop",)):
+        proc = _flash(sshd, None if extra else tiny_tflite, mine, *extra)
+        err = proc.stderr.strip()
+        assert proc.returncode == 2 and len(err.splitlines()) == 1, (proc.returncode, err)
+        assert "was not created by edgeattack flash" in err and pi.MARKER in err and str(mine) in err
+    assert sorted(p.name for p in mine.rglob("*")) == ["keep.txt", "lib"]
+    assert (mine / "lib" / "keep.txt").read_text() == "precious"
+    # a forged marker with the wrong first line is no marker
+    (mine / pi.MARKER).write_text("mine\n")
+    assert _flash(sshd, tiny_tflite, mine).returncode == 2
+    assert (mine / "lib" / "keep.txt").read_text() == "precious"
+
+
+def test_host_that_is_an_ssh_option_is_refused(sshd, tmp_path, tiny_tflite):
+    """`--host -oProxyCommand=...` would make ssh run a local command; it is a usage error, and
+    nothing (ssh included) runs."""
+    touched = tmp_path / "proxy-command-ran"
+    for host in (f"-oProxyCommand=touch${{IFS}}{touched}", f"-oProxyCommand=touch${{IFS}}{touched}@127.0.0.1"):
+        proc = run_cli("flash", "--board", "pi4", f"--host={host}", "--ssh-config", sshd.config,
+                       "--python", sys.executable, "--remote-dir", str(tmp_path / "agent"), str(tiny_tflite),
+                       timeout=120)
+        err = proc.stderr.strip()
+        assert proc.returncode == 2 and len(err.splitlines()) == 1, (proc.returncode, err)
+        assert "starts with '-'" in err and "ProxyCommand" in err
+        assert "ssh -" not in err  # no suggested command carrying the option
+    assert not touched.exists() and not (tmp_path / "agent").exists()

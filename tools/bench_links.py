@@ -4,8 +4,9 @@ Client.infer() queries), pipelined throughput, over
   - pty:        an emulated board (emu-litert) through its pseudo-terminal
   - rfc2217:    the same pty exported by ser2net (telnet RFC2217 on 127.0.0.1)
   - tcp:        an agent deployed with flash_pi (sshd on 127.0.0.1 plays the Pi), plain TCP
-  - ssh-tunnel: the same agent through the ssh:// URL's tunnel
-plus the time to open an SSH tunnel and the time of one whole flash.
+  - ssh-tunnel: the same agent through the ssh:// URL (its port's own tunnel; connect_s includes
+                opening the tunnel)
+plus the time to open an ssh:// port (tunnel up, socket connected) and the time of one whole flash.
 
     python tools/bench_links.py [--model M.tflite] [-n 200] [--json out.json]
 
@@ -103,8 +104,9 @@ def main() -> int:
 
     from test_deploy_pi import loopback_sshd
 
-    from edgeattack.deploy import pi, ser2net, ssh
+    from edgeattack.deploy import pi, ser2net
     from edgeattack.device.emulator import EmulatedBoard
+    from edgeattack.link.transport import close_port, free_local_port, open_port
     from edgeattack.profiles import get_profile
 
     figures: dict = {"n": args.n}
@@ -118,7 +120,7 @@ def main() -> int:
                 figures["rfc2217"] = measure(url, args.n)
         with loopback_sshd(tmp / "sshd") as server:
             target = server.target()
-            port = ssh._free_local_port()
+            port = free_local_port()
             dep = pi.PiDeploy(target, model, remote_dir=str(tmp / "pi-home"), python=sys.executable,
                               agent_port=f"tcp://127.0.0.1:{port}")
             t = time.perf_counter()
@@ -129,11 +131,11 @@ def main() -> int:
                 opens = []
                 for _ in range(5):
                     t = time.perf_counter()
-                    with ssh.resolve_port(result.port_url):
-                        opens.append(time.perf_counter() - t)
+                    port = open_port(result.port_url)  # the ssh:// port opens its own tunnel
+                    opens.append(time.perf_counter() - t)
+                    close_port(port)
                 figures["tunnel_open_s_median"] = round(statistics.median(opens), 3)
-                with ssh.resolve_port(result.port_url) as url:
-                    figures["ssh-tunnel"] = measure(url, args.n)
+                figures["ssh-tunnel"] = measure(result.port_url, args.n)
             finally:
                 pi.stop_pi(target, dep.remote_dir)
 

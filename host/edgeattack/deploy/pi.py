@@ -2,19 +2,27 @@
 
 `flash_pi(...)` runs a fixed plan, each step one OpenSSH call (see `plan_pi`):
 
-1. probe:   the remote python exists (>= 3.9) and can import ai_edge_litert, numpy and serial
+1. probe:   the remote dir is the tool's own (or absent); the remote python exists (>= 3.9) and can
+            import ai_edge_litert, numpy and serial
 2. install: `python -m pip install --user` whatever is missing (skipped with install=False: error)
 3. stop:    the agent a previous flash started (pid file; the pid must still be an edgeattack agent)
 4. upload:  a tar of the agent's minimal package tree + the 16-byte-aligned model, over ssh's stdin
 5. start:   `setsid nohup python -m edgeattack.agent ...` detached, pid file + log file; waits until
             that very process listens on its TCP port (or holds its serial device open)
-6. verify:  TCP agents: an SSH tunnel, INFO, and the reported model SHA-256 == the deployed bytes'
+6. verify:  TCP agents: INFO through the ssh:// port URL (its own tunnel), and the reported model
+            SHA-256 == the deployed bytes'
 
 Remote layout (DIR = remote_dir, relative to the login home unless absolute):
+    DIR/.edgeattack-deploy   the marker: DIR was created by flash, which may replace what is in it
     DIR/lib/edgeattack/...   the agent's import closure only (no TensorFlow anywhere in it)
     DIR/model.tflite         the exact bytes whose SHA-256 the agent reports
     DIR/deploy.json          what was deployed (sha256, port, runtime, files)
     DIR/agent.pid, DIR/agent.log
+
+flash deploys only into a folder it owns: one it creates (then writes the marker), or one holding the
+marker. Any other existing folder is refused before anything runs, since the upload replaces DIR/lib:
+`--remote-dir .` would otherwise delete ~/lib, and `/` as root /lib. `/`, `~`, `.`, `..` and paths with
+`..` components are refused outright.
 """
 from __future__ import annotations
 
@@ -30,6 +38,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DeviceError, EdgeAttackError, UsageError
+from ..link.ssh_target import SSHTarget, tail
+from ..link.ssh_tunnel import ssh_url, tunnel_args
 from . import ssh
 
 # Remote module -> pip distribution that provides it.
@@ -42,6 +52,10 @@ MODEL_NAME = "model.tflite"
 DEFAULT_TCP_PORT = 5555
 PORT_MODES = ("tcp", "gadget", "uart")
 DEFAULT_SERIAL = {"gadget": "/dev/ttyGS0", "uart": "/dev/serial0"}
+# The remote dir's ownership marker: its first line must be MARKER_LINE exactly.
+MARKER = ".edgeattack-deploy"
+MARKER_LINE = "edgeattack deploy folder v1: created by edgeattack flash, which replaces what is in it"
+NOT_OURS = "EDGEATTACK_NOT_OURS"  # printed by a remote script that refuses the remote dir (exit 4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,16 +178,39 @@ def _bundle(tree: dict[str, bytes], model: bytes, manifest: dict) -> bytes:
 # Remote scripts (POSIX sh, run with `sh -c` whatever the login shell is)
 
 
-def _dir(remote_dir: str) -> str:
-    """Quoted remote dir for sh. `~/x` is made relative: ssh commands start in the login home."""
-    d = remote_dir.strip()
-    if d in ("~", "~/", ""):
-        raise UsageError("--remote-dir: give a folder for the agent (e.g. edgeattack-agent), not the home itself")
+def remote_dir_path(remote_dir: str) -> str:
+    """The remote dir as sh will see it: `./X` relative to the login home (where ssh commands start;
+    `~/X` is the same), or an absolute path. UsageError for the home itself, `/`, `.`, `..`, paths
+    with `..` components and `~user` paths: flash owns what it deploys into, never such a folder."""
+    d = (remote_dir or "").strip()
+    fix = "give a folder of the agent's own, e.g. edgeattack-agent (flash creates it)"
     if d.startswith("~/"):
         d = d[2:]
-    if d.startswith("~"):
-        raise UsageError(f"--remote-dir {remote_dir!r}: ~user paths are not supported; give an absolute path")
-    return shlex.quote(d)
+    elif d.startswith("~"):
+        if d != "~":
+            raise UsageError(f"--remote-dir {remote_dir!r}: ~user paths are not supported; give an absolute path")
+        d = ""
+    names = d.split("/")
+    if ".." in names:
+        raise UsageError(f"--remote-dir {remote_dir!r}: paths with '..' are refused: {fix}")
+    parts = [n for n in names if n not in ("", ".")]
+    if not parts:
+        raise UsageError(f"--remote-dir {remote_dir!r} is the home, '.' or '/' itself: {fix}")
+    return ("/" if d.startswith("/") else "./") + "/".join(parts)
+
+
+def _dir(remote_dir: str) -> str:
+    """The remote dir quoted for sh (see remote_dir_path)."""
+    return shlex.quote(remote_dir_path(remote_dir))
+
+
+def owned_dir_check(remote_dir: str) -> str:
+    """sh that sets d=DIR and refuses (prints NOT_OURS, exit 4) when DIR exists but is not a folder
+    holding the marker. A missing DIR passes: flash creates it."""
+    return (f"d={_dir(remote_dir)}; m={MARKER}; "
+            f"if [ -e \"$d\" ] || [ -L \"$d\" ]; then line=; "
+            f"{{ [ -d \"$d\" ] && [ -f \"$d/$m\" ] && [ ! -L \"$d/$m\" ] && IFS= read -r line < \"$d/$m\"; }} || :; "
+            f"[ \"$line\" = {shlex.quote(MARKER_LINE)} ] || {{ echo {NOT_OURS}; exit 4; }}; fi")
 
 
 _PROBE_PY = r"""
@@ -208,10 +245,12 @@ def _py(python: str) -> str:
     return shlex.quote(p[2:] if p.startswith("~/") else p)
 
 
-def probe_script(python: str) -> str:
-    """Run PROBE_CODE (stdin) with the remote python; prints EDGEATTACK_NO_PYTHON when it is missing."""
+def probe_script(python: str, remote_dir: str | None = None) -> str:
+    """Check that `remote_dir` is the tool's own (owned_dir_check), then run PROBE_CODE (stdin) with
+    the remote python; prints EDGEATTACK_NO_PYTHON when it is missing."""
     py = _py(python)
-    return f"command -v {py} >/dev/null 2>&1 || {{ echo EDGEATTACK_NO_PYTHON; exit 3; }}; exec {py} -"
+    check = f"{owned_dir_check(remote_dir)}; " if remote_dir is not None else ""
+    return f"{check}command -v {py} >/dev/null 2>&1 || {{ echo EDGEATTACK_NO_PYTHON; exit 3; }}; exec {py} -"
 
 
 def install_script(python: str, packages: list[str], pip_args: list[str]) -> str:
@@ -220,9 +259,10 @@ def install_script(python: str, packages: list[str], pip_args: list[str]) -> str
 
 def stop_script(remote_dir: str) -> str:
     """Stop the agent named in DIR/agent.pid, if that pid is still an edgeattack agent (never a pid
-    that was reused by another program); TERM, up to 5 s, then KILL. A zombie counts as gone."""
-    d = _dir(remote_dir)
-    return f"""cd {d} 2>/dev/null || exit 0
+    that was reused by another program); TERM, up to 5 s, then KILL. A zombie counts as gone.
+    Only in a folder the tool owns (owned_dir_check)."""
+    return f"""{owned_dir_check(remote_dir)}
+cd "$d" 2>/dev/null || exit 0
 [ -f agent.pid ] || exit 0
 pid=$(cat agent.pid)
 gone() {{ [ ! -d /proc/$pid ] || [ "$(sed 's/.*) //' /proc/$pid/stat 2>/dev/null | cut -c1)" = Z ]; }}
@@ -238,9 +278,11 @@ rm -f agent.pid"""
 
 
 def upload_script(remote_dir: str) -> str:
-    """Replace DIR's lib/, model and manifest with the tar on stdin (extracted by tar)."""
-    d = _dir(remote_dir)
-    return (f"set -e; mkdir -p {d}; cd {d}; rm -rf lib.new; mkdir lib.new; "
+    """Replace DIR's lib/, model and manifest with the tar on stdin (extracted by tar). DIR must be
+    the tool's own (owned_dir_check); a missing DIR is created with the marker."""
+    return (f"set -e; {owned_dir_check(remote_dir)}; "
+            f"if [ ! -e \"$d\" ]; then mkdir -p \"$d\"; printf '%s\\n' {shlex.quote(MARKER_LINE)} > \"$d/$m\"; fi; "
+            f"cd \"$d\"; rm -rf lib.new; mkdir lib.new; "
             f"tar -xzf - -C lib.new; rm -rf lib; mv lib.new/lib lib; "
             f"mv lib.new/{MODEL_NAME} {MODEL_NAME}; mv lib.new/deploy.json deploy.json; rm -rf lib.new")
 
@@ -305,8 +347,8 @@ def start_script(remote_dir: str, python: str, agent_port: str, runtime: str, re
                  board: str = "pi4") -> str:
     """Start the agent detached from the SSH session (setsid + nohup, stdio to the log), its pid in
     agent.pid (written by the shell that then execs python, so it is python's pid), then wait until
-    that process listens on its TCP port or holds its serial device open (READY_CODE on stdin)."""
-    d = _dir(remote_dir)
+    that process listens on its TCP port or holds its serial device open (READY_CODE on stdin).
+    Only in a folder the tool owns (owned_dir_check)."""
     # the absolute model path makes `ps` show which deployment an agent belongs to
     agent = (f"-m {AGENT_MODULE} --model \"$PWD/{MODEL_NAME}\" "
              + shlex.join(["--port", agent_port, "--runtime", runtime, "--board", board]))
@@ -315,8 +357,9 @@ def start_script(remote_dir: str, python: str, agent_port: str, runtime: str, re
     else:
         mode, what = "serial", agent_port
     # a relative python path (a venv in the home) is made absolute before `cd DIR`
-    return (f"set -e; py={_py(python)}; case \"$py\" in /*) ;; */*) py=\"$PWD/$py\";; esac; "
-            f"cd {d}; rm -f agent.pid; : > agent.log; "
+    return (f"set -e; {owned_dir_check(remote_dir)}; "
+            f"py={_py(python)}; case \"$py\" in /*) ;; */*) py=\"$PWD/$py\";; esac; "
+            f"cd \"$d\"; rm -f agent.pid; : > agent.log; "
             f"PYTHONPATH=\"$PWD/lib\" setsid nohup sh -c 'echo $$ > agent.pid; exec \"$0\" \"$@\"' "
             f"\"$py\" {agent} </dev/null >>agent.log 2>&1 & "
             f"exec \"$py\" - {mode} {shlex.quote(what)} {ready_timeout:g}")
@@ -349,7 +392,7 @@ class Step:
 class PiDeploy:
     """Everything one deployment needs; `plan()` lists the commands `flash_pi` runs."""
 
-    target: ssh.SSHTarget
+    target: SSHTarget
     model_path: Path
     remote_dir: str = "edgeattack-agent"
     python: str = "python3"
@@ -386,7 +429,7 @@ class PiDeploy:
         rows = [
             ("probe", f"check that {self.python} runs on {t.label} and imports "
                       f"{', '.join(sorted(REQUIRED_MODULES))}",
-             probe_script(self.python),
+             probe_script(self.python, self.remote_dir),
              f"python code ({len(PROBE_CODE.splitlines())} lines: try each import, print JSON)"),
             ("install", "only if some are missing" + ("" if self.install else " (refused: --no-install)")
                         + f": pip-install them ({pip})",
@@ -404,9 +447,9 @@ class PiDeploy:
                  for name, desc, script, stdin in rows]
         if self.agent_port.startswith("tcp://"):
             rport = int(self.agent_port.rsplit(":", 1)[1])
-            argv = [a.replace("127.0.0.1:0:", "127.0.0.1:LOCALPORT:") for a in ssh.tunnel_args(t, 0, rport)]
-            steps.append(Step("verify", "tunnel to the agent (LOCALPORT: a free local port), ask INFO through "
-                              "socket://127.0.0.1:LOCALPORT, compare its model SHA-256", argv))
+            argv = [a.replace("127.0.0.1:0:", "127.0.0.1:LOCALPORT:") for a in tunnel_args(t, 0, rport)]
+            steps.append(Step("verify", "open the agent's ssh:// port URL (its own tunnel; LOCALPORT: a free "
+                              "local port), ask INFO, compare its model SHA-256", argv))
         return steps
 
 
@@ -423,17 +466,27 @@ class DeployResult:
     info: dict | None
 
 
-def _check(proc, target: ssh.SSHTarget, what: str) -> str:
+def _check(proc, target: SSHTarget, what: str, remote_dir: str) -> str:
     out = proc.stdout.decode(errors="replace")
+    _refuse_unowned(out, target, remote_dir)
     if proc.returncode != 0:
         err = " ".join((proc.stderr.decode(errors="replace") or out).split())
-        raise DeviceError(f"{target.label}: {what} failed (exit {proc.returncode}: {ssh._tail(err, 300) or 'no message'})")
+        raise DeviceError(f"{target.label}: {what} failed (exit {proc.returncode}: {tail(err, 300) or 'no message'})")
     return out
 
 
+def _refuse_unowned(out: str, target: SSHTarget, remote_dir: str) -> None:
+    if NOT_OURS in out.split():
+        raise UsageError(f"--remote-dir {remote_dir}: the folder exists on {target.label} but was not created by "
+                         f"edgeattack flash (no {MARKER} marker); refused, since flash replaces what is in it: "
+                         f"give a new folder name (flash creates it), or remove that folder on the board yourself")
+
+
 def _probe(dep: PiDeploy) -> dict:
-    proc = ssh.run(dep.target, probe_script(dep.python), input=PROBE_CODE.encode(), what="probe", timeout=120)
+    proc = ssh.run(dep.target, probe_script(dep.python, dep.remote_dir), input=PROBE_CODE.encode(),
+                   what="probe", timeout=120)
     out = proc.stdout.decode(errors="replace")
+    _refuse_unowned(out, dep.target, dep.remote_dir)
     if "EDGEATTACK_NO_PYTHON" in out:
         raise DeviceError(f"{dep.target.label}: remote python {dep.python!r} not found: install it "
                           f"(`sudo apt install python3 python3-venv`) or pass --python /path/to/python3")
@@ -442,7 +495,7 @@ def _probe(dep: PiDeploy) -> dict:
     except (ValueError, IndexError):
         err = " ".join(proc.stderr.decode(errors="replace").split())
         raise DeviceError(f"{dep.target.label}: remote python {dep.python!r} did not run "
-                          f"({ssh._tail(err) or 'no output'}): check it, or pass --python /path/to/python3") from None
+                          f"({tail(err) or 'no output'}): check it, or pass --python /path/to/python3") from None
     if not report["ok_version"]:
         raise DeviceError(f"{dep.target.label}: remote python {dep.python!r} is {report['python']}; the agent "
                           f"needs 3.9 or newer: install a newer python3 or pass --python")
@@ -473,6 +526,7 @@ def flash_pi(dep: PiDeploy, *, dry_run: bool = False,
              echo: Callable[[str], None] = print) -> DeployResult | list[Step]:
     """Deploy and start the agent (see the module doc). With dry_run, print the plan and return it,
     touching nothing (no connection is made). Errors: DeviceError/UsageError, one line each."""
+    remote_dir_path(dep.remote_dir)  # refuse a folder flash may not own before anything else
     if dep.runtime != "litert":
         raise UsageError(f"board {dep.board}: runtime {dep.runtime!r} is not available on a linux board "
                          f"(tflite-micro has no aarch64 wheel): use runtime litert")
@@ -498,7 +552,7 @@ def flash_pi(dep: PiDeploy, *, dry_run: bool = False,
         pkgs = dep.packages(report["missing"])
         if not dep.install:
             raise DeviceError(f"{t.label}: {dep.python} lacks {', '.join(report['missing'])} and --no-install was "
-                              f"given: install them on the board ({dep.python} -m pip install {' '.join(pkgs)}) "
+                              f"given: install them on the board ({shlex.join([dep.python, '-m', 'pip', 'install', *pkgs])}) "
                               f"or drop --no-install")
         echo(f"installing {' '.join(pkgs)} on {t.label} ...")
         proc = ssh.run(t, install_script(dep.python, pkgs, dep.pip(report["venv"])), what="pip install", timeout=1800)
@@ -507,24 +561,24 @@ def flash_pi(dep: PiDeploy, *, dry_run: bool = False,
             hint = ("the system python is externally managed: create a venv on the board "
                     "(`python3 -m venv ~/edgeattack-venv`) and pass --python ~/edgeattack-venv/bin/python"
                     if "externally-managed" in err else "install them by hand on the board")
-            raise DeviceError(f"{t.label}: pip install {' '.join(pkgs)} failed ({ssh._tail(err)}): {hint}")
+            raise DeviceError(f"{t.label}: pip install {' '.join(pkgs)} failed ({tail(err)}): {hint}")
         installed = pkgs
         report = _probe(dep)
         if report["missing"]:
             raise DeviceError(f"{t.label}: {dep.python} still cannot import {', '.join(report['missing'])} after "
                               f"pip install: check the board's python (`{dep.python} -m pip list`)")
 
-    _check(ssh.run(t, stop_script(dep.remote_dir), what="stop"), t, "stopping the previous agent")
+    _check(ssh.run(t, stop_script(dep.remote_dir), what="stop"), t, "stopping the previous agent", dep.remote_dir)
     manifest = {"model_sha256": sha, "model_source": dep.model_path.name, "board": dep.board,
                 "agent_port": dep.agent_port, "runtime": dep.runtime, "python": dep.python,
                 "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": sorted(tree)}
     bundle = _bundle(tree, model, manifest)
     _check(ssh.run(t, upload_script(dep.remote_dir), input=bundle, what="upload"), t,
-           f"copying the agent into {dep.remote_dir}")
+           f"copying the agent into {dep.remote_dir}", dep.remote_dir)
 
     out = _check(ssh.run(t, start_script(dep.remote_dir, dep.python, dep.agent_port, dep.runtime,
                                          dep.ready_timeout, dep.board), input=READY_CODE.encode(), what="start", timeout=dep.ready_timeout + 60),
-                 t, "starting the agent")
+                 t, "starting the agent", dep.remote_dir)
     state = json.loads(out.strip().splitlines()[-1])
     if state["sha256"] != sha:
         raise DeviceError(f"{t.label}: model hash mismatch after upload ({state['sha256']} on the board, {sha} "
@@ -537,10 +591,9 @@ def flash_pi(dep: PiDeploy, *, dry_run: bool = False,
     info, url = None, None
     if dep.agent_port.startswith("tcp://"):
         host, _, rport = dep.agent_port[len("tcp://"):].rpartition(":")
-        url = ssh.ssh_url(t, int(rport), host or "127.0.0.1")
+        url = ssh_url(t, int(rport), host or "127.0.0.1")
         try:
-            with ssh.tunnel(t, int(rport), remote_host=host or "127.0.0.1") as local:
-                info = query_info(local)
+            info = query_info(url)  # through the URL's own tunnel, as every later command does
             verify_info(info, sha, t.label)
         except BaseException:
             stop_pi(t, dep.remote_dir)  # never leave an unverified agent running
@@ -549,9 +602,9 @@ def flash_pi(dep: PiDeploy, *, dry_run: bool = False,
                         model_sha256=sha, aligned=changed, port_url=url, installed=installed, info=info)
 
 
-def stop_pi(target: ssh.SSHTarget, remote_dir: str) -> str:
+def stop_pi(target: SSHTarget, remote_dir: str) -> str:
     """Stop the agent deployed in `remote_dir` (no-op when none runs); returns what was done."""
-    out = _check(ssh.run(target, stop_script(remote_dir), what="stop"), target, "stopping the agent")
+    out = _check(ssh.run(target, stop_script(remote_dir), what="stop"), target, "stopping the agent", remote_dir)
     return out.strip() or "no agent running"
 
 
@@ -567,16 +620,16 @@ def port_url(profile, host: str | None = None, identity: str | None = None) -> s
         return profile.port
     target = target_for(profile, host, identity)
     rhost, _, rport = agent_port[len("tcp://"):].rpartition(":")
-    return ssh.ssh_url(target, int(rport), rhost or "127.0.0.1")
+    return ssh_url(target, int(rport), rhost or "127.0.0.1")
 
 
 def target_for(profile, host: str | None = None, identity: str | None = None,
-               config: str | None = None) -> ssh.SSHTarget:
+               config: str | None = None) -> SSHTarget:
     """The SSH target: `--host` when given, else the profile's deploy.user@host:ssh_port."""
     deploy = profile.deploy or {}
     if host:
-        return ssh.SSHTarget.parse(host, identity=identity, config=config)
+        return SSHTarget.parse(host, identity=identity, config=config)
     if not deploy.get("host"):
         raise UsageError(f"board {profile.name}: no host: pass --host user@host")
-    return ssh.SSHTarget(host=deploy["host"], user=deploy.get("user"), port=deploy.get("ssh_port"),
+    return SSHTarget(host=deploy["host"], user=deploy.get("user"), port=deploy.get("ssh_port"),
                          identity=identity, config=config)

@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from .. import children
 from ..errors import DeviceError, UsageError
-from .ssh import _die_with_parent, _free_local_port, _stop, listening_inodes, socket_inodes
+from ..link.transport import free_local_port, pid_listens
 
 
 def config_yaml(device: str, port: int, baudrate: int = 115200, bind: str = "127.0.0.1",
@@ -54,7 +55,7 @@ def export_serial(device: str, port: int = 0, baudrate: int = 115200, timeout: f
     """Run ser2net exporting `device` on 127.0.0.1:`port` (0: a free one) until the block ends;
     yields the pyserial URL `rfc2217://127.0.0.1:PORT` (plus `?ign_set_control` for a pty).
 
-    ser2net dies with this process (PR_SET_DEATHSIG) and is always terminated and reaped on exit.
+    ser2net dies with this process and is always stopped and reaped on exit (edgeattack.children).
     """
     binary = shutil.which("ser2net") or ("/usr/sbin/ser2net" if os.path.exists("/usr/sbin/ser2net") else None)
     if binary is None:
@@ -65,18 +66,16 @@ def export_serial(device: str, port: int = 0, baudrate: int = 115200, timeout: f
         cfg = Path(tmp) / "ser2net.yaml"
         log_path = Path(tmp) / "ser2net.log"
         for attempt in range(1 if port else 5):
-            tcp_port = port or _free_local_port()
+            tcp_port = port or free_local_port()
             cfg.write_text(config_yaml(device, tcp_port, baudrate))
             with open(log_path, "wb") as log:
                 # -n: stay in the foreground; -d: log to stderr; -P: pid file in our temp dir, not /run
-                proc = subprocess.Popen([binary, "-n", "-d", "-c", str(cfg), "-P", str(Path(tmp) / "ser2net.pid")],
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                        preexec_fn=_die_with_parent)
+                proc = children.spawn([binary, "-n", "-d", "-c", str(cfg), "-P", str(Path(tmp) / "ser2net.pid")],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
             try:
                 deadline = time.monotonic() + timeout
                 while proc.poll() is None and time.monotonic() < deadline:
-                    inodes = listening_inodes(tcp_port)
-                    if inodes and inodes & socket_inodes(proc.pid):
+                    if pid_listens(proc.pid, tcp_port):
                         break
                     time.sleep(0.05)
                 else:
@@ -88,5 +87,5 @@ def export_serial(device: str, port: int = 0, baudrate: int = 115200, timeout: f
                 yield f"rfc2217://127.0.0.1:{tcp_port}" + ("?ign_set_control" if _is_pty(device) else "")
                 return
             finally:
-                _stop(proc)
+                children.stop(proc)
         raise DeviceError(f"ser2net could not listen for {device}: no free local port after 5 attempts")

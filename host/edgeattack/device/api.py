@@ -290,18 +290,6 @@ def _start_board(profile: BoardProfile, model_path: Path, startup_timeout: float
     return start_qemu_board(profile, model_path)
 
 
-@contextlib.contextmanager
-def _resolved(url: str):
-    """ssh:// and tcp:// URLs need a tunnel or a rewrite (edgeattack.deploy.ssh); others pass."""
-    if url.startswith(("ssh://", "tcp://")):
-        from ..deploy.ssh import resolve_port
-
-        with resolve_port(url) as local:
-            yield local
-    else:
-        yield url
-
-
 def _aligned_sha256(model_path: Path) -> str | None:
     """SHA-256 of the model once 16-byte aligned: what firmware built from it runs (CONVENTIONS:
     Model identity). None when it cannot be aligned (then only the file's own hash can match)."""
@@ -356,11 +344,10 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
                 url = profile.port
                 if not url:
                     raise UsageError(f"board {profile.name} has no default port: give --port URL")
-        local = stack.enter_context(_resolved(url))
         baud = profile.baudrate or 115200
 
         def factory():
-            p = open_port(local, baudrate=baud)
+            p = open_port(url, baudrate=baud)
             return injector.wrap(p) if injector is not None else p
 
         factory.url = url  # the Client names the port by it in errors

@@ -2,7 +2,10 @@
 
 The protocol code talks to a *port*: any object with pyserial's `read(n)`, `write(data)`,
 `in_waiting`, `timeout` (settable), `close()` and `is_open`. `open_port` gives one for a URL
-(`/dev/ttyACM0`, a pty path, `socket://host:port`, `rfc2217://host:port`, `loop://`);
+(`/dev/ttyACM0`, a pty path, `socket://host:port`, `rfc2217://host:port`, `loop://`, and edgeattack's
+own `tcp://host:port` and `ssh://user@host/127.0.0.1:5555`, registered as pyserial URL handlers: the
+modules `protocol_tcp` and `protocol_ssh` of this package, which `serial_for_url` finds because the
+package is listed in `serial.protocol_handler_packages`);
 `SocketPort` and `FdPort` wrap an accepted socket or a pty master fd for the device side;
 `read_some` returns whatever bytes arrive next without waiting for a fixed count, and `write_all`
 writes a buffer (both with as few system calls as the port allows: they are most of a small frame's
@@ -10,6 +13,7 @@ cost).
 """
 from __future__ import annotations
 
+import errno
 import os
 import select
 import socket
@@ -17,6 +21,7 @@ import termios
 import tty
 
 import serial
+from serial.urlhandler.protocol_socket import Serial as _SocketSerial
 
 from edgeattack.errors import DeviceError
 
@@ -26,6 +31,12 @@ except ImportError:  # pragma: no cover - not POSIX
     _PosixSerial = None
 
 DEFAULT_TIMEOUT = 0.05  # read poll interval: the client's own timers decide when to give up
+
+# serial_for_url("X://...") imports `<package>.protocol_X` from each package of this list in turn
+# (pyserial's own `serial.urlhandler` first): ours provide tcp:// and ssh://.
+HANDLER_PACKAGE = __name__.rpartition(".")[0]  # edgeattack.link
+if HANDLER_PACKAGE not in serial.protocol_handler_packages:
+    serial.protocol_handler_packages.append(HANDLER_PACKAGE)
 
 
 def free_local_port() -> int:
@@ -37,12 +48,62 @@ def free_local_port() -> int:
         return s.getsockname()[1]
 
 
+def listening_inodes(port: int, proc_net: str = "/proc/net/tcp") -> set[int] | None:
+    """Socket inodes listening on 127.0.0.1:port (Linux /proc/net/tcp), or None without /proc."""
+    try:
+        with open(proc_net) as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return None
+    want = f"0100007F:{port:04X}"
+    found = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 9 and fields[1] == want and fields[3] == "0A":  # 0A = LISTEN
+            found.add(int(fields[9]))
+    return found
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets process `pid` holds open (Linux)."""
+    found = set()
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return found
+    for name in names:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            found.add(int(link[8:-1]))
+    return found
+
+
+def pid_listens(pid: int, port: int) -> bool:
+    """True once process `pid` (a child given `port` to listen on: an SSH forward, ser2net) listens
+    on 127.0.0.1:port. Probed without connecting, since a probe connection would be the server's
+    first client. On Linux the listener must be `pid` itself, not another program that grabbed the
+    port; elsewhere a bind probe."""
+    inodes = listening_inodes(port)
+    if inodes is not None:
+        return bool(inodes & socket_inodes(pid))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            return e.errno == errno.EADDRINUSE
+        return False
+
+
 def open_port(url: str, baudrate: int = 115200, timeout: float = DEFAULT_TIMEOUT):
     """Open `url` with `serial.serial_for_url` (raw mode for ttys, as pyserial configures them).
 
     For socket:// the underlying TCP socket gets TCP_NODELAY: without it every small reply waits for
     the peer's delayed ACK (about 44 ms per round trip). A port that cannot be opened raises
-    DeviceError naming the port and what to check.
+    DeviceError naming the port and what to check (for ssh://, the host, the cause and the fix); a
+    malformed ssh:// URL raises UsageError.
     """
     try:
         port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, write_timeout=None)
@@ -59,7 +120,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _hint(url: str) -> str:
-    if url.startswith(("socket://", "rfc2217://")):
+    if url.startswith(("socket://", "rfc2217://", "tcp://", "ssh://")):
         return "check that the board or agent is running and listening on that host and port"
     if url.startswith("loop://"):
         return "check the URL"
@@ -88,7 +149,7 @@ def read_some(port, limit: int = 65536) -> bytes:
     if fd is not None:
         return _read_fd(fd, limit, port.timeout, port_name(port))
     sock = getattr(port, "_socket", None)
-    if isinstance(sock, socket.socket) and type(port).__module__.endswith("protocol_socket"):
+    if isinstance(sock, socket.socket) and isinstance(port, _SocketSerial):
         # pyserial's socket:// read(n) waits for all n bytes and its in_waiting is only 0 or 1:
         # read the socket directly so a reply is handed over as soon as it arrives.
         if not port.is_open:
@@ -177,18 +238,25 @@ def _read_fd(fd: int, limit: int, timeout, name: str) -> bytes:
 
 def close_port(port) -> None:
     """Close a port at once. pyserial's socket:// close() sleeps 0.3 s "for quick reconnects";
-    a link that reconnects after a fault closes the socket itself instead."""
+    a link that reconnects after a fault closes the socket itself instead (tcp:// and ssh:// ports
+    close at once by themselves, ssh:// stopping its tunnel too)."""
+    if type(port) is _SocketSerial:
+        close_socket(port)
+        return
+    port.close()
+
+
+def close_socket(port) -> None:
+    """Shut down and close a pyserial socket:// port's socket without the 0.3 s sleep."""
     sock = getattr(port, "_socket", None)
-    if isinstance(sock, socket.socket) and type(port).__module__.endswith("protocol_socket"):
+    if isinstance(sock, socket.socket):
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
         sock.close()
-        port._socket = None
-        port.is_open = False
-        return
-    port.close()
+    port._socket = None
+    port.is_open = False
 
 
 class SocketPort:
