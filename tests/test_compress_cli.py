@@ -99,3 +99,12 @@ def test_cli_refuses_existing_output_without_force(digits_model, tmp_path):
     _assert_clean_failure(proc, out, str(out), "--force")
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_cli_unwritable_output_refused_before_the_work(digits_model, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "o"
+    proc = run_cli("compress", digits_model, "--recipe", "ptq-int8", "-o", out)
+    _assert_clean_failure(proc, None, str(out), "is a file, not a folder", "choose another -o")
+    assert proc.returncode == 2
+    assert "ptq-int8" not in proc.stderr  # no step ran

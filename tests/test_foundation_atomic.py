@@ -5,11 +5,25 @@ import json
 import math
 import os
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from edgeattack import atomic
+from edgeattack.errors import UsageError
+
+
+def as_unprivileged() -> list[str]:
+    """A command prefix running a program as a user that file permissions apply to: root ignores
+    them, so as root the program runs as `nobody` (setpriv, util-linux)."""
+    if os.geteuid() != 0:
+        return []
+    from conftest import require_tool
+
+    require_tool("setpriv")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
 @pytest.fixture(params=[0o022, 0o027])
@@ -64,3 +78,36 @@ def test_json_is_strict_with_non_finite_as_null(tmp_path):
                     "nested": [{"x": [None, 2]}], "i": 3, "path": str(tmp_path)}
     with pytest.raises(TypeError, match="not JSON serializable"):
         atomic.json_text({"x": object()})
+
+
+def test_unwritable_output_refused_before_any_work(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UsageError, match="afile is a file, not a folder; choose another -o"):
+        atomic.check_output(tmp_path / "afile" / "sub" / "out", force=False)
+    atomic.check_output(tmp_path / "new" / "deeper" / "out", force=False)  # creatable: fine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # the check wrote nothing
+
+
+@pytest.fixture
+def open_tmp():
+    """A folder anyone may enter (pytest's tmp_path sits below a 0700 folder of root's)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    d = Path(tempfile.mkdtemp(prefix="ea-atomic-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_read_only_folder_refused(open_tmp):
+    ro = open_tmp / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    code = ("import sys\nfrom edgeattack.atomic import check_output\nfrom edgeattack.errors import UsageError\n"
+            "try:\n    check_output(sys.argv[1], False)\nexcept UsageError as e:\n    print(e); sys.exit(2)\n")
+    proc = subprocess.run([*as_unprivileged(), sys.executable, "-c", code, str(ro / "out")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert f"cannot write in {ro} (Permission denied)" in proc.stdout

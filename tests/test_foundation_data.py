@@ -111,3 +111,108 @@ def test_image_folder_one_subfolder_per_class(tmp_path):
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "dog" / "odd.png")
     with pytest.raises(UsageError, match="odd.png"):
         load_dataset(tmp_path)
+
+
+def _small_npz(path, x_train=None):
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 8, 8, 1)).astype(np.float32) if x_train is None else x_train
+    np.savez(path, x_train=x, y_train=np.arange(40) % 2, x_test=rng.random((10, 8, 8, 1)),
+             y_test=np.arange(10) % 2)
+    return path
+
+
+@pytest.mark.parametrize("content, words", [
+    ("npy", ["a single .npy array", "x_train, y_train, x_test, y_test", "numpy.savez"]),
+    ("text", ["not an .npz archive", "numpy.savez"]),
+    ("empty", ["an empty file"]),
+])
+def test_npy_or_text_given_as_npz_is_one_clear_line(tmp_path, content, words):
+    f = tmp_path / "data.npz"
+    if content == "npy":
+        with open(f, "wb") as fh:
+            np.save(fh, np.zeros((4, 8, 8, 1)))
+    else:
+        f.write_text("x,y\n1,2\n" if content == "text" else "")
+    with pytest.raises(UsageError) as e:
+        load_dataset(f)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(str(f)) and "pickle" not in msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_train_refuses_nan_or_npy_data_before_any_work(tmp_path):
+    nan = np.random.default_rng(0).random((40, 8, 8, 1)).astype(np.float32)
+    nan[3, 2, 2, 0] = np.nan
+    bad = _small_npz(tmp_path / "nan.npz", nan)
+    proc = run_cli("train", "--dataset", bad, "--epochs", "1", "-o", tmp_path / "o1")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"edgeattack: error: {bad}: x_train holds 1 NaN or "
+                                                f"infinite value(s); remove or replace them (a model "
+                                                f"trained on them is NaN)"]
+    assert not (tmp_path / "o1").exists()
+    npy = tmp_path / "arr.npz"
+    with open(npy, "wb") as fh:
+        np.save(fh, nan)
+    proc = run_cli("train", "--dataset", npy, "--epochs", "1", "-o", tmp_path / "o2")
+    assert proc.returncode == 2 and "a single .npy array" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "o2").exists()
+
+
+def test_nan_in_a_python_dataset_refused_by_train_model(tmp_path):
+    from edgeattack.datasets import Dataset
+    from edgeattack.train import train_model
+
+    x = np.zeros((20, 8, 8, 1), np.float32)
+    x[0, 0, 0, 0] = np.inf
+    d = Dataset("mine", x, np.arange(20) % 2, x[:4].copy() * 0, np.arange(4) % 2, 2)
+    with pytest.raises(UsageError, match="mine: x_train holds 1 NaN or infinite"):
+        train_model("cnn-digits", d, tmp_path / "o", epochs=1, progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_unwritable_output_refused_before_training(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "run"
+    proc = run_cli("train", "--epochs", "1", "-o", out)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"edgeattack: error: {out}: cannot create the output, "
+                                                f"{tmp_path / 'afile'} is a file, not a folder; choose "
+                                                f"another -o"]
+    with pytest.raises(UsageError, match="is a file, not a folder"):  # the Python API checks first too
+        from edgeattack.train import train_model
+
+        train_model("cnn-digits", "digits", out, epochs=1, progress=False)
+
+
+def test_dataset_recorded_absolute_and_found_from_another_folder(tmp_path):
+    """train.json records a dataset file by absolute path: `compress` run from another working
+    directory (without --dataset) finds it."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _small_npz(tmp_path / "a" / "data.npz")
+    proc = run_cli("train", "--dataset", "data.npz", "--epochs", "1", "-o", "run", cwd=tmp_path / "a")
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((tmp_path / "a" / "run" / "train.json").read_text())
+    assert meta["dataset"] == str(tmp_path / "a" / "data.npz")
+    proc = run_cli("compress", "../a/run/model.keras", "--recipe", "ptq-int8", "-o", "c",
+                   cwd=tmp_path / "b")
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((tmp_path / "b" / "c" / "manifest.json").read_text())
+    assert m["dataset"]["name"] == str(tmp_path / "a" / "data.npz") and m["dataset"]["test"] == 10
+
+
+def test_relative_dataset_of_an_older_train_json_is_resolved_or_named(tmp_path):
+    from edgeattack.compression.pipeline import compress
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_text("not read: the dataset is checked first")
+    (run / "train.json").write_text(json.dumps({"dataset": "gone/data.npz"}))
+    with pytest.raises(UsageError, match=r"records dataset gone/data.npz.*neither here nor beside "
+                                         r"the model; pass --dataset"):
+        compress(run / "model.keras", "ptq-int8", tmp_path / "o", progress=False)
+    _small_npz(run / "data.npz")
+    (run / "train.json").write_text(json.dumps({"dataset": "data.npz"}))  # beside the model: found,
+    with pytest.raises(UsageError, match="not a Keras model"):  # so the model is what fails next
+        compress(run / "model.keras", "ptq-int8", tmp_path / "o", progress=False)

@@ -21,11 +21,34 @@ from .errors import UsageError
 
 
 def check_output(path: str | os.PathLike, force: bool) -> Path:
-    """Refuse to overwrite an existing output unless --force was given."""
+    """Refuse to overwrite an existing output unless --force was given, and refuse an output that
+    could not be written (read-only folder, a file where a folder should be): checked before any
+    work, so a long run never fails at its very end."""
     p = Path(path)
-    if p.exists() and not force and (p.is_file() or any(p.iterdir())):
-        raise UsageError(f"{p}: output already exists; pass --force to overwrite it or choose another -o")
+    try:
+        if p.exists() and not force and (p.is_file() or any(p.iterdir())):
+            raise UsageError(f"{p}: output already exists; pass --force to overwrite it or choose "
+                             f"another -o")
+        _check_writable(p)
+    except PermissionError as e:  # a folder on the way that may not be entered or listed
+        raise UsageError(f"{p}: cannot reach the output ({e.strerror}: {e.filename}); choose "
+                         f"another -o") from None
     return p
+
+
+def _check_writable(p: Path) -> None:
+    """Create and remove a probe folder where the output will be created (its nearest existing
+    ancestor: missing parents are made only when the output is written)."""
+    where = p.parent
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not where.is_dir():
+        raise UsageError(f"{p}: cannot create the output, {where} is a file, not a folder; choose "
+                         f"another -o")
+    try:
+        _temp_beside(where / f"{p.name}.probe", lambda t: t.mkdir(0o700)).rmdir()
+    except OSError as e:
+        raise UsageError(f"{p}: cannot write in {where} ({e.strerror or e}); choose another -o") from None
 
 
 def _temp_beside(final: Path, make) -> Path:

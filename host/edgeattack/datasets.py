@@ -35,6 +35,9 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
+    def check_finite(self) -> None:
+        check_finite(self.name, x_train=self.x_train, x_test=self.x_test)
+
     def describe(self) -> dict:
         return {
             "name": self.name, "input_shape": list(self.input_shape), "classes": self.classes,
@@ -46,6 +49,8 @@ class Dataset:
 def load_dataset(spec: str | os.PathLike = "digits") -> Dataset:
     """Load a dataset by name or path (see module docstring)."""
     s = str(spec)
+    if not s:
+        raise UsageError("--dataset is empty; give a dataset name, a .npz or an image folder")
     if s == "digits":
         return _digits()
     if s in KERAS_DATASETS:
@@ -53,7 +58,7 @@ def load_dataset(spec: str | os.PathLike = "digits") -> Dataset:
     if s.startswith("synthetic"):
         return synthetic(s)
     p = Path(s)
-    if p.suffix == ".npz":
+    if p.suffix.lower() == ".npz":
         return _npz(p)
     if p.is_dir():
         return _image_folder(p)
@@ -133,29 +138,75 @@ def synthetic(spec: str = "synthetic:8x8x1:10", seed: int = 0) -> Dataset:
     return Dataset(spec, x_tr, y_tr, x_te, y_te, classes, (0.0, 1.0))
 
 
-def _npz(path: Path) -> Dataset:
+NPZ_MAGIC = b"PK\x03\x04"    # an .npz is a zip archive of .npy files
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def load_npz(path: str | os.PathLike, keys: tuple[str, ...], what: str = "an .npz") -> dict:
+    """The arrays `keys` of the .npz file `path` (allow_pickle=False). A single .npy array, a text
+    file or a missing key is a one-line UsageError saying what the file is and what is expected."""
+    path = Path(path)
+    need = ", ".join(keys)
     if not path.is_file():
-        raise UsageError(f"--dataset {path}: no such file")
+        raise UsageError(f"{path}: no such file; give {what} with {need}")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(NPY_MAGIC))
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read it ({e.strerror})") from None
+    if not head.startswith(NPZ_MAGIC):
+        kind = ("a single .npy array" if head.startswith(NPY_MAGIC) else
+                "an empty file" if not head else "not an .npz archive")
+        raise UsageError(f"{path}: {kind}; give {what} with {need}, saved with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f.files]
+            missing = [k for k in keys if k not in f.files]
             if missing:
-                raise UsageError(f"{path}: missing key {missing[0]!r}; a dataset .npz needs "
-                                 f"x_train, y_train, x_test, y_test")
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+                raise UsageError(f"{path}: missing key {missing[0]!r}; {what} needs {need}")
+            return {k: f[k] for k in keys}
     except UsageError:
         raise
     except Exception as e:
-        raise UsageError(f"{path}: not a readable .npz ({e}); save it with numpy.savez") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise UsageError(f"{path}: not a readable .npz ({first}); save it with numpy.savez, "
+                         f"without object arrays") from None
+
+
+def _npz(path: Path) -> Dataset:
+    arrays = load_npz(path, ("x_train", "y_train", "x_test", "y_test"), "a dataset .npz")
     x_tr, x_te = arrays["x_train"].astype(np.float32), arrays["x_test"].astype(np.float32)
     y_tr, y_te = arrays["y_train"].reshape(-1).astype(np.int64), arrays["y_test"].reshape(-1).astype(np.int64)
     if len(x_tr) != len(y_tr) or len(x_te) != len(y_te) or x_tr.shape[1:] != x_te.shape[1:]:
         raise UsageError(f"{path}: x/y lengths or train/test shapes disagree "
                          f"({x_tr.shape}, {y_tr.shape}, {x_te.shape}, {y_te.shape})")
+    check_finite(path, x_train=x_tr, x_test=x_te)
     lo = float(min(x_tr.min(), x_te.min()))
     hi = float(max(x_tr.max(), x_te.max()))
     classes = int(max(y_tr.max(), y_te.max())) + 1
     return Dataset(str(path), x_tr, y_tr, x_te, y_te, classes, (lo, hi))
+
+
+def check_finite(name, **arrays) -> None:
+    """UsageError naming the first array holding NaN or infinity: training on it gives a NaN model
+    and a NaN data range, and nothing downstream could be trusted."""
+    for key, a in arrays.items():
+        bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            raise UsageError(f"{name}: {key} holds {bad} NaN or infinite value(s); remove or replace "
+                             f"them (a model trained on them is NaN)")
+
+
+def is_named(spec: str) -> bool:
+    """True for a dataset given by name (digits, mnist, synthetic:...), False for a file or folder."""
+    s = str(spec)
+    return s == "digits" or s in KERAS_DATASETS or s.startswith("synthetic")
+
+
+def recorded_spec(spec) -> str:
+    """How a dataset is recorded (train.json): a name as it is, a file or folder as an absolute
+    path, so a later command finds it from any working directory."""
+    s = str(spec)
+    return s if is_named(s) else str(Path(s).resolve())
 
 
 def _image_folder(root: Path) -> Dataset:

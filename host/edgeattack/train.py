@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_dir, write_json
-from .datasets import Dataset, load_dataset
+from .atomic import atomic_dir, check_output, write_json
+from .datasets import Dataset, load_dataset, recorded_spec
 from .errors import UsageError
 
 MODEL_FILE = "model.keras"
@@ -65,13 +65,17 @@ def check_input_shape(model_shape, data: Dataset, model_desc: str) -> None:
 def train_model(model: str = "cnn-digits", dataset: str | Dataset = "digits", out=None, *,
                 epochs: int = 30, batch_size: int = 32, lr: float = 1e-3, width: float = 1.0,
                 input_shape=None, seed: int = 0, force: bool = False, progress: bool = True) -> TrainResult:
-    """Train zoo model `model` on `dataset`; write OUT/model.keras and OUT/train.json."""
+    """Train zoo model `model` on `dataset`; write OUT/model.keras and OUT/train.json (which
+    records a dataset file or folder by its absolute path, for `compress` to find from anywhere)."""
     from .tfutil import keras, set_seed
     from .zoo import build_model
 
     if epochs < 1:
         raise UsageError(f"--epochs {epochs}: must be at least 1")
+    if out is not None:
+        check_output(out, force)  # before training, not after
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    data.check_finite()
     shape = tuple(input_shape) if input_shape else data.input_shape
     set_seed(seed)
     net = build_model(model, shape, data.classes, width)
@@ -84,7 +88,7 @@ def train_model(model: str = "cnn-digits", dataset: str | Dataset = "digits", ou
     acc = evaluate(net, data.x_test, data.y_test)
     meta = {
         "model": model, "width": width, "input_shape": list(shape), "classes": data.classes,
-        "dataset": data.name, "data_range": list(data.data_range), "seed": seed, "epochs": epochs,
+        "dataset": recorded_spec(data.name), "data_range": list(data.data_range), "seed": seed, "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "params": int(net.count_params()),
         "test_accuracy": acc,
     }

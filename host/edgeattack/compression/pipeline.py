@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..atomic import atomic_dir, check_output, write_bytes, write_json
-from ..datasets import Dataset, load_dataset
+from ..datasets import Dataset, is_named, load_dataset
 from ..errors import UsageError
 from ..fileid import sha256_file
 from .context import StepContext, log
@@ -89,13 +89,28 @@ def _load_source(model, dataset, desc):
         meta = read_train_meta(path)
     else:
         path, meta = None, {}
-    spec = dataset if dataset is not None else meta.get("dataset")
+    spec = dataset if dataset is not None else _recorded_dataset(meta, path, desc)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(spec) if spec else None
     keras_model = load_keras_model(path) if path is not None else model
     if data is None:
         raise UsageError(f"{desc}: no train.json next to it records its dataset; pass --dataset "
                          f"(digits, synthetic:HxWxC:K, a .npz, ...)")
     return path, keras_model, meta, data
+
+
+def _recorded_dataset(meta: dict, path: Path | None, desc: str):
+    """The dataset train.json records. A file or folder is recorded absolute; an older train.json
+    may hold it relative to the training run's working directory, which is unknown: try the
+    current folder, then the model's own folder."""
+    spec = meta.get("dataset")
+    if not spec or is_named(spec) or Path(spec).is_absolute() or path is None:
+        return spec
+    folder = path if path.is_dir() else path.parent
+    for candidate in (Path(spec), folder / spec):
+        if candidate.exists():
+            return str(candidate)
+    raise UsageError(f"{desc}: its train.json records dataset {spec}, relative to where it was "
+                     f"trained, and it is neither here nor beside the model; pass --dataset")
 
 
 def _check_fits(model, data: Dataset, desc: str) -> None:
