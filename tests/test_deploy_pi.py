@@ -196,7 +196,8 @@ def test_flash_tunnel_infer_matches_litert_and_stop(sshd, remote_dir, tiny_tflit
     # only the agent's minimal tree went over, and it imports no TensorFlow
     shipped = sorted(str(p.relative_to(remote_dir / "lib")) for p in (remote_dir / "lib").rglob("*.py"))
     assert "edgeattack/agent.py" in shipped and "edgeattack/link/server.py" in shipped
-    assert not any(name.startswith(("edgeattack/tflite", "edgeattack/device", "edgeattack/cli"))
+    assert shipped == sorted(pi.agent_tree())  # the closure test_deploy_units checks, nothing more
+    assert not any(name.startswith(("edgeattack/device", "edgeattack/cli", "edgeattack/compression"))
                    for name in shipped)
     (pid,) = _agent_pids(remote_dir)
     assert int((remote_dir / "agent.pid").read_text()) == pid
