@@ -155,3 +155,29 @@ def test_ssh_url_failure_names_the_host_and_leaves_no_ssh(sshd):
     with pytest.raises(DeviceError, match=rf"127.0.0.1:{closed}: host unreachable"):
         open_port(url)
     assert _ssh_clients() == []
+
+
+def test_sigkilled_owner_leaves_no_ssh(sshd):
+    """The tunnel's ssh gets SIGTERM when the process that opened the port dies, even by SIGKILL."""
+    import signal
+    import subprocess
+    import sys
+
+    with echo_server() as (agent_port, _):
+        code = ("import sys, time\n"
+                "from edgeattack.link.transport import open_port\n"
+                f"port = open_port({ssh_url(sshd.target(), agent_port)!r})\n"
+                "print(port.tunnel.proc.pid, flush=True)\n"
+                "time.sleep(60)\n")
+        owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        try:
+            ssh_pid = int(owner.stdout.readline())
+            assert _alive(ssh_pid)
+        finally:
+            owner.send_signal(signal.SIGKILL)
+            owner.wait()
+            owner.stdout.close()
+        deadline = time.monotonic() + 10
+        while _alive(ssh_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(ssh_pid), "the tunnel's ssh outlived the SIGKILLed process that opened it"
