@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from edgeattack.device.api import open_device
-from edgeattack.device.emulator import EmulatedBoard
+from edgeattack.device.boards.emulator import EmulatedBoard
 from edgeattack.profiles import get_profile
 from edgeattack.errors import DeviceError, UsageError
 from edgeattack.link import messages as m
@@ -209,7 +209,7 @@ def test_emulated_board_is_a_child_behind_a_pty_and_is_reaped(model):
 
 def test_agent_dies_with_the_host_process(model):
     """PR_SET_DEATHSIG: SIGKILL the process that started a board; its agent must not survive."""
-    code = ("import sys, time; from edgeattack.device.emulator import EmulatedBoard; "
+    code = ("import sys, time; from edgeattack.device.boards.emulator import EmulatedBoard; "
             "from edgeattack.profiles import get_profile; "
             f"b = EmulatedBoard(get_profile('emu-litert'), {str(model)!r}).start(); "
             "print(b.pid, flush=True); time.sleep(600)")
@@ -296,8 +296,8 @@ def test_qemu_kind_reports_instructions_and_estimated_time(model, tmp_path, tiny
 
 
 def test_qemu_board_without_launcher_is_a_clear_error(model, monkeypatch):
-    monkeypatch.setitem(sys.modules, "edgeattack.firmware.qemu", None)  # import fails
-    with pytest.raises(DeviceError, match="QEMU launcher"):
+    monkeypatch.setitem(sys.modules, "edgeattack.device.boards.qemu", None)  # import fails
+    with pytest.raises(DeviceError, match="qemu board driver .* is not available"):
         with open_device("qemu-m4", model):
             pass
 

@@ -185,7 +185,7 @@ def test_board_without_port_and_missing_toolchain_are_one_line_errors(tiny, tmp_
 
 
 def test_m4_answers_info_with_model_hash_and_matches_tflm(tools, tiny, tiny_dataset):
-    from edgeattack.firmware.qemu import start_qemu_board
+    from edgeattack.device.boards.qemu import start_qemu_board
     from edgeattack.quant import quantize_input
     from edgeattack.tflite.reader import read_model
 
@@ -219,7 +219,7 @@ ZOO = {"cnn-digits": (None, 1.0), "cnn-mnist": (None, 1.0), "resnet8": ((16, 16,
 
 @pytest.mark.parametrize("name", list(ZOO))
 def test_zoo_models_on_m4_match_tflm(tools, name, tmp_path_factory):
-    from edgeattack.firmware.qemu import start_qemu_board
+    from edgeattack.device.boards.qemu import start_qemu_board
 
     shape, width = ZOO[name]
     model = zoo_model(name, tmp_path_factory.mktemp("fw_zoo"), input_shape=shape, width=width)
@@ -229,7 +229,7 @@ def test_zoo_models_on_m4_match_tflm(tools, name, tmp_path_factory):
 
 
 def test_m55_over_pty_matches_tflm(tools, tiny, tmp_path_factory):
-    from edgeattack.firmware.qemu import start_qemu_board
+    from edgeattack.device.boards.qemu import start_qemu_board
 
     with start_qemu_board("qemu-m55", tiny, serial="pty") as board:
         assert board.url.startswith("/dev/pts/")
@@ -262,7 +262,7 @@ def tanh_model(tmp_path_factory):
 
 def test_unsupported_operator_is_an_error_frame_not_a_fault(tools, tanh_model):
     from edgeattack.device.api import open_device
-    from edgeattack.firmware.qemu import start_qemu_board
+    from edgeattack.device.boards.qemu import start_qemu_board
     from edgeattack.link import messages as m
 
     with start_qemu_board("qemu-m4", tanh_model) as board:
@@ -295,7 +295,7 @@ def _symbol(elf, name) -> int:
 
 def test_hardfault_at_boot_reports_cfsr_hfsr_pc(tools, tiny):
     from edgeattack.firmware.build import build_firmware
-    from edgeattack.firmware.qemu import start_qemu_board
+    from edgeattack.device.boards.qemu import start_qemu_board
 
     build = build_firmware(tiny, "qemu-m4", debug_fault=2)
     with pytest.raises(DeviceError) as err:
@@ -310,7 +310,7 @@ def test_hardfault_at_boot_reports_cfsr_hfsr_pc(tools, tiny):
 
 def test_hardfault_mid_session_is_reported_by_check(tools, tiny):
     from edgeattack.firmware.build import build_firmware
-    from edgeattack.firmware.qemu import _Link, start_qemu_board
+    from edgeattack.device.boards.qemu import _Link, start_qemu_board
     from edgeattack.link.frame import Frame, encode_frame
 
     build = build_firmware(tiny, "qemu-m4", debug_fault=1)
@@ -338,7 +338,7 @@ def test_hardfault_mid_session_is_reported_by_check(tools, tiny):
 
 def test_lockup_and_silence_are_reported(tools, tiny):
     from edgeattack.firmware.build import build_firmware
-    from edgeattack.firmware.qemu import start_qemu_board
+    from edgeattack.device.boards.qemu import start_qemu_board
 
     m55 = build_firmware(tiny, "qemu-m55")
     with pytest.raises(DeviceError) as err:  # an M55 image on the M4 machine: faults in the handler
@@ -355,7 +355,7 @@ def test_qemu_dies_with_its_parent(tools, tiny, tmp_path):
     """A crashed parent (no stop(), no atexit) still takes QEMU down: PR_SET_DEATHSIG."""
     script = textwrap.dedent(f"""
         import os, sys
-        from edgeattack.firmware.qemu import start_qemu_board
+        from edgeattack.device.boards.qemu import start_qemu_board
         b = start_qemu_board("qemu-m4", {str(tiny)!r})
         print(b.pid, flush=True)
         os._exit(9)
@@ -379,7 +379,7 @@ def test_qemu_dies_with_its_parent(tools, tiny, tmp_path):
 def test_receive_overrun_is_counted_and_survived(tools, tiny):
     """Bytes arriving while the ring buffer is full are lost and counted (as on a real UART); the
     device then resynchronizes at the next delimiter and keeps answering."""
-    from edgeattack.firmware.qemu import _Link, start_qemu_board
+    from edgeattack.device.boards.qemu import _Link, start_qemu_board
     from edgeattack.link import messages as m
     from edgeattack.link.frame import Frame, FrameDecoder, encode_frame
 

@@ -43,7 +43,7 @@ def _model(name, tiny_tflite, tmp_path_factory):
 @pytest.mark.parametrize("name", ["tiny", "cnn-digits", "resnet8"])
 def test_ram_is_arena_plus_receive_buffers_plus_8k(tools, name, tiny_tflite, tmp_path_factory):
     from edgeattack.firmware.build import build_firmware, rx_buffer_bytes
-    from edgeattack.firmware.qemu import start_qemu_board
+    from edgeattack.device.boards.qemu import start_qemu_board
 
     model = _model(name, tiny_tflite, tmp_path_factory)
     b = build_firmware(model, "qemu-m4")
@@ -69,7 +69,7 @@ def test_stack_high_water_mark_stays_below_reservation(tools, name, tiny_tflite,
     """Every zoo model (and the fixture) after inferences and INFO: the painted
     stack's deepest use leaves at least 128 bytes of the reservation untouched."""
     from edgeattack.firmware.build import build_firmware
-    from edgeattack.firmware.qemu import start_qemu_board
+    from edgeattack.device.boards.qemu import start_qemu_board
 
     model = _model(name, tiny_tflite, tmp_path_factory)
     b = build_firmware(model, "qemu-m4")

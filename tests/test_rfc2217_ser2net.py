@@ -45,7 +45,7 @@ def test_config_yaml_is_ser2net4_syntax():
 def test_session_over_rfc2217_equals_session_over_pty(tiny_tflite, tiny_dataset, tmp_path):
     if shutil.which("ser2net") is None and not os.path.exists("/usr/sbin/ser2net"):
         require_tool("ser2net")
-    from edgeattack.device.emulator import EmulatedBoard
+    from edgeattack.device.boards.emulator import EmulatedBoard
     from edgeattack.profiles import get_profile
     from edgeattack.session import run_session
 

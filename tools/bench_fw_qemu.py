@@ -54,7 +54,7 @@ def int8_zoo_model(name: str, width: float, out_dir: Path, seed: int = 0) -> Pat
 
 def measure(board: str, model: Path, samples: int) -> dict:
     from edgeattack.firmware.build import build_firmware
-    from edgeattack.firmware.qemu import start_qemu_board
+    from edgeattack.device.boards.qemu import start_qemu_board
     from edgeattack.link.client import Client
     from edgeattack.link.transport import open_port
     from edgeattack.tflite.analysis import layer_macs

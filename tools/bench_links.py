@@ -105,7 +105,7 @@ def main() -> int:
     from test_deploy_pi import loopback_sshd
 
     from edgeattack.deploy import pi, ser2net
-    from edgeattack.device.emulator import EmulatedBoard
+    from edgeattack.device.boards.emulator import EmulatedBoard
     from edgeattack.link.transport import close_port, free_local_port, open_port
     from edgeattack.profiles import get_profile
 

@@ -35,15 +35,14 @@ def _write_inputs(path: Path, data, samples: int) -> Path:
 
 def _board_available(board: str) -> str | None:
     """None when the board can run here, else why not (the table says so instead of failing)."""
-    from .profiles import get_profile
+    from .device import board_for
 
-    kind = get_profile(board).kind
-    if kind == "qemu":
-        missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
-        if missing:
-            return f"needs {' and '.join(missing)} (make demo installs them)"
-    elif kind != "emulator":
+    driver = board_for(board)
+    if not driver.started_by_host:
         return f"{board} is a physical board: use `edgeattack flash` and --port"
+    missing = [t for t in driver.host_tools if shutil.which(t) is None]
+    if missing:
+        return f"needs {' and '.join(missing)} (make demo installs them)"
     return None
 
 

@@ -20,34 +20,24 @@ def command(board, model, startup_timeout):
     import signal
     import threading
 
-    from ..device.api import _start_board
-    from ..profiles import get_profile
-    from ..errors import DeviceError, UsageError
+    from ..device import start_board
+    from ..errors import DeviceError
 
-    profile = get_profile(board)
-    if profile.kind not in ("emulator", "qemu"):
-        raise UsageError(f"board {profile.name} is a {profile.kind} board: it runs on its own hardware "
-                         f"(deploy it with `edgeattack flash`), `up` starts emulator and qemu boards")
-    from pathlib import Path
-
-    if not Path(model).is_file():
-        raise UsageError(f"model {model} does not exist (give the .tflite file to run)")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    handle = _start_board(profile, Path(model), startup_timeout)
+    handle = start_board(board, model, startup_timeout)
     try:
-        info = getattr(handle, "info", None) or {}
+        info = handle.info or {}
+        name = handle.profile.name
         if info.get("error"):
-            raise DeviceError(f"board {profile.name} could not load {model}: {info['error']}")
+            raise DeviceError(f"board {name} could not load {model}: {info['error']}")
         click.echo(handle.url)
-        click.echo(f"{profile.name} is up at {handle.url} (model sha256 {info.get('model_sha256', '?')}); "
+        click.echo(f"{name} is up at {handle.url} (model sha256 {info.get('model_sha256', '?')}); "
                    f"use --port {handle.url}; Ctrl-C stops it", err=True)
-        alive = getattr(handle, "alive", None)
         while not stop.wait(0.5):
-            if alive is not None and not alive():
-                failure = getattr(handle, "failure", None)
-                raise DeviceError((failure() if failure else None) or f"board {profile.name} stopped by itself")
+            if not handle.alive():
+                raise DeviceError(handle.failure() or f"board {name} stopped by itself")
     finally:
         handle.stop()
-    click.echo(f"{profile.name} stopped", err=True)
+    click.echo(f"{handle.profile.name} stopped", err=True)

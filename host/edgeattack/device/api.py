@@ -4,8 +4,9 @@
         r = dev.infer(x_float)          # one query: quantized with the device's INFO scale/zero-point
         r.pred, r.output, r.device_time_s, dev.queries, dev.wire_bytes
 
-For `emulator` and `qemu` boards without a port, open_device starts the board and stops it on exit
-(also on errors and signals that raise). With a port (or for `linux` / `mcu` boards, the profile's
+For boards the host runs (emulator, qemu) without a port, open_device builds what the board needs,
+starts it and stops it on exit (also on errors and signals that raise); its driver
+(edgeattack.device.board) says how. With a port (or for boards on their own hardware, the profile's
 default port) it connects to a device already running. The device must run the model given: its
 INFO model_sha256 is compared with the SHA-256 of the model file's exact bytes.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +23,12 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import DeviceError, UsageError
-from ..quant import dequantize, quantize_input
+from ..fileid import sha256_file
 from ..profiles import BoardProfile, get_profile
+from ..quant import dequantize, quantize_input
+from .board import Board, board_for, check_seconds
 
 log = logging.getLogger(__name__)
-
-# Default link timers per board kind: `timeout` must exceed one request's device time
-# (an inference on QEMU or a real MCU can take a second), `total_timeout` bounds a dead device.
-_TIMEOUTS = {"emulator": (1.0, 10.0), "qemu": (5.0, 30.0), "linux": (2.0, 20.0), "mcu": (5.0, 30.0)}
 
 
 @dataclass
@@ -52,26 +52,22 @@ class Result:
     inferences: int  # the device's inference counter after this query
 
 
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class Device:
     """A connected device: wraps a link.client.Client with the board's profile and INFO.
 
-    Device(client, profile, info=None): `info` is the INFO already received (else it is asked).
+    Device(client, profile, info=None, faults=None, driver=None): `info` is the INFO already
+    received (else it is asked); `driver` the profile's Board (made from the profile when None).
     info() -> dict (fresh INFO); prepare(x) -> input tensor; infer(x, repeat=1) -> Result;
     infer_many(xs, inflight=None, repeat=1) -> iterator of Result, in order.
-    Counters (host side): queries, wire_bytes, retries, reconnects.
+    Counters (host side): queries, wire_bytes, retries, reconnects. time_source and time_estimated
+    say how device_time_s is obtained on this board (CONVENTIONS "Measurement units").
     """
 
-    def __init__(self, client, profile: BoardProfile, info: dict | None = None, faults=None):
+    def __init__(self, client, profile: BoardProfile, info: dict | None = None, faults=None,
+                 driver: Board | None = None):
         self.client = client
         self.profile = profile
+        self.driver = driver if driver is not None else board_for(profile)
         self.faults = faults  # the LinkFaults injector on this link, if any
         self._info = dict(info) if info is not None else client.info()
         self._configure(self._info)
@@ -110,6 +106,16 @@ class Device:
     @property
     def url(self) -> str:
         return self.client.port_name
+
+    @property
+    def time_source(self) -> str:
+        """"device" ticks, "host-wall" (emulated boards) or "qemu-instructions"."""
+        return self.driver.time_source
+
+    @property
+    def time_estimated(self) -> bool:
+        """True when device_time_s is derived from an instruction count (QEMU boards)."""
+        return self.driver.time_estimated
 
     def info(self) -> dict:
         """Fresh INFO (counters, window log)."""
@@ -197,25 +203,13 @@ class Device:
         else:
             out = raw.astype(np.float32)
         ticks = int(r.ticks)
-        p = self.profile
-        if p.kind == "qemu":
-            # -icount shift=0: 1 instruction per ns of guest time (CONVENTIONS: Measurement units)
-            instructions = round(ticks * 1e9 / self.tick_hz)
-            device_time = instructions * p.model_cpi / p.model_clock_hz / repeat
-            estimated = True
-        else:
-            instructions = None
-            device_time = ticks / self.tick_hz / repeat
-            estimated = False
-        # emulated boards time the inference with the host's clock: never MCU latency
-        source = ("qemu-instructions" if p.kind == "qemu" else
-                  "host-wall" if p.kind == "emulator" else "device")
-        power = (p.energy or {}).get("active_power_w")
+        device_time, instructions = self.driver.device_time(ticks, self.tick_hz, repeat)
+        power = (self.profile.energy or {}).get("active_power_w")
         energy = device_time * power if power else None
         return Result(pred=int(out.argmax()) if out.size else -1, output_raw=raw, output=out,
                       device_ticks=ticks, device_time_s=device_time,
-                      device_instructions=instructions, time_estimated=estimated,
-                      time_source=source, energy_j=energy,
+                      device_instructions=instructions, time_estimated=self.driver.time_estimated,
+                      time_source=self.driver.time_source, energy_j=energy,
                       energy_source="estimated" if energy is not None else None,
                       rtt_s=float(r.rtt_s), retries=int(r.retries), inferences=int(r.inferences))
 
@@ -276,18 +270,27 @@ def _faults_paused(injector):
 
 # opening ------------------------------------------------------------------------------------------
 
-def _start_board(profile: BoardProfile, model_path: Path, startup_timeout: float):
-    if profile.kind == "emulator":
-        from .emulator import EmulatedBoard
+def check_port_url(url: str) -> None:
+    """A port URL is a device path or `scheme://...` with a scheme pyserial handles (its own, or
+    edgeattack.link's tcp:// and ssh://); anything else is a UsageError before any board starts
+    (pyserial would only fail at the first open)."""
+    if not isinstance(url, str) or not url.strip():
+        raise UsageError(f"--port {url!r}: give a device path (/dev/ttyACM0) or a URL (socket://HOST:PORT)")
+    if "://" not in url:
+        return
+    scheme = url.split("://", 1)[0].lower()
+    import serial
 
-        return EmulatedBoard(profile, model_path, startup_timeout=startup_timeout).start()
-    try:
-        from ..firmware.qemu import start_qemu_board
-    except ImportError as exc:
-        raise DeviceError(f"board {profile.name}: the QEMU launcher (edgeattack.firmware.qemu) is not "
-                          f"available in this installation ({exc}); use an emulator board or --port") \
-            from None
-    return start_qemu_board(profile, model_path)
+    from ..link import transport  # noqa: F401 - registers edgeattack's URL handlers with pyserial
+
+    for package in serial.protocol_handler_packages:
+        try:
+            importlib.import_module(f"{package}.protocol_{scheme}")
+            return
+        except ImportError:
+            continue
+    raise UsageError(f"--port {url}: unknown URL scheme '{scheme}://' (use a device path such as "
+                     f"/dev/ttyACM0, or socket://, rfc2217://, ssh:// or tcp://)")
 
 
 def _aligned_sha256(model_path: Path) -> str | None:
@@ -321,29 +324,34 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
     from ..link.transport import open_port
 
     profile = get_profile(board)
+    # bad arguments are usage errors before any board starts
+    check_seconds(timeout, "timeout")
+    check_seconds(total_timeout, "total timeout")
+    check_seconds(startup_timeout, "startup timeout")
+    if port is not None:
+        check_port_url(port)
     model_path = Path(model) if model is not None else None
     if model_path is not None and not model_path.is_file():
         raise UsageError(f"model {model_path} does not exist (give the .tflite file the device runs)")
+    driver = board_for(profile, model_path)
     expected = sha256_file(model_path) if model_path is not None and check_model else None
     injector = _link_faults(faults) if faults else None
-    t_default, total_default = _TIMEOUTS[profile.kind]
-    timeout = timeout or t_default
-    total_timeout = total_timeout or total_default
+    timeout = timeout or driver.link_timeouts.timeout
+    total_timeout = total_timeout or driver.link_timeouts.total_timeout
 
     with contextlib.ExitStack() as stack:
         url = port
         handle = None
         if url is None:
-            if profile.kind in ("emulator", "qemu"):
+            if driver.started_by_host:
                 if model_path is None:
                     raise UsageError(f"board {profile.name} is started by the host: give the model to run")
-                handle = _start_board(profile, model_path, startup_timeout)
-                stack.callback(handle.stop)
-                url = handle.url
-            else:
-                url = profile.port
-                if not url:
-                    raise UsageError(f"board {profile.name} has no default port: give --port URL")
+                driver.prepare()  # the firmware is built before anything runs
+                stack.callback(driver.stop)
+                handle = driver.start(startup_timeout)
+            url = driver.url
+            if not url:
+                raise UsageError(f"board {profile.name} has no default port: give --port URL")
         baud = profile.baudrate or 115200
 
         def factory():
@@ -367,16 +375,15 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
                                   f"give the model the device runs)")
         if info.get("board") and info["board"] != profile.name:
             log.warning("device at %s reports board %r, profile is %r", url, info["board"], profile.name)
-        device = Device(client, profile, info, faults=injector)
+        device = Device(client, profile, info, faults=injector, driver=driver)
         device.port_url = url
         device.model_file_sha256 = expected
-        device.handle = handle  # the started board (EmulatedBoard / QEMU handle), None for --port
+        device.handle = handle  # the board started here (a Board), None for --port or own hardware
         try:
             yield device
         except DeviceError as exc:
             # "no answer" from a board we started that has died: say why it died instead
-            failure = getattr(handle, "failure", None)
-            why = failure() if failure is not None else None
+            why = driver.failure()
             if why:
                 raise DeviceError(f"{why} (the link said: {exc})") from exc
             raise

@@ -8,92 +8,79 @@ that can be closed and reopened (the client's reconnect) while the agent keeps i
 The board object also holds one slave fd open for the pty's lifetime: otherwise the master reads EIO
 whenever no client has the slave open.
 
-Lifecycle (CONVENTIONS: Board lifecycle): start() spawns the agent and waits for its INFO; stop()
-sends SIGTERM, waits, then SIGKILLs, and always reaps. The child gets PR_SET_DEATHSIG(SIGKILL), so
-it dies with the thread that started it even if this process is killed outright, and runs in its own
-session so a Ctrl-C in the terminal reaches only the host, which then stops it in order.
+Lifecycle (CONVENTIONS: Board lifecycle): start() spawns the agent (edgeattack.children: it dies
+with the thread that started it even if this process is killed outright) and waits for its INFO;
+stop() sends SIGTERM, waits, then SIGKILLs, and always reaps. The agent runs in its own session so a
+Ctrl-C in the terminal reaches only the host, which then stops it in order.
 """
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import tty
-from pathlib import Path
 
-from ..errors import DeviceError, UsageError
-
-_PR_SET_DEATHSIG = 1
-
-
-def die_with_parent_preexec():
-    """A preexec_fn: SIGKILL the child when its parent (thread) dies; exit if it already has."""
-    parent = os.getpid()
-
-    def preexec():
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
+from ... import children
+from ...errors import DeviceError, UsageError
+from ..board import BoardDriver, LinkTimeouts
 
 
-def stop_process(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
-    """SIGTERM, wait up to grace_s, SIGKILL, wait: the process is reaped when this returns."""
-    if proc.poll() is None:
-        try:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        except ProcessLookupError:
-            pass
-    proc.wait()
-
-
-class EmulatedBoard:
-    """One emulated board: `url` is the pty slave path to open with link.transport.open_port.
+class EmulatedBoard(BoardDriver):
+    """The emulator driver: `url` is the pty slave path to open with link.transport.open_port.
 
     EmulatedBoard(profile, model_path, startup_timeout=60.0, python=sys.executable, agent_args=())
-    Use as a context manager, or call start() / stop() (stop is idempotent and always reaps).
+    Use as a context manager (it starts the board), or call start() / stop() (stop is idempotent
+    and always reaps).
     """
 
-    def __init__(self, profile, model_path, startup_timeout: float = 60.0, python: str | None = None,
+    kind = "emulator"
+    started_by_host = True
+    link_timeouts = LinkTimeouts(1.0, 10.0)
+    time_source = "host-wall"  # the agent times inferences with the host's clock: never MCU latency
+
+    def __init__(self, profile, model_path=None, startup_timeout: float = 60.0, python: str | None = None,
                  agent_args=()):
-        if profile.kind != "emulator":
-            raise UsageError(f"board {profile.name} is a {profile.kind} board, not an emulator")
-        self.profile = profile
-        self.model_path = Path(model_path)
+        super().__init__(profile, model_path)
+        if self.profile.kind != self.kind:
+            raise UsageError(f"board {self.name} is a {self.profile.kind} board, not an emulator")
         self.startup_timeout = startup_timeout
         self.python = python or sys.executable
         self.agent_args = list(agent_args)
         self.proc: subprocess.Popen | None = None
-        self.url: str | None = None
-        self.info: dict | None = None
+        self._url: str | None = None
         self._slave_fd: int | None = None
         self._log = None
 
     # lifecycle ----------------------------------------------------------------------------------
 
     def __enter__(self) -> "EmulatedBoard":
-        self.start()
+        if self.proc is None:
+            self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    @property
+    def url(self) -> str | None:
+        return self._url
 
     @property
     def pid(self) -> int | None:
         return None if self.proc is None else self.proc.pid
 
-    def start(self) -> "EmulatedBoard":
+    def prepare(self) -> None:
+        """Check the model before the agent starts: a corrupt file is one line naming it (the
+        agent would otherwise start and report the flatbuffer parser's own error)."""
+        from ...tflite.reader import read_model
+
+        read_model(self._model())
+
+    def start(self, startup_timeout: float | None = None) -> "EmulatedBoard":
         if self.proc is not None:
             raise RuntimeError("board already started")
-        if not self.model_path.is_file():
+        if startup_timeout is not None:
+            self.startup_timeout = startup_timeout
+        if self.model_path is None or not self.model_path.is_file():
             raise UsageError(f"model {self.model_path} does not exist (give an existing .tflite file)")
         try:
             self._spawn()
@@ -107,16 +94,15 @@ class EmulatedBoard:
         master, slave = os.openpty()
         try:
             tty.setraw(slave)  # no echo, no line editing, 8-bit clean, before anyone writes
-            self.url = os.ttyname(slave)
+            self._url = os.ttyname(slave)
             self._log = tempfile.TemporaryFile(prefix="edgeattack-agent-")
             cmd = [self.python, "-m", "edgeattack.agent", "--model", str(self.model_path),
                    "--port", f"fd://{master}", "--runtime", self.profile.runtime,
                    "--board", self.profile.name, *self.agent_args]
             env = dict(os.environ, PYTHONUNBUFFERED="1")
-            self.proc = subprocess.Popen(
+            self.proc = children.spawn(
                 cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                pass_fds=(master,), env=env, start_new_session=True,
-                preexec_fn=die_with_parent_preexec())
+                pass_fds=(master,), env=env, start_new_session=True)
         except BaseException:
             os.close(slave)
             raise
@@ -126,8 +112,8 @@ class EmulatedBoard:
 
     def _wait_ready(self) -> dict:
         """Ask for INFO until the agent answers; fail early, with its output, if it exits."""
-        from ..link.client import Client
-        from ..link.transport import open_port
+        from ...link.client import Client
+        from ...link.transport import open_port
 
         deadline = time.monotonic() + self.startup_timeout
         last_error = None
@@ -162,6 +148,10 @@ class EmulatedBoard:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def flash(self, *, dry_run: bool = False, echo=print, **options) -> dict:
+        raise UsageError(f"board {self.name} is an emulator: nothing to flash; session/attack start it "
+                         f"themselves (or keep one up with `edgeattack up --board {self.name} MODEL`)")
+
     def failure(self) -> str | None:
         """None while the agent runs (or was never started / was stopped); else why it ended."""
         if self.proc is None or self.proc.poll() is None:
@@ -173,7 +163,7 @@ class EmulatedBoard:
         proc, self.proc = self.proc, None
         try:
             if proc is not None:
-                stop_process(proc)
+                children.stop(proc)
         finally:
             if self._slave_fd is not None:
                 os.close(self._slave_fd)
@@ -183,6 +173,4 @@ class EmulatedBoard:
                 self._log = None
 
 
-def start_emulated_board(profile, model_path, **kw) -> EmulatedBoard:
-    """Start an emulated board and return it (call .stop(), or use it as a context manager)."""
-    return EmulatedBoard(profile, model_path, **kw).start()
+DRIVER = EmulatedBoard

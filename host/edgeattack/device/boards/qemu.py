@@ -1,27 +1,30 @@
-"""Run the firmware for a model on a QEMU-emulated Cortex-M board.
+"""The qemu driver: the project's firmware for a model on a QEMU-emulated Cortex-M board.
 
     with start_qemu_board("qemu-m4", "model.tflite") as board:
         client = Client(lambda: open_port(board.url))   # board.url: socket://127.0.0.1:PORT
         ...
 
-start_qemu_board builds the firmware (cached), launches
+QemuBoard.prepare() builds the firmware (edgeattack.firmware.build, cached by model hash) before
+anything runs; start() launches
 
     qemu-system-arm -M <machine> -nographic -monitor none -icount shift=0
         -semihosting-config enable=on,target=native -kernel firmware.elf
         -serial tcp:127.0.0.1:PORT,server=on,wait=on,nodelay=on      (or -serial pty)
 
-and returns once the firmware has answered INFO with the expected model hash. QEMU dies with its
-parent (PR_SET_DEATHSIG) and is always reaped: board.stop() terminates, waits, then kills.
+and returns once the firmware has answered INFO with the expected model hash. QEMU is started with
+edgeattack.children: it dies with its parent and is always reaped; board.stop() terminates, waits,
+then kills.
 
 If the firmware faults, its HardFault handler prints CFSR/HFSR/PC (on the UART and, through
 semihosting, on QEMU's stderr) and exits with code 3; board.check() / board.failure() turn that, a CPU
 lockup or any other exit into a one-line DeviceError naming the cause and what QEMU printed.
+
+Time: with -icount shift=0 one guest instruction is 1 ns of guest time, so the device's ticks give
+an instruction count; device_time() turns it into a latency estimate for the chip the profile models
+(model_cpi, model_clock_hz), always labelled estimated (CONVENTIONS "Measurement units").
 """
 from __future__ import annotations
 
-import atexit
-import contextlib
-import ctypes
 import json
 import os
 import re
@@ -31,14 +34,15 @@ import socket
 import subprocess
 import tempfile
 import termios
-import threading
 import time
 import tty
 import weakref
 from pathlib import Path
 
-from ..errors import DeviceError, EdgeAttackError, UsageError
-from .build import TOOLCHAIN_HINT, BuildResult, build_firmware
+from ... import children
+from ...errors import DeviceError, EdgeAttackError, UsageError
+from ...link.transport import free_local_port
+from ..board import BoardDriver, LinkTimeouts
 
 QEMU = "qemu-system-arm"
 SERIAL_KINDS = ("tcp", "pty")
@@ -51,61 +55,122 @@ EXIT_CAUSES = {  # firmware exit codes (boards/cortex-m/cm_port.h, app/main.c)
 _FAULT_LINE = re.compile(r"(HardFault [^\r\n]*|Unexpected exception [^\r\n]*|[^\r\n]*Lockup[^\r\n]*)")
 _PTY_LINE = re.compile(r"char device redirected to (/dev/pts/\d+)")
 
-_live: "weakref.WeakSet[QemuBoard]" = weakref.WeakSet()
-_live_lock = threading.Lock()
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: SIGKILL this child when the parent thread exits (PR_SET_DEATHSIG), so a crashed
-    test or an interrupted command never leaves QEMU eating a core."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_DEATHSIG
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 def require_qemu() -> None:
+    from ...firmware.build import TOOLCHAIN_HINT
+
     if shutil.which(QEMU) is None:
         raise EdgeAttackError(f"{QEMU} not found: QEMU boards need it; install it with "
                               f"`sudo {TOOLCHAIN_HINT}`")
 
 
-class QemuBoard:
-    """A running QEMU board. `url` is what open_port() takes; `info` the firmware's first INFO reply."""
+class QemuBoard(BoardDriver):
+    """The qemu driver. Once started: `url` is what open_port() takes, `info` the firmware's first
+    INFO reply, `proc` the QEMU process.
 
-    def __init__(self, profile, build: BuildResult, proc: subprocess.Popen, workdir: Path, log_path: Path,
-                 url: str, serial: str):
-        self.profile = profile
-        self.build = build
-        self.proc = proc
-        self.workdir = workdir
-        self.log_path = log_path
-        self.url = url
+    QemuBoard(profile, model_path, serial="tcp", cache_dir=None, debug_fault=None, build=None):
+    serial "tcp" (url socket://127.0.0.1:PORT; QEMU waits for the first connection, bytes are never
+    lost) or "pty" (url /dev/pts/N); cache_dir and debug_fault go to build_firmware (debug_fault:
+    test builds); build: an existing BuildResult to run instead of building.
+    """
+
+    kind = "qemu"
+    started_by_host = True
+    link_timeouts = LinkTimeouts(5.0, 30.0)
+    time_source = "qemu-instructions"
+    host_tools = ("arm-none-eabi-gcc", "qemu-system-arm")
+
+    def __init__(self, profile, model_path=None, *, serial: str = "tcp", cache_dir=None,
+                 debug_fault: int | None = None, build=None):
+        super().__init__(profile, model_path)
+        if self.profile.kind != self.kind:
+            raise UsageError(f"board {self.name} is not a QEMU board (kind {self.profile.kind})")
+        if serial not in SERIAL_KINDS:
+            raise UsageError(f"serial={serial!r}: choose tcp or pty")
         self.serial = serial
-        self.info: dict | None = None
+        self.cache_dir = cache_dir
+        self.debug_fault = debug_fault
+        self.build = build
+        self.proc: subprocess.Popen | None = None
+        self.workdir: Path | None = None
+        self.log_path: Path | None = None
+        self._url: str | None = None
         self._stopped = False
         self._final_output: str | None = None
+        self._cleanup = None
+
+    # time -----------------------------------------------------------------------------------------
 
     @property
-    def name(self) -> str:
-        return self.profile.name
+    def time_estimated(self) -> bool:
+        return True
+
+    def device_time(self, ticks: int, tick_hz: float, repeat: int) -> tuple[float, int | None]:
+        # -icount shift=0: 1 instruction per ns of guest time (CONVENTIONS: Measurement units)
+        instructions = round(ticks * 1e9 / tick_hz)
+        p = self.profile
+        return instructions * p.model_cpi / p.model_clock_hz / repeat, instructions
+
+    # build and flash ------------------------------------------------------------------------------
+
+    def prepare(self):
+        """Build the firmware for the model (cached); returns the BuildResult."""
+        if self.build is None:
+            from ...firmware.build import build_firmware
+
+            self.build = build_firmware(self._model(), self.profile, self.cache_dir,
+                                        debug_fault=self.debug_fault)
+        return self.build
+
+    def flash(self, *, dry_run: bool = False, echo=print, **options) -> dict:
+        """QEMU boards are flashed by building: commands then start QEMU with the cached firmware."""
+        model = self._model()
+        if dry_run:
+            echo(f"# plan: build the {self.name} firmware for {model} (cached by model hash); "
+                 f"commands then start QEMU themselves")
+            return self.summary(dry_run=True, firmware=None)
+        build = self.prepare()
+        echo(f"built the {self.name} firmware for {model}: {build.elf} (flash {build.flash_bytes} B, "
+             f"RAM {build.ram_bytes} B{', cached' if build.cached else ''}); session, attack and up "
+             f"start QEMU with it")
+        return self.summary(dry_run=False, firmware=build.to_dict())
+
+    # lifecycle ------------------------------------------------------------------------------------
 
     @property
-    def pid(self) -> int:
-        return self.proc.pid
+    def url(self) -> str | None:
+        return self._url
 
-    def __enter__(self) -> "QemuBoard":
-        return self
+    @url.setter
+    def url(self, value: str | None) -> None:
+        self._url = value
 
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
 
     def __repr__(self) -> str:
         state = "stopped" if self._stopped else ("running" if self.alive() else "exited")
         return f"<QemuBoard {self.name} {self.url} pid={self.pid} {state}>"
 
+    def start(self, startup_timeout: float = 60.0) -> "QemuBoard":
+        """Start QEMU with the built firmware and wait until it answers INFO with the model's
+        SHA-256 (startup_timeout: seconds to boot and answer; the build is not counted)."""
+        if self.proc is not None:
+            raise RuntimeError("board already started")
+        require_qemu()
+        self.prepare()
+        last_error: DeviceError | None = None
+        for _attempt in range(3):  # a TCP port taken between choosing and binding: choose another
+            try:
+                return self._launch(startup_timeout)
+            except _PortInUse as exc:
+                last_error = DeviceError(str(exc))
+                self.proc, self._stopped, self._final_output = None, False, None
+        assert last_error is not None
+        raise last_error
+
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.proc is not None and self.proc.poll() is None
 
     def output(self) -> str:
         """Everything QEMU printed so far (stdout and stderr, including the firmware's semihosting
@@ -113,13 +178,14 @@ class QemuBoard:
         if self._final_output is not None:
             return self._final_output
         try:
-            return self.log_path.read_text(errors="replace")
+            return self.log_path.read_text(errors="replace") if self.log_path else ""
         except OSError:
             return ""
 
     def failure(self) -> str | None:
-        """None while QEMU runs; otherwise one line saying why it stopped and what it printed."""
-        code = self.proc.poll()
+        """None while QEMU runs (or before it started); otherwise one line saying why it stopped and
+        what it printed."""
+        code = None if self.proc is None else self.proc.poll()
         if code is None:
             return None
         return _describe_exit(self.name, code, self.output())
@@ -133,36 +199,45 @@ class QemuBoard:
     def stop(self, timeout: float = 5.0) -> int | None:
         """Terminate QEMU, wait for it, kill it if it does not go; always reaped. Returns its exit
         code. Safe to call more than once."""
-        code = _reap(self.proc, timeout)
-        if not self._stopped:
+        code = children.stop(self.proc, grace_s=timeout)
+        if not self._stopped and self.proc is not None:
             self._stopped = True
-            with _live_lock:
-                _live.discard(self)
             # Keep what QEMU printed for post-mortems; the folder goes now.
             self._final_output = self.output()
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            if self._cleanup is not None:
+                self._cleanup()
         return code
 
-
-def _reap(proc: subprocess.Popen, timeout: float) -> int | None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
+    def _launch(self, timeout: float) -> "QemuBoard":
+        workdir = Path(tempfile.mkdtemp(prefix=f"edgeattack-{self.name}-"))
+        # the folder goes with stop(), or at exit if the board is never stopped
+        self._cleanup = weakref.finalize(self, shutil.rmtree, workdir, ignore_errors=True)
+        self.workdir, self.log_path = workdir, workdir / "qemu.log"
+        port = free_local_port() if self.serial == "tcp" else None
+        cmd = qemu_command(self.profile, self.build.elf, self.serial, port)
+        with open(self.log_path, "wb") as log:
+            self.proc = children.spawn(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        self._url = f"socket://127.0.0.1:{port}" if self.serial == "tcp" else ""
         try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait()
-    return proc.returncode
+            deadline = time.monotonic() + timeout
+            if self.serial == "pty":
+                self._url = _wait_for_pty(self, deadline)
+            self.info = _probe_info(self, deadline, timeout)
+            sha = self.info.get("model_sha256")
+            if sha != self.build.model_sha256:
+                raise DeviceError(f"QEMU board {self.name} runs model {sha}, expected "
+                                  f"{self.build.model_sha256} (firmware {self.build.elf})")
+            return self
+        except BaseException:
+            self.stop()
+            out = self.output()
+            if "Address already in use" in out or "Failed to bind socket" in out:
+                raise _PortInUse(f"QEMU could not listen on 127.0.0.1:{port}: {_tail(out)}") from None
+            raise
 
 
-@atexit.register
-def _stop_all() -> None:
-    with _live_lock:
-        boards = list(_live)
-    for b in boards:
-        b.stop(timeout=2.0)
+DRIVER = QemuBoard
 
 
 def _describe_exit(name: str, code: int, output: str) -> str:
@@ -187,12 +262,6 @@ def _tail(output: str, lines: int = 3) -> str:
     return " | ".join(kept[-lines:])
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def qemu_command(profile, elf: Path, serial: str, port: int | None = None) -> list[str]:
     """The QEMU command line for a board profile and a firmware ELF."""
     qemu = profile.qemu or {}
@@ -213,72 +282,21 @@ def qemu_command(profile, elf: Path, serial: str, port: int | None = None) -> li
 
 
 def start_qemu_board(profile, model_path, serial: str = "tcp", timeout: float = 60.0, *,
-                     cache_dir=None, debug_fault: int | None = None,
-                     build: BuildResult | None = None) -> QemuBoard:
+                     cache_dir=None, debug_fault: int | None = None, build=None) -> QemuBoard:
     """Build the firmware for `model_path` (cached), start QEMU for `profile` (a BoardProfile, a board
     name or a profile path) and wait until the firmware answers INFO with the model's SHA-256.
 
-    serial: "tcp" (url socket://127.0.0.1:PORT; QEMU waits for the first connection, bytes are
-    never lost) or "pty" (url /dev/pts/N). timeout: seconds for QEMU to boot and answer INFO (the build
-    is not counted). debug_fault: see build_firmware (test builds). build: an existing BuildResult to
-    run instead of building.
-
-    Returns a QemuBoard (context manager; .url, .info, .stop(), .check()). Raises DeviceError naming
-    the cause (HardFault line with CFSR/HFSR/PC, lockup, exit, no INFO in time) and what QEMU printed.
+    Returns the started QemuBoard (context manager; .url, .info, .stop(), .check()). Raises
+    DeviceError naming the cause (HardFault line with CFSR/HFSR/PC, lockup, exit, no INFO in time)
+    and what QEMU printed. See QemuBoard for the arguments.
     """
-    from ..profiles import get_profile
-
-    if serial not in SERIAL_KINDS:
-        raise UsageError(f"serial={serial!r}: choose tcp or pty")
-    profile = get_profile(profile)
-    if profile.kind != "qemu":
-        raise UsageError(f"board {profile.name} is not a QEMU board (kind {profile.kind})")
-    require_qemu()
-    if build is None:
-        build = build_firmware(model_path, profile, cache_dir, debug_fault=debug_fault)
-
-    last_error: DeviceError | None = None
-    for _attempt in range(3):  # a TCP port taken between choosing and binding: choose another
-        try:
-            return _launch(profile, build, serial, timeout)
-        except _PortInUse as exc:
-            last_error = DeviceError(str(exc))
-    assert last_error is not None
-    raise last_error
+    board = QemuBoard(profile, model_path, serial=serial, cache_dir=cache_dir, debug_fault=debug_fault,
+                      build=build)
+    return board.start(timeout)
 
 
 class _PortInUse(Exception):
     pass
-
-
-def _launch(profile, build: BuildResult, serial: str, timeout: float) -> QemuBoard:
-    workdir = Path(tempfile.mkdtemp(prefix=f"edgeattack-{profile.name}-"))
-    log_path = workdir / "qemu.log"
-    port = _free_port() if serial == "tcp" else None
-    cmd = qemu_command(profile, build.elf, serial, port)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                preexec_fn=_die_with_parent, start_new_session=True)
-    url = f"socket://127.0.0.1:{port}" if serial == "tcp" else ""
-    board = QemuBoard(profile, build, proc, workdir, log_path, url, serial)
-    with _live_lock:
-        _live.add(board)
-    try:
-        deadline = time.monotonic() + timeout
-        if serial == "pty":
-            board.url = _wait_for_pty(board, deadline)
-        board.info = _probe_info(board, deadline, timeout)
-        sha = board.info.get("model_sha256")
-        if sha != build.model_sha256:
-            raise DeviceError(f"QEMU board {profile.name} runs model {sha}, expected "
-                              f"{build.model_sha256} (firmware {build.elf})")
-        return board
-    except BaseException:
-        board.stop()
-        out = board.output()
-        if "Address already in use" in out or "Failed to bind socket" in out:
-            raise _PortInUse(f"QEMU could not listen on 127.0.0.1:{port}: {_tail(out)}") from None
-        raise
 
 
 def _wait_for_pty(board: QemuBoard, deadline: float) -> str:
@@ -337,8 +355,8 @@ class _Link:
 
 
 def _probe_info(board: QemuBoard, deadline: float, timeout: float) -> dict:
-    from ..link import messages as m
-    from ..link.frame import PROTOCOL_VERSION, Frame, FrameDecoder, encode_frame
+    from ...link import messages as m
+    from ...link.frame import PROTOCOL_VERSION, Frame, FrameDecoder, encode_frame
 
     link = None
     while link is None:

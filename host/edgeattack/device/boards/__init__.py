@@ -1,0 +1,1 @@
+"""One driver module per board kind (device.board.Board): `<kind>.py` defines `DRIVER`."""
