@@ -4,7 +4,6 @@ The board is started through the public API (edgeattack.device.start_board) in a
 is then killed outright: no stop(), no atexit, no finally runs."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap

@@ -7,7 +7,7 @@ Built-in profiles ship as package data (edgeattack.resources.boards_dir()); `--b
 takes a user's own file.
 
 This module is ground level (CONVENTIONS "Package layout"): anything may import it, it imports no
-other edgeattack package but errors and resources.
+other edgeattack package but errors, resources and yamlload (strict YAML: a repeated key is an error).
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from typing import Any
 
 from .errors import UsageError
 from .resources import boards_dir
+from .yamlload import load_yaml
 
 # What a profile of each kind must have (the driver's needs, written as data so this ground module
 # stays free of drivers): deploy methods, runtimes, fields that must not be null.
@@ -191,47 +192,8 @@ def validate(data: Any, path: Path | str) -> BoardProfile:
     return BoardProfile(**data, path=Path(path))
 
 
-def _unique_key_loader():
-    """A yaml SafeLoader that refuses a key repeated in one mapping (PyYAML keeps the last one)."""
-    import yaml
-
-    class UniqueKeyLoader(yaml.SafeLoader):
-        def construct_mapping(self, node, deep=False):
-            seen: dict = {}
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    first = seen.setdefault(key, key_node.start_mark.line + 1)
-                except TypeError:  # an unhashable key: let PyYAML report it
-                    continue
-                if first != key_node.start_mark.line + 1:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"key '{key}' appears twice (lines {first} and "
-                                    f"{key_node.start_mark.line + 1}): keep one", key_node.start_mark)
-            return super().construct_mapping(node, deep=deep)
-
-    return UniqueKeyLoader
-
-
-def load_yaml(text: str, source) -> Any:
-    """Parse YAML text strictly (duplicate keys refused); UsageError names `source` and the line."""
-    import yaml
-
-    try:
-        return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise UsageError(f"{source}:{where} is not valid YAML "
-                         f"({getattr(e, 'problem', None) or e})") from e
-
-
 def _load_file(path: Path) -> BoardProfile:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise UsageError(f"board profile {path}: cannot read it ({e.strerror or e})") from e
-    return validate(load_yaml(text, f"board profile {path}"), path)
+    return validate(load_yaml(path, shown=f"board profile {path}"), path)
 
 
 def builtin_paths() -> dict[str, Path]:
