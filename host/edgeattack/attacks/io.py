@@ -1,0 +1,108 @@
+"""Attack outputs (CONVENTIONS "Files"): the adversarial .npz that `session` streams unchanged, and
+the `attack.json` summary (a header and one metrics row per epsilon).
+
+.npz: x_adv (E x N x ...), eps (E; an unbounded minimization attack's epsilon None is stored as
+inf), x (N x ...), y (N), ids (N, int64), success (E x N bool, judged on the crafting target),
+meta (a 0-d string array holding JSON: attack, params, norm, source model SHA-256, target, seed,
+library version).
+"""
+from __future__ import annotations
+
+import io as _io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..atomic import atomic_path, write_json
+from ..errors import UsageError
+from .base import AttackResult
+
+SCHEMA = 1
+SUMMARY = "attack.json"
+
+
+def _wilson(k: int, n: int):
+    try:  # session/ is being split into session/ and results/; the interval lives in one of them
+        from ..results import wilson_interval
+    except ImportError:
+        from ..session import wilson_interval
+    return wilson_interval(k, n)
+
+
+def eps_values(epsilons) -> np.ndarray:
+    return np.asarray([np.inf if e is None else float(e) for e in epsilons], dtype=np.float64)
+
+
+def meta(result: AttackResult, source_model_sha256: str | None, target: dict) -> dict:
+    return {"attack": result.attack, "params": result.params, "norm": result.norm,
+            "source_model_sha256": source_model_sha256, "target": target, "seed": result.seed,
+            "unbounded": [e is None for e in result.epsilons], "tool_version": __version__}
+
+
+def save_adversarial(path, result: AttackResult, *, ids=None, source_model_sha256=None,
+                     target: dict | None = None) -> Path:
+    """Write the adversarial .npz atomically (the caller refuses an existing output without --force)."""
+    n = len(result.y)
+    ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
+    m = meta(result, source_model_sha256, target or {"kind": result.target_kind,
+                                                     "model_sha256": result.target_sha256, "board": None})
+    buf = _io.BytesIO()
+    np.savez_compressed(buf, x_adv=result.x_adv.astype(np.float32), eps=eps_values(result.epsilons),
+                        x=result.x.astype(np.float32), y=result.y.astype(np.int64), ids=ids,
+                        success=result.success.astype(bool), meta=np.array(json.dumps(m, sort_keys=True)))
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+    return path
+
+
+def load_adversarial(path) -> dict:
+    """The arrays of an adversarial .npz and its meta as a dict (for tools and tests)."""
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            out = {k: d[k] for k in d.files}
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not a readable adversarial .npz ({exc})") from None
+    out["meta"] = json.loads(str(out["meta"].reshape(()).item()))
+    return out
+
+
+def metrics_rows(result: AttackResult) -> list[dict]:
+    """One row per epsilon: attack success rate (over samples correct when clean) and adversarial
+    accuracy (over all samples), each with its Wilson 95% interval; minimization attacks add the
+    median perturbation norm of their successes, black-box attacks their query counts."""
+    rows = []
+    for e, eps in enumerate(result.epsilons):
+        k, n_ok = result.attack_success_rate(e)
+        a, n = result.adversarial_accuracy(e)
+        row = {"eps": eps, "n": n, "clean_correct": n_ok, "successes": k,
+               "attack_success_rate": k / n_ok if n_ok else None,
+               "attack_success_rate_ci95": _wilson(k, n_ok),
+               "adversarial_accuracy": a / n, "adversarial_accuracy_ci95": _wilson(a, n)}
+        ok = result.success[e]
+        row["median_norm"] = float(np.median(result.norms[e][ok])) if ok.any() else None
+        if result.queries is not None:
+            q = result.queries[e]
+            row["queries_median"] = float(np.median(q))
+            row["queries_mean"] = float(np.mean(q))
+        rows.append(row)
+    return rows
+
+
+def summary(result: AttackResult, *, source_model_sha256=None, target: dict | None = None,
+            command: str = "attack", extra_rows: list[dict] | None = None, **header) -> dict:
+    rows = metrics_rows(result)
+    for row, more in zip(rows, extra_rows or []):
+        row.update(more)
+    return {"schema": SCHEMA, "command": command, "attack": result.attack, "params": result.params,
+            "seed": result.seed, "norm": result.norm, "source_model_sha256": source_model_sha256,
+            "target": target or {"kind": result.target_kind, "model_sha256": result.target_sha256,
+                                 "board": None},
+            "n": int(len(result.y)), "tool_version": __version__, **header, "metrics": rows}
+
+
+def write_summary(path, obj: dict) -> Path:
+    write_json(path, obj)
+    return Path(path)
