@@ -190,3 +190,15 @@ def test_flash_json_prints_the_deploy_summary(tiny_tflite):
     assert Path(fw["elf"]).is_file() and fw["board"] == "qemu-m4" and len(fw["model_sha256"]) == 64
     assert fw["flash_bytes"] == fw["text"] + fw["data"] and isinstance(fw["cached"], bool)
     assert "built the qemu-m4 firmware" in proc.stderr
+
+
+def test_the_documented_example_profile_loads(tmp_path):
+    from edgeattack.profiles import get_profile
+
+    text = (PACKAGE.parents[1] / "docs" / "boards.md").read_text()
+    example = text.split("## Example: adding a board", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "my-l4r5.yaml"
+    path.write_text(example)
+    p = get_profile(str(path))
+    assert p.name == "my-l4r5" and p.energy == {"meter": "ppk2", "options": {"serial": "C41B3F"}}
+    assert board_for(p).kind == "mcu"
