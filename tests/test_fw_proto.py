@@ -31,11 +31,11 @@ MAX_PAYLOAD = 600  # the harness's receiver limit (argv[1])
 def harness_exe(tmp_path_factory):
     require_tool("gcc")
     out = tmp_path_factory.mktemp("fwproto") / "proto_host"
-    proto = firmware_dir() / "proto"
-    srcs = sorted(str(p) for p in proto.glob("*.c"))
+    proto, util = firmware_dir() / "proto", firmware_dir() / "util"  # the protocol and the layer below it
+    srcs = sorted(str(p) for p in [*proto.glob("*.c"), *util.glob("*.c")])
     cmd = ["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
            "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
-           f"-I{proto}", "-o", str(out), str(HERE / "fw_proto_host.c"), *srcs]
+           f"-I{proto}", f"-I{util}", "-o", str(out), str(HERE / "fw_proto_host.c"), *srcs]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return out
 

@@ -196,13 +196,14 @@ def test_arena_too_small_is_reported(binary, host):
 def test_runtime_has_no_malloc_and_builds_for_cortex_m(tmp_path):
     """The firmware sources compile for Cortex-M4F with -Werror and reference no allocator or stdio."""
     require_tool("arm-none-eabi-gcc", "arm-none-eabi-nm")
-    srcs = sorted(RUNTIME.glob("*.c"))
+    util = RUNTIME.parent / "util"  # the runtime's only dependency (its layer's include path)
+    srcs = sorted(RUNTIME.rglob("*.c")) + sorted(util.glob("*.c"))
     objs = []
     for src in srcs:
         obj = tmp_path / (src.stem + ".o")
         subprocess.run(["arm-none-eabi-gcc", "-std=c11", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
                         "-Wconversion", "-Wno-sign-conversion", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
-                        "-mfpu=fpv4-sp-d16", f"-I{RUNTIME}", "-c", str(src), "-o", str(obj)], check=True,
+                        "-mfpu=fpv4-sp-d16", f"-I{RUNTIME}", f"-I{util}", "-c", str(src), "-o", str(obj)], check=True,
                        capture_output=True)
         objs.append(str(obj))
     undefined = subprocess.run(["arm-none-eabi-nm", "-u", *objs], check=True, capture_output=True, text=True).stdout
@@ -245,3 +246,20 @@ def test_repeated_invokes_see_the_same_input(binary, host):
                            env={"EA_HOST_REPEAT": "3", "ASAN_OPTIONS": "detect_leaks=0"})
         assert p.returncode == 0, p.stderr
         assert p.stdout == once, model.name
+
+
+def test_indexed_load_errors_keep_the_field_name(binary, tmp_path):
+    """A failed read inside a numbered element (operator code, tensor, op) names the field and the
+    element: "Model.operator_codes: ... (operator code 0)", not the index alone."""
+    model = SEEDS[-1].read_bytes()
+    indexed = []
+    for n in range(8, len(model), 3):
+        p = tmp_path / f"t{n}.tflite"
+        p.write_bytes(model[:n])
+        rc, out, err = _ea_host(binary, "plan", p)
+        line = err.strip()
+        if rc == 2 and line.endswith(")") and any(f"({k} " in line for k in ("operator code", "tensor", "op", "buffer")):
+            indexed.append(line)
+    assert indexed, "no truncation hit an indexed element"
+    for line in indexed:
+        assert line.startswith("ea_host: ") and ": " in line[len("ea_host: "):].split(" (")[0], line

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,8 @@ def _versions() -> str:
 
 def ensure_models(count: int, seed: int, mutants: int, jobs: int, timeout: float = 3600) -> Path:
     """Directory of generated models with TFLM outputs, generating them on first use (atomically)."""
-    from edgeattack.firmware.hostrt import _run, cache_root
+    from edgeattack.children import run
+    from edgeattack.firmware.hostrt import cache_root
 
     key = hashlib.sha256(GENERATOR.read_bytes() + f"|{_versions()}|{count}|{seed}|{mutants}".encode()).hexdigest()[:16]
     final = cache_root() / "random_models" / key
@@ -47,10 +47,11 @@ def ensure_models(count: int, seed: int, mutants: int, jobs: int, timeout: float
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".gen-", dir=final.parent))
     try:
-        rc, out, err = _run([sys.executable, str(GENERATOR), "--count", str(count), "--seed", str(seed),
-                             "--mutants", str(mutants), "--jobs", str(jobs), "--out", str(tmp)], timeout=timeout)
-        if rc != 0:
-            raise RuntimeError(f"model generation failed (exit {rc}):\n{err[-3000:]}")
+        res = run([sys.executable, str(GENERATOR), "--count", str(count), "--seed", str(seed),
+                   "--mutants", str(mutants), "--jobs", str(jobs), "--out", str(tmp)], timeout=timeout, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"model generation failed (exit {res.returncode}, None = timed out):\n"
+                               f"{res.stderr[-3000:]}")
         with contextlib.suppress(OSError):
             os.replace(tmp, final)
         if not (final / "manifest.json").is_file():

@@ -18,7 +18,7 @@ void HardFault_Handler(void);
 void SysTick_Handler(void);
 
 /* CMSDK APB UART (cmsdk_uart.c): receive interrupt into a ring buffer, polled transmit. */
-void cmsdk_uart_init(uintptr_t base, uint32_t pclk_hz, uint32_t baud);
+void cmsdk_uart_init(uintptr_t base, uint32_t pclk_hz, uint32_t baud, uint8_t *ring, size_t ring_bytes);
 void cmsdk_uart_isr(void);
 void cmsdk_uart_putc_polled(uint8_t c);  /* also usable with interrupts off (fault handler) */
 void cmsdk_uart_quiesce(void);           /* stop receive interrupts (fault handler) */

@@ -4,7 +4,6 @@
 #include "cm_port.h"
 #include "cm_regs.h"
 #include "ea_board.h"
-#include "ea_config.h"
 
 #define UART_DATA    0x00u
 #define UART_STATE   0x04u
@@ -19,20 +18,22 @@
 #define CTRL_RX_INTEN (1u << 3)
 #define INT_RX        (1u << 1)
 
-/* One slot stays empty to tell full from empty. */
-#define RING_SLOTS (EA_RX_RING_BYTES + 1u)
-
 static uintptr_t g_base;
-static uint8_t g_ring[RING_SLOTS];
+/* The receive ring: the application's memory (ea_board_init); one slot stays empty to tell full from
+ * empty. */
+static uint8_t *g_uart_ring;
+static uint32_t g_slots;
 static volatile uint32_t g_head; /* written by the interrupt only */
 static volatile uint32_t g_tail; /* written by the main loop only */
 static volatile uint32_t g_overruns;
 
 static inline volatile uint32_t *reg(uint32_t off) { return (volatile uint32_t *)(g_base + off); }
 
-void cmsdk_uart_init(uintptr_t base, uint32_t pclk_hz, uint32_t baud)
+void cmsdk_uart_init(uintptr_t base, uint32_t pclk_hz, uint32_t baud, uint8_t *ring, size_t ring_bytes)
 {
     g_base = base;
+    g_uart_ring = ring;
+    g_slots = (uint32_t)ring_bytes;
     g_head = g_tail = 0;
     g_overruns = 0;
     *reg(UART_CTRL) = 0;
@@ -48,11 +49,11 @@ void cmsdk_uart_isr(void)
     while (*reg(UART_STATE) & STATE_RX_FULL) {
         uint8_t byte = (uint8_t)*reg(UART_DATA);
         uint32_t head = g_head;
-        uint32_t next = head + 1u == RING_SLOTS ? 0u : head + 1u;
+        uint32_t next = head + 1u == g_slots ? 0u : head + 1u;
         if (next == g_tail) {
             g_overruns++; /* full: the byte is lost, as on a real UART */
         } else {
-            g_ring[head] = byte;
+            g_uart_ring[head] = byte;
             g_head = next;
         }
     }
@@ -64,8 +65,8 @@ int ea_board_uart_getc(void)
     if (tail == g_head) {
         return -1;
     }
-    uint8_t byte = g_ring[tail];
-    g_tail = tail + 1u == RING_SLOTS ? 0u : tail + 1u;
+    uint8_t byte = g_uart_ring[tail];
+    g_tail = tail + 1u == g_slots ? 0u : tail + 1u;
     return byte;
 }
 

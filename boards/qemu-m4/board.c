@@ -26,9 +26,9 @@ __attribute__((section(".vectors"), used)) const cm_vector cm_vectors[16 + NUM_I
     [16 + UART0_RX_IRQ] = cmsdk_uart_isr,
 };
 
-void ea_board_init(void)
+void ea_board_init(uint8_t *rx_ring, size_t ring_bytes)
 {
-    cmsdk_uart_init(UART0_BASE, SYSCLK_HZ, 115200u);
+    cmsdk_uart_init(UART0_BASE, SYSCLK_HZ, 115200u, rx_ring, ring_bytes);
     cm_nvic_enable(UART0_RX_IRQ);
     cm_systick_start();
 }

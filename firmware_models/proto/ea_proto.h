@@ -20,9 +20,7 @@ enum {
     EA_MSG_RESET = 0x04,
     EA_MSG_ERROR = 0x7F,
     EA_MSG_REPLY = 0x80,
-#ifdef EA_DEBUG_FAULT
-    EA_MSG_DEBUG_FAULT = 0x7E, /* test builds only: the device takes a HardFault on purpose */
-#endif
+    EA_MSG_DEBUG_FAULT = 0x7E, /* test builds only (io.debug_fault): the device takes a HardFault */
 };
 
 enum {
@@ -91,6 +89,9 @@ typedef struct {
      * INFO reports it as stack_used, with stack_bytes, the reserved size, next to it. */
     uint32_t (*stack_used)(void *ctx);
     uint32_t stack_bytes;
+    /* Test builds only (EA_DEBUG_FAULT): take a HardFault and never return; request type 0x7E calls
+     * it. NULL in every other build, where 0x7E is an unknown message type like any other. */
+    void (*debug_fault)(void *ctx);
     void *ctx;
 } ea_proto_io;
 
@@ -167,10 +168,5 @@ void ea_proto_handle(ea_proto *p, const ea_frame *f);
 
 /* True once a RESET has been answered: the caller restarts the device. */
 static inline bool ea_proto_reset_requested(const ea_proto *p) { return p->reset_requested; }
-
-#ifdef EA_DEBUG_FAULT
-/* Test builds only: provided by the application, takes a HardFault and never returns. */
-void ea_debug_fault(void);
-#endif
 
 #endif

@@ -2,7 +2,7 @@
  * position and an untrusted offset can wrap around. */
 #include "ea_flatbuffer.h"
 
-#include "ea_text.h"
+#include "ea_strbuf.h"
 
 static uint32_t ld_u32(const uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
@@ -10,13 +10,13 @@ static uint32_t ld_u32(const uint8_t *p) {
 static uint16_t ld_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
 int fb_fail(fb_reader *r, const char *what, const char *reason) {
-    ea_text t;
-    ea_text_init(&t, r->err, r->err_len);
+    ea_strbuf t;
+    ea_sb_init(&t, r->err, r->err_len);
     if (what) {
-        ea_text_str(&t, what);
-        ea_text_str(&t, ": ");
+        ea_sb_raw(&t, what);
+        ea_sb_raw(&t, ": ");
     }
-    ea_text_str(&t, reason);
+    ea_sb_raw(&t, reason);
     return -1;
 }
 

@@ -9,7 +9,7 @@
 #include "ea_plan.h"
 #include "ea_quant.h"
 #include "ea_runtime.h"
-#include "ea_text.h"
+#include "ea_strbuf.h"
 
 /* TFLite TensorType values. */
 enum { T_FLOAT32 = 0, T_INT32 = 2, T_UINT8 = 3, T_INT64 = 4, T_BOOL = 6, T_INT16 = 7, T_INT8 = 9 };
@@ -48,38 +48,37 @@ typedef struct {
 /* ---------------------------------------------------------------- errors */
 
 static ea_status fail(ea_model *m, const char *a, const char *b) {
-    ea_text t;
-    ea_text_init(&t, m->error, EA_ERROR_LEN);
-    ea_text_str(&t, a);
-    ea_text_str(&t, b);
+    ea_strbuf t;
+    ea_sb_init(&t, m->error, EA_ERROR_LEN);
+    ea_sb_raw(&t, a);
+    ea_sb_raw(&t, b);
     return EA_ERR_MODEL;
 }
 
 /* Appends " (<label> <index>)" to the message a failed flatbuffer read left. */
 static ea_status with_index(ea_model *m, const char *label, int64_t index) {
-    ea_text t;
-    ea_text_init(&t, m->error, EA_ERROR_LEN);
-    t.len = (uint32_t)strlen(m->error);
-    ea_text_str(&t, " (");
-    ea_text_str(&t, label);
-    ea_text_chr(&t, ' ');
-    ea_text_int(&t, index);
-    ea_text_chr(&t, ')');
+    ea_strbuf t;
+    ea_sb_resume(&t, m->error, EA_ERROR_LEN);
+    ea_sb_raw(&t, " (");
+    ea_sb_raw(&t, label);
+    ea_sb_raw(&t, " ");
+    ea_sb_i64(&t, index);
+    ea_sb_raw(&t, ")");
     return EA_ERR_MODEL;
 }
 
 /* "<OPNAME> at op <i>: <msg><detail>" */
 static ea_status op_fail(ea_model *m, uint32_t i, const char *msg, const char *detail, int64_t number, int with_number) {
-    ea_text t;
-    ea_text_init(&t, m->error, EA_ERROR_LEN);
+    ea_strbuf t;
+    ea_sb_init(&t, m->error, EA_ERROR_LEN);
     const char *name = ea_builtin_name(m->ops[i].builtin);
-    ea_text_str(&t, name[0] ? name : "operator");
-    ea_text_str(&t, " at op ");
-    ea_text_int(&t, i);
-    ea_text_str(&t, ": ");
-    ea_text_str(&t, msg);
-    if (detail) ea_text_str(&t, detail);
-    if (with_number) ea_text_int(&t, number);
+    ea_sb_raw(&t, name[0] ? name : "operator");
+    ea_sb_raw(&t, " at op ");
+    ea_sb_i64(&t, i);
+    ea_sb_raw(&t, ": ");
+    ea_sb_raw(&t, msg);
+    if (detail) ea_sb_raw(&t, detail);
+    if (with_number) ea_sb_i64(&t, number);
     return EA_ERR_MODEL;
 }
 #define OP_FAIL(msg) op_fail(m, i, (msg), NULL, 0, 0)
@@ -209,18 +208,18 @@ static ea_status parse_operator(loader *L, const fb_table *ot, uint32_t i) {
         case OP_SQUEEZE: case OP_PADV2: case OP_EXPAND_DIMS: case OP_QUANTIZE:
             break;
         default: {
-            ea_text t;
-            ea_text_init(&t, m->error, EA_ERROR_LEN);
-            ea_text_str(&t, "unsupported operator ");
+            ea_strbuf t;
+            ea_sb_init(&t, m->error, EA_ERROR_LEN);
+            ea_sb_raw(&t, "unsupported operator ");
             const char *name = ea_builtin_name(code);
             if (name[0]) {
-                ea_text_str(&t, name);
-                ea_text_chr(&t, ' ');
+                ea_sb_raw(&t, name);
+                ea_sb_raw(&t, " ");
             }
-            ea_text_str(&t, "(builtin ");
-            ea_text_int(&t, code);
-            ea_text_str(&t, ") at op ");
-            ea_text_int(&t, i);
+            ea_sb_raw(&t, "(builtin ");
+            ea_sb_i64(&t, code);
+            ea_sb_raw(&t, ") at op ");
+            ea_sb_i64(&t, i);
             return EA_ERR_MODEL;
         }
     }
@@ -825,12 +824,12 @@ ea_status ea_model_init(ea_model *m, const uint8_t *data, uint32_t len, uint8_t 
     const uintptr_t base = (uintptr_t)arena;
     const uintptr_t pad = (16u - (base & 15u)) & 15u;
     if (!arena || arena_len < pad || arena_len - pad < m->arena_needed) {
-        ea_text t;
-        ea_text_init(&t, m->error, EA_ERROR_LEN);
-        ea_text_str(&t, "arena too small: the model needs ");
-        ea_text_int(&t, m->arena_needed);
-        ea_text_str(&t, " bytes (16-byte aligned), got ");
-        ea_text_int(&t, arena ? (int64_t)arena_len - (int64_t)pad : 0);
+        ea_strbuf t;
+        ea_sb_init(&t, m->error, EA_ERROR_LEN);
+        ea_sb_raw(&t, "arena too small: the model needs ");
+        ea_sb_i64(&t, m->arena_needed);
+        ea_sb_raw(&t, " bytes (16-byte aligned), got ");
+        ea_sb_i64(&t, arena ? (int64_t)arena_len - (int64_t)pad : 0);
         return EA_ERR_MODEL;
     }
     m->arena = arena + pad;

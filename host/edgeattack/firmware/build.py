@@ -24,6 +24,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .. import children
 from ..errors import EdgeAttackError, UsageError
 from ..resources import boards_dir, firmware_dir
 
@@ -146,10 +147,10 @@ def _resolve_profile(board_profile):
 
 
 def sources_digest(port: str) -> str:
-    """SHA-256 over every file the firmware build reads: Makefile, app/, proto/, runtime/, the port and
-    the shared Cortex-M code (paths and contents, in a stable order)."""
+    """SHA-256 over every file the firmware build reads: Makefile, app/, proto/, runtime/, port/, util/,
+    the port and the shared Cortex-M code (paths and contents, in a stable order)."""
     fw, bd = firmware_dir(), boards_dir()
-    roots = [(fw, ["Makefile"], ["app", "proto", "runtime"]), (bd, [], [port, "cortex-m"])]
+    roots = [(fw, ["Makefile"], ["app", "proto", "runtime", "port", "util"]), (bd, [], [port, "cortex-m"])]
     h = hashlib.sha256()
     for base, files, dirs in roots:
         paths = [base / f for f in files]
@@ -252,6 +253,34 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+MAKE_TIMEOUT_S = 1800
+# A board name becomes a C string (firmware_models/Makefile checks it again); other values are paths
+# and numbers. make expands '$' in any variable given on its command line and splits on whitespace, so
+# values carrying either (or quotes, '#', backslashes) are refused rather than passed on.
+_BOARD_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+_MAKE_UNSAFE = re.compile(r"[$\s'\"#\\;`]")
+
+
+def make_command(directory, variables: dict, *, jobs: int = 2) -> list[str]:
+    """argv of `make -C directory VAR=value ...`: run without a shell (edgeattack.children), each
+    variable one argument. Empty values are left out. Raises UsageError for a value make or a compile
+    command would interpret (a board name outside [a-z0-9][a-z0-9-]*; '$', whitespace, quotes)."""
+    name = str(variables.get("BOARD_NAME", ""))
+    if "BOARD_NAME" in variables and not _BOARD_NAME.fullmatch(name):
+        raise UsageError(f"board name {name!r} cannot name a firmware build: use lowercase letters, digits "
+                         f"and '-' (e.g. qemu-m4)")
+    args = []
+    for key, value in variables.items():
+        value = str(value)
+        if value == "":
+            continue
+        if _MAKE_UNSAFE.search(value):
+            raise UsageError(f"{key}={value!r}: make cannot take a value containing '$', spaces, quotes or "
+                             f"'#': choose a path without them (e.g. another --cache-dir)")
+        args.append(f"{key}={value}")
+    return ["make", "-C", str(directory), f"-j{max(1, int(jobs))}", *args]
+
+
 def _export(model_path: Path, out_dir: Path, arena: int) -> str:
     from ..tflite.export import export_model
 
@@ -318,19 +347,18 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
         try:
             sha = _export(model_path, tmp / "model", arena)
             log = tmp / "build.log"
-            cmd = ["make", "-C", str(firmware_dir()), f"-j{max(1, jobs)}", f"BOARD={port}",
-                   f"BOARDS_DIR={boards_dir()}", f"MODEL_DIR={tmp / 'model'}", f"BUILD_DIR={tmp / 'build'}",
-                   f"BOARD_NAME={profile.name}", f"CROSS={CROSS}",
-                   *(f"{k}={v}" for k, v in options.items())]
-            if extra_cflags:
-                cmd.append(f"EXTRA_CFLAGS={extra_cflags}")
-            cmd.append(f"SHARED_OBJ_DIR={objs}")
+            variables = {"BOARD": port, "BOARDS_DIR": boards_dir(), "MODEL_DIR": tmp / "model",
+                         "BUILD_DIR": tmp / "build", "BOARD_NAME": profile.name, "CROSS": CROSS, **options,
+                         "EXTRA_CFLAGS": extra_cflags, "SHARED_OBJ_DIR": objs}
+            cmd = make_command(firmware_dir(), variables, jobs=jobs)
             with _locked(cache / f".{objs.name}.lock"):
-                proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      timeout=1800)
-            log.write_text(" ".join(cmd) + "\n" + proc.stdout)
-            if proc.returncode != 0:
-                _raise_build_failure(proc.stdout, model_path, profile, flash_est, ram_est, entry, log)
+                res = children.run(cmd, timeout=MAKE_TIMEOUT_S, text=True)
+            output = res.stdout + res.stderr
+            log.write_text(" ".join(cmd) + "\n" + output)
+            if res.returncode != 0:
+                if res.timed_out:
+                    output += f"\n*** make did not finish within {MAKE_TIMEOUT_S} s"
+                _raise_build_failure(output, model_path, profile, flash_est, ram_est, entry, log)
             elf = tmp / "build" / "firmware.elf"
             text, data, bss = _elf_sizes(elf)
             flash, ram = text + data, data + bss

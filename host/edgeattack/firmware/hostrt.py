@@ -13,19 +13,17 @@ The harness (firmware_models/host/ea_host.c) is compiled once per source hash in
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .. import children
 from ..errors import EdgeAttackError, UsageError
 from ..resources import firmware_dir
 
@@ -40,27 +38,11 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgeattack"
 
 
-def _set_deathsig():  # runs in the child: die with the parent, even if it crashes
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_DEATHSIG
-
-
-def _run(cmd, stdin: bytes | None = None, timeout: float = _TIMEOUT_S, env: dict | None = None):
-    """Run a child process, always reaped (killed on timeout or on any exception here)."""
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=dict(os.environ, **(env or {})), preexec_fn=_set_deathsig)
-    try:
-        out, err = proc.communicate(stdin, timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    return proc.returncode, out, err.decode(errors="replace")
-
-
 def _sources() -> list[Path]:
     fw = firmware_dir()
-    files = sorted((fw / "runtime").glob("*.[ch]")) + sorted((fw / "runtime").glob("*.mk"))
+    files = []
+    for layer in ("runtime", "util"):  # the runtime and the layer below it (runtime/sources.mk)
+        files += sorted((fw / layer).rglob("*.[ch]")) + sorted((fw / layer).glob("*.mk"))
     files += [fw / "host" / "ea_host.c", fw / "host" / "Makefile"]
     missing = [str(p) for p in files if not p.is_file()]
     if missing or not (fw / "runtime" / "ea_runtime.h").is_file():
@@ -89,9 +71,9 @@ def host_binary() -> Path:
         return _known[stamp]
     h = hashlib.sha256()
     for p in sources:
-        h.update(p.name.encode() + b"\0" + p.read_bytes())
+        h.update(str(p.relative_to(firmware_dir())).encode() + b"\0" + p.read_bytes())
     if cc not in _compiler_ids:
-        _compiler_ids[cc] = _run([cc, "--version"], timeout=60)[1]
+        _compiler_ids[cc] = children.run([cc, "--version"], timeout=60).stdout
     h.update(_compiler_ids[cc])
     final = cache_root() / "hostrt" / h.hexdigest()[:16]
     binary = final / "ea_host"
@@ -104,10 +86,11 @@ def host_binary() -> Path:
         make = shutil.which("make")
         if not make:
             raise EdgeAttackError("`make` not found: install it (apt-get install make)")
-        rc, out, err = _run([make, "-s", "-C", str(firmware_dir() / "host"), f"BUILD={tmp}", f"CC={cc}",
-                             f"{tmp}/ea_host"], timeout=_TIMEOUT_S)
-        if rc != 0:
-            raise EdgeAttackError(f"building the host runtime failed ({cc}):\n{err.strip()[-2000:]}")
+        res = children.run([make, "-s", "-C", str(firmware_dir() / "host"), f"BUILD={tmp}", f"CC={cc}",
+                            f"{tmp}/ea_host"], timeout=_TIMEOUT_S, text=True)
+        if res.returncode != 0:
+            raise EdgeAttackError(f"building the host runtime failed ({cc}"
+                                  f"{', timed out' if res.timed_out else ''}):\n{res.stderr.strip()[-2000:]}")
         try:
             os.replace(tmp, final)
         except OSError:  # another process built it first: use theirs
@@ -137,9 +120,18 @@ def _model_file(model_bytes: bytes):
             os.unlink(path)
 
 
-def _check(rc: int, err: str, what: str):
+def _harness(binary: Path, *args, stdin: bytes | None = None) -> children.ChildResult:
+    """ea_host run to completion under the sanitizers' settings (a child of edgeattack.children)."""
+    return children.run([str(binary), *map(str, args)], timeout=_TIMEOUT_S, input=stdin,
+                        env=dict(os.environ, **_SAN_ENV))
+
+
+def _check(res: children.ChildResult, what: str):
+    rc, err = res.returncode, res.stderr.decode(errors="replace")
     if rc == 0:
         return
+    if rc is None:
+        raise EdgeAttackError(f"C runtime {what} did not finish within {_TIMEOUT_S} s")
     msg = err.strip().splitlines()
     line = next((m for m in msg if m.startswith("ea_host: ")), None)
     if rc in (2, 3) and line:
@@ -154,8 +146,9 @@ def host_plan(model_bytes: bytes) -> dict:
     key = hashlib.sha256(model_bytes).digest() + str(binary).encode()
     if key not in _plans:
         with _model_file(model_bytes) as path:
-            rc, out, err = _run([str(binary), "plan", path], env=_SAN_ENV)
-        _check(rc, err, "plan")
+            res = _harness(binary, "plan", path)
+        _check(res, "plan")
+        out = res.stdout
         if len(_plans) > 256:
             _plans.clear()
         _plans[key] = json.loads(out)
@@ -186,9 +179,9 @@ def run_host(model_bytes: bytes, inputs) -> np.ndarray:
     batch = x[None] if single else x
     binary = host_binary()
     with _model_file(model_bytes) as path:
-        rc, out, err = _run([str(binary), "run", path], stdin=np.ascontiguousarray(batch).tobytes(), env=_SAN_ENV)
-    _check(rc, err, "run")
-    y = np.frombuffer(out, dtype=out_dtype).reshape((len(batch),) + tuple(outs["shape"]))
+        res = _harness(binary, "run", path, stdin=np.ascontiguousarray(batch).tobytes())
+    _check(res, "run")
+    y = np.frombuffer(res.stdout, dtype=out_dtype).reshape((len(batch),) + tuple(outs["shape"]))
     return y[0] if single else y
 
 

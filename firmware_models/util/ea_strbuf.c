@@ -13,6 +13,20 @@ void ea_sb_init(ea_strbuf *t, char *buf, size_t cap)
     }
 }
 
+void ea_sb_resume(ea_strbuf *t, char *buf, size_t cap)
+{
+    t->buf = buf;
+    t->cap = cap;
+    t->len = 0;
+    t->overflow = false;
+    if (cap > 0u) {
+        while (t->len < cap - 1u && buf[t->len] != '\0') {
+            t->len++;
+        }
+        buf[t->len] = '\0';
+    }
+}
+
 static void put(ea_strbuf *t, const char *s, size_t n)
 {
     if (t->overflow || t->cap == 0u || n > t->cap - 1u - t->len) {

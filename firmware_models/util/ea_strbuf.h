@@ -1,6 +1,8 @@
-/* A bounded text builder for INFO's JSON and ERROR messages: no malloc, no printf (newlib-nano's
- * printf has neither 64-bit integers nor, without extra code, floats). A write that does not fit
- * sets `overflow` and the text stays NUL-terminated at the last whole piece that fitted. */
+/* The firmware's one bounded text builder (the runtime's error messages, the protocol's INFO JSON and
+ * ERROR messages, the board port's fault report): no malloc, no printf (newlib-nano's printf has
+ * neither 64-bit integers nor, without extra code, floats). A write that does not fit sets `overflow`
+ * and the text stays NUL-terminated at the last whole piece that fitted. It sits in util/, the lowest
+ * layer, because every other layer uses it. */
 #ifndef EA_STRBUF_H
 #define EA_STRBUF_H
 
@@ -16,6 +18,8 @@ typedef struct {
 } ea_strbuf;
 
 void ea_sb_init(ea_strbuf *t, char *buf, size_t cap);
+/* Like ea_sb_init, but keeps the NUL-terminated text already in buf and appends after it. */
+void ea_sb_resume(ea_strbuf *t, char *buf, size_t cap);
 void ea_sb_raw(ea_strbuf *t, const char *s);
 void ea_sb_u64(ea_strbuf *t, uint64_t v);
 void ea_sb_i64(ea_strbuf *t, int64_t v);

@@ -1,12 +1,16 @@
-/* What the firmware needs from a board; each port (boards/<name>/) implements it. */
+/* What the firmware needs from a board; each port (boards/<name>/) implements it. This folder (port/)
+ * is the interface alone: a port includes it and nothing of app/, proto/ or runtime/ (the memory it
+ * needs comes from the application as arguments). */
 #ifndef EA_BOARD_H
 #define EA_BOARD_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* Clocks, the UART with its receive interrupt, the tick counter. The FPU is already on (startup). */
-void ea_board_init(void);
+/* Clocks, the UART with its receive interrupt, the tick counter. The FPU is already on (startup).
+ * rx_ring: memory for the receive ring buffer, owned by the application, which sizes it; the port
+ * keeps up to ring_bytes - 1 received bytes in it (one slot tells full from empty). */
+void ea_board_init(uint8_t *rx_ring, size_t ring_bytes);
 
 /* The next received byte from the interrupt-fed ring buffer, or -1 when it is empty. */
 int ea_board_uart_getc(void);
