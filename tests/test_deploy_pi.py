@@ -227,7 +227,7 @@ def test_flash_tunnel_infer_matches_litert_and_stop(sshd, remote_dir, tiny_tflit
 
     # a whole session through the ssh:// URL, as a user runs it (the session opens and closes its
     # own tunnel)
-    from edgeattack.session import RESULTS, SUMMARY
+    from edgeattack.results import RESULTS, SUMMARY
 
     inputs = tmp_path / "clean.npz"
     np.savez(inputs, x=x_test[:20], y=y_test[:20])

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import require_tool
 from edgeattack.quant import quantize_input
-from edgeattack.session import read_results, run_session
+from edgeattack.results import read_results
+from edgeattack.session import run_session
 from test_fw_qemu import zoo_model
 from test_session_runner import no_orphans  # noqa: F401 - the autouse orphan check
 

@@ -27,7 +27,7 @@ from edgeattack.link.frame import Frame, FrameDecoder, encode_frame
 from edgeattack.link.server import COALESCE_S, ProtocolServer
 from edgeattack.link.transport import SocketPort, open_port, open_pty, read_some, write_all
 from edgeattack.quant import dequantize
-from edgeattack.session import record_encoder
+from edgeattack.session.records import record_encoder
 
 
 def reference_cobs(data: bytes) -> bytes:

@@ -14,7 +14,7 @@ from edgeattack.deploy import ser2net
 
 
 def _records(run_dir):
-    from edgeattack.session import RESULTS
+    from edgeattack.results import RESULTS
 
     return [json.loads(line) for line in (run_dir / RESULTS).read_text().splitlines()]
 

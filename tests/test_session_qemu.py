@@ -14,7 +14,8 @@ import pytest
 
 from conftest import require_tool
 from edgeattack.profiles import get_profile
-from edgeattack.session import read_results, run_session
+from edgeattack.results import read_results
+from edgeattack.session import run_session
 
 from test_session_runner import identity, no_orphans  # noqa: F401 - the autouse orphan check
 
@@ -39,6 +40,7 @@ def test_qemu_m4_session_matches_emu_tflm_and_estimates_time(tiny_tflite, tiny_d
     tick_hz = q["board"]["tick_hz"]
     for r in qr:
         assert r["board"] == "qemu-m4" and r["time_estimated"] is True
+        assert r["time_source"] == "qemu-instructions"
         assert r["device_instructions"] == round(r["device_ticks"] * 1e9 / tick_hz)
         assert r["device_time_s"] == pytest.approx(r["device_instructions"] * p.model_cpi / p.model_clock_hz)
         assert r["energy_source"] == "estimated"
@@ -46,3 +48,5 @@ def test_qemu_m4_session_matches_emu_tflm_and_estimates_time(tiny_tflite, tiny_d
     counts = [r["device_instructions"] for r in qr if not r["warmup"]]
     assert max(counts) - min(counts) <= 0.2 * max(counts)
     assert q["time_estimated"] is True and q["metrics"][0]["time_estimated"] is True
+    assert q["time_source"] == q["metrics"][0]["time_source"] == "qemu-instructions"
+    assert e["time_source"] == "host-wall"

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import require_tool
-from edgeattack.session import read_results, run_session
+from edgeattack.results import read_results
+from edgeattack.session import run_session
 
 from test_session_runner import identity, no_orphans  # noqa: F401 - the autouse orphan check
 

@@ -22,7 +22,8 @@ import pytest
 from edgeattack.errors import DeviceError, UsageError
 from edgeattack.link.frame import Frame, FrameDecoder, encode_frame
 from edgeattack.quant import quantize_input
-from edgeattack.session import RESULT_FIELDS, read_results, run_session, wilson_interval
+from edgeattack.results import RESULT_FIELDS, read_results, wilson_interval
+from edgeattack.session import run_session
 
 from test_device_agent import agents_serving, alive, no_orphans, reference  # noqa: E402,F401 (no_orphans: the autouse orphan check)
 
@@ -129,6 +130,9 @@ def test_session_records_match_in_process_runtime(runtime, model, clean_npz, adv
         assert r["board"] == f"emu-{runtime}" and r["model_sha256"] == summary["model"]["sha256"]
         assert r["device_ticks"] > 0 and r["device_time_s"] == pytest.approx(r["device_ticks"] / 1e9)
         assert r["time_estimated"] is False and r["device_instructions"] is None
+        assert r["time_source"] == "host-wall"  # the host's wall time, never MCU latency
+    assert summary["time_source"] == "host-wall" and summary["time_estimated"] is False
+    assert {m["time_source"] for m in summary["metrics"]} == {"host-wall"}
 
     # the device ran exactly one inference per record sent, warm-ups included
     dev = summary["device"]

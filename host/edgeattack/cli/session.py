@@ -9,6 +9,11 @@ import click
 @click.option("--model", required=True, type=click.Path(dir_okay=False),
               help="The .tflite model the board runs (its SHA-256 must match the device's).")
 @click.option("--inputs", type=click.Path(dir_okay=False), help="Clean inputs .npz (x, y[, ids]).")
+@click.option("--dataset", help="Clean inputs from this dataset's test split instead of --inputs (a name "
+                                "such as digits, or a dataset .npz); ids are the test-split indices.")
+@click.option("-n", "n", type=click.IntRange(1), help="With --dataset: this many test samples (default all).")
+@click.option("--seed", type=int, help="With --dataset and -n: draw the samples at random with this seed "
+                                       "(default: the first n).")
 @click.option("--adversarial", multiple=True, type=click.Path(dir_okay=False),
               help="Adversarial .npz (x_adv, eps, y, ids, meta); repeat for several attacks.")
 @click.option("--port", help="Use a running device at this URL instead of starting the board.")
@@ -25,10 +30,12 @@ import click
 @click.option("--timeout", type=float, help="Seconds before an unanswered request is resent.")
 @click.option("--total-timeout", type=float, help="Seconds without any answer before giving up.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print session.json on stdout (one JSON object) "
+                                                      "instead of the text summary.")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
               help="Run folder: results.jsonl and session.json are written here.")
-def command(board, model, inputs, adversarial, port, host, resume, inflight, warmup, repeat, faults,
-            timeout, total_timeout, no_progress, out):
+def command(board, model, inputs, dataset, n, seed, adversarial, port, host, resume, inflight, warmup,
+            repeat, faults, timeout, total_timeout, no_progress, as_json, out):
     """Stream clean and adversarial inputs to a device and record every answer.
 
     Emulated and QEMU boards are started for the run and stopped at the end. Writes
@@ -37,6 +44,9 @@ def command(board, model, inputs, adversarial, port, host, resume, inflight, war
 
     Example: edgeattack session --board emu-tflm --model runs/pqat/model.tflite --inputs clean.npz
     --adversarial fgsm.npz -o runs/s1/
+
+    Example: edgeattack session --board emu-tflm --model runs/pqat/model.tflite --dataset digits -n 200
+    -o runs/s2/ --json
     """
     import signal
 
@@ -55,8 +65,15 @@ def command(board, model, inputs, adversarial, port, host, resume, inflight, war
         port = port_url(get_profile(board), host)  # ssh://...: the session opens its own tunnel
     summary = run_session(board, model, inputs, adversarial=adversarial, port=port, out=out,
                           resume=resume, warmup=warmup, inflight=inflight, repeat=repeat,
-                          faults=faults, progress=not no_progress, timeout=timeout,
-                          total_timeout=total_timeout)
+                          faults=faults, progress=not no_progress, dataset=dataset, n=n, seed=seed,
+                          timeout=timeout, total_timeout=total_timeout)
+    if as_json:
+        from pathlib import Path
+
+        from ..results import SUMMARY
+
+        click.echo((Path(out) / SUMMARY).read_text().strip())  # exactly what was written
+        return
     _print_summary(summary, out)
 
 
@@ -74,8 +91,8 @@ def _print_summary(s: dict, out) -> None:
         if m.get("attack_success_rate") is not None:
             line += f"  asr={m['attack_success_rate']:.3f}{_fmt_ci(m['attack_success_ci95'])}"
         if m.get("latency_s"):
-            est = " (estimated)" if m.get("time_estimated") else ""
-            line += f"  latency p50={m['latency_s']['p50'] * 1e3:.3f} ms{est}"
+            est = ", estimated" if m.get("time_estimated") else ""
+            line += f"  latency p50={m['latency_s']['p50'] * 1e3:.3f} ms ({m.get('time_source')}{est})"
         click.echo(line)
     t = s["throughput"]
     if t.get("records_per_s"):

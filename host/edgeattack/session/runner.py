@@ -2,6 +2,7 @@
 
     summary = run_session("emu-tflm", "model.tflite", "clean.npz", adversarial=["fgsm.npz"],
                           out="RUN", warmup=5, inflight=32)
+    summary = run_session("emu-tflm", "model.tflite", dataset="digits", n=200, out="RUN")
 
 writes RUN/results.jsonl (one line per (sample, source, eps): the fields CONVENTIONS.md lists, schema
 1; append-only, flushed per record, fsync'd at checkpoints) and RUN/session.json (counts, accuracy and
@@ -11,249 +12,32 @@ board and model identity, device inference counter before and after). See docs/s
 `resume=True` continues a run that crashed, was killed or lost its device: finished (id, source, eps)
 records are kept (a torn last line is cut off), the rest are sent; nothing is redone, lost or
 duplicated. The device must run the same model, and the inputs must be the same files.
+
+Inputs are checked before anything is sent: non-finite values are refused (session.inputs), and a
+warning names inputs outside the model's data range (manifest.json beside the model, else the range
+its input quantization represents) and labels outside its classes.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
-from .errors import DeviceError, UsageError
+from ..errors import DeviceError, UsageError
+from ..results import RESULTS, SCHEMA, SUMMARY, read_results, record_key, summarize_records, time_source_of
+from .inputs import InputSet, check_ranges, load_adversarial, load_clean, load_dataset_inputs
+from .records import make_record, record_encoder, repair
 
-SCHEMA = 1
-RESULT_FIELDS = ("schema", "id", "source", "eps", "label", "model_sha256", "board", "pred",
-                 "output_raw", "output", "device_ticks", "device_time_s", "rtt_s", "retries",
-                 "warmup", "device_instructions", "time_estimated", "energy_j", "energy_source")
-RESULTS = "results.jsonl"
 # Inputs in flight by default. Deep: with small models the device answers in a tenth of a
 # millisecond, and only a deep queue keeps it busy while the host is waiting to be scheduled (and
 # the host fed while the device is). The device's own window (INFO reply_cache, rx_buffers) caps it,
 # and the link shrinks it while it retransmits (link.client's congestion window).
 DEFAULT_INFLIGHT = 32
-SUMMARY = "session.json"
-
-
-# inputs --------------------------------------------------------------------------------------------
-
-@dataclass
-class InputSet:
-    """One inputs file. Clean: x is N x sample; adversarial: x is E x N x sample, one row per eps."""
-
-    path: Path
-    kind: str  # "clean" | "adversarial"
-    source: str
-    eps: list  # [None] for clean
-    x: np.ndarray
-    y: np.ndarray
-    ids: np.ndarray
-    sha256: str
-    meta: dict = field(default_factory=dict)
-    clean_x: np.ndarray | None = None  # adversarial files carry their clean samples too
-
-    @property
-    def n(self) -> int:
-        return len(self.ids)
-
-    @property
-    def sample_shape(self) -> tuple:
-        return tuple(self.x.shape[1:] if self.kind == "clean" else self.x.shape[2:])
-
-    def describe(self) -> dict:
-        return {"path": str(self.path), "sha256": self.sha256, "kind": self.kind, "source": self.source,
-                "eps": self.eps, "n": self.n}
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _open_npz(path) -> tuple[Path, dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"inputs file {path} does not exist (give an .npz with x, y[, ids])")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return path, {k: data[k] for k in data.files}
-    except Exception as exc:  # noqa: BLE001 - zip, pickle and format errors all mean "not our npz"
-        raise UsageError(f"inputs file {path} is not a readable .npz ({type(exc).__name__}: {exc}); "
-                         f"give a NumPy .npz saved without pickles") from None
-
-
-def _need(path, data, key, what):
-    if key not in data:
-        raise UsageError(f"{path}: has no '{key}' array ({what}); it has {', '.join(sorted(data)) or 'nothing'}")
-    return data[key]
-
-
-def _ids_labels(path, data, n) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(_need(path, data, "y", "integer labels"))
-    if y.ndim != 1 or len(y) != n or not np.issubdtype(y.dtype, np.integer):
-        raise UsageError(f"{path}: 'y' must be {n} integer labels, got shape {y.shape} {y.dtype}")
-    ids = data.get("ids")
-    if ids is None:
-        ids = np.arange(n, dtype=np.int64)
-    ids = np.asarray(ids)
-    if ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer):
-        raise UsageError(f"{path}: 'ids' must be {n} integers, got shape {ids.shape} {ids.dtype}")
-    if len(np.unique(ids)) != n:
-        raise UsageError(f"{path}: 'ids' has duplicates (each sample needs its own id)")
-    return ids.astype(np.int64), y.astype(np.int64)
-
-
-def load_clean(path) -> InputSet:
-    """A clean inputs .npz: x (N x ...), y (N), optional ids (int64, default 0..N-1)."""
-    path, data = _open_npz(path)
-    x = np.asarray(_need(path, data, "x", "the samples"))
-    if x.ndim < 2 or len(x) == 0:
-        raise UsageError(f"{path}: 'x' must hold N >= 1 samples (N x sample shape), got shape {x.shape}")
-    ids, y = _ids_labels(path, data, len(x))
-    return InputSet(path, "clean", "clean", [None], x, y, ids, _sha256(path))
-
-
-def load_adversarial(path) -> InputSet:
-    """An adversarial .npz (CONVENTIONS: Files): x_adv (E x N x ...), eps (E), y, ids, meta JSON."""
-    path, data = _open_npz(path)
-    x_adv = np.asarray(_need(path, data, "x_adv", "adversarial examples, E x N x sample"))
-    eps = np.asarray(_need(path, data, "eps", "the E epsilons")).reshape(-1)
-    if x_adv.ndim < 3 or x_adv.shape[0] != len(eps) or x_adv.shape[1] == 0:
-        raise UsageError(f"{path}: 'x_adv' must be E x N x sample with E = len(eps) = {len(eps)}, got "
-                         f"shape {x_adv.shape}")
-    ids, y = _ids_labels(path, data, x_adv.shape[1])
-    meta_raw = _need(path, data, "meta", "a 0-d string array holding JSON with the attack name")
-    try:
-        meta = json.loads(str(np.asarray(meta_raw).reshape(()).item()))
-        source = str(meta["attack"])
-    except (ValueError, KeyError, TypeError):
-        raise UsageError(f"{path}: 'meta' must be a JSON object with an 'attack' name") from None
-    if source == "clean" or not source:
-        raise UsageError(f"{path}: meta attack name {source!r} is reserved; name the attack")
-    eps_list = [float(e) for e in eps]
-    if len(set(eps_list)) != len(eps_list):
-        raise UsageError(f"{path}: 'eps' has repeated values {eps_list}")
-    clean_x = data.get("x")
-    if clean_x is not None and tuple(clean_x.shape) != tuple(x_adv.shape[1:]):
-        raise UsageError(f"{path}: 'x' shape {clean_x.shape} does not match one row of 'x_adv' "
-                         f"{x_adv.shape[1:]}")
-    return InputSet(path, "adversarial", source, eps_list, x_adv, y, ids, _sha256(path), meta, clean_x)
-
-
-# results file --------------------------------------------------------------------------------------
-
-def record_key(rec: dict):
-    """The identity of a non-warm-up record: (id, source, eps)."""
-    eps = rec["eps"]
-    return int(rec["id"]), str(rec["source"]), None if eps is None else float(eps)
-
-
-def read_results(path: Path, repair: bool = False) -> list[dict]:
-    """Records of a results.jsonl. A torn last line (a crash mid-write) is ignored, and with
-    repair=True cut off the file so appending continues on a clean line."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1  # everything after the last newline is a torn write
-    records = []
-    for number, line in enumerate(data[:end].splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
-                raise ValueError("not a schema 1 record")
-        except ValueError as exc:
-            raise UsageError(f"{path}: line {number} is not a valid record ({exc}); the file is "
-                             f"damaged: move it away and start a new run") from None
-        records.append(rec)
-    if repair and end != len(data):
-        with open(path, "r+b") as f:
-            f.truncate(end)
-            f.flush()
-            os.fsync(f.fileno())
-    return records
-
-
-def record_encoder():
-    """A function giving exactly json.dumps(obj) for a results record, in about half the time.
-
-    json.dumps builds a new C encoder (and a closure) for every call: at thousands of records per
-    second that is a visible share of the host's time per record. This builds json.dumps' own C
-    encoder once, with json.dumps' default settings, so the text is the same; only the circular-
-    reference check is off (a record has no cycles). json.dumps itself where the C accelerator is
-    missing.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return json.dumps
-    default = json.JSONEncoder().default  # TypeError for what JSON cannot hold, as json.dumps
-    encoder = make(None, default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False,
-                   False, True)
-    return lambda obj: "".join(encoder(obj, 0))
-
-
-# statistics ----------------------------------------------------------------------------------------
-
-def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> list | None:
-    """Wilson score 95% interval for k successes in n trials ([lo, hi]; None when n == 0)."""
-    if n == 0:
-        return None
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return [max(0.0, centre - half), min(1.0, centre + half)]
-
-
-def _percentiles(values) -> dict | None:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    arr = np.asarray(values, dtype=np.float64)
-    return {f"p{q}": float(np.percentile(arr, q)) for q in (50, 90, 99)}
-
-
-def summarize_records(records: Iterable[dict]) -> list[dict]:
-    """Metrics per (source, eps) from non-warm-up records (see docs/session.md)."""
-    groups: dict = {}
-    for rec in records:
-        if rec.get("warmup"):
-            continue
-        groups.setdefault((rec["source"], rec["eps"]), []).append(rec)
-    clean_correct = {int(r["id"]): r["pred"] == r["label"] for r in groups.get(("clean", None), [])}
-    rows = []
-    for (source, eps), recs in sorted(groups.items(),
-                                      key=lambda kv: (kv[0][0] != "clean", kv[0][0], kv[0][1] or 0.0)):
-        n = len(recs)
-        correct = sum(r["pred"] == r["label"] for r in recs)
-        row = {"source": source, "eps": eps, "n": n, "correct": correct, "accuracy": correct / n,
-               "accuracy_ci95": wilson_interval(correct, n)}
-        if source != "clean":
-            # CONVENTIONS: success rate over samples the device got right when clean (untargeted).
-            eligible = [r for r in recs if clean_correct.get(int(r["id"]))]
-            successes = sum(r["pred"] != r["label"] for r in eligible)
-            row.update({"clean_correct": len(eligible), "successes": successes,
-                        "attack_success_rate": successes / len(eligible) if eligible else None,
-                        "attack_success_ci95": wilson_interval(successes, len(eligible)),
-                        "without_clean_record": sum(int(r["id"]) not in clean_correct for r in recs)})
-        energies = [r["energy_j"] for r in recs if r.get("energy_j") is not None]
-        row.update({"latency_s": _percentiles(r["device_time_s"] for r in recs),
-                    "rtt_s": _percentiles(r["rtt_s"] for r in recs),
-                    "time_estimated": any(r.get("time_estimated") for r in recs),
-                    "energy_j_mean": float(np.mean(energies)) if energies else None})
-        rows.append(row)
-    return rows
 
 
 # the session ---------------------------------------------------------------------------------------
@@ -336,12 +120,15 @@ class Session:
         dev = self.device
         for s in input_sets:
             dev.check_shape(s.sample_shape, what=str(s.path))
+        check_ranges(input_sets, *model_expectations(self.model_path, dev))
         sets, items = self._plan(input_sets)
         fingerprint = {"inputs": [s.describe() for s in input_sets], "warmup": self.warmup,
                        "repeat": self.repeat}
         results_path = self.out / RESULTS
         previous = self._previous_summary(fingerprint, results_path)
-        done = read_results(results_path, repair=True) if self.resume else []
+        if self.resume:
+            repair(results_path)
+        done = read_results(results_path) if self.resume else []
         for rec in done:
             if rec.get("model_sha256") != dev.model_sha256:
                 raise DeviceError(f"{results_path} holds results of model sha256 {rec.get('model_sha256')}, "
@@ -424,17 +211,10 @@ class Session:
 
     def _record(self, sets, it: _Item, r) -> dict:
         s = sets[it.set_index]
-        raw_list = r.output_raw.tolist()  # Python ints for integer outputs, floats otherwise
-        return {
-            "schema": SCHEMA, "id": int(s.ids[it.sample]), "source": s.source,
-            "eps": s.eps[it.eps_index] if it.eps_index >= 0 else None, "label": int(s.y[it.sample]),
-            "model_sha256": self.device.model_sha256, "board": self.device.board, "pred": int(r.pred),
-            "output_raw": raw_list, "output": r.output.tolist(),
-            "device_ticks": int(r.device_ticks), "device_time_s": float(r.device_time_s),
-            "rtt_s": float(r.rtt_s), "retries": int(r.retries), "warmup": bool(it.warmup),
-            "device_instructions": r.device_instructions, "time_estimated": bool(r.time_estimated),
-            "energy_j": r.energy_j, "energy_source": r.energy_source,
-        }
+        return make_record(id=s.ids[it.sample], source=s.source,
+                           eps=s.eps[it.eps_index] if it.eps_index >= 0 else None,
+                           label=s.y[it.sample], model_sha256=self.device.model_sha256,
+                           board=self.device.board, result=r, warmup=it.warmup)
 
     def _bar(self, total: int, initial: int):
         if not self.progress:
@@ -471,7 +251,7 @@ class Session:
 
     def _write_summary(self, state: dict, records: list[dict], info_before: dict,
                        info_after: dict | None, elapsed: float) -> dict:
-        from .atomic import write_json
+        from ..atomic import write_json
 
         dev = self.device
         p = dev.profile
@@ -516,7 +296,8 @@ class Session:
                        "crc_errors": (info_after or info_before).get("crc_errors")},
             "link": {"queries": dev.queries, "wire_bytes": dev.wire_bytes, "retries": dev.retries,
                      "reconnects": dev.reconnects},
-            "time_estimated": p.kind == "qemu",
+            "time_estimated": any(r.get("time_estimated") for r in body),
+            "time_source": time_source_of(body),
             "runs": state["runs"],
         }
         write_json(self.out / SUMMARY, summary)
@@ -527,18 +308,54 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+def model_expectations(model_path, dev) -> tuple:
+    """(data range, where it comes from, classes or None) of the model a device runs: from the
+    manifest.json that compress wrote beside it when it describes this file, else the float range
+    the input quantization represents (CONVENTIONS) and the output's size."""
+    data_range, range_from, classes = None, None, None
+    if model_path is not None:
+        manifest_path = Path(model_path).with_name("manifest.json")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            # the manifest lists its files' sizes: one that does not list this file is another model's
+            if manifest.get("files", {}).get(Path(model_path).name) == Path(model_path).stat().st_size:
+                lo, hi = manifest["data_range"]
+                data_range, range_from = (float(lo), float(hi)), f"from {manifest_path}"
+                classes = (manifest.get("dataset") or {}).get("classes")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass  # no usable manifest: fall back on the model itself
+    if data_range is None and dev.input_scale is not None and np.issubdtype(dev.input_dtype, np.integer):
+        info = np.iinfo(dev.input_dtype)
+        scale, zp = float(dev.input_scale), int(dev.input_zero_point or 0)
+        data_range = (scale * (info.min - zp), scale * (info.max - zp))
+        range_from = f"what the model's {dev.input_dtype} input quantization represents"
+    if classes is None:
+        shape = dev.output_shape[1:] if len(dev.output_shape) > 1 and dev.output_shape[0] == 1 else dev.output_shape
+        classes = int(np.prod(shape)) if len(shape) == 1 and shape[0] > 1 else None
+    return data_range or (-np.inf, np.inf), range_from or "unknown", classes
+
+
 def run_session(board, model, inputs=None, adversarial=(), port: str | None = None, out="run",
                 resume: bool = False, warmup: int = 0, inflight: int | None = DEFAULT_INFLIGHT,
-                repeat: int = 1,
-                faults=None, progress: bool = True, **device_options) -> dict:
+                repeat: int = 1, faults=None, progress: bool = True, dataset=None, n: int | None = None,
+                seed: int | None = None, **device_options) -> dict:
     """Load the inputs, open (or start) the board, run the session, stop the board. Returns the
-    summary (RUN/session.json). `inputs`: clean .npz path (or None); `adversarial`: .npz paths."""
-    from .device.api import open_device
+    summary (RUN/session.json). `inputs`: clean .npz path (or None); `adversarial`: .npz paths;
+    `dataset` (instead of `inputs`): a dataset name or file whose test split gives the clean inputs,
+    the first `n` samples (all without n), or `n` drawn with `seed`."""
+    from ..device.api import open_device
 
+    if dataset is not None and inputs is not None:
+        raise UsageError("give the clean inputs either as --inputs FILE.npz or as --dataset NAME, not both")
+    if dataset is None and (n is not None or seed is not None):
+        raise UsageError("-n and --seed choose samples of --dataset: give --dataset NAME too")
     sets = [load_clean(inputs)] if inputs is not None else []
+    if dataset is not None:
+        sets.append(load_dataset_inputs(dataset, n, seed))
     sets += [load_adversarial(a) for a in adversarial]
     if not sets:
-        raise UsageError("no inputs: give --inputs clean.npz and/or --adversarial adv.npz")
+        raise UsageError("no inputs: give --inputs clean.npz or --dataset NAME -n N, and/or "
+                         "--adversarial adv.npz")
     out = Path(out)
     if not resume and ((out / RESULTS).exists() or (out / SUMMARY).exists()):
         # checked before a board starts: nothing to undo
