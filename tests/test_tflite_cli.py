@@ -102,6 +102,14 @@ def test_export_refuses_existing_output(tiny_tflite, tmp_path):
     assert (out / "model.tflite").is_file()
 
 
+def test_export_refuses_an_arena_size_below_the_need(tiny_tflite, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("export", tiny_tflite, "--format", "c", "-o", out, "--arena-size", "512")
+    assert proc.returncode == 2
+    _assert_one_line_failure(proc, "--arena-size 512: too small for", "which needs", "omit --arena-size")
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == []
+
+
 def test_missing_model_file(tmp_path):
     proc = run_cli("inspect", tmp_path / "nope.tflite")
     _assert_one_line_failure(proc, "nope.tflite: no such model file")

@@ -115,3 +115,58 @@ def test_stub_has_every_resolver_method():
     declared = dict(re.findall(r"TfLiteStatus (Add\w+)\(\) \{ return Add\(\"(\w+)\"\); \}", stub))
     assert declared == {m: op for op, m in TFLM_RESOLVER_METHODS.items()}
     assert "standing in ONLY for TFLM's API" in stub
+
+
+@pytest.fixture(scope="module")
+def float_tflites(tmp_path_factory):
+    """The tiny model's shape converted without int8 quantization: float32, and dynamic-range
+    (int8 weights, float activations). Untrained: only the tensor types matter here."""
+    import edgeattack.tfutil as tu
+
+    tf, keras = tu.tf(), tu.keras()
+    tu.set_seed(0)
+    model = keras.Sequential([keras.layers.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
+                              keras.layers.Flatten(), keras.layers.Dense(10)])
+    out = {}
+    for kind in ("float32", "dynamic-range"):
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+        if kind == "dynamic-range":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        path = tmp_path_factory.mktemp("float") / f"{kind}.tflite"
+        path.write_bytes(conv.convert())
+        out[kind] = path
+    return out
+
+
+@pytest.mark.parametrize("kind", ["float32", "dynamic-range"])
+def test_c_export_refuses_a_float_model(float_tflites, tmp_path, kind):
+    """The firmware computes in int8 only: a float model is refused at export, not later at `up`."""
+    with pytest.raises(UsageError) as e:
+        export_model(float_tflites[kind], "c", tmp_path / "out", arena=100_000)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(str(float_tflites[kind]))
+    assert "a float model (CONV_2D reads float32" in msg and "int8 models only" in msg
+    assert "--format tflm" in msg
+    assert not any(tmp_path.iterdir())
+    res = export_model(float_tflites[kind], "tflm", tmp_path / "tflm", arena=100_000)  # TFLM runs it
+    assert "model_data.cc" in res["files"]
+
+
+def test_int8_models_pass_the_float_check(tiny_tflite):
+    from edgeattack.tflite.export import float_compute
+
+    assert float_compute(read_model(tiny_tflite.read_bytes())) is None
+
+
+def test_arena_size_below_the_need_is_refused_with_the_need(tiny_tflite, tmp_path):
+    from edgeattack.tflite.arena import find_arena_size
+
+    need = find_arena_size(tiny_tflite.read_bytes())["measured"]
+    with pytest.raises(UsageError) as e:
+        export_model(tiny_tflite, "c", tmp_path / "out", arena=need - 16, verify_arena=True)
+    assert str(e.value) == (f"--arena-size {need - 16}: too small for {tiny_tflite}, which needs {need} "
+                            f"bytes (measured, as `edgeattack inspect` does); give at least {need} or "
+                            f"omit --arena-size")
+    assert not any(tmp_path.iterdir())
+    res = export_model(tiny_tflite, "c", tmp_path / "out", arena=need, verify_arena=True)
+    assert res["arena"]["measured"] == need

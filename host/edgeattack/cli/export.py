@@ -21,8 +21,8 @@ from ..errors import UsageError
 @click.option("--labels", "labels_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Text file with one class label per line (default: 0..N-1).")
 @click.option("--arena-size", type=click.IntRange(min=16), default=None, metavar="BYTES",
-              help="A TFLM arena size already measured (e.g. from `inspect`): skip the measurement. "
-                   "The margin is still added.")
+              help="A TFLM arena size already measured (e.g. from `inspect`): skip the search (one "
+                   "run checks that the model fits; a smaller size is refused). The margin is still added.")
 @force_option
 @click.pass_context
 def command(ctx, model, fmt, out_dir, name, labels_file, arena_size, force):
@@ -42,7 +42,7 @@ def command(ctx, model, fmt, out_dir, name, labels_file, arena_size, force):
                              f"label per line") from e
     verbose = bool((ctx.obj or {}).get("verbose"))
     res = export_model(model, fmt, out_dir, name=name, force=force, labels=labels, arena=arena_size,
-                       verbose=verbose)
+                       verbose=verbose, verify_arena=True)
     arena = res["arena"]
     click.echo(f"exported {model} -> {res['out_dir']} ({fmt}: {', '.join(res['files'])})")
     click.echo(f"model_sha256 {res['sha256']}  {res['size']} bytes"

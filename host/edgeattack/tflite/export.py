@@ -21,7 +21,8 @@ Both also write model.tflite: the exact bytes embedded (aligned), whose SHA-256 
 
 Public API:
     export_model(tflite_path, fmt, out_dir, name=None, force=False, labels=None, arena=None,
-                 verbose=False) -> dict
+                 verbose=False, verify_arena=False) -> dict
+    float_compute(info) -> str | None          (why the int8-only firmware cannot run a model)
     TFLM_RESOLVER_METHODS: dict[str, str]   (builtin op name -> MicroMutableOpResolver method)
     c_identifier(text) -> str
 """
@@ -86,13 +87,15 @@ def c_identifier(text: str) -> str:
 
 def export_model(tflite_path, fmt: str, out_dir, name: str | None = None, force: bool = False,
                  labels: list[str] | None = None, arena: dict | int | None = None,
-                 verbose: bool = False) -> dict:
+                 verbose: bool = False, verify_arena: bool = False) -> dict:
     """Write the C/C++ sources for `tflite_path` into `out_dir` (atomically; an existing non-empty
     `out_dir` needs force=True).
 
     fmt: "tflm" or "c" (see the module docstring for files and symbols). name: symbol stem for
     "tflm" (default from the file name). labels: one per class of output 0 (default "0".."N-1").
     arena: a find_arena_size() result or a byte count to embed; None measures it (child processes).
+    verify_arena: TFLM must run in the given byte count (a user's --arena-size; a UsageError names
+    the size needed). fmt "c" refuses a model that computes in float.
     An unaligned model is aligned first; everything embedded and hashed is the aligned bytes.
 
     Returns {"out_dir", "format", "name", "files", "sha256", "size", "aligned_by_export", "arena",
@@ -117,6 +120,11 @@ def export_model(tflite_path, fmt: str, out_dir, name: str | None = None, force:
         if missing:
             raise UsageError(f"{src}: operator(s) {', '.join(missing)} have no TFLM MicroMutableOpResolver "
                              f"method; export --format c, or change the model")
+    if fmt == "c":
+        float_op = float_compute(info)
+        if float_op:
+            raise UsageError(f"{src}: {float_op}; the edgeattack firmware runs int8 models only: "
+                             f"compress with an int8 recipe (e.g. ptq-int8), or export --format tflm")
     labels = _labels(info, labels, src)
     if arena is None:
         from .arena import find_arena_size
@@ -125,6 +133,8 @@ def export_model(tflite_path, fmt: str, out_dir, name: str | None = None, force:
     elif isinstance(arena, int):
         from .arena import arena_margin
 
+        if verify_arena:
+            _check_arena(data, arena, src, verbose)
         arena = {"measured": arena, "margin": arena_margin(arena), "with_margin": arena + arena_margin(arena)}
     sha = hashlib.sha256(data).hexdigest()
 
@@ -146,6 +156,40 @@ def export_model(tflite_path, fmt: str, out_dir, name: str | None = None, force:
 
 # ----------------------------------------------------------------------------------------------------
 # Shared pieces
+
+
+def float_compute(info: ModelInfo) -> str | None:
+    """Why the project's firmware cannot run this model, or None: its kernels compute in int8, so
+    every tensor an operator reads or writes must be int8 (constants: int8 weights, int32 biases and
+    shapes), except a QUANTIZE from float32 input and a DEQUANTIZE to float32 output."""
+    for sg in info.subgraphs:
+        for op in sg.operators:
+            for role, indices in (("reads", op.inputs), ("writes", op.outputs)):
+                for i in indices:
+                    if i < 0:
+                        continue
+                    t = sg.tensors[i]
+                    if t.dtype == "int8" or t.is_constant and t.dtype == "int32" and op.name != "DEQUANTIZE":
+                        continue
+                    if (op.name, role, t.dtype) in (("QUANTIZE", "reads", "float32"),
+                                                    ("DEQUANTIZE", "writes", "float32")):
+                        continue
+                    kind = "constant" if t.is_constant else "tensor"
+                    name = t.name if len(t.name) <= 60 else t.name[:57] + "..."
+                    return f"a float model ({op.name} {role} {t.dtype} {kind} {name!r})"
+    return None
+
+
+def _check_arena(data: bytes, size: int, src, verbose: bool) -> None:
+    """A given arena size must be enough: TFLM is tried with it once (a child process). When it is
+    too small, the search says how much is needed."""
+    from .arena import find_arena_size, try_arena
+
+    if try_arena(data, size):
+        return
+    need = find_arena_size(data, verbose=verbose, name=str(src))["measured"]
+    raise UsageError(f"--arena-size {size}: too small for {src}, which needs {need} bytes (measured, "
+                     f"as `edgeattack inspect` does); give at least {need} or omit --arena-size")
 
 
 def _labels(info: ModelInfo, labels, src) -> list[str]:
