@@ -36,6 +36,7 @@ RANKS = [
     ["datasets", "zoo", "keras_io"],
     # ground, importable by all (CONVENTIONS); the few ground modules others build on come last
     ["atomic", "quant", "tfutil", "profiles", "children", "fileid"],
+    ["yamlload"],
     ["errors", "resources", "__init__"],
 ]
 RANK = {name: i for i, row in enumerate(RANKS) for name in row}
