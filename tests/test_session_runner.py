@@ -373,7 +373,8 @@ def test_corrupt_model_on_the_agent(model, clean_npz, tmp_path):
     res = cli("session", "--board", "emu-tflm", "--model", bad, "--inputs", clean_npz, "--no-progress",
               "-o", tmp_path / "RUN")
     err = one_line_error(res)
-    assert res.returncode == 1 and "could not load its model" in err and "corrupt.tflite" in err
+    # refused as a usage error before the board starts (the model is read first), naming the file
+    assert res.returncode == 2 and "not a valid .tflite model" in err and "corrupt.tflite" in err
     assert not (tmp_path / "RUN").exists()
 
 
