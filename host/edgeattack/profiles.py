@@ -35,6 +35,8 @@ PROTOCOLS = ("edgeattack", "mlperf")
 # A board name becomes part of cache folders and build defines: keep it a plain word.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*")
 _ENERGY_CONSTANTS = ("active_power_w", "idle_power_w", "source")
+# an estimate may also cite the published figures its power comes from (docs/energy.md)
+_ESTIMATE_KEYS = (*_ENERGY_CONSTANTS, "reference_energy_j", "reference_time_s")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,9 +124,18 @@ def _bad(path, field, expected, value) -> UsageError:
 
 
 def _check_energy_constants(path, prefix: str, consts: dict) -> None:
-    for key in ("active_power_w", "idle_power_w"):
+    for key in ("active_power_w", "idle_power_w", "reference_energy_j", "reference_time_s"):
         if key in consts and not _opt(_num_pos)(consts[key]):
-            raise _bad(path, f"{prefix}{key}", "a positive finite number (W) or null", consts[key])
+            unit = {"reference_energy_j": "J", "reference_time_s": "s"}.get(key, "W")
+            raise _bad(path, f"{prefix}{key}", f"a positive finite number ({unit}) or null", consts[key])
+    ref_e, ref_t = consts.get("reference_energy_j"), consts.get("reference_time_s")
+    if (ref_e is None) != (ref_t is None):
+        key = "reference_time_s" if ref_t is None else "reference_energy_j"
+        raise _bad(path, f"{prefix}{key}", "given together with the other reference figure", None)
+    power = consts.get("active_power_w")
+    if ref_e is not None and power is not None and abs(power - ref_e / ref_t) > 0.01 * ref_e / ref_t:
+        raise _bad(path, f"{prefix}active_power_w", f"reference_energy_j / reference_time_s = "
+                   f"{ref_e / ref_t:.6g} W within 1%", power)
     if "source" in consts and not _opt(_str)(consts["source"]):
         raise _bad(path, f"{prefix}source", "a string citing where the figures come from",
                    consts["source"])
@@ -149,8 +160,8 @@ def _check_energy(path, energy: dict) -> None:
             raise _bad(path, "energy.options", "a mapping of the meter's options", energy["options"])
     if "estimate" in energy:
         est = energy["estimate"]
-        if not isinstance(est, dict) or set(est) - set(_ENERGY_CONSTANTS):
-            raise _bad(path, "energy.estimate", f"a mapping of {', '.join(_ENERGY_CONSTANTS)}", est)
+        if not isinstance(est, dict) or set(est) - set(_ESTIMATE_KEYS):
+            raise _bad(path, "energy.estimate", f"a mapping of {', '.join(_ESTIMATE_KEYS)}", est)
         _check_energy_constants(path, "energy.estimate.", est)
     _check_energy_constants(path, "energy.", energy)
 

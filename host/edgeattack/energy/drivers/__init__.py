@@ -1,0 +1,1 @@
+"""One module per energy meter, named as the meter (CONVENTIONS "Names"); each registers its class."""
