@@ -91,9 +91,15 @@ def test_holes_in_a_polled_time_axis_count_as_lost():
     t, p, logic, _ = square()
     keep = np.ones(len(t), bool)
     keep[4000:4020] = False        # the polling loop stalled for 2 ms inside window 1
-    tr = Trace("test")
+    tr = Trace("test", nominal_dt=1 / FS)
     tr.add(t[keep], p[keep], logic[keep])
     assert tr.windows()[0].dropped == 20
+    short = keep.copy()
+    short[4000:4020] = True
+    short[4000:4003] = False       # 3 periods: within the polling loop's jitter, not counted
+    tr = Trace("test", nominal_dt=1 / FS)
+    tr.add(t[short], p[short], logic[short])
+    assert tr.windows()[0].dropped == 0
 
 
 @pytest.mark.parametrize("mode", ["high", "falling"])

@@ -107,8 +107,10 @@ class MeterBase:
     def default_timestamp(self) -> str:
         return "high"
 
+    nominal_dt: float | None = None   # polled meters set their sampling period
+
     def _new_trace(self) -> Trace:
-        return Trace(self.name, self.rule, self.timestamp, self.max_dropped)
+        return Trace(self.name, self.rule, self.timestamp, self.max_dropped, self.nominal_dt)
 
     # the protocol ---------------------------------------------------------------------------------
 

@@ -77,13 +77,14 @@ class Trace:
     """Samples and timestamp events of one acquisition; thread-safe appends, one reader at the end."""
 
     def __init__(self, meter: str, rule: str = "trapezoid", timestamp: str = "high",
-                 max_dropped: float = 0.01):
+                 max_dropped: float = 0.01, nominal_dt: float | None = None):
         if rule not in ("trapezoid", "rectangle"):
             raise ValueError(f"unknown integration rule {rule!r}")
         if timestamp not in TIMESTAMP_MODES:
             raise MeterError(f"energy meter {meter}: option timestamp must be one of "
                              f"{', '.join(TIMESTAMP_MODES)}, got {timestamp!r}")
         self.meter, self.rule, self.timestamp, self.max_dropped = meter, rule, timestamp, max_dropped
+        self.nominal_dt = nominal_dt  # polled meters: holes > 5x this in the time axis are lost samples
         self._lock = threading.Lock()
         self._t: list[np.ndarray] = []
         self._p: list[np.ndarray] = []
@@ -248,18 +249,15 @@ class Trace:
             return float(t[-1] + np.median(np.diff(t)))
         return float(t[-1])
 
-    @staticmethod
-    def _gap_samples(t: np.ndarray, a: float, b: float) -> int:
-        """Samples missing as holes in the time axis (meters polled by the host, e.g. INA2xx)."""
+    def _gap_samples(self, t: np.ndarray, a: float, b: float) -> int:
+        """Samples missing as holes in the time axis (meters polled by the host, e.g. INA2xx,
+        every nominal_dt seconds): a hole of more than 5 periods lost round(hole / period) - 1."""
+        if not self.nominal_dt:
+            return 0
         sel = t[(t >= a) & (t <= b)]
-        if len(sel) < 3:
-            return 0
-        d = np.diff(sel)
-        typical = float(np.median(d))
-        if typical <= 0:
-            return 0
-        big = d > 5 * typical
-        return int(np.sum(np.round(d[big] / typical) - 1))
+        d = np.diff(np.concatenate(([a], sel, [b])))
+        big = d > 5 * self.nominal_dt
+        return int(np.sum(np.round(d[big] / self.nominal_dt) - 1))
 
     def _integrate(self, t: np.ndarray, p: np.ndarray, a: float, b: float) -> float:
         if self.rule == "trapezoid":

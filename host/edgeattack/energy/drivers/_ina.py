@@ -8,8 +8,8 @@ on the same clock as the samples and report energy per window.
 smbus2's read_word_data / write_word_data move the low byte first (SMBus order) while INA2xx
 registers are big-endian (most significant byte first on the wire), so every word is byte-swapped.
 A failed I2C read is a lost sample (NaN, counted); so is a conversion the chip flags as an
-overflow. Samples are spaced by the polling loop, so a stall of the loop (a hole in the time axis
-more than 5x the typical spacing) also counts as lost samples.
+overflow. The loop polls every interval_s (default 1 ms), so a stall of the loop (a hole in the
+time axis of more than 5 periods) also counts as lost samples.
 """
 from __future__ import annotations
 
@@ -29,9 +29,13 @@ def signed16(value: int) -> int:
 
 
 class InaMeter(MeterBase):
-    OPTIONS = {"bus": 1, "address": 0x40, "config": None}
+    OPTIONS = {"bus": 1, "address": 0x40, "config": None, "interval_s": 0.001}
     CONFIG_DEFAULT = 0
     clock = staticmethod(time.monotonic)
+
+    @property
+    def nominal_dt(self) -> float:
+        return float(self.options["interval_s"])
 
     def _connect(self) -> None:
         smbus2 = import_library("smbus2", "smbus2", self.name)
@@ -92,6 +96,9 @@ class InaMeter(MeterBase):
 
     def _poll(self) -> bool:
         self.sample()
+        # poll on a fixed period: the chip converts every ~0.5-1 ms, reading faster only repeats
+        time.sleep(max(0.0, self.nominal_dt - (self.clock() - self._t0 - self._buf_t[-1])
+                       if self._buf_t else self.nominal_dt))
         return True
 
     def mark_start(self) -> None:
