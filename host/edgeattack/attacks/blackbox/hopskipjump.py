@@ -1,0 +1,236 @@
+"""HopSkipJump (Chen, Jordan and Wainwright, IEEE S&P 2020), decision-based, L2 and L-inf.
+
+It needs only the predicted label. From an adversarial starting point (blended uniform noise) each
+iteration (1) binary-searches along the line to the clean input to sit on the decision boundary,
+(2) estimates the boundary's normal from the labels of `num_evals` random probes around that point,
+(3) steps along the estimate with a geometrically shrinking step until the point is adversarial
+again. It is a minimization attack: the point found is always adversarial, and the base counts
+success at a norm <= eps.
+
+Written for int8 devices: the device quantizes its input, so a probe or a binary-search step
+smaller than one input quantization step reaches the device as the same int8 tensor and carries no
+information. Probe radii and search tolerances are therefore floored at that step (a float target
+has none and gets the authors' values).
+
+All samples run in lockstep: each binary-search step is one batch with one query per sample, a
+gradient estimate is one batch of all samples' probes, so the device's link stays full.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .oracle import Oracle, input_step
+
+
+def _norm(d: np.ndarray, norm: str) -> np.ndarray:
+    flat = d.reshape(len(d), int(np.prod(d.shape[1:])))
+    return np.abs(flat).max(axis=1) if norm == "linf" else np.sqrt((flat.astype(np.float64) ** 2).sum(axis=1))
+
+
+def _bcast(v: np.ndarray, ndim: int) -> np.ndarray:
+    return np.asarray(v).reshape((-1,) + (1,) * (ndim - 1))
+
+
+def _project(x0, x_adv, alpha, norm, lo, hi):
+    """The point at `alpha` between x0 (0) and x_adv (1) for L2; for L-inf, x_adv clipped to the
+    L-inf ball of radius alpha around x0."""
+    a = _bcast(alpha, x0.ndim).astype(np.float32)
+    if norm == "l2":
+        out = (1 - a) * x0 + a * x_adv
+    else:
+        out = np.clip(x_adv, x0 - a, x0 + a)
+    return np.clip(out, lo, hi).astype(np.float32)
+
+
+class _State:
+    """Per-sample search state shared by the phases below."""
+
+    def __init__(self, oracle: Oracle, x0, norm, lo, hi, step, theta):
+        self.o, self.x0, self.norm, self.lo, self.hi = oracle, x0, norm, lo, hi
+        self.step, self.theta = step, theta  # input quantization step (or None), theta of the paper
+        n = len(x0)
+        self.x_adv = x0.copy()
+        self.found = np.zeros(n, dtype=bool)   # has an adversarial point
+        self.dist = np.full(n, np.inf)
+
+    def can_query(self, idx, k: int = 1) -> np.ndarray:
+        return idx[self.o.remaining(idx) >= k]
+
+
+def _initialize(s: _State, rng, init_size: int) -> None:
+    """Blended uniform noise: draw noise until adversarial, then binary-search the blend factor."""
+    n = len(s.x0)
+    noise = np.zeros_like(s.x0)
+    idx = np.arange(n)
+    for _ in range(init_size):
+        idx = s.can_query(idx[~s.found[idx]])
+        if len(idx) == 0:
+            break
+        cand = rng.uniform(s.lo, s.hi, size=(len(idx),) + s.x0.shape[1:]).astype(np.float32)
+        adv = s.o.decisions(cand, idx)
+        noise[idx[adv]] = cand[adv]
+        s.found[idx[adv]] = True
+    # Blend x0 -> noise: smallest adversarial blend factor to a tolerance of 0.001 (~10 queries).
+    idx = np.flatnonzero(s.found)
+    low, high = np.zeros(n), np.ones(n)
+    while True:
+        idx = s.can_query(idx[high[idx] - low[idx] > 0.001])
+        if len(idx) == 0:
+            break
+        mid = (low[idx] + high[idx]) / 2
+        a = _bcast(mid, s.x0.ndim).astype(np.float32)
+        cand = np.clip((1 - a) * s.x0[idx] + a * noise[idx], s.lo, s.hi)
+        adv = s.o.decisions(cand, idx)
+        high[idx[adv]] = mid[adv]
+        low[idx[~adv]] = mid[~adv]
+    found = np.flatnonzero(s.found)
+    a = _bcast(high[found], s.x0.ndim).astype(np.float32)
+    s.x_adv[found] = np.clip((1 - a) * s.x0[found] + a * noise[found], s.lo, s.hi)
+    s.dist[found] = _norm(s.x_adv[found] - s.x0[found], s.norm)
+
+
+def _binary_search(s: _State, idx: np.ndarray) -> None:
+    """Move x_adv[idx] onto the boundary between x0 and x_adv (HSJ's bin_search)."""
+    if len(idx) == 0:
+        return
+    x0, xa = s.x0[idx], s.x_adv[idx]
+    diff = np.abs((xa - x0).reshape(len(idx), -1)).max(axis=1)
+    if s.norm == "linf":
+        high = diff.astype(np.float64)
+        tol = np.minimum(high * s.theta, s.theta)
+        if s.step:
+            tol = np.maximum(tol, s.step)  # radii closer than one input step quantize alike
+    else:
+        high = np.ones(len(idx))
+        tol = np.full(len(idx), s.theta)
+        if s.step:  # alpha moves every coordinate by at most alpha * max|x_adv - x0|
+            tol = np.maximum(tol, s.step / np.maximum(diff, 1e-12))
+    low = np.zeros(len(idx))
+    live = np.arange(len(idx))
+    while True:
+        live = live[(high[live] - low[live]) > tol[live]]
+        live = live[s.o.remaining(idx[live]) > 0]
+        if len(live) == 0:
+            break
+        mid = (high[live] + low[live]) / 2
+        cand = _project(x0[live], xa[live], mid, s.norm, s.lo, s.hi)
+        adv = s.o.decisions(cand, idx[live])
+        high[live[adv]] = mid[adv]
+        low[live[~adv]] = mid[~adv]
+    s.x_adv[idx] = _project(x0, xa, high, s.norm, s.lo, s.hi)
+    s.dist[idx] = _norm(s.x_adv[idx] - x0, s.norm)
+
+
+def _gradient(s: _State, idx, evals: np.ndarray, delta: np.ndarray, rng) -> np.ndarray:
+    """Monte-Carlo estimate of the boundary normal at x_adv[idx], all samples' probes in one batch."""
+    shape = s.x0.shape[1:]
+    owner = np.repeat(np.arange(len(idx)), evals)
+    if s.norm == "l2":
+        rv = rng.standard_normal((len(owner),) + shape).astype(np.float32)
+    else:
+        rv = rng.uniform(-1, 1, size=(len(owner),) + shape).astype(np.float32)
+    rv /= _bcast(np.sqrt((rv.reshape(len(rv), -1) ** 2).sum(axis=1)), rv.ndim) + 1e-12
+    d = _bcast(delta[owner], rv.ndim).astype(np.float32)
+    base = s.x_adv[idx][owner]
+    probes = np.clip(base + d * rv, s.lo, s.hi)
+    rv = (probes - base) / d
+    fval = np.where(s.o.decisions(probes, idx[owner]), 1.0, -1.0)
+    grads = np.zeros((len(idx),) + shape, dtype=np.float64)
+    for k in range(len(idx)):
+        sel = owner == k
+        f, r = fval[sel], rv[sel]
+        mean = f.mean()
+        if mean == 1.0:
+            g = r.mean(axis=0)
+        elif mean == -1.0:
+            g = -r.mean(axis=0)
+        else:
+            g = ((f - mean).reshape((-1,) + (1,) * len(shape)) * r).mean(axis=0)
+        grads[k] = g
+    if s.norm == "l2":
+        return (grads / _bcast(np.sqrt((grads.reshape(len(idx), -1) ** 2).sum(axis=1)) + 1e-12,
+                               grads.ndim)).astype(np.float32)
+    return np.sign(grads).astype(np.float32)
+
+
+def _geometric_step(s: _State, idx, update, t: int) -> np.ndarray:
+    """Step along `update` from x_adv, halving the step until the point is adversarial; returns
+    the indices (into idx) that moved."""
+    step = s.dist[idx] / math.sqrt(t)
+    moved = np.zeros(len(idx), dtype=bool)
+    live = np.arange(len(idx))
+    floor = (s.step or 0.0) / 4
+    while True:
+        live = live[s.o.remaining(idx[live]) > 0]
+        if len(live) == 0:
+            break
+        cand = np.clip(s.x_adv[idx[live]] + _bcast(step[live], update.ndim).astype(np.float32)
+                       * update[live], s.lo, s.hi)
+        adv = s.o.decisions(cand, idx[live])
+        ok = live[adv]
+        s.x_adv[idx[ok]] = cand[adv]
+        moved[ok] = True
+        live = live[~adv]
+        step[live] /= 2
+        # A step far below one input quantization step cannot change what the device sees.
+        if len(live):
+            reach = np.abs(update[live]).reshape(len(live), -1).max(axis=1)
+            live = live[step[live] * reach > floor]
+    return np.flatnonzero(moved)
+
+
+def hopskipjump(oracle: Oracle, x: np.ndarray, eps: float | None, data_range, rng: np.random.Generator,
+                norm: str = "l2", steps: int = 64, initial_gradient_eval_steps: int = 100,
+                max_gradient_eval_steps: int = 10000, gamma: float = 1.0, init_size: int = 100,
+                progress=None) -> np.ndarray:
+    """Run HopSkipJump on every sample; return adversarial points (x itself where none was found).
+
+    With eps given, a sample stops once its perturbation is within eps (it succeeded); with eps
+    None it spends its budget shrinking the perturbation."""
+    if norm not in ("l2", "linf"):
+        raise ValueError(f"hopskipjump: norm {norm!r} (use l2 or linf)")
+    lo, hi = (float(v) for v in data_range)
+    x0 = np.asarray(x, dtype=np.float32)
+    n = len(x0)
+    d = int(np.prod(x0.shape[1:]))
+    theta = gamma / (d * math.sqrt(d)) if norm == "l2" else gamma / (d * d)
+    s = _State(oracle, x0, norm, lo, hi, input_step(oracle.target), theta)
+    all_idx = np.arange(n)
+
+    def settled():
+        ok = s.found & (s.dist <= eps) if eps is not None else np.zeros(n, dtype=bool)
+        oracle.finish(all_idx[ok | (oracle.remaining() <= 0)])
+        return ok
+
+    _initialize(s, rng, init_size)
+    _binary_search(s, all_idx[s.found])
+    done = settled()
+    for t in range(1, steps + 1):
+        idx = all_idx[s.found & ~done & (oracle.remaining() > 0)]
+        if len(idx) == 0:
+            break
+        if t == 1:
+            delta = np.full(len(idx), 0.1 * (hi - lo))
+        else:
+            delta = (math.sqrt(d) if norm == "l2" else d) * theta * s.dist[idx]
+        if s.step:  # a probe must move the quantized input: about one step per coordinate
+            delta = np.maximum(delta, s.step * math.sqrt(d))  # unit probes: ~1/sqrt(d) a coordinate
+        # Spend at most half of what is left on the estimate: the searches need queries too.
+        want = min(int(initial_gradient_eval_steps * math.sqrt(t)), max_gradient_eval_steps)
+        evals = np.minimum(want, oracle.remaining(idx) // 2)
+        keep = evals >= 2
+        idx, evals, delta = idx[keep], evals[keep], delta[keep]
+        if len(idx) == 0:
+            break
+        update = _gradient(s, idx, evals, delta, rng)
+        moved = _geometric_step(s, idx, update, t)
+        _binary_search(s, idx[moved])
+        done = settled()
+        if progress is not None:
+            progress(1)
+    oracle.finish(all_idx)
+    out = s.x_adv.copy()
+    out[~s.found] = x0[~s.found]
+    return out

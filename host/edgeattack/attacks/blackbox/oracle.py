@@ -1,0 +1,113 @@
+"""The black-box attacks' view of a target: batched queries with exact per-sample accounting.
+
+Every black-box attack here runs its samples in lockstep: each step gathers one candidate per
+still-active sample (or many, for HopSkipJump's gradient estimate) and sends them as ONE call to
+`target.scores` / `target.predict`, which a DeviceTarget pipelines through `Device.infer_many`.
+A device that answers in 0.1 ms then never waits for N sequential round trips.
+
+`Oracle` counts each sample's queries, refuses to exceed its budget, and records when each sample
+stopped. The success test and the loss are written for what devices return: int8 scores (256
+levels, many exact ties), labels only (a one-hot "score"), and scores rounded to a few decimals.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ...errors import UsageError
+
+
+def margin(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Untargeted margin loss: score of the true class minus the best other score (lower is better;
+    negative = misclassified). Works on probabilities, logits, rounded scores and one-hot labels."""
+    s = np.asarray(scores, dtype=np.float64)
+    rows = np.arange(len(s))
+    own = s[rows, y]
+    other = s.copy()
+    other[rows, y] = -np.inf
+    return own - other.max(axis=1)
+
+
+def misclassified(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """True where another class scores STRICTLY higher than the true one. A tie at the top is not
+    counted: which class a tied argmax picks depends on class order (and on rounding the device
+    hides), so a tie is not yet an adversarial example on every judge."""
+    return margin(scores, y) < 0
+
+
+def better(new: np.ndarray, old: np.ndarray, accept_ties: bool) -> np.ndarray:
+    """Accept a candidate whose loss is lower, or equal when ties are accepted.
+
+    Why accept ties: an int8 softmax saturates (the true class at 127, the rest at -128), so most
+    candidates score exactly the same as the current point. Refusing ties freezes the search on that
+    plateau; accepting them turns it into a random walk over equally good points until one lowers
+    the margin, which is what lets score-based attacks progress through 256-level outputs.
+    """
+    return (new <= old) if accept_ties else (new < old)
+
+
+def input_step(target) -> float | None:
+    """The float size of one input quantization step of an int8 target (None for a float target).
+    Decision-based searches stop refining below it: finer steps round to the same device input."""
+    for obj in (target, getattr(target, "device", None), getattr(target, "surrogate", None)):
+        scale = getattr(obj, "input_scale", None) if obj is not None else None
+        if scale:
+            return float(scale)
+    return None
+
+
+def check_budget(budget) -> int:
+    if budget is None or int(budget) != budget or int(budget) < 1:
+        raise UsageError(f"budget {budget!r}: a black-box attack needs a query budget of at least 1 "
+                         f"per sample (give --budget N)")
+    return int(budget)
+
+
+class Oracle:
+    """Queries `target` for n samples, each within `budget` queries.
+
+    scores(xs, idx) / decisions(xs, idx): xs holds one candidate per entry of idx (sample indices,
+    repeats allowed); each entry costs its sample one query. `queries` (n,) counts them exactly.
+    """
+
+    def __init__(self, target, y: np.ndarray, budget: int):
+        self.target = target
+        self.y = np.asarray(y, dtype=np.int64)
+        self.budget = check_budget(budget)
+        n = len(self.y)
+        self.queries = np.zeros(n, dtype=np.int64)
+        self.t0 = time.perf_counter()
+        self.finished_s = np.full(n, np.nan)  # seconds from start until the sample stopped
+
+    def remaining(self, idx=None) -> np.ndarray:
+        left = self.budget - self.queries
+        return left if idx is None else left[idx]
+
+    def _charge(self, idx: np.ndarray) -> None:
+        counts = np.bincount(idx, minlength=len(self.queries))
+        if np.any(self.queries + counts > self.budget):
+            raise AssertionError("black-box attack exceeded its query budget")  # a bug, not input
+        self.queries += counts
+
+    def scores(self, xs: np.ndarray, idx) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        if len(idx) == 0:
+            return np.zeros((0, 0), dtype=np.float32)
+        self._charge(idx)
+        return np.asarray(self.target.scores(np.asarray(xs, dtype=np.float32)), dtype=np.float32)
+
+    def decisions(self, xs: np.ndarray, idx) -> np.ndarray:
+        """True where the candidate is adversarial (predicted class != the sample's label)."""
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        if len(idx) == 0:
+            return np.zeros(0, dtype=bool)
+        self._charge(idx)
+        pred = np.asarray(self.target.predict(np.asarray(xs, dtype=np.float32))).reshape(-1)
+        return pred != self.y[idx]
+
+    def finish(self, idx) -> None:
+        """Mark samples stopped now (first call wins)."""
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        fresh = idx[np.isnan(self.finished_s[idx])]
+        self.finished_s[fresh] = time.perf_counter() - self.t0
