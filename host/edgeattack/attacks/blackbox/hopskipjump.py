@@ -21,6 +21,9 @@ import math
 
 import numpy as np
 
+from ...errors import UsageError
+from ..base import Param, register
+from .budgeted import BudgetedAttack
 from .oracle import Oracle, input_step
 
 
@@ -234,3 +237,32 @@ def hopskipjump(oracle: Oracle, x: np.ndarray, eps: float | None, data_range, rn
     out = s.x_adv.copy()
     out[~s.found] = x0[~s.found]
     return out
+
+
+@register
+class HopSkipJump(BudgetedAttack):
+    name = "hopskipjump"
+    summary = "HopSkipJump (decision-based, labels only; minimizes the L2 or L-inf perturbation)"
+    norms = ("l2", "linf")
+    minimization = True
+    PARAMS = {
+        "steps": Param(64, "iterations (boundary search, gradient estimate, step) at most"),
+        "initial_gradient_eval_steps": Param(100, "probes of the first gradient estimate (x sqrt(t) after)"),
+        "max_gradient_eval_steps": Param(10000, "probes of one gradient estimate at most"),
+        "gamma": Param(1.0, "binary-search tolerance and probe radius factor (theta = gamma / d^1.5, L2)"),
+        "init_size": Param(100, "random draws tried to find a starting adversarial point"),
+    }
+
+    def check_params(self) -> None:
+        super().check_params()
+        self._positive("gamma")
+        for k in ("initial_gradient_eval_steps", "max_gradient_eval_steps", "init_size"):
+            if self.params[k] is None or self.params[k] < 1:
+                raise UsageError(f"attack hopskipjump: parameter {k}={self.params[k]}: must be at least 1")
+
+    def search(self, oracle, x, eps, data_range, rng):
+        p = self.params
+        return hopskipjump(oracle, x, eps, data_range, rng, norm=self.norm, steps=p["steps"],
+                           initial_gradient_eval_steps=p["initial_gradient_eval_steps"],
+                           max_gradient_eval_steps=p["max_gradient_eval_steps"], gamma=p["gamma"],
+                           init_size=p["init_size"])

@@ -19,6 +19,9 @@ import math
 
 import numpy as np
 
+from ...errors import UsageError
+from ..base import Param, register
+from .budgeted import BudgetedAttack
 from .oracle import Oracle, better, margin
 
 
@@ -147,3 +150,24 @@ def simba(oracle: Oracle, x: np.ndarray, eps: float, data_range, rng: np.random.
             progress(1)
     oracle.finish(all_idx)
     return x_best
+
+
+@register
+class SimBA(BudgetedAttack):
+    name = "simba"
+    summary = "SimBA (score-based): one basis direction at a time, pixel (default) or low-frequency DCT"
+    norms = ("linf", "l2")
+    PARAMS = {
+        "basis": Param("pixel", "directions tried: pixel or dct", ("pixel", "dct")),
+        "rel_stepsize": Param(0.2, "L2 only: step along a direction, as a fraction of eps"),
+        "accept_ties": Param(True, "keep a candidate whose loss ties the current one (int8 plateaus)"),
+    }
+
+    def check_params(self) -> None:
+        super().check_params()
+        self._positive("rel_stepsize")
+
+    def search(self, oracle, x, eps, data_range, rng):
+        p = self.params
+        return simba(oracle, x, eps, data_range, rng, basis=p["basis"], norm=self.norm,
+                     rel_stepsize=p["rel_stepsize"], accept_ties=p["accept_ties"])

@@ -21,6 +21,9 @@ import math
 
 import numpy as np
 
+from ...errors import UsageError
+from ..base import Param, register
+from .budgeted import BudgetedAttack
 from .oracle import Oracle, better, margin
 
 # The authors' schedule: (upper end of the iteration range out of 10,000, divisor of p_init).
@@ -110,3 +113,25 @@ def square_linf(oracle: Oracle, x: np.ndarray, eps: float, data_range, rng: np.r
             progress(1)
     oracle.finish(all_idx)
     return x_best.reshape(shape)
+
+
+
+@register
+class Square(BudgetedAttack):
+    name = "square"
+    summary = "Square Attack (L-inf, score-based): random +-eps squares kept unless the margin rises"
+    norms = ("linf",)
+    PARAMS = {
+        "p_init": Param(0.3, "initial fraction of pixels in the square (schedule rescaled to the budget)"),
+        "accept_ties": Param(True, "keep a candidate whose loss ties the current one (int8 plateaus)"),
+    }
+
+    def check_params(self) -> None:
+        super().check_params()
+        p = self.params["p_init"]
+        if p is None or not 0 < p <= 1:
+            raise UsageError(f"attack square: parameter p_init={p}: must be in (0, 1]")
+
+    def search(self, oracle, x, eps, data_range, rng):
+        return square_linf(oracle, x, eps, data_range, rng, p_init=self.params["p_init"],
+                           accept_ties=self.params["accept_ties"])
