@@ -7,8 +7,6 @@ per adversarial example.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from ..base import Attack, Param
@@ -33,8 +31,7 @@ class BudgetedAttack(Attack):
         return Oracle(target, y, self.params["budget"])
 
     def record_run(self, oracle: Oracle) -> None:
-        self.runs.append({"queries": oracle.queries.copy(), "finished_s": oracle.finished_s.copy(),
-                          "wall_s": time.perf_counter() - oracle.t0})
+        self.runs.append(oracle.costs())
 
     def run(self, target, x, y, eps, rng):
         oracle = self.oracle(target, y)

@@ -79,6 +79,19 @@ class Oracle:
         self.queries = np.zeros(n, dtype=np.int64)
         self.t0 = time.perf_counter()
         self.finished_s = np.full(n, np.nan)  # seconds from start until the sample stopped
+        # What the queries cost on a device, per sample (DeviceTarget only; None elsewhere).
+        self.device = getattr(target, "device", None) if hasattr(target, "results") else None
+        if self.device is not None:
+            self.wire_bytes = np.zeros(n)
+            self.device_time_s = np.zeros(n)
+            self.energy_j = np.zeros(n)
+            self.energy_source: str | None = None
+            self.time_source: str | None = None
+            self.time_estimated = False
+        else:
+            self.wire_bytes = self.device_time_s = self.energy_j = None
+            self.energy_source = self.time_source = None
+            self.time_estimated = False
 
     def remaining(self, idx=None) -> np.ndarray:
         left = self.budget - self.queries
@@ -95,7 +108,8 @@ class Oracle:
         if len(idx) == 0:
             return np.zeros((0, 0), dtype=np.float32)
         self._charge(idx)
-        return np.asarray(self.target.scores(np.asarray(xs, dtype=np.float32)), dtype=np.float32)
+        out = self._costed(idx, self.target.scores, xs)
+        return np.asarray(out, dtype=np.float32)
 
     def decisions(self, xs: np.ndarray, idx) -> np.ndarray:
         """True where the candidate is adversarial (predicted class != the sample's label)."""
@@ -103,8 +117,51 @@ class Oracle:
         if len(idx) == 0:
             return np.zeros(0, dtype=bool)
         self._charge(idx)
-        pred = np.asarray(self.target.predict(np.asarray(xs, dtype=np.float32))).reshape(-1)
+        pred = np.asarray(self._costed(idx, self.target.predict, xs)).reshape(-1)
         return pred != self.y[idx]
+
+    def _costed(self, idx: np.ndarray, call, xs):
+        """call(xs), charging each query's device time, energy and wire bytes to its sample.
+
+        The device's Result of every query (kept by the DeviceTarget while this runs) carries its
+        device time and energy; the link's byte counter is split evenly over the batch's queries
+        (they are the same size: one input, one output)."""
+        xs = np.asarray(xs, dtype=np.float32)
+        dev, t = self.device, self.target
+        if dev is None:
+            return call(xs)
+        keep, k0, w0 = t.keep_results, len(t.results), dev.wire_bytes
+        t.keep_results = True
+        try:
+            out = call(xs)
+        finally:
+            t.keep_results = keep
+        new = t.results[k0:]
+        if not keep:
+            del t.results[k0:]
+        if len(new) == len(idx):
+            np.add.at(self.device_time_s, idx, [r.device_time_s for r in new])
+            energies = [r.energy_j for r in new]
+            if all(e is not None for e in energies):
+                np.add.at(self.energy_j, idx, energies)
+                self.energy_source = new[0].energy_source
+            else:
+                self.energy_source = None
+            self.time_source = new[0].time_source
+            self.time_estimated = bool(new[0].time_estimated)
+        np.add.at(self.wire_bytes, idx, (dev.wire_bytes - w0) / len(idx))
+        return out
+
+    def costs(self) -> dict:
+        """Per-sample cost arrays of this run (None entries when the target is not a device)."""
+        have_energy = self.device is not None and self.energy_source is not None
+        return {"queries": self.queries.copy(), "finished_s": self.finished_s.copy(),
+                "wall_s": time.perf_counter() - self.t0,
+                "wire_bytes": None if self.wire_bytes is None else self.wire_bytes.copy(),
+                "device_time_s": None if self.device_time_s is None else self.device_time_s.copy(),
+                "time_source": self.time_source, "time_estimated": self.time_estimated,
+                "energy_j": self.energy_j.copy() if have_energy else None,
+                "energy_source": self.energy_source if have_energy else None}
 
     def finish(self, idx) -> None:
         """Mark samples stopped now (first call wins)."""
