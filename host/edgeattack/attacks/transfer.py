@@ -99,8 +99,8 @@ def transfer(attack: str, sources, targets, x, y, *, epsilons, params: dict | No
              board: str | None = None, port: str | None = None, seed: int | None = 0,
              data_range=None, progress=None) -> TransferResult:
     """Craft `attack` on every source, judge every target; returns the rows (see module doc)."""
-    from ..results.stats import wilson_interval
     from .base import make
+    from .io import _wilson as wilson_interval  # the one Wilson interval, wherever results/ has it
     from .targets import SurrogateTarget, open_target
 
     src_paths = [Path(s) for s in sources]
