@@ -122,26 +122,36 @@ def transfer(attack: str, sources, targets, x, y, *, epsilons, params: dict | No
     res = TransferResult(attack=attack, params=dict(atk.params), norm=atk.norm, seed=seed,
                          epsilons=eps_list, n=len(x), board=board, sources=[], targets=[])
 
-    # craft on every source
-    crafted = []
-    for name, path in zip(_names(src_paths), src_paths):
-        src = _source_target(path, data_range)
-        out = make(attack, **(params or {}))(src, x, y, epsilons=eps_list, seed=seed)
-        ok = out.clean_correct
-        res.sources.append({"name": name, "path": str(path), "kind": src.kind,
-                            "model_sha256": src.model_sha256 or _sha256(path),
-                            "crafting_success_rate": [
-                                _rate(int(out.success[e].sum()), int(ok.sum())) for e in range(len(eps_list))]})
-        crafted.append((name, out.x_adv))
-        if progress is not None:
-            progress(1)
+    def open_judge(path):
+        if board is not None or port is not None:
+            return open_target(path, board=board, port=port, data_range=data_range)
+        return SurrogateTarget(path, data_range=data_range)
+
+    # A running device (--port) is reached before any crafting: an unreachable one fails at once.
+    early = open_judge(tgt_paths[0]) if port is not None else None
+
+    try:
+        # craft on every source
+        crafted = []
+        for name, path in zip(_names(src_paths), src_paths):
+            src = _source_target(path, data_range)
+            out = make(attack, **(params or {}))(src, x, y, epsilons=eps_list, seed=seed)
+            ok = out.clean_correct
+            res.sources.append({"name": name, "path": str(path), "kind": src.kind,
+                                "model_sha256": src.model_sha256 or _sha256(path),
+                                "crafting_success_rate": [
+                                    _rate(int(out.success[e].sum()), int(ok.sum())) for e in range(len(eps_list))]})
+            crafted.append((name, out.x_adv))
+            if progress is not None:
+                progress(1)
+    except BaseException:
+        if early is not None:
+            early.close()
+        raise
 
     # judge on every target
     for tname, path in zip(_names(tgt_paths), tgt_paths):
-        if board is not None or port is not None:
-            judge = open_target(path, board=board, port=port, data_range=data_range)
-        else:
-            judge = SurrogateTarget(path, data_range=data_range)
+        judge = early if early is not None else open_judge(path)
         try:
             info0 = judge.device.info() if judge.kind == "board" else None
             clean = np.asarray(judge.predict(x))

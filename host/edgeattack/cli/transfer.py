@@ -109,4 +109,5 @@ def command(attack, sources, targets, board, port, dataset, n, eps, norm, budget
 def _bar(total: int):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="transfer", unit="model", leave=False)
+    # disable=None: no bar when stderr is not a terminal (logs and captured output stay one line)
+    return tqdm(total=total, desc="transfer", unit="model", leave=False, disable=None)
