@@ -23,6 +23,8 @@ _LAZY = {
     "open_device": "edgeattack.device.api",
     "Device": "edgeattack.device.api",
     "Session": "edgeattack.session",
+    "run_session": "edgeattack.session",
+    "read_results": "edgeattack.results",
 }
 
 
