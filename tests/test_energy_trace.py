@@ -115,7 +115,7 @@ def test_missing_and_doubled_timestamp_events_are_errors(mode):
     assert len(tr.windows(iterations=[1, 1])) == 2
     with pytest.raises(MeterError, match="missing timestamp event: 2 windows seen, 3 expected"):
         tr.windows(iterations=[1, 1, 1])
-    with pytest.raises(MeterError, match="doubled timestamp event: 2 windows seen, 1 expected"):
+    with pytest.raises(MeterError, match="doubled timestamp event: (2 windows|4 events) seen"):
         tr.windows(iterations=[1])
     # the last end event never came
     cut = 12_000

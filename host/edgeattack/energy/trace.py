@@ -158,7 +158,7 @@ class Trace:
                 return np.zeros(0), np.zeros(0)
             return np.concatenate(self._t), np.concatenate(self._p)
 
-    def _pairs(self, t_end: float) -> list[tuple[float, float]]:
+    def _pairs(self, t_end: float, expected: int | None = None) -> list[tuple[float, float]]:
         """(start, end) times of each window, or a one-line error for a missing or doubled event."""
         who = f"energy meter {self.meter}"
         ev = sorted(self.events, key=lambda e: e[0])
@@ -187,6 +187,9 @@ class Trace:
             marks = [t for t, kind in ev if kind in ("fall", "mark")]
             for a, b in zip(marks[0::2], marks[1::2]):
                 pairs.append((a, b))
+            if expected is not None and len(marks) > 2 * expected:
+                raise MeterError(f"{who}: doubled timestamp event: {len(marks)} events seen, "
+                                 f"{2 * expected} expected for {expected} windows")
             if len(marks) % 2:
                 self._open_window(len(pairs) + 1, marks[-1], t_end)
         return pairs
@@ -210,8 +213,8 @@ class Trace:
         t, p = self.samples()
         if not len(t):
             raise MeterError(f"{who} delivered no samples (is it connected and powered?)")
-        pairs = self._pairs(float(t[-1]))
         expected = None if iterations is None or isinstance(iterations, int) else list(iterations)
+        pairs = self._pairs(float(t[-1]), None if expected is None else len(expected))
         if expected is not None and len(pairs) != len(expected):
             if len(pairs) < len(expected) and self.stalled:
                 raise MeterError(f"{who} stopped streaming ({self.stalled}) after {len(pairs)} of "

@@ -26,6 +26,7 @@ on at start; default true), timeout_s (reply timeout).
 """
 from __future__ import annotations
 
+import collections
 import re
 import time
 
@@ -74,6 +75,7 @@ class LPM01A(MeterBase):
         serial = import_library("serial", "pyserial", self.name)
         self.rate = _FREQS[str(o["freq"])]
         self._partial = b""
+        self._ready: collections.deque[bytes] = collections.deque()
         try:
             self.port = serial.Serial(o["port"], BAUDRATE, timeout=0.05)
         except (OSError, serial.SerialException) as err:
@@ -92,15 +94,18 @@ class LPM01A(MeterBase):
     # the serial line ------------------------------------------------------------------------------
 
     def _readline(self) -> str | None:
-        """One complete line (prompt stripped), or None after the port's short timeout."""
-        chunk = self.port.readline()
-        if not chunk:
-            return None
-        self._partial += chunk
-        if not self._partial.endswith(b"\n"):
-            return None
-        line, self._partial = self._partial, b""
-        text = line.decode("ascii", "replace").strip("\r\n\0 ")
+        """One complete line (prompt stripped), or None after the port's short timeout. Reads
+        whatever is waiting in one call (pyserial's readline reads byte by byte: too slow for
+        a 1 kHz stream)."""
+        if not self._ready:
+            chunk = self.port.read(max(1, self.port.in_waiting))
+            if not chunk:
+                return None
+            *done, self._partial = (self._partial + chunk).split(b"\n")
+            self._ready.extend(done)
+            if not self._ready:
+                return None
+        text = self._ready.popleft().decode("ascii", "replace").strip("\r\n\0 ")
         while text.startswith(PROMPT.strip()):
             text = text[len(PROMPT.strip()):].strip()
         return text
