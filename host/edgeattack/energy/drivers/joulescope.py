@@ -44,12 +44,12 @@ class Joulescope(MeterBase):
 
     def _connect(self) -> None:
         js = import_library("joulescope", "joulescope", self.name)
-        devices = list(js.scan(config="off"))
+        devices = list(js.scan(config="auto"))
         serial = self.options["serial"]
         if serial is not None:
             devices = [d for d in devices if str(serial) in (str(d), str(getattr(d, "serial_number", "")))]
         if len(devices) != 1:
-            found = ", ".join(str(d) for d in js.scan(config="off")) or "none"
+            found = ", ".join(str(d) for d in js.scan(config="auto")) or "none"
             raise MeterError(f"energy meter joulescope: expected one Joulescope"
                              f"{f' with serial {serial}' if serial else ''}, found {found} "
                              f"(set energy.options.serial)")
