@@ -142,6 +142,7 @@ class LPM01A(MeterBase):
         self._n = 0                   # samples so far (including ones inserted as lost)
         self._last_ts: tuple[float, int] | None = None
         self._last_event: int | None = None
+        self._pending: list[float] = []
         if self.options["power"]:
             self.command("pwr on nostatus")
         self.command("start")
@@ -154,22 +155,32 @@ class LPM01A(MeterBase):
             if line is None:
                 continue
             if "Acquisition completed" in line:
-                return
+                break
             self._line(line)
-        self.trace.mark_stalled("no 'Acquisition completed' after stop")
+        else:
+            self.trace.mark_stalled("no 'Acquisition completed' after stop")
+        self._flush()
 
     def _poll(self) -> bool:
         line = self._readline()
         if line is None:
+            self._flush()
             return False
         self._line(line)
         return True
 
     def _add(self, energies: list[float]) -> None:
-        e = np.asarray(energies, dtype=np.float64)
-        t = (self._n + np.arange(len(e))) / self.rate
-        self.trace.add(t, e * self.rate)  # W held over each period (rectangle rule)
-        self._n += len(e)
+        self._pending.extend(energies)  # batched: one array per line would cost memory per sample
+        self._n += len(energies)
+        if len(self._pending) >= 500:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            e = np.asarray(self._pending, dtype=np.float64)
+            t = (self._n - len(e) + np.arange(len(e))) / self.rate
+            self.trace.add(t, e * self.rate)  # W held over each period (rectangle rule)
+            self._pending = []
 
     def _line(self, line: str) -> None:
         if _SAMPLES_LINE.fullmatch(line):
