@@ -41,17 +41,31 @@ def meta(result: AttackResult, source_model_sha256: str | None, target: dict) ->
             "unbounded": [e is None for e in result.epsilons], "tool_version": __version__}
 
 
+# Per-example cost arrays a black-box attack may add (E x N each; attacks.blackbox.budgeted.per_sample):
+# `session` copies them into each adversarial record of results.jsonl.
+PER_SAMPLE = ("queries", "wire_bytes")
+
+
 def save_adversarial(path, result: AttackResult, *, ids=None, source_model_sha256=None,
-                     target: dict | None = None) -> Path:
-    """Write the adversarial .npz atomically (the caller refuses an existing output without --force)."""
+                     target: dict | None = None, per_sample: dict | None = None) -> Path:
+    """Write the adversarial .npz atomically (the caller refuses an existing output without --force).
+    per_sample: optional PER_SAMPLE arrays (E x N), written beside x_adv."""
     n = len(result.y)
     ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
     m = meta(result, source_model_sha256, target or {"kind": result.target_kind,
                                                      "model_sha256": result.target_sha256, "board": None})
+    extra = {}
+    for k, v in (per_sample or {}).items():
+        if v is None:
+            continue
+        if k not in PER_SAMPLE or np.shape(v) != result.success.shape:
+            raise ValueError(f"per-sample array {k!r} must be one of {PER_SAMPLE}, E x N")
+        extra[k] = np.asarray(v, dtype=np.int64 if k == "queries" else np.float64)
     buf = _io.BytesIO()
     np.savez_compressed(buf, x_adv=result.x_adv.astype(np.float32), eps=eps_values(result.epsilons),
                         x=result.x.astype(np.float32), y=result.y.astype(np.int64), ids=ids,
-                        success=result.success.astype(bool), meta=np.array(json.dumps(m, sort_keys=True)))
+                        success=result.success.astype(bool), meta=np.array(json.dumps(m, sort_keys=True)),
+                        **extra)
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.getvalue())

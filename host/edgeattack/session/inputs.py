@@ -42,6 +42,8 @@ class InputSet:
     sha256: str
     meta: dict = field(default_factory=dict)
     clean_x: np.ndarray | None = None  # adversarial files carry their clean samples too
+    # black-box attacks' per-example costs (E x N): name -> array, copied into each record
+    per_sample: dict = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -139,7 +141,16 @@ def load_adversarial(path) -> InputSet:
     _check_finite(path, "x_adv", x_adv, ids, 1)
     if clean_x is not None:
         _check_finite(path, "x", clean_x, ids, 0)
-    return InputSet(path, "adversarial", source, eps_list, x_adv, y, ids, sha256_file(path), meta, clean_x)
+    per_sample = {}
+    for k in ("queries", "wire_bytes"):  # attacks.io.PER_SAMPLE
+        if k in data:
+            v = np.asarray(data[k])
+            if v.shape != x_adv.shape[:2] or v.dtype.kind not in "iuf":
+                raise UsageError(f"{path}: '{k}' must be numbers, E x N = {x_adv.shape[:2]}, got "
+                                 f"{v.dtype} {v.shape}")
+            per_sample[k] = v
+    return InputSet(path, "adversarial", source, eps_list, x_adv, y, ids, sha256_file(path), meta, clean_x,
+                    per_sample)
 
 
 def load_dataset_inputs(name, n: int | None = None, seed: int | None = None) -> InputSet:

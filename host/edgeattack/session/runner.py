@@ -211,10 +211,14 @@ class Session:
 
     def _record(self, sets, it: _Item, r) -> dict:
         s = sets[it.set_index]
-        return make_record(id=s.ids[it.sample], source=s.source,
-                           eps=s.eps[it.eps_index] if it.eps_index >= 0 else None,
-                           label=s.y[it.sample], model_sha256=self.device.model_sha256,
-                           board=self.device.board, result=r, warmup=it.warmup)
+        rec = make_record(id=s.ids[it.sample], source=s.source,
+                          eps=s.eps[it.eps_index] if it.eps_index >= 0 else None,
+                          label=s.y[it.sample], model_sha256=self.device.model_sha256,
+                          board=self.device.board, result=r, warmup=it.warmup)
+        if it.eps_index >= 0:  # a black-box attack's cost of this adversarial example
+            for k, v in s.per_sample.items():
+                rec[k] = v[it.eps_index, it.sample].item()
+        return rec
 
     def _bar(self, total: int, initial: int):
         if not self.progress:
