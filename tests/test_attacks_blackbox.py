@@ -278,3 +278,29 @@ def test_unreachable_board_is_one_line_error(digits_model, digits_ptq, tmp_path)
         "edgeattack: error: budget 0: a black-box attack needs a query budget of at least 1 per "
         "sample (give --budget N)"]
 
+
+
+def test_session_streams_per_example_queries_and_wire_bytes(device, digits_ptq, clean_correct, tmp_path):
+    """The adversarial .npz carries each example's queries and wire bytes; `session` copies them
+    into the adversarial records of results.jsonl (CONVENTIONS: black-box attacks add them)."""
+    from edgeattack.attacks import make
+    from edgeattack.attacks.blackbox.budgeted import per_sample
+    from edgeattack.attacks.io import load_adversarial, save_adversarial
+    from edgeattack.results import read_results
+    from edgeattack.session import run_session
+
+    x, y = clean_correct
+    attack = make("square", budget=40)
+    res = attack(device, x[:8], y[:8], epsilons=[0.1, 0.2], seed=0)
+    arrays = per_sample(attack, res)
+    npz = save_adversarial(tmp_path / "sq.npz", res, per_sample=arrays)
+    assert np.array_equal(load_adversarial(npz)["queries"], res.queries)
+    run_session("emu-tflm", digits_ptq.out / "model.tflite", adversarial=[npz], out=tmp_path / "run",
+                progress=False)
+    recs = [r for r in read_results(tmp_path / "run" / "results.jsonl") if r["source"] == "square"]
+    assert len(recs) == 16
+    for r in recs:
+        e = [0.1, 0.2].index(r["eps"])
+        assert r["queries"] == res.queries[e, r["id"]]
+        assert r["wire_bytes"] == pytest.approx(arrays["wire_bytes"][e, r["id"]])
+        assert r["wire_bytes"] > 64 * r["queries"]
