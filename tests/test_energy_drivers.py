@@ -296,6 +296,21 @@ def test_ppk2_stall_and_doubled_event(monkeypatch):
         ppk2_run({}, words, iterations=[1, 1])
 
 
+def test_ppk2_unplugged_mid_acquisition_is_reported(monkeypatch):
+    p, logic, _ = scenario(100_000)
+    words = [ppk2_word(p[k] / 3.3, k, int(logic[k])) for k in range(12_000)]
+    fake_ppk2(monkeypatch, words)
+
+    def unplugged(self):
+        if self.consumed < len(self.stream):
+            self.consumed += 1
+            return self.stream[self.consumed - 1]
+        raise OSError(5, "Input/output error")  # what pyserial raises when the USB device goes
+    monkeypatch.setattr(FakePPK2, "get_data", unplugged)
+    with pytest.raises(MeterError, match="ppk2 failed: OSError: .*Input/output error"):
+        ppk2_run({}, words)
+
+
 def test_ppk2_options_are_checked(monkeypatch):
     fake_ppk2(monkeypatch, [])
     with pytest.raises(MeterError, match="channel must be 0-7"):

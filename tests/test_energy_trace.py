@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from edgeattack.energy import (Estimate, MeterError, Trace, open_meter, per_inference,
+from edgeattack.energy import (EnergyMeter, Estimate, MeterError, Trace, open_meter, per_inference,
                                power_from_reference, profile_estimate, resolve_energy_mode)
 from edgeattack.energy.estimate import MLPERF_L4R5ZI_IC_ENERGY_J, MLPERF_L4R5ZI_IC_TIME_S
 from edgeattack.errors import UsageError
@@ -175,7 +175,8 @@ def _profile(tmp_path, energy, name="my-board"):
 
 def test_resolve_energy_mode(tmp_path):
     metered = _profile(tmp_path, {"meter": "ppk2", "options": {"port": "/dev/null", "voltage_v": 3.0}})
-    assert resolve_energy_mode(metered, "auto").name == "ppk2"
+    meter = resolve_energy_mode(metered, "auto")
+    assert isinstance(meter, EnergyMeter) and meter.name == "ppk2" and not meter.is_open
     assert resolve_energy_mode(metered, "measured").options["voltage_v"] == 3.0
     assert resolve_energy_mode(metered, "off") is None
     assert isinstance(resolve_energy_mode("nucleo-l4r5zi", "auto"), Estimate)

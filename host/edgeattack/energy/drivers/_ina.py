@@ -95,10 +95,10 @@ class InaMeter(MeterBase):
             self._flush()
 
     def _poll(self) -> bool:
+        began = self.clock()
         self.sample()
         # poll on a fixed period: the chip converts every ~0.5-1 ms, reading faster only repeats
-        time.sleep(max(0.0, self.nominal_dt - (self.clock() - self._t0 - self._buf_t[-1])
-                       if self._buf_t else self.nominal_dt))
+        time.sleep(max(0.0, self.nominal_dt - (self.clock() - began)))
         return True
 
     def mark_start(self) -> None:
