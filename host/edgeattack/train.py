@@ -64,9 +64,13 @@ def check_input_shape(model_shape, data: Dataset, model_desc: str) -> None:
 
 def train_model(model: str = "cnn-digits", dataset: str | Dataset = "digits", out=None, *,
                 epochs: int = 30, batch_size: int = 32, lr: float = 1e-3, width: float = 1.0,
-                input_shape=None, seed: int = 0, force: bool = False, progress: bool = True) -> TrainResult:
+                input_shape=None, seed: int = 0, force: bool = False, progress: bool = True,
+                callbacks=(), sample_weight=None) -> TrainResult:
     """Train zoo model `model` on `dataset`; write OUT/model.keras and OUT/train.json (which
-    records a dataset file or folder by its absolute path, for `compress` to find from anywhere)."""
+    records a dataset file or folder by its absolute path, for `compress` to find from anywhere).
+
+    callbacks (tf_keras callbacks) and sample_weight (one weight per training sample) let a
+    training-time attack (attacks.poisoning) manipulate the run without a training loop of its own."""
     from .tfutil import keras, set_seed
     from .zoo import build_model
 
@@ -82,9 +86,9 @@ def train_model(model: str = "cnn-digits", dataset: str | Dataset = "digits", ou
     check_input_shape(net.input_shape[1:], data, f"--model {model}")
     compile_for_classification(net, lr)
     k = keras()
-    callbacks = [tqdm_callback(k, epochs, f"train {model}")] if progress else []
+    callbacks = list(callbacks) + ([tqdm_callback(k, epochs, f"train {model}")] if progress else [])
     net.fit(data.x_train, data.y_train, epochs=epochs, batch_size=batch_size, verbose=0,
-            shuffle=True, callbacks=callbacks)
+            shuffle=True, callbacks=callbacks, sample_weight=sample_weight)
     acc = evaluate(net, data.x_test, data.y_test)
     meta = {
         "model": model, "width": width, "input_shape": list(shape), "classes": data.classes,

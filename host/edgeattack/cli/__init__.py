@@ -26,6 +26,7 @@ COMMANDS = {
     "session": ("session", "Stream clean and adversarial inputs to a device and record its answers."),
     "flash": ("flash", "Deploy a model to a board (SSH for the Pi, build + QEMU for emulated MCUs)."),
     "transfer": ("transfer", "Craft an attack on source models and judge it on int8 targets: a matrix."),
+    "backdoor": ("backdoor", "Backdoor a model at training time; judge its compressed artifacts on a board."),
 }
 
 
