@@ -307,8 +307,12 @@ def test_ppk2_unplugged_mid_acquisition_is_reported(monkeypatch):
             return self.stream[self.consumed - 1]
         raise OSError(5, "Input/output error")  # what pyserial raises when the USB device goes
     monkeypatch.setattr(FakePPK2, "get_data", unplugged)
-    with pytest.raises(MeterError, match="ppk2 failed: OSError: .*Input/output error"):
-        ppk2_run({}, words)
+    with open_meter("ppk2", {}) as m:
+        m.start()
+        wait_for(lambda: m.trace.failure is not None)  # the reader thread met the error
+        m.stop()
+        with pytest.raises(MeterError, match="ppk2 failed: OSError: .*Input/output error"):
+            m.windows()
 
 
 def test_ppk2_options_are_checked(monkeypatch):
