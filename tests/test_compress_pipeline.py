@@ -77,10 +77,13 @@ def test_float_model_written_is_the_last_float_model(digits_ptq):
     from edgeattack.datasets import load_dataset
     from edgeattack.tfutil import keras
 
+    from edgeattack.train import evaluate
+
     model = keras().models.load_model(digits_ptq.model_path)
     data = load_dataset("digits")
-    acc = float(np.mean(model.predict(data.x_test, verbose=0).argmax(1) == data.y_test))
-    assert acc == pytest.approx(digits_ptq.manifest["accuracy"]["float"])
+    # The manifest's own evaluation (same batch size): float sums in another batching may round a
+    # near-tie the other way, depending on the CPU's kernels; the same batching cannot.
+    assert evaluate(model, data.x_test, data.y_test) == digits_ptq.manifest["accuracy"]["float"]
 
 
 def test_pqat_75_percent_zeros_in_the_int8_kernels(digits_pqat, digits_ptq):

@@ -24,15 +24,22 @@ def measure(ctx: StepContext, float_baseline: bool = False) -> dict:
     arena_info = arena.find_arena_size(aligned, name="model.tflite") if tflm else None
     summary = analysis.summarize(aligned, arena=arena_info)
     with native_stderr_quiet():  # LiteRT announces its XNNPACK delegate on stderr
-        lite = runtimes.LiteRTRunner(aligned, name="model.tflite")
-    litert_acc = _accuracy(lite.predict_raw(x), y)
-    tflm_acc, cmp = None, None
+        lite_raw = runtimes.LiteRTRunner(aligned, name="model.tflite").predict_raw(x)
+    litert_acc = _accuracy(lite_raw, y)
+    tflm_acc, exact, xnnpack = None, None, None
     if tflm:
-        size = arena_info["with_margin"]
-        tflm_acc = _accuracy(runtimes.TFLMRunner(aligned, arena_size=size,
-                                                 name="model.tflite").predict_raw(x), y)
-        with native_stderr_quiet():
-            cmp = runtimes.compare_runtimes(aligned, x, arena_size=size)
+        from ..tflite.agreement import compare_outputs
+
+        tflm_raw = runtimes.TFLMRunner(aligned, arena_size=arena_info["with_margin"],
+                                       name="model.tflite").predict_raw(x)
+        tflm_acc = _accuracy(tflm_raw, y)
+        # Exactness against LiteRT's reference kernels (the same on every CPU); the default XNNPACK
+        # kernels (what the Pi runs) only on inputs that are not near-ties (tflite/agreement.py).
+        ref_raw = runtimes.LiteRTRunner(aligned, resolver="reference", name="model.tflite").predict_raw(x)
+        exact = compare_outputs(tflm_raw, ref_raw)
+        c = compare_outputs(tflm_raw, lite_raw)
+        xnnpack = {"agreement": c["agree_decided"], "max_lsb_diff": c["max_lsb_diff"],
+                   "decided": c["decided"], "excluded": c["excluded"], "agreement_all": c["agree"]}
 
     params = int(ctx.model.count_params())
     float_model = {"params": params, "float32_weight_bytes": 4 * params}
@@ -49,8 +56,9 @@ def measure(ctx: StepContext, float_baseline: bool = False) -> dict:
         "tflm_runnable": tflm,
         "accuracy": {"float": ctx.accuracy(), "litert": litert_acc, "tflm": tflm_acc,
                      "test_samples": int(len(y))},
-        "agreement": cmp["agree"] if cmp else None,
-        "max_lsb_diff": cmp["max_lsb_diff"] if cmp else None,
+        "agreement": exact["agree"] if exact else None,
+        "max_lsb_diff": exact["max_lsb_diff"] if exact else None,
+        "xnnpack": xnnpack,
         "model_sha256": summary["sha256"],
         "float_model": float_model,
         "tflite_bytes": summary["size_bytes"],
