@@ -129,3 +129,21 @@ def test_docs_list_every_step_and_parameter():
         body = section[1].split("\n### ", 1)[0]
         for param, p in spec.items():
             assert f"| `{param}` |" in body, (step, param)
+
+
+def test_recipes_command_lists_every_builtin_with_steps_and_description():
+    import json
+
+    from conftest import run_cli
+
+    listed = json.loads(run_cli("recipes", "--json", check=True).stdout)
+    assert [r["name"] for r in listed] == list(BUILTIN_RECIPES)
+    for r in listed:
+        assert r["description"] and r["source"] == f"builtin:{r['name']}"
+        assert r["steps"] == load_recipe(r["name"]).describe()["steps"]
+    pqat = next(r for r in listed if r["name"] == "pqat")
+    assert [s["step"] for s in pqat["steps"]] == ["pqat", "ptq-int8"]
+    text = run_cli("recipes", check=True).stdout
+    for name in BUILTIN_RECIPES:
+        assert any(line.startswith(name + " ") for line in text.splitlines()), name
+    assert "pqat(target_sparsity=0.75, prune_epochs=8, epochs=4) -> ptq-int8" in text

@@ -191,14 +191,17 @@ def test_dataset_recorded_absolute_and_found_from_another_folder(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     _small_npz(tmp_path / "a" / "data.npz")
-    proc = run_cli("train", "--dataset", "data.npz", "--epochs", "1", "-o", "run", cwd=tmp_path / "a")
+    proc = run_cli("train", "--dataset", "data.npz", "--epochs", "1", "-o", "run", "--json",
+                   cwd=tmp_path / "a")
     assert proc.returncode == 0, proc.stderr
     meta = json.loads((tmp_path / "a" / "run" / "train.json").read_text())
     assert meta["dataset"] == str(tmp_path / "a" / "data.npz")
-    proc = run_cli("compress", "../a/run/model.keras", "--recipe", "ptq-int8", "-o", "c",
+    assert json.loads(proc.stdout) == meta  # --json: stdout is exactly train.json
+    proc = run_cli("compress", "../a/run/model.keras", "--recipe", "ptq-int8", "-o", "c", "--json",
                    cwd=tmp_path / "b")
     assert proc.returncode == 0, proc.stderr
     m = json.loads((tmp_path / "b" / "c" / "manifest.json").read_text())
+    assert json.loads(proc.stdout) == m  # --json: stdout is exactly manifest.json
     assert m["dataset"]["name"] == str(tmp_path / "a" / "data.npz") and m["dataset"]["test"] == 10
 
 

@@ -102,6 +102,16 @@ def test_export_refuses_existing_output(tiny_tflite, tmp_path):
     assert (out / "model.tflite").is_file()
 
 
+def test_export_json_lists_the_files(tiny_tflite, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("export", tiny_tflite, "--format", "c", "-o", out, "--arena-size", "4096", "--json",
+                   check=True)
+    res = json.loads(proc.stdout)
+    assert res["files"] == sorted(p.name for p in out.iterdir())
+    assert res["format"] == "c" and res["out_dir"] == str(out) and res["arena"]["measured"] == 4096
+    assert len(res["sha256"]) == 64 and res["size"] == (out / "model.tflite").stat().st_size
+
+
 def test_export_refuses_an_arena_size_below_the_need(tiny_tflite, tmp_path):
     out = tmp_path / "out"
     proc = run_cli("export", tiny_tflite, "--format", "c", "-o", out, "--arena-size", "512")

@@ -21,6 +21,7 @@ COMMANDS = {
     "compress": ("compress", "Apply a compression recipe: float model in, int8 .tflite + manifest out."),
     "export": ("export", "Export a .tflite model as C/C++ sources for TFLM or the project's firmware."),
     "inspect": ("inspect", "Print a .tflite model's operators, tensors, quantization, sizes and MACs."),
+    "recipes": ("recipes", "List the built-in compression recipes with their steps."),
     "boards": ("boards", "List board profiles, or show one."),
     "up": ("up", "Start one emulated or QEMU board and keep it up, printing its port URL."),
     "session": ("session", "Stream clean and adversarial inputs to a device and record its answers."),
@@ -92,3 +93,9 @@ seed_option = click.option(
     help="Seed Python, NumPy and TensorFlow (op determinism on) for reproducible results.",
 )
 force_option = click.option("--force", is_flag=True, help="Overwrite an existing output.")
+
+
+def json_option(what: str):
+    """--json: print one JSON object (`what`) on stdout instead of the human summary."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help=f"Print {what} as one JSON object on stdout, instead of the summary line.")

@@ -1,6 +1,6 @@
 import click
 
-from . import force_option, seed_option
+from . import force_option, json_option, seed_option
 
 
 @click.command("compress")
@@ -16,8 +16,9 @@ from . import force_option, seed_option
               help="Also convert the float model to a float32 .tflite and record its sizes.")
 @seed_option
 @force_option
+@json_option("manifest.json")
 @click.pass_context
-def command(ctx, model, recipe, dataset, out, float_baseline, seed, force):
+def command(ctx, model, recipe, dataset, out, float_baseline, seed, force, as_json):
     """Compress a float Keras MODEL (.keras, .h5 or SavedModel) with a recipe.
 
     Writes OUT/model.keras (the float model after the last float step), OUT/model.tflite (16-byte
@@ -43,6 +44,11 @@ def command(ctx, model, recipe, dataset, out, float_baseline, seed, force):
     res = compress(model, parsed, out, dataset=dataset, seed=seed, force=force, progress=True,
                    float_baseline=float_baseline)
     m = res.manifest
+    if as_json:
+        from ..atomic import json_text
+
+        click.echo(json_text(m))
+        return
     acc = m["accuracy"]
     tflm = f"{acc['tflm']:.4f}" if acc["tflm"] is not None else "n/a (not TFLM-runnable)"
     click.echo(f"{m['recipe']['name']}: float {acc['float']:.4f}, LiteRT {acc['litert']:.4f}, "

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from . import force_option
+from . import force_option, json_option
 from ..errors import UsageError
 
 
@@ -24,8 +24,9 @@ from ..errors import UsageError
               help="A TFLM arena size already measured (e.g. from `inspect`): skip the search (one "
                    "run checks that the model fits; a smaller size is refused). The margin is still added.")
 @force_option
+@json_option("the export (out_dir, format, files, sha256, size, arena, symbols)")
 @click.pass_context
-def command(ctx, model, fmt, out_dir, name, labels_file, arena_size, force):
+def command(ctx, model, fmt, out_dir, name, labels_file, arena_size, force, as_json):
     """Export MODEL as C/C++ sources: the 16-byte-aligned model array, its SHA-256, input/output
     settings, the measured TFLM arena size and (tflm) an op resolver with exactly its operators.
 
@@ -43,6 +44,11 @@ def command(ctx, model, fmt, out_dir, name, labels_file, arena_size, force):
     verbose = bool((ctx.obj or {}).get("verbose"))
     res = export_model(model, fmt, out_dir, name=name, force=force, labels=labels, arena=arena_size,
                        verbose=verbose, verify_arena=True)
+    if as_json:
+        from ..atomic import json_text
+
+        click.echo(json_text(res))
+        return
     arena = res["arena"]
     click.echo(f"exported {model} -> {res['out_dir']} ({fmt}: {', '.join(res['files'])})")
     click.echo(f"model_sha256 {res['sha256']}  {res['size']} bytes"

@@ -1,6 +1,6 @@
 import click
 
-from . import force_option, seed_option
+from . import force_option, json_option, seed_option
 
 
 @click.command("train")
@@ -16,7 +16,8 @@ from . import force_option, seed_option
 @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder (model.keras, train.json).")
 @seed_option
 @force_option
-def command(model_name, dataset, epochs, batch_size, lr, width, input_shape, out, seed, force):
+@json_option("train.json")
+def command(model_name, dataset, epochs, batch_size, lr, width, input_shape, out, seed, force, as_json):
     """Train a zoo model and save the float model with its test accuracy.
 
     Example: edgeattack train --model cnn-digits --dataset digits -o runs/digits/
@@ -34,5 +35,10 @@ def command(model_name, dataset, epochs, batch_size, lr, width, input_shape, out
             raise UsageError(f"--input-shape {input_shape}: write it as HxWxC, e.g. 32x32x3") from None
     res = train_model(model_name, dataset, out, epochs=epochs, batch_size=batch_size, lr=lr,
                       width=width, input_shape=shape, seed=seed, force=force)
+    if as_json:
+        from ..atomic import json_text
+
+        click.echo(json_text(res.meta))
+        return
     click.echo(f"{model_name} on {res.meta['dataset']}: test accuracy {res.test_accuracy:.4f} "
                f"({res.meta['params']} parameters) -> {res.model_path}")

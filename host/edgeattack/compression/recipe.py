@@ -201,6 +201,11 @@ class Recipe:
                 "steps": [s.describe() for s in self.steps]}
 
 
+def builtin_recipes() -> list[Recipe]:
+    """Every built-in recipe, parsed (what `edgeattack recipes` lists)."""
+    return [load_recipe(name) for name in BUILTIN_RECIPES]
+
+
 def load_recipe(name_or_path) -> Recipe:
     """A built-in recipe by name, a YAML file, or (Python API) an already parsed list/mapping."""
     if isinstance(name_or_path, Recipe):
