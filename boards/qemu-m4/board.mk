@@ -4,3 +4,5 @@ BOARD_SRCS := board.c
 BOARD_LDSCRIPT := qemu-m4.ld
 BOARD_COMMON := cortex-m
 QEMU_MACHINE := mps2-an386
+# Kernel set (runtime/kernels/README.md): ref = the reference C kernels of runtime/ops/.
+EA_KERNELS := ref

@@ -1,6 +1,7 @@
 /* Ahead-of-time arena planner, in the spirit of TFLM's GreedyMemoryPlanner: tensors are placed largest
  * first, each at the lowest 16-byte aligned offset that does not overlap a tensor already placed whose
- * lifetime [first_op, last_op] intersects its own. Loops are bounded by EA_MAX_TENSORS. */
+ * lifetime [first_op, last_op] intersects its own; then each kernel's scratch buffer (its lifetime is
+ * its one operator) in the memory its operator leaves free. Loops are bounded by EA_MAX_TENSORS. */
 #include "ea_plan.h"
 
 static uint32_t align16(uint32_t v) { return (v + 15u) & ~15u; }
@@ -55,4 +56,37 @@ uint32_t ea_plan_arena(ea_model *m) {
         if (best + size > total) total = best + size;
     }
     return total;
+}
+
+static int alive_at(const ea_tensor *t, int32_t op) {
+    return !t->is_const && t->producer_set && t->first_op <= op && op <= t->last_op;
+}
+
+uint32_t ea_plan_scratch(const ea_model *m, uint32_t op, uint32_t bytes, uint32_t *total) {
+    const uint32_t size = align16(bytes);
+    uint32_t best = UINT32_MAX;
+    /* Candidates: 0 and the end of every tensor alive during the operator; take the lowest that fits. */
+    for (uint32_t c = 0; c <= m->n_tensors; c++) {
+        uint32_t cand = 0;
+        if (c < m->n_tensors) {
+            const ea_tensor *o = &m->tensors[c];
+            if (!alive_at(o, (int32_t)op)) continue;
+            cand = o->arena_offset + align16(o->bytes);
+        }
+        if (cand >= best) continue;
+        int fits = 1;
+        for (uint32_t b = 0; b < m->n_tensors && fits; b++) {
+            const ea_tensor *o = &m->tensors[b];
+            if (!alive_at(o, (int32_t)op)) continue;
+            const uint32_t os = o->arena_offset, oe = os + align16(o->bytes);
+            if (cand < oe && os < (uint64_t)cand + size) fits = 0;
+        }
+        if (fits) best = cand;
+    }
+    if ((uint64_t)best + size > 0x7fffffffu) {
+        *total = UINT32_MAX; /* the loader reports it */
+        return 0;
+    }
+    if (best + size > *total) *total = best + size;
+    return best;
 }

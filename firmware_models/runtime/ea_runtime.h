@@ -62,28 +62,24 @@ typedef struct {
     int16_t first_op, last_op;
 } ea_tensor;
 
-/* One operator with its prepared parameters. */
+/* Room for an operator's prepared parameters: its kernel's own struct (ops/<op>.c, EA_OP_PARAMS in
+ * ea_ops.h), in words. An operator whose struct is larger fails to compile; raise this then, knowing
+ * that every operator slot of the model grows by as much (11 words keep ea_op at 64 bytes on a 32-bit
+ * target). */
+#define EA_OP_PARAM_WORDS 11
+
+/* One operator: its row in the operator table, its tensors and its prepared parameters. */
 typedef struct {
-    uint8_t kind;            /* internal kernel id */
+    uint8_t reg;             /* row of the operator table (ea_ops.c) */
     uint8_t builtin;         /* TFLite builtin code (for messages) */
     int16_t in[3];           /* tensor indices, -1 when absent */
     int16_t out;
-    int32_t act_min, act_max;
-    uint32_t chan_offset;    /* per-channel multipliers/shifts in the arena's persistent part */
-    uint32_t nchan;
-    int32_t *chan_mult, *chan_shift;
-    union {
-        struct { int32_t stride_w, stride_h, dil_w, dil_h, pad_w, pad_h, depth_mult; } conv;
-        struct { int32_t mult, shift; uint8_t per_channel; } fc;
-        struct { int32_t stride_w, stride_h, filter_w, filter_h, pad_w, pad_h; } pool;
-        struct { int32_t in1_mult, in1_shift, in2_mult, in2_shift, out_mult, out_shift; } add;
-        struct { int32_t mult, shift; uint8_t axes_mask; } mean;
-        /* int16 (checked at prepare) keeps PAD from being the union's largest member: every op pays for it */
-        struct { int16_t before[EA_MAX_DIMS], after[EA_MAX_DIMS]; int8_t value; } pad;
-        struct { int32_t mult, left_shift, diff_min; } softmax;
-        struct { int32_t mult, shift; } requant;
-    } p;
+    uint8_t channels;        /* 1: per-output-channel multipliers and shifts at arena + chan_offset */
+    uint32_t chan_offset;
+    uint32_t scratch_offset; /* the kernel's scratch buffer in the arena; EA_NO_SCRATCH when none */
+    int32_t params[EA_OP_PARAM_WORDS];
 } ea_op;
+#define EA_NO_SCRATCH UINT32_MAX
 
 typedef struct ea_model {
     const uint8_t *data;

@@ -1,11 +1,21 @@
 /* DEPTHWISE_CONV_2D int8 with per-channel requantization and a depth multiplier
  * (as TFLM reference_integer_ops::DepthwiseConvPerChannel). Filter shape is [1, H, W, in_c * mult]. */
-#include "ea_kernels.h"
+#include "ea_ops.h"
 #include "ea_quant.h"
 
-void ea_depthwise_conv_s8(const ea_conv_params *p, const int32_t *mult, const int32_t *shift,
+enum { BO_DEPTHWISE = 2 }; /* BuiltinOptions_DepthwiseConv2DOptions */
+
+EA_KERNEL int32_t ea_depthwise_conv_s8_get_buffer_size(const ea_dims4 *in_dims, const ea_dims4 *filter_dims) {
+    (void)in_dims;
+    (void)filter_dims;
+    return 0;
+}
+
+EA_KERNEL void ea_depthwise_conv_s8(const ea_conv_params *p, const int32_t *mult, const int32_t *shift,
                           const ea_dims4 *in_dims, const int8_t *in, const ea_dims4 *filter_dims,
-                          const int8_t *filter, const uint8_t *bias, const ea_dims4 *out_dims, int8_t *out) {
+                          const int8_t *filter, const uint8_t *bias, const ea_dims4 *out_dims, int8_t *out,
+                                     void *scratch) {
+    (void)scratch;
     const int32_t in_h = in_dims->h, in_w = in_dims->w, in_c = in_dims->c;
     const int32_t f_h = filter_dims->h, f_w = filter_dims->w;
     const int32_t out_h = out_dims->h, out_w = out_dims->w, out_c = out_dims->c;
@@ -41,4 +51,30 @@ void ea_depthwise_conv_s8(const ea_conv_params *p, const int32_t *mult, const in
             }
         }
     }
+}
+
+EA_PREPARE(depthwise_conv_2d) {
+    int8_t padding = 0, act = 0;
+    int32_t sw = 0, sh = 0, dw = 1, dh = 1, dm = 1;
+    const fb_table *o = &c->options;
+    if (c->options_type != BO_DEPTHWISE) return EA_OP_FAIL(c, "missing builtin options");
+    if (fb_i8(c->r, o, 0, 0, "DepthwiseConv2DOptions.padding", &padding) ||
+        fb_i32(c->r, o, 1, 0, "DepthwiseConv2DOptions.stride_w", &sw) ||
+        fb_i32(c->r, o, 2, 0, "DepthwiseConv2DOptions.stride_h", &sh) ||
+        fb_i32(c->r, o, 3, 0, "DepthwiseConv2DOptions.depth_multiplier", &dm) ||
+        fb_i8(c->r, o, 4, 0, "DepthwiseConv2DOptions.fused_activation_function", &act) ||
+        fb_i32(c->r, o, 5, 1, "DepthwiseConv2DOptions.dilation_w_factor", &dw) ||
+        fb_i32(c->r, o, 6, 1, "DepthwiseConv2DOptions.dilation_h_factor", &dh))
+        return EA_OP_OPTIONS_FAIL(c);
+    return ea_conv_prepare_common(c, 1, padding, sw, sh, dw, dh, dm, act);
+}
+
+EA_INVOKE(depthwise_conv_2d) {
+    const ea_tensor *in = &m->tensors[op->in[0]], *f = &m->tensors[op->in[1]], *out = &m->tensors[op->out];
+    const ea_dims4 di = ea_dims4_of(in), df = ea_dims4_of(f), dout = ea_dims4_of(out);
+    const int32_t *mult = ea_op_multipliers(m, op);
+    ea_depthwise_conv_s8(EA_OP_CPARAMS(ea_conv_params, op), mult, mult + dout.c, &di,
+                         (const int8_t *)ea_tensor_data(m, op->in[0]), &df, (const int8_t *)ea_tensor_data(m, op->in[1]),
+                         ea_op_bias(m, op), &dout, (int8_t *)out->vdata, ea_op_scratch(m, op));
+    return EA_OK;
 }

@@ -1,8 +1,10 @@
 /* SOFTMAX int8 -> int8 (output scale 1/256, zero point -128), bit-exact with TFLM's
  * reference_ops::Softmax<int8_t, int8_t>: gemmlowp fixed-point exp() on Q5.26 input differences,
  * a Q12.19 sum of exponentials and a Newton-Raphson reciprocal. No lookup tables. */
-#include "ea_kernels.h"
+#include "ea_ops.h"
 #include "ea_quant.h"
+
+enum { BO_SOFTMAX = 9 }; /* BuiltinOptions_SoftmaxOptions */
 
 enum { SCALED_DIFF_INTEGER_BITS = 5, ACCUM_INTEGER_BITS = 12 };
 
@@ -64,8 +66,8 @@ static int clz32(uint32_t v) {
     return n;
 }
 
-void ea_softmax_s8(int32_t outer, int32_t depth, const int8_t *in, int32_t mult, int32_t left_shift,
-                   int32_t diff_min, int8_t *out) {
+EA_KERNEL void ea_softmax_s8(const ea_softmax_params *p, int32_t outer, int32_t depth, const int8_t *in, int8_t *out) {
+    const int32_t mult = p->mult, left_shift = p->left_shift, diff_min = p->diff_min;
     for (int32_t i = 0; i < outer; ++i) {
         const int8_t *row = in + i * depth;
         int8_t *orow = out + i * depth;
@@ -104,4 +106,38 @@ void ea_softmax_s8(int32_t outer, int32_t depth, const int8_t *in, int32_t mult,
             }
         }
     }
+}
+
+EA_PREPARE(softmax) {
+    ea_model *m = c->m;
+    ea_op *op = c->op;
+    float beta = 0.0f;
+    ea_status st;
+
+    if (c->options_type == BO_SOFTMAX && fb_f32(c->r, &c->options, 0, 0.0f, "SoftmaxOptions.beta", &beta))
+        return EA_OP_OPTIONS_FAIL(c);
+    if ((st = ea_need_s8(c, op->in[0], "input")) || (st = ea_need_s8(c, op->out, "output"))) return st;
+    const ea_tensor *in = &m->tensors[op->in[0]], *out = &m->tensors[op->out];
+    if (in->ndim < 1 || in->count != out->count) return EA_OP_FAIL(c, "input and output shapes differ");
+    if (out->zero_point != -128 || out->scale != 1.0f / 256) return EA_OP_FAIL(c, "output must have scale 1/256 and zero point -128");
+    /* PreprocessSoftmaxScaling with 5 integer bits (double-rounding build), CalculateInputRadius. */
+    double real = (double)beta * (double)in->scale * (double)(1 << 26);
+    if (real > 2147483647.0) real = 2147483647.0;
+    if (!(real > 1.0)) return EA_OP_FAIL(c, "beta x input scale too small");
+    int32_t mult, left_shift;
+    if (ea_quantize_multiplier(real, &mult, &left_shift) || left_shift < 0 || left_shift > 31)
+        return EA_OP_FAIL(c, "invalid input scale");
+    const double radius = 1.0 * 31.0 * (double)((int64_t)1 << 26) / (double)((int64_t)1 << left_shift);
+    *EA_OP_PARAMS(ea_softmax_params, op) = (ea_softmax_params){
+        .mult = mult, .left_shift = left_shift, .diff_min = -(int32_t)radius, /* floor of a positive value */
+    };
+    return EA_OK;
+}
+
+EA_INVOKE(softmax) {
+    const ea_tensor *in = &m->tensors[op->in[0]];
+    const int32_t depth = in->dims[in->ndim - 1];
+    ea_softmax_s8(EA_OP_CPARAMS(ea_softmax_params, op), (int32_t)(in->count / (uint32_t)depth), depth,
+                  (const int8_t *)ea_tensor_data(m, op->in[0]), (int8_t *)m->tensors[op->out].vdata);
+    return EA_OK;
 }

@@ -1,0 +1,149 @@
+/* What operators share: error messages, tensor checks, window arithmetic and quantization parameters
+ * derived exactly as TFLM's Prepare functions do (kernel_util.cc, padding.h). */
+#include "ea_opnames.h"
+#include "ea_ops.h"
+#include "ea_quant.h"
+#include "ea_strbuf.h"
+
+/* ---------------------------------------------------------------- errors */
+
+ea_status ea_fail(ea_model *m, const char *a, const char *b) {
+    ea_strbuf t;
+    ea_sb_init(&t, m->error, EA_ERROR_LEN);
+    ea_sb_raw(&t, a);
+    ea_sb_raw(&t, b);
+    return EA_ERR_MODEL;
+}
+
+ea_status ea_fail_at(ea_model *m, const char *label, int64_t index) {
+    ea_strbuf t;
+    ea_sb_resume(&t, m->error, EA_ERROR_LEN);
+    ea_sb_raw(&t, " (");
+    ea_sb_raw(&t, label);
+    ea_sb_raw(&t, " ");
+    ea_sb_i64(&t, index);
+    ea_sb_raw(&t, ")");
+    return EA_ERR_MODEL;
+}
+
+ea_status ea_op_fail(ea_model *m, uint32_t i, const char *msg, const char *detail, int64_t number, int with_number) {
+    ea_strbuf t;
+    ea_sb_init(&t, m->error, EA_ERROR_LEN);
+    const char *name = ea_builtin_name(m->ops[i].builtin);
+    ea_sb_raw(&t, name[0] ? name : "operator");
+    ea_sb_raw(&t, " at op ");
+    ea_sb_i64(&t, i);
+    ea_sb_raw(&t, ": ");
+    ea_sb_raw(&t, msg);
+    if (detail) ea_sb_raw(&t, detail);
+    if (with_number) ea_sb_i64(&t, number);
+    return EA_ERR_MODEL;
+}
+
+ea_status ea_op_runtime_fail(ea_model *m, const ea_op *op, const char *msg) {
+    ea_op_fail(m, (uint32_t)(op - m->ops), msg, NULL, 0, 0);
+    return EA_ERR_RUNTIME;
+}
+
+/* ---------------------------------------------------------------- tensors */
+
+uint32_t ea_type_size(uint8_t type) {
+    switch (type) {
+        case EA_T_FLOAT32: case EA_T_INT32: return 4;
+        case EA_T_INT64: return 8;
+        case EA_T_INT16: return 2;
+        case EA_T_INT8: case EA_T_UINT8: case EA_T_BOOL: return 1;
+        default: return 0;
+    }
+}
+
+static int finite_pos(float f) { return f > 0.0f && f < 3.4e38f; }
+
+ea_status ea_need_s8(ea_prepare_ctx *c, int32_t idx, const char *role) {
+    ea_model *m = c->m;
+    const uint32_t i = c->index;
+    if (idx < 0) return ea_op_fail(m, i, role, " tensor is missing", 0, 0);
+    const ea_tensor *t = &m->tensors[idx];
+    if (t->type != EA_T_INT8) return ea_op_fail(m, i, role, " tensor must be int8, got TensorType ", t->type, 1);
+    if (t->nscales < 1 || !finite_pos(t->scale)) return ea_op_fail(m, i, role, " tensor has no valid quantization scale", 0, 0);
+    if (t->zero_point < -128 || t->zero_point > 127) return ea_op_fail(m, i, role, " zero point out of int8 range: ", t->zero_point, 1);
+    return EA_OK;
+}
+
+void ea_dims6_of(const ea_tensor *t, int32_t out[6]) {
+    const int lead = EA_MAX_DIMS - t->ndim;
+    for (int d = 0; d < EA_MAX_DIMS; d++) out[d] = d < lead ? 1 : t->dims[d - lead];
+}
+
+/* ---------------------------------------------------------------- windows and quantization */
+
+int ea_window(int32_t padding, int32_t in, int32_t filter, int32_t stride, int32_t dilation, int32_t *out, int32_t *pad) {
+    if (stride < 1 || dilation < 1 || filter < 1 || stride > EA_MAX_WINDOW || dilation > EA_MAX_WINDOW ||
+        filter > EA_MAX_WINDOW)
+        return -1;
+    const int64_t eff = (int64_t)(filter - 1) * dilation + 1;
+    int64_t o;
+    if (padding == 0) o = ((int64_t)in + stride - 1) / stride;          /* SAME */
+    else if (padding == 1) o = ((int64_t)in + stride - eff) / stride;   /* VALID */
+    else return -1;
+    if (o < 1) return -1;
+    int64_t total = (o - 1) * stride + eff - in;
+    if (total < 0) total = 0;
+    if (total / 2 > EA_MAX_WINDOW * (int64_t)EA_MAX_WINDOW) return -1;
+    *out = (int32_t)o;
+    *pad = (int32_t)(total / 2);
+    return 0;
+}
+
+ea_status ea_activation(ea_prepare_ctx *c, int act, const ea_tensor *out, int32_t *act_min, int32_t *act_max) {
+    if (act < 0 || act > 3) return ea_op_fail(c->m, c->index, "unsupported fused activation ", NULL, act, 1);
+    if (ea_activation_range_s8(act, out->scale, out->zero_point, act_min, act_max))
+        return EA_OP_FAIL(c, "activation range overflows");
+    return EA_OK;
+}
+
+ea_status ea_filter_scales_ok(ea_prepare_ctx *c, const ea_tensor *filter, uint32_t channels, int32_t qdim) {
+    if (filter->nscales == 0) return EA_OP_FAIL(c, "filter has no quantization scale");
+    if (filter->nscales != 1 && (filter->nscales != channels || filter->qdim != qdim))
+        return EA_OP_FAIL(c, "filter per-channel scales do not match the output channels");
+    return EA_OK;
+}
+
+ea_status ea_bias_ok(ea_prepare_ctx *c, int32_t idx, uint32_t channels) {
+    if (idx < 0) return EA_OK;
+    const ea_tensor *b = &c->m->tensors[idx];
+    if (b->type != EA_T_INT32) return ea_op_fail(c->m, c->index, "bias must be int32, got TensorType ", NULL, b->type, 1);
+    if (b->count != channels) return EA_OP_FAIL(c, "bias size does not match the output channels");
+    return EA_OK;
+}
+
+/* Effective scale = double(input scale) * double(filter scale) / double(output scale). */
+ea_status ea_conv_multipliers(ea_model *m, uint32_t i, const ea_tensor *in, const ea_tensor *filter,
+                              const ea_tensor *out, uint32_t channels, int32_t *mult, int32_t *shift) {
+    for (uint32_t ch = 0; ch < channels; ch++) {
+        const uint32_t si = filter->nscales > 1 ? ch : 0;
+        const float fs = ea_load_f32(m->data + filter->scales_pos + 4u * si);
+        if (!(fs >= 0.0f && fs < 3.4e38f)) return ea_op_fail(m, i, "filter scale is negative or not finite", NULL, 0, 0);
+        const double eff = (double)in->scale * (double)fs / (double)out->scale;
+        int32_t q, s;
+        if (ea_quantize_multiplier(eff, &q, &s) || s > 30)
+            return ea_op_fail(m, i, "effective output scale out of range", NULL, 0, 0);
+        if (mult) {
+            mult[ch] = q;
+            shift[ch] = s;
+        }
+    }
+    return EA_OK;
+}
+
+void ea_op_reserve_channels(ea_prepare_ctx *c) {
+    const ea_tensor *out = &c->m->tensors[c->op->out];
+    const uint32_t n = (uint32_t)out->dims[out->ndim - 1];
+    c->op->channels = 1;
+    c->op->chan_offset = c->persistent;
+    c->persistent += (8u * n + 15u) & ~15u;
+}
+
+void ea_op_request_scratch(ea_prepare_ctx *c, int32_t bytes) {
+    c->scratch_bytes = bytes > 0 ? (uint32_t)bytes : 0u;
+}

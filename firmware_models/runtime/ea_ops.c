@@ -1,0 +1,29 @@
+/* The operator table: one row per TFLite builtin the runtime runs, X(BUILTIN, prepare, invoke), where
+ * prepare and invoke name the functions EA_PREPARE(name) / EA_INVOKE(name) of an operator file in ops/.
+ * Adding an operator is its file in ops/ plus one row here (docs/firmware_runtime.md). */
+#include "ea_builtins.h"
+#include "ea_ops.h"
+
+#define EA_OPERATORS(X)                                    \
+    X(ADD, add, add)                                       \
+    X(AVERAGE_POOL_2D, average_pool_2d, average_pool_2d)   \
+    X(CONV_2D, conv_2d, conv_2d)                           \
+    X(DEPTHWISE_CONV_2D, depthwise_conv_2d, depthwise_conv_2d) \
+    X(DEQUANTIZE, dequantize, dequantize)                  \
+    X(FULLY_CONNECTED, fully_connected, fully_connected)   \
+    X(MAX_POOL_2D, max_pool_2d, max_pool_2d)               \
+    X(RESHAPE, reshape, reshape)                           \
+    X(SOFTMAX, softmax, softmax)                           \
+    X(PAD, pad, pad)                                       \
+    X(MEAN, mean, mean)                                    \
+    X(SQUEEZE, reshape, reshape)                           \
+    X(PADV2, padv2, pad)                                   \
+    X(EXPAND_DIMS, reshape, reshape)                       \
+    X(QUANTIZE, quantize, quantize)
+
+#define EA_DECLARE_OP(code, prepare, invoke) EA_PREPARE(prepare); EA_INVOKE(invoke);
+EA_OPERATORS(EA_DECLARE_OP)
+
+#define EA_OP_ROW(code, prepare, invoke) {EA_BUILTIN_##code, ea_##prepare##_prepare, ea_##invoke##_invoke},
+const ea_op_registration ea_op_table[] = {EA_OPERATORS(EA_OP_ROW)};
+const uint32_t ea_op_table_len = sizeof ea_op_table / sizeof ea_op_table[0];

@@ -1,0 +1,127 @@
+/* The operator interface (TFLM-shaped): an operator is a builtin code, a prepare function and an invoke
+ * function, one row of the table in ea_ops.c. Each operator lives in its own file under ops/: its
+ * kernel, its prepare (read the builtin options, check the tensors, fill the kernel's own parameter
+ * struct) and its invoke (hand that struct and the tensors' data to the kernel). docs/firmware_runtime.md
+ * shows how to add one.
+ *
+ * Internal to the runtime: the public API is ea_runtime.h. */
+#ifndef EA_OPS_H
+#define EA_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ea_flatbuffer.h"
+#include "ea_kernels.h"
+#include "ea_runtime.h"
+
+/* TFLite TensorType values. */
+enum { EA_T_FLOAT32 = 0, EA_T_INT32 = 2, EA_T_UINT8 = 3, EA_T_INT64 = 4, EA_T_BOOL = 6, EA_T_INT16 = 7, EA_T_INT8 = 9 };
+
+/* Largest tensor accepted, in elements: keeps every index and sum in int32 range. */
+#define EA_MAX_ELEMS (1 << 24)
+/* Largest stride, dilation, filter or padding extent accepted (keeps window arithmetic in int32). */
+#define EA_MAX_WINDOW (1 << 16)
+
+/* What prepare sees: the model (tensors parsed, shapes checked), the operator (tensor indices set),
+ * its builtin options, and where to ask for arena memory. */
+typedef struct {
+    ea_model *m;
+    ea_op *op;
+    uint32_t index;          /* operator index (messages) */
+    fb_reader *r;
+    fb_table options;        /* the BuiltinOptions table, valid when options_type != 0 */
+    uint8_t options_type;    /* BuiltinOptions union type, 0 when the operator has none */
+    uint32_t persistent;     /* persistent arena bytes reserved so far, every operator included */
+    uint32_t scratch_bytes;  /* scratch this operator asked for (ea_op_request_scratch) */
+} ea_prepare_ctx;
+
+typedef ea_status (*ea_prepare_fn)(ea_prepare_ctx *c);
+typedef ea_status (*ea_invoke_fn)(ea_model *m, const ea_op *op);
+
+/* Signatures of an operator's two functions: EA_PREPARE(conv_2d) { ... } defines ea_conv_2d_prepare. */
+#define EA_PREPARE(name) ea_status ea_##name##_prepare(ea_prepare_ctx *c)
+#define EA_INVOKE(name) ea_status ea_##name##_invoke(ea_model *m, const ea_op *op)
+
+typedef struct {
+    int32_t builtin;
+    ea_prepare_fn prepare;
+    ea_invoke_fn invoke;
+} ea_op_registration;
+
+extern const ea_op_registration ea_op_table[];
+extern const uint32_t ea_op_table_len;
+
+/* The operator's parameter struct inside op->params (checked at compile time to fit). */
+#define EA_OP_PARAMS(type, op)                                                                        \
+    ((void)sizeof(char[sizeof(type) <= sizeof((op)->params) ? 1 : -1]), (type *)(void *)(op)->params)
+#define EA_OP_CPARAMS(type, op)                                                                       \
+    ((void)sizeof(char[sizeof(type) <= sizeof((op)->params) ? 1 : -1]), (const type *)(const void *)(op)->params)
+
+/* ---------------------------------------------------------------- errors (ea_op_util.c) */
+
+/* m->error = a b; returns EA_ERR_MODEL. */
+ea_status ea_fail(ea_model *m, const char *a, const char *b);
+/* Appends " (<label> <index>)" to the message a failed flatbuffer read left; returns EA_ERR_MODEL. */
+ea_status ea_fail_at(ea_model *m, const char *label, int64_t index);
+/* "<OPNAME> at op <i>: <msg><detail><number>"; returns EA_ERR_MODEL. */
+ea_status ea_op_fail(ea_model *m, uint32_t i, const char *msg, const char *detail, int64_t number, int with_number);
+#define EA_OP_FAIL(c, msg) ea_op_fail((c)->m, (c)->index, (msg), NULL, 0, 0)
+/* A failed read of the builtin options: the reader's message and the operator index. */
+#define EA_OP_OPTIONS_FAIL(c) ea_fail_at((c)->m, "op", (c)->index)
+/* The same message at invoke time; returns EA_ERR_RUNTIME. */
+ea_status ea_op_runtime_fail(ea_model *m, const ea_op *op, const char *msg);
+
+/* ---------------------------------------------------------------- prepare helpers (ea_op_util.c) */
+
+uint32_t ea_type_size(uint8_t type);
+/* An int8 activation tensor with per-tensor quantization ("<role> tensor ..." messages). */
+ea_status ea_need_s8(ea_prepare_ctx *c, int32_t idx, const char *role);
+/* TFLM ComputeOutSize + ComputePaddingWithOffset for one spatial dimension (padding 0 SAME, 1 VALID);
+ * -1 when invalid. */
+int ea_window(int32_t padding, int32_t in, int32_t filter, int32_t stride, int32_t dilation, int32_t *out, int32_t *pad);
+/* CalculateActivationRangeQuantized for the fused activation `act` of an int8 output. */
+ea_status ea_activation(ea_prepare_ctx *c, int act, const ea_tensor *out, int32_t *act_min, int32_t *act_max);
+ea_status ea_filter_scales_ok(ea_prepare_ctx *c, const ea_tensor *filter, uint32_t channels, int32_t qdim);
+ea_status ea_bias_ok(ea_prepare_ctx *c, int32_t idx, uint32_t channels);
+/* Per-channel (or broadcast per-tensor) multipliers of a convolution, as PopulateConvolutionQuantizationParams.
+ * With mult == NULL only checks them. */
+ea_status ea_conv_multipliers(ea_model *m, uint32_t i, const ea_tensor *in, const ea_tensor *filter,
+                              const ea_tensor *out, uint32_t channels, int32_t *mult, int32_t *shift);
+/* Reserves per-output-channel multipliers and shifts (the output's last dimension) in the arena's
+ * persistent part; the loader fills them once the arena is placed (ea_conv_multipliers). */
+void ea_op_reserve_channels(ea_prepare_ctx *c);
+/* Asks for a scratch buffer of `bytes` while this operator runs (a kernel's _get_buffer_size); the
+ * arena planner places it (ea_plan_scratch). 0: none. */
+void ea_op_request_scratch(ea_prepare_ctx *c, int32_t bytes);
+
+/* CONV_2D's checks and parameters, shared with DEPTHWISE_CONV_2D (ops/conv_2d.c). */
+ea_status ea_conv_prepare_common(ea_prepare_ctx *c, int depthwise, int8_t padding, int32_t sw, int32_t sh, int32_t dw,
+                                 int32_t dh, int32_t dm, int8_t act);
+
+/* ---------------------------------------------------------------- invoke helpers */
+
+static inline const uint8_t *ea_tensor_data(const ea_model *m, int32_t idx) {
+    const ea_tensor *t = &m->tensors[idx];
+    return t->is_const ? t->cdata : t->vdata;
+}
+/* Bias bytes of input 2, or NULL. */
+static inline const uint8_t *ea_op_bias(const ea_model *m, const ea_op *op) {
+    return op->in[2] >= 0 ? ea_tensor_data(m, op->in[2]) : NULL;
+}
+static inline ea_dims4 ea_dims4_of(const ea_tensor *t) {
+    const ea_dims4 d = {.n = t->dims[0], .h = t->dims[1], .w = t->dims[2], .c = t->dims[3]};
+    return d;
+}
+/* Shape extended to 6 dims with leading 1s. */
+void ea_dims6_of(const ea_tensor *t, int32_t out[6]);
+/* The per-channel multipliers (shifts follow them) of an operator that reserved them. */
+static inline const int32_t *ea_op_multipliers(const ea_model *m, const ea_op *op) {
+    return (const int32_t *)(const void *)(m->arena + op->chan_offset);
+}
+/* The scratch buffer, or NULL when the kernel asked for none. */
+static inline void *ea_op_scratch(const ea_model *m, const ea_op *op) {
+    return op->scratch_offset == EA_NO_SCRATCH ? NULL : (void *)(m->arena + op->scratch_offset);
+}
+
+#endif /* EA_OPS_H */

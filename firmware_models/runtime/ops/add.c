@@ -1,0 +1,87 @@
+/* ADD int8 with broadcasting (as TFLM reference_integer_ops::AddFunc): both inputs are rescaled to a
+ * common scale with 20 bits of headroom (EA_ADD_LEFT_SHIFT), summed, and rescaled to the output. */
+#include "ea_ops.h"
+#include "ea_quant.h"
+
+enum { BO_ADD = 11 }; /* BuiltinOptions_AddOptions */
+
+static int8_t add_one(const ea_add_params *p, int8_t x, int8_t y) {
+    const int32_t a = ea_wrap_shl(p->in1_offset + x, EA_ADD_LEFT_SHIFT);
+    const int32_t b = ea_wrap_shl(p->in2_offset + y, EA_ADD_LEFT_SHIFT);
+    const int32_t sa = ea_mbqm(a, p->in1_mult, p->in1_shift);
+    const int32_t sb = ea_mbqm(b, p->in2_mult, p->in2_shift);
+    const int32_t raw = ea_wrap_add(ea_mbqm(ea_wrap_add(sa, sb), p->out_mult, p->out_shift), p->out_offset);
+    return (int8_t)ea_clamp(raw, p->act_min, p->act_max);
+}
+
+EA_KERNEL void ea_add_s8(const ea_add_params *p, const int32_t in1_dims[6], const int8_t *in1, const int32_t in2_dims[6],
+               const int8_t *in2, const int32_t out_dims[6], int8_t *out) {
+    /* Element strides of each input, 0 along a broadcast dimension. */
+    int32_t s1[6], s2[6], st1 = 1, st2 = 1;
+    for (int d = 5; d >= 0; --d) {
+        s1[d] = in1_dims[d] == 1 && out_dims[d] != 1 ? 0 : st1;
+        s2[d] = in2_dims[d] == 1 && out_dims[d] != 1 ? 0 : st2;
+        st1 *= in1_dims[d];
+        st2 *= in2_dims[d];
+    }
+    int32_t o = 0;
+    for (int32_t i0 = 0; i0 < out_dims[0]; ++i0)
+        for (int32_t i1 = 0; i1 < out_dims[1]; ++i1)
+            for (int32_t i2 = 0; i2 < out_dims[2]; ++i2)
+                for (int32_t i3 = 0; i3 < out_dims[3]; ++i3)
+                    for (int32_t i4 = 0; i4 < out_dims[4]; ++i4) {
+                        const int32_t b1 = i0 * s1[0] + i1 * s1[1] + i2 * s1[2] + i3 * s1[3] + i4 * s1[4];
+                        const int32_t b2 = i0 * s2[0] + i1 * s2[1] + i2 * s2[2] + i3 * s2[3] + i4 * s2[4];
+                        for (int32_t i5 = 0; i5 < out_dims[5]; ++i5)
+                            out[o++] = add_one(p, in1[b1 + i5 * s1[5]], in2[b2 + i5 * s2[5]]);
+                    }
+}
+
+EA_PREPARE(add) {
+    ea_model *m = c->m;
+    ea_op *op = c->op;
+    int8_t act = 0;
+    ea_status st;
+
+    if (c->options_type == BO_ADD && fb_i8(c->r, &c->options, 0, 0, "AddOptions.fused_activation_function", &act))
+        return EA_OP_OPTIONS_FAIL(c);
+    if ((st = ea_need_s8(c, op->in[0], "first input")) || (st = ea_need_s8(c, op->in[1], "second input")) ||
+        (st = ea_need_s8(c, op->out, "output")))
+        return st;
+    const ea_tensor *a = &m->tensors[op->in[0]], *b = &m->tensors[op->in[1]], *out = &m->tensors[op->out];
+    int32_t da[6], db[6], dout[6];
+    ea_dims6_of(a, da);
+    ea_dims6_of(b, db);
+    ea_dims6_of(out, dout);
+    for (int d = 0; d < 6; d++) {
+        const int32_t want = da[d] == 1 ? db[d] : da[d];
+        if ((da[d] != 1 && db[d] != 1 && da[d] != db[d]) || dout[d] != want)
+            return EA_OP_FAIL(c, "input shapes are not broadcastable to the output shape");
+    }
+    /* CalculateOpDataAdd (int8): left_shift 20, inputs rescaled to twice the larger input scale. */
+    const double twice_max = 2.0 * (double)(a->scale > b->scale ? a->scale : b->scale);
+    const double r1 = (double)a->scale / twice_max, r2 = (double)b->scale / twice_max;
+    const double ro = twice_max / ((double)(1 << EA_ADD_LEFT_SHIFT) * (double)out->scale);
+    if (!(ro < 1.0)) return EA_OP_FAIL(c, "output scale too small for the input scales");
+    int32_t m1, s1, m2, s2, mo, so, act_min, act_max;
+    if (ea_quantize_multiplier(r1, &m1, &s1) || ea_quantize_multiplier(r2, &m2, &s2) ||
+        ea_quantize_multiplier(ro, &mo, &so))
+        return EA_OP_FAIL(c, "invalid scales");
+    if ((st = ea_activation(c, act, out, &act_min, &act_max))) return st;
+    *EA_OP_PARAMS(ea_add_params, op) = (ea_add_params){
+        .in1_offset = -a->zero_point, .in2_offset = -b->zero_point, .out_offset = out->zero_point,
+        .in1_mult = m1, .in1_shift = s1, .in2_mult = m2, .in2_shift = s2, .out_mult = mo, .out_shift = so,
+        .act_min = act_min, .act_max = act_max,
+    };
+    return EA_OK;
+}
+
+EA_INVOKE(add) {
+    int32_t da[6], db[6], dout[6];
+    ea_dims6_of(&m->tensors[op->in[0]], da);
+    ea_dims6_of(&m->tensors[op->in[1]], db);
+    ea_dims6_of(&m->tensors[op->out], dout);
+    ea_add_s8(EA_OP_CPARAMS(ea_add_params, op), da, (const int8_t *)ea_tensor_data(m, op->in[0]), db,
+              (const int8_t *)ea_tensor_data(m, op->in[1]), dout, (int8_t *)m->tensors[op->out].vdata);
+    return EA_OK;
+}
