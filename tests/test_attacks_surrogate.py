@@ -17,14 +17,11 @@ pytest_plugins = ["fixtures_compress"]
 # Full-integer recipes on cnn-digits with their training shortened (the surrogate's fidelity is about
 # the converted arithmetic, not about accuracy).
 SHORT_RECIPES = {
-    "prune": {"step": "prune", "epochs": 1},
-    "cluster": {"step": "cluster", "epochs": 1},
-    "qat": {"step": "qat", "epochs": 1},
-    "pqat": {"step": "pqat", "prune_epochs": 1, "epochs": 1},
-    "cqat": {"step": "cqat", "cluster_epochs": 1, "epochs": 1},
-    "pcqat": {"step": "pcqat", "prune_epochs": 1, "cluster_epochs": 1, "epochs": 1},
-    "distill": {"step": "distill", "epochs": 1},
-    "lowrank": {"step": "lowrank", "epochs": 1},
+    name: {"step": name, "batch_size": 512, **epochs} for name, epochs in {
+        "prune": {"epochs": 1}, "cluster": {"epochs": 1}, "qat": {"epochs": 1},
+        "pqat": {"prune_epochs": 1, "epochs": 1}, "cqat": {"cluster_epochs": 1, "epochs": 1},
+        "pcqat": {"prune_epochs": 1, "cluster_epochs": 1, "epochs": 1},
+        "distill": {"epochs": 1}, "lowrank": {"epochs": 1}}.items()
 }
 
 # Reduced zoo models (half width), untrained, converted by the ptq-int8 path with random calibration.

@@ -801,8 +801,14 @@ class Int8Surrogate:
                                input_signature=[spec], autograph=False)
                 for q in (False, True)}
         fn = self._int8_fn[quantized]
-        parts = [fn(tf.constant(x[i:i + batch_size].astype(np.float32))).numpy()
-                 for i in range(0, len(x), batch_size)]
+        logger = tf.get_logger()
+        level = logger.level
+        logger.setLevel("ERROR")  # each surrogate traces its own function: TF's retracing warning is noise
+        try:
+            parts = [fn(tf.constant(x[i:i + batch_size].astype(np.float32))).numpy()
+                     for i in range(0, len(x), batch_size)]
+        finally:
+            logger.setLevel(level)
         return np.concatenate(parts) if parts else np.empty((0, self.num_classes), np.int8)
 
     def predict(self, x) -> np.ndarray:
