@@ -187,3 +187,13 @@ def test_importing_the_package_does_not_import_tensorflow():
     code = "import sys, edgeattack.attacks; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
+
+
+def test_depthwise_with_unequal_strides_matches_tflm(tmp_path):
+    # TF's depthwise kernel refuses unequal strides: the surrogate runs stride 1 with TFLM's padding
+    path = _convert(lambda k: [k.layers.DepthwiseConv2D((3, 2), strides=(2, 1), padding="same",
+                                                        depth_multiplier=2),
+                               k.layers.Flatten(), k.layers.Dense(4)], (11, 9, 3), tmp_path, "dw.tflite")
+    x = np.random.default_rng(1).random((30, 11, 9, 3), dtype=np.float32)
+    s, ours, ref, agree, hist = fidelity(path.read_bytes(), x)
+    assert np.array_equal(ours, ref) and not s.ends_in_softmax
