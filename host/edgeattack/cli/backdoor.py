@@ -1,10 +1,10 @@
-"""`edgeattack backdoor`: train with a BadNets trigger (or a compression-activated backdoor),
+"""`edgeattack backdoor`: train with a BadNets trigger,
 compress on the defender's data, judge every artifact on a board."""
 from __future__ import annotations
 
 import click
 
-from ._poisoning_options import common, echo_rows, parse_list, parse_sets
+from ._poisoning_options import common, echo_rows, parse_list
 
 
 @click.command("backdoor")
@@ -18,15 +18,11 @@ from ._poisoning_options import common, echo_rows, parse_list, parse_sets
 @click.option("--target-class", type=int, default=0, show_default=True)
 @click.option("--rate", type=float, default=0.1, show_default=True,
               help="Fraction of the training set poisoned (0 < rate < 1).")
-@click.option("--activated-by-quantization", "activated", is_flag=True,
-              help="Train a backdoor that only the int8 conversion obeys (Qu-ANTI-zation).")
 @click.option("--epochs", type=int, default=30, show_default=True, help="Training epochs.")
 @click.option("--baseline", is_flag=True, help="Also train an unpoisoned model (row 'unpoisoned').")
-@click.option("--set", "sets", multiple=True,
-              help="Activation-loss hyperparameter NAME=VALUE (lam, lr, finetune_epochs, ...).")
 @common
-def command(model, dataset, trigger, trigger_position, target_class, rate, activated, epochs, baseline,
-            sets, recipes, board, port, compress_data, n, seed, as_json, no_progress, force, out):
+def command(model, dataset, trigger, trigger_position, target_class, rate, epochs, baseline,
+            recipes, board, port, compress_data, n, seed, as_json, no_progress, force, out):
     """Backdoor a model at training time and check whether the trigger survives compression.
 
     Writes OUT/poisoned.npz, OUT/float/ (the delivered model), OUT/<recipe>/ (the defender's
@@ -41,7 +37,7 @@ def command(model, dataset, trigger, trigger_position, target_class, rate, activ
     check_output(out, force)
     obj = run_backdoor(out, model=model, dataset=dataset, trigger=trigger, target_class=target_class,
                        rate=rate, recipes=parse_list(recipes, "--recipes"), board=board, port=port,
-                       compress_data=compress_data, activated=activated, epochs=epochs, n=n, seed=seed,
-                       position=trigger_position, baseline=baseline, activation=parse_sets(sets),
+                       compress_data=compress_data, epochs=epochs, n=n, seed=seed,
+                       position=trigger_position, baseline=baseline,
                        force=force, progress=not no_progress)
     echo_rows(obj, out, as_json)

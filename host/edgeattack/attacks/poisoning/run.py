@@ -129,6 +129,9 @@ def run_backdoor(out, *, model: str = "cnn-digits", dataset="digits", trigger: s
     compression-activated backdoor of activated.py), compress it with each recipe on the
     defender's data and judge every artifact on the board. Writes OUT/poisoned.npz,
     OUT/float/model.keras, OUT/<recipe>/model.tflite and OUT/backdoor.json; returns the summary."""
+    if activated:
+        raise UsageError("activated=True: the compression-activated backdoor is not finished yet "
+                         "(issue 9); train a BadNets backdoor instead")
     check_compress_data(compress_data)
     recipes = check_recipes(recipes)
     clean = load_dataset(dataset)
