@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import UsageError
 
-NORMS = ("linf", "l2")
+NORMS = ("linf", "l2")  # l0 only for JSMA (features changed)
 
 
 @dataclass(frozen=True)
@@ -329,7 +329,7 @@ class Attack:
             raise UsageError(f"attack {self.name}: give at least one epsilon")
         lo, hi = target.data_range
         dim = int(np.prod(target.input_shape))
-        top = (hi - lo) * (1.0 if self.norm == "linf" else np.sqrt(dim))
+        top = {"linf": hi - lo, "l2": (hi - lo) * np.sqrt(dim), "l0": dim}[self.norm]
         out = []
         for eps in eps_list:
             if eps is None:
@@ -358,12 +358,18 @@ def perturbation_norms(x_adv: np.ndarray, x: np.ndarray, norm: str) -> np.ndarra
     """Per-sample size of x_adv - x (any leading axes before the sample axes of x)."""
     d = (np.asarray(x_adv, np.float64) - np.asarray(x, np.float64))
     d = d.reshape(d.shape[:d.ndim - x.ndim + 1] + (-1,))
+    if norm == "l0":
+        return (d != 0).sum(-1).astype(np.float64)
     return np.abs(d).max(-1) if norm == "linf" else np.sqrt((d * d).sum(-1))
 
 
 def project(x_adv: np.ndarray, x: np.ndarray, eps: float, norm: str) -> np.ndarray:
-    """Project x_adv onto the eps-ball around x (linf: clip; l2: rescale longer perturbations)."""
+    """Project x_adv onto the eps-ball around x (linf: clip; l2: rescale longer perturbations; l0:
+    the clean sample where more than eps features changed)."""
     d = x_adv.astype(np.float32) - x
+    if norm == "l0":  # no projection onto an L0 ball: an example changing too many features is dropped
+        keep = perturbation_norms(x_adv, x, "l0") <= eps
+        return np.where(keep.reshape((-1,) + (1,) * (x.ndim - 1)), x_adv, x)
     if norm == "linf":
         d = np.clip(d, -eps, eps)
     else:
