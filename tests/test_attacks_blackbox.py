@@ -47,9 +47,9 @@ def _inferences(device) -> int:
 
 def _half_width(k: int, n: int) -> float:
     """Half-width of the Wilson 95% interval of k/n."""
-    from edgeattack.attacks.io import _wilson
+    from edgeattack.results import wilson_interval
 
-    lo, hi = _wilson(k, n)
+    lo, hi = wilson_interval(k, n)
     return (hi - lo) / 2
 
 

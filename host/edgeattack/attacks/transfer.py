@@ -84,29 +84,19 @@ def _fmt(v):
     return "" if v is None else f"{v:.4f}"
 
 
-def _source_target(path: Path, data_range):
-    from .targets import target
-
-    if path.suffix not in (".keras", ".h5", ".tflite"):
-        raise UsageError(f"source {path}: give a float .keras model or an int8 .tflite (crafted on "
-                         f"its surrogate)")
-    if not path.is_file():
-        raise UsageError(f"source {path} does not exist")
-    return target(path, data_range=data_range)
-
-
-def transfer(attack: str, sources, targets, x, y, *, epsilons, params: dict | None = None,
-             board: str | None = None, port: str | None = None, seed: int | None = 0,
-             data_range=None, progress=None) -> TransferResult:
-    """Craft `attack` on every source, judge every target; returns the rows (see module doc)."""
-    from .base import make
-    from .io import _wilson as wilson_interval  # the one Wilson interval, wherever results/ has it
-    from .targets import SurrogateTarget, open_target
-
+def check_models(sources, targets, port=None) -> tuple[list[Path], list[Path]]:
+    """The source and target paths, refused (UsageError) before any model is loaded when a file is
+    missing or of the wrong kind."""
     src_paths = [Path(s) for s in sources]
     tgt_paths = [Path(t) for t in targets]
     if not src_paths or not tgt_paths:
         raise UsageError("transfer needs at least one --sources model and one --targets model")
+    for p in src_paths:
+        if p.suffix not in (".keras", ".h5", ".tflite"):
+            raise UsageError(f"source {p}: give a float .keras model or an int8 .tflite (crafted on "
+                             f"its surrogate)")
+        if not p.is_file():
+            raise UsageError(f"source {p} does not exist")
     for t in tgt_paths:
         if t.suffix != ".tflite":
             raise UsageError(f"target {t}: give an int8 .tflite (what a device runs)")
@@ -115,6 +105,24 @@ def transfer(attack: str, sources, targets, x, y, *, epsilons, params: dict | No
     if port is not None and len(tgt_paths) > 1:
         raise UsageError("--port names one running device, which runs one model: give one target, "
                          "or --board alone to start a board per target")
+    return src_paths, tgt_paths
+
+
+def _source_target(path: Path, data_range):
+    from .targets import target
+
+    return target(path, data_range=data_range)
+
+
+def transfer(attack: str, sources, targets, x, y, *, epsilons, params: dict | None = None,
+             board: str | None = None, port: str | None = None, seed: int | None = 0,
+             data_range=None, progress=None) -> TransferResult:
+    """Craft `attack` on every source, judge every target; returns the rows (see module doc)."""
+    from .base import make
+    from ..results import wilson_interval
+    from .targets import SurrogateTarget, open_target
+
+    src_paths, tgt_paths = check_models(sources, targets, port)
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
     atk = make(attack, **(params or {}))

@@ -54,11 +54,13 @@ def command(attack, sources, targets, board, port, dataset, n, eps, norm, budget
     """
     from ..atomic import check_output, json_text
     from ..attacks.base import attack_class
-    from ..attacks.transfer import transfer, write_transfer
+    from ..attacks.transfer import check_models, transfer, write_transfer
     from ..datasets import load_dataset
     from ..errors import UsageError
 
     check_output(out, force)
+    src, tgt = _list(sources, "--sources"), _list(targets, "--targets")
+    check_models(src, tgt, port)
     cls = attack_class(attack)
     params = {}
     for s in sets:
@@ -87,7 +89,6 @@ def command(attack, sources, targets, board, port, dataset, n, eps, norm, budget
     from ..tfutil import set_seed
 
     set_seed(seed)
-    src, tgt = _list(sources, "--sources"), _list(targets, "--targets")
     with _bar(len(src) + len(tgt)) as bar:
         res = transfer(attack, src, tgt, ds.x_test[:n], ds.y_test[:n],
                        epsilons=_floats(eps, "--eps"), params=params, board=board, port=port,
