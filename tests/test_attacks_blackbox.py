@@ -197,13 +197,13 @@ def test_labels_only_and_rounded_scores(device, digits_ptq, clean_correct):
         assert res.success[0].sum() >= 5, name
 
 
-def test_gradient_targets_take_the_same_attacks(digits_model, digits):
-    """Black-box attacks accept a gradient target too, so host and device compare."""
+def test_gradient_targets_take_the_same_attacks(digits_model, digits_ptq, digits):
+    """Black-box attacks accept the float model and the int8 surrogate, so host and device compare."""
     from edgeattack import attacks
 
     x, y = digits
     x, y = x[:20], y[:20]
-    for obj in (digits_model,):
+    for obj in (digits_model, digits_ptq.out / "model.tflite"):
         t = attacks.target(obj)
         res = attacks.make("square", budget=100)(t, x, y, epsilons=[0.2], seed=0)
         assert res.success[0].sum() >= 10, t.kind
