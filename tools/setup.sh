@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm openssh-server openssh-client
-              ser2net clang libclang-rt-14-dev make)
+              ser2net clang libclang-rt-14-dev make chromium)
 WANT_APT=1
 [ "${1:-}" = "--no-system" ] && WANT_APT=0
 
