@@ -221,22 +221,15 @@ class TFLMRunner(_Runner):
 
 
 def compare_runtimes(model_bytes: bytes, x_float, arena_size: int | None = None, resolver: str = "auto") -> dict:
-    """Run the samples `x_float` (model input domain) through LiteRT and TFLM.
+    """Run the samples `x_float` (model input domain) through LiteRT and TFLM (the reference).
 
-    Returns {"n": samples, "agree": fraction whose argmax of output 0 is equal, "max_lsb_diff": the
-    largest absolute difference between raw outputs (integer steps for quantized outputs)}.
+    Returns agreement.compare_outputs' fields: "n", "agree" (argmax of output 0 equal, all inputs),
+    "max_lsb_diff" (largest raw difference, integer steps for quantized outputs), and "decided",
+    "excluded", "agree_decided" (only inputs whose TFLM top-1 margin exceeds max_lsb_diff: XNNPACK's
+    rounding differs per CPU, so only those say the same thing on every machine).
     """
+    from .agreement import compare_outputs
+
     lite = LiteRTRunner(model_bytes, resolver=resolver)
     micro = TFLMRunner(model_bytes, arena_size=arena_size)
-    a = lite.predict_raw(x_float)
-    b = micro.predict_raw(x_float)
-    n = len(a)
-    if n == 0:
-        return {"n": 0, "agree": None, "max_lsb_diff": None}
-    flat_a, flat_b = a.reshape(n, -1), b.reshape(n, -1)
-    agree = float(np.mean(flat_a.argmax(axis=1) == flat_b.argmax(axis=1)))
-    if np.issubdtype(a.dtype, np.integer):
-        diff = int(np.abs(flat_a.astype(np.int64) - flat_b.astype(np.int64)).max())
-    else:
-        diff = float(np.abs(flat_a.astype(np.float64) - flat_b.astype(np.float64)).max())
-    return {"n": n, "agree": agree, "max_lsb_diff": diff}
+    return compare_outputs(micro.predict_raw(x_float), lite.predict_raw(x_float))
