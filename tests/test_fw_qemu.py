@@ -148,6 +148,29 @@ def test_build_is_cached_and_reports_sizes(tools, tiny, tmp_path):
     assert not other.cached and other.elf != first.elf
 
 
+def test_object_cache_is_not_shared_across_source_trees(tools, tiny, tmp_path, monkeypatch):
+    """make's dependency files name sources by absolute path: objects built from one checkout must not
+    be reused by another, or removing the first breaks every later build (a stale prerequisite)."""
+    import shutil
+
+    import edgeattack.firmware.build as build
+    from edgeattack.resources import firmware_dir
+
+    trees = []
+    for name in ("checkout-a", "checkout-b"):
+        trees.append(tmp_path / name)
+        shutil.copytree(firmware_dir(), trees[-1])
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(build, "firmware_dir", lambda: trees[0])
+    first = build.build_firmware(tiny, "qemu-m4", cache_dir=cache)
+    shutil.rmtree(trees[0])
+    shutil.rmtree(first.elf.parent)  # the model's entry goes; the shared objects stay
+    monkeypatch.setattr(build, "firmware_dir", lambda: trees[1])
+    again = build.build_firmware(tiny, "qemu-m4", cache_dir=cache)
+    assert not again.cached and again.elf.is_file()
+    assert len(list(cache.glob("objs-*"))) == 2
+
+
 def test_model_too_large_for_board_fails_before_building(tools, tiny, tmp_path):
     import yaml
 

@@ -334,8 +334,11 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     entry = cache / f"{profile.name}-{key}"
     # Protocol, runtime and port objects do not depend on the model's bytes: models built for the same
-    # port with the same sources, flags and runtime table sizes reuse them.
-    objs_key = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:24]
+    # port with the same sources, flags and runtime table sizes reuse them. make's dependency files
+    # name the sources by absolute path, so objects are shared only within one source tree: another
+    # checkout (or a removed one) would otherwise leave prerequisites make cannot find.
+    objs_material = {**shared, "source_root": str(Path(firmware_dir()).resolve())}
+    objs_key = hashlib.sha256(json.dumps(objs_material, sort_keys=True).encode()).hexdigest()[:24]
     objs = cache / f"objs-{port}-{objs_key}"
 
     with _locked(cache / f".{profile.name}-{key}.lock"):
