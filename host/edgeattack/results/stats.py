@@ -14,7 +14,11 @@ def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> list | None
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return [max(0.0, centre - half), min(1.0, centre + half)]
+    # The exact bounds at k == 0 and k == n are 0 and 1; rounding would otherwise report
+    # 0.9999999999999999, which reads as "not certain" in a table.
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return [lo, hi]
 
 
 def percentiles(values) -> dict | None:
