@@ -33,6 +33,11 @@ def _loop(target, norm: str, candidates: int):
                 grads = tf.stack([tape.gradient(d, xa) for d in diffs], 1)  # N x (C-1) x ...
                 del tape
                 losses = tf.stack(diffs, 1)  # N x (C-1), negative while correct
+                # the linearization on the box: a feature at a bound cannot move outward, so its
+                # gradient does not count (else the steps converge on the boundary without crossing)
+                xe = tf.expand_dims(xa, 1)
+                grads = tf.where(tf.logical_or(tf.logical_and(xe <= lo, grads < 0),
+                                               tf.logical_and(xe >= hi, grads > 0)), 0.0, grads)
                 gflat = tf.reshape(grads, [tf.shape(x)[0], candidates - 1, -1])
                 gnorm = (tf.norm(gflat, axis=-1) if norm == "l2" else
                          tf.reduce_sum(tf.abs(gflat), axis=-1))
