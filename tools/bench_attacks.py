@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -260,29 +259,12 @@ def speed_cw(target, x, y, repeats: int, batch_size: int) -> dict:
 
 # --- the int8 surrogate's white-box attack on a board ---------------------------------------------
 
-def paired_difference_interval(a: np.ndarray, b: np.ndarray, z: float = 1.959963984540054):
-    """95% interval of P(a) - P(b) for paired binary outcomes: Newcombe's (1998) method 10, the
-    hybrid score interval built from the two Wilson intervals and the phi correlation."""
-    a, b = np.asarray(a, bool), np.asarray(b, bool)
-    n = len(a)
-    p1, p2 = a.mean(), b.mean()
-    l1, u1 = wilson(int(a.sum()), n)
-    l2, u2 = wilson(int(b.sum()), n)
-    n11, n10 = int((a & b).sum()), int((a & ~b).sum())
-    n01, n00 = int((~a & b).sum()), int((~a & ~b).sum())
-    denom = math.sqrt((n11 + n10) * (n01 + n00) * (n11 + n01) * (n10 + n00))
-    phi = 0.0 if denom == 0 else (n11 * n00 - n10 * n01) / denom
-    d = p1 - p2
-    lo = d - math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
-    hi = d + math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
-    return [max(lo, -1.0), min(hi, 1.0)]
-
-
 def surrogate_vs_transfer(model_path: Path, tflite: Path, recipe: str, x, y, board: str,
                           eps: float = EPS) -> dict:
     from edgeattack.attacks import make, open_target, target
     from edgeattack.attacks.base import judge
     from edgeattack.keras_io import load_model
+    from edgeattack.results.metrics import paired_difference
 
     pgd = make("pgd", steps=40)
     white = pgd(target(str(tflite)), x, y, epsilons=[eps], seed=0)
@@ -294,8 +276,7 @@ def surrogate_vs_transfer(model_path: Path, tflite: Path, recipe: str, x, y, boa
     sw, st = jw.success[0][correct], jt.success[0][correct]
     return {"recipe": recipe, "board": board, "eps": eps, "n": len(y), "clean_correct": m,
             "surrogate_whitebox": rate(sw, m), "float_transfer": rate(st, m),
-            "difference": float(sw.mean() - st.mean()),
-            "difference_ci95": paired_difference_interval(sw, st)}
+            "difference": paired_difference(sw, st)}
 
 
 # --- main --------------------------------------------------------------------------------------------
