@@ -292,7 +292,7 @@ def test_qemu_kind_reports_instructions_and_estimated_time(model, tmp_path, tiny
             r = dev.infer(x_test[0], repeat=3)
     assert r.time_estimated and r.device_instructions == r.device_ticks  # the agent ticks at 1 GHz
     assert r.device_time_s == pytest.approx(r.device_instructions * 2.0 / 50e6 / 3)
-    assert r.energy_j == pytest.approx(r.device_time_s * 0.0415) and r.energy_source == "estimated"
+    assert r.energy_j == pytest.approx(r.device_time_s * 0.041476) and r.energy_source == "estimated"
 
 
 def test_qemu_board_without_launcher_is_a_clear_error(model, monkeypatch):
