@@ -26,6 +26,11 @@ import click
               help="Warm-up inferences first (recorded with warmup true, not counted in metrics).")
 @click.option("--repeat", type=click.IntRange(1, 65535), default=1, show_default=True,
               help="Inferences per input on the device (latency window); the last output is recorded.")
+@click.option("--energy", type=click.Choice(["auto", "measured", "estimated", "off"]), default="auto",
+              show_default=True,
+              help="Energy per inference: measured by the meter the board's profile names, estimated "
+                   "from the profile's cited constants, auto (measured if there is a meter, else "
+                   "estimated where possible), or off.")
 @click.option("--faults", help='Inject link faults, e.g. "corrupt=0.01,drop=0.005,disconnect_every=200,seed=1".')
 @click.option("--timeout", type=float, help="Seconds before an unanswered request is resent.")
 @click.option("--total-timeout", type=float, help="Seconds without any answer before giving up.")
@@ -35,7 +40,7 @@ import click
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
               help="Run folder: results.jsonl and session.json are written here.")
 def command(board, model, inputs, dataset, n, seed, adversarial, port, host, resume, inflight, warmup,
-            repeat, faults, timeout, total_timeout, no_progress, as_json, out):
+            repeat, energy, faults, timeout, total_timeout, no_progress, as_json, out):
     """Stream clean and adversarial inputs to a device and record every answer.
 
     Emulated and QEMU boards are started for the run and stopped at the end. Writes
@@ -66,7 +71,7 @@ def command(board, model, inputs, dataset, n, seed, adversarial, port, host, res
     summary = run_session(board, model, inputs, adversarial=adversarial, port=port, out=out,
                           resume=resume, warmup=warmup, inflight=inflight, repeat=repeat,
                           faults=faults, progress=not no_progress, dataset=dataset, n=n, seed=seed,
-                          timeout=timeout, total_timeout=total_timeout)
+                          energy=energy, timeout=timeout, total_timeout=total_timeout)
     if as_json:
         from pathlib import Path
 
@@ -93,6 +98,12 @@ def _print_summary(s: dict, out) -> None:
         if m.get("latency_s"):
             est = ", estimated" if m.get("time_estimated") else ""
             line += f"  latency p50={m['latency_s']['p50'] * 1e3:.3f} ms ({m.get('time_source')}{est})"
+        diff = m.get("latency_difference_s") or {}
+        if diff.get("difference_s") is not None:
+            lo, hi = diff["ci95"]
+            line += f" vs clean {diff['difference_s'] * 1e3:+.3f} ms [{lo * 1e3:+.3f}, {hi * 1e3:+.3f}]"
+        if m.get("energy_j") is not None:
+            line += f"  energy {m['energy_j'] * 1e6:.1f} uJ ({m['energy_source']})"
         click.echo(line)
     t = s["throughput"]
     if t.get("records_per_s"):

@@ -22,6 +22,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from ..energy import Estimate, profile_estimate
 from ..errors import DeviceError, UsageError
 from ..fileid import sha256_file
 from ..profiles import BoardProfile, get_profile
@@ -61,6 +62,9 @@ class Device:
     infer_many(xs, inflight=None, repeat=1) -> iterator of Result, in order.
     Counters (host side): queries, wire_bytes, retries, reconnects. time_source and time_estimated
     say how device_time_s is obtained on this board (CONVENTIONS "Measurement units").
+    `estimate`: the energy.Estimate from the profile's cited constants that gives each Result its
+    energy_j (labelled "estimated"), or None; a session sets it by --energy (a measured run sets
+    None and fills energy from its meter's windows instead).
     """
 
     def __init__(self, client, profile: BoardProfile, info: dict | None = None, faults=None,
@@ -71,6 +75,7 @@ class Device:
         self.faults = faults  # the LinkFaults injector on this link, if any
         self._info = dict(info) if info is not None else client.info()
         self._configure(self._info)
+        self.estimate: Estimate | None = profile_estimate(profile)
 
     def _configure(self, info: dict) -> None:
         inp, out = info.get("input") or {}, info.get("output") or {}
@@ -204,13 +209,13 @@ class Device:
             out = raw.astype(np.float32)
         ticks = int(r.ticks)
         device_time, instructions = self.driver.device_time(ticks, self.tick_hz, repeat)
-        power = (self.profile.energy or {}).get("active_power_w")
-        energy = device_time * power if power else None
+        estimate = self.estimate
+        energy = estimate.energy_j(device_time) if estimate is not None else None
         return Result(pred=int(out.argmax()) if out.size else -1, output_raw=raw, output=out,
                       device_ticks=ticks, device_time_s=device_time,
                       device_instructions=instructions, time_estimated=self.driver.time_estimated,
                       time_source=self.driver.time_source, energy_j=energy,
-                      energy_source="estimated" if energy is not None else None,
+                      energy_source=estimate.energy_source if estimate is not None else None,
                       rtt_s=float(r.rtt_s), retries=int(r.retries), inferences=int(r.inferences))
 
     def infer(self, x, repeat: int = 1) -> Result:

@@ -104,6 +104,8 @@ def paired_difference(a, b, z: float = 1.959963984540054) -> dict:
 
 
 def _times(name: str, values) -> np.ndarray:
+    if not isinstance(values, np.ndarray):
+        values = list(values)  # any iterable, generators included
     arr = np.asarray([v for v in np.ravel(np.asarray(values, dtype=object)) if v is not None],
                      dtype=np.float64)
     if np.isnan(arr).any() or (arr < 0).any():
@@ -121,6 +123,15 @@ def latency_summary(times_s) -> dict:
     return {"p50": p50, "p90": p90, "p99": p99, "mean": float(arr.mean()), "n": int(arr.size)}
 
 
+def _boot_medians(values: np.ndarray, resamples: int, rng) -> np.ndarray:
+    """Medians of `resamples` resamples with replacement, drawn in blocks of about 4M indices so a
+    long session does not need resamples x n indices in memory at once."""
+    block = max(1, 4_000_000 // values.size)
+    out = [np.median(values[rng.integers(0, values.size, (min(block, resamples - done), values.size))],
+                     axis=1) for done in range(0, resamples, block)]
+    return np.concatenate(out)
+
+
 def latency_difference(attacked_s, clean_s, resamples: int = BOOTSTRAP_RESAMPLES,
                        seed: int = BOOTSTRAP_SEED) -> dict:
     """Median latency under attack minus median clean latency, with a 95% percentile-bootstrap
@@ -133,8 +144,7 @@ def latency_difference(attacked_s, clean_s, resamples: int = BOOTSTRAP_RESAMPLES
     if not att.size or not cln.size:
         return out
     rng = np.random.default_rng(seed)
-    boot_att = np.median(att[rng.integers(0, att.size, (resamples, att.size))], axis=1)
-    boot_cln = np.median(cln[rng.integers(0, cln.size, (resamples, cln.size))], axis=1)
+    boot_att, boot_cln = _boot_medians(att, resamples, rng), _boot_medians(cln, resamples, rng)
     lo, hi = np.percentile(boot_att - boot_cln, [2.5, 97.5])
     out.update(difference_s=float(np.median(att) - np.median(cln)), ci95=[float(lo), float(hi)])
     return out

@@ -19,6 +19,7 @@ its input quantization represents) and labels outside its classes.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -30,6 +31,8 @@ import numpy as np
 
 from ..errors import DeviceError, UsageError
 from ..results import RESULTS, SCHEMA, SUMMARY, read_results, record_key, summarize_records, time_source_of
+from ..results.metrics import window_median
+from ..results.summary import energy_source_of
 from .inputs import InputSet, check_ranges, load_adversarial, load_clean, load_dataset_inputs
 from .records import make_record, record_encoder, repair
 
@@ -56,16 +59,25 @@ class Session:
     """Runs a planned list of inputs against one open Device, writing RUN/ (module docstring).
 
     Session(device, out_dir, resume=False, inflight=32, warmup=0, repeat=1, progress=True,
-            checkpoint_every=100, model_path=None, faults=None)
+            checkpoint_every=100, model_path=None, faults=None, meter=None, energy="auto")
     run(input_sets) -> summary dict (also written to RUN/session.json).
+
+    Energy: records carry the device's estimate (Device.estimate) unless `meter` (an energy meter,
+    not yet opened) measures every INFER window; then the records are held until the meter's windows
+    are read, and written only when each has its measured energy (a meter that fails writes nothing).
     """
 
     def __init__(self, device, out_dir, *, resume: bool = False,
                  inflight: int | None = DEFAULT_INFLIGHT,
                  warmup: int = 0, repeat: int = 1, progress: bool = True, checkpoint_every: int = 100,
-                 model_path=None, faults=None):
+                 model_path=None, faults=None, meter=None, energy: str = "auto"):
         if warmup < 0 or repeat < 1 or (inflight is not None and inflight < 1):
             raise UsageError("warmup must be >= 0, repeat >= 1 and inflight >= 1")
+        if meter is not None and resume:
+            raise UsageError("--resume cannot continue a run with measured energy (the meter's windows "
+                             "cannot be split across runs): start a new run with another -o")
+        self.meter = meter
+        self.energy_mode = energy
         self.device = device
         self.out = Path(out_dir)
         self.resume = resume
@@ -149,13 +161,16 @@ class Session:
                 todo.append(it)
 
         prepared = [dev.prepare(s.x, what=str(s.path)) for s in sets]  # quantize each file once
+        meter = self.meter
+        created = not self.out.exists()
         self.out.mkdir(parents=True, exist_ok=True)
         info_before = dev.info()
         run = {"started": _now(), "planned": len(items), "already_done": len(items) - len(todo),
                "sent": 0, "inferences_before": info_before.get("inferences")}
         runs = (previous or {}).get("runs", []) + [run]
         state = {"fingerprint": fingerprint, "runs": runs, "status": "running"}
-        self._write_summary(state, done, info_before, None, 0.0)
+        if meter is None:  # a measured run writes nothing until its meter has delivered
+            self._write_summary(state, done, info_before, None, 0.0)
 
         def inputs():
             for it in todo:
@@ -167,43 +182,71 @@ class Session:
         start = time.monotonic()
         status, error = "complete", None
         encode = record_encoder()
-        f = open(results_path, "a", encoding="utf-8")
+        f = open(results_path, "a", encoding="utf-8") if meter is None else None
         try:
+            if meter is not None:
+                meter.open()
+                meter.start()
             results = dev.infer_many(inputs(), inflight=self.inflight, repeat=self.repeat, prepared=True)
             for k, res in enumerate(results):  # exhausts the generator: the link ends in step
                 rec = self._record(sets, todo[k], res)
-                f.write(encode(rec) + "\n")
-                f.flush()  # a kill loses at most the line being written
                 new.append(rec)
                 run["sent"] += 1
-                if run["sent"] % self.checkpoint_every == 0:
-                    os.fsync(f.fileno())
+                if f is not None:
+                    f.write(encode(rec) + "\n")
+                    f.flush()  # a kill loses at most the line being written
+                    if run["sent"] % self.checkpoint_every == 0:
+                        os.fsync(f.fileno())
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(retries=dev.retries, refresh=False)
+            if meter is not None:
+                meter.stop()
+                self._measured(new, meter.windows(iterations=[self.repeat] * len(new)))
+                with open(results_path, "a", encoding="utf-8") as out:
+                    out.writelines(encode(rec) + "\n" for rec in new)
+                    out.flush()
+                    os.fsync(out.fileno())
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
             error = str(exc) or type(exc).__name__
             raise
         finally:
             elapsed = time.monotonic() - start
-            f.flush()
-            os.fsync(f.fileno())
-            f.close()
+            if f is not None:
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+            if meter is not None:
+                meter.close()
             if bar is not None:
                 bar.close()
-            info_after = None
-            if status == "complete":
-                info_after = dev.info()
-            run.update({"finished": _now(), "elapsed_s": elapsed, "retries": dev.retries,
-                        "reconnects": dev.reconnects, "queries": dev.queries,
-                        "wire_bytes": dev.wire_bytes,
-                        "inferences_after": None if info_after is None else info_after.get("inferences")})
-            state["status"] = status
-            if error:
-                state["error"] = error
-            summary = self._write_summary(state, done + new, info_before, info_after, elapsed)
+            if meter is not None and status != "complete":
+                # nothing half-written: no records without their measured energy, no summary
+                if created:
+                    with contextlib.suppress(OSError):
+                        self.out.rmdir()  # only when empty
+            else:
+                info_after = None
+                if status == "complete":
+                    info_after = dev.info()
+                run.update({"finished": _now(), "elapsed_s": elapsed, "retries": dev.retries,
+                            "reconnects": dev.reconnects, "queries": dev.queries,
+                            "wire_bytes": dev.wire_bytes,
+                            "inferences_after": None if info_after is None else info_after.get("inferences")})
+                state["status"] = status
+                if error:
+                    state["error"] = error
+                summary = self._write_summary(state, done + new, info_before, info_after, elapsed)
         return summary
+
+    @staticmethod
+    def _measured(records: list[dict], windows) -> None:
+        """Each record's energy from its INFER window (window k = the k-th INFER sent): the
+        window's energy divided by its iterations (MLPerf Tiny)."""
+        for rec, window in zip(records, windows, strict=True):
+            rec["energy_j"] = window.energy_per_iteration_j
+            rec["energy_source"] = "measured"
 
     def _key(self, sets, it: _Item):
         s = sets[it.set_index]
@@ -281,7 +324,7 @@ class Session:
                       "output": info_before.get("output")},
             "inputs": state["fingerprint"]["inputs"],
             "settings": {"warmup": self.warmup, "repeat": self.repeat, "inflight": self.inflight,
-                         "faults": self.faults},
+                         "faults": self.faults, "energy": self.energy_mode},
             "counts": {"planned": run["planned"], "records": len(body),
                        "warmup_records": len(records) - len(body),
                        "sent_this_run": run["sent"], "done_before_this_run": run["already_done"],
@@ -302,10 +345,24 @@ class Session:
                      "reconnects": dev.reconnects},
             "time_estimated": any(r.get("time_estimated") for r in body),
             "time_source": time_source_of(body),
+            "energy": self._energy_summary(body),
             "runs": state["runs"],
         }
         write_json(self.out / SUMMARY, summary)
         return summary
+
+
+    def _energy_summary(self, body: list[dict]) -> dict:
+        """How energy was obtained and the run's energy per inference (median over windows)."""
+        meter, estimate = self.meter, getattr(self.device, "estimate", None)
+        energies = [r["energy_j"] for r in body if r.get("energy_j") is not None]
+        out = {"mode": self.energy_mode, "source": energy_source_of(body),
+               "meter": None if meter is None else {"name": meter.name},
+               "estimate": None, "energy_j": window_median(energies), "windows": len(energies),
+               "iterations_per_window": self.repeat}
+        if meter is None and estimate is not None:
+            out["estimate"] = {"active_power_w": estimate.active_power_w, "source": estimate.source}
+        return out
 
 
 def _now() -> str:
@@ -342,12 +399,15 @@ def model_expectations(model_path, dev) -> tuple:
 def run_session(board, model, inputs=None, adversarial=(), port: str | None = None, out="run",
                 resume: bool = False, warmup: int = 0, inflight: int | None = DEFAULT_INFLIGHT,
                 repeat: int = 1, faults=None, progress: bool = True, dataset=None, n: int | None = None,
-                seed: int | None = None, **device_options) -> dict:
+                seed: int | None = None, energy: str = "auto", **device_options) -> dict:
     """Load the inputs, open (or start) the board, run the session, stop the board. Returns the
     summary (RUN/session.json). `inputs`: clean .npz path (or None); `adversarial`: .npz paths;
     `dataset` (instead of `inputs`): a dataset name or file whose test split gives the clean inputs,
-    the first `n` samples (all without n), or `n` drawn with `seed`."""
+    the first `n` samples (all without n), or `n` drawn with `seed`. `energy`: auto, measured,
+    estimated or off (CONVENTIONS; energy.resolve_energy_mode decides from the board's profile)."""
     from ..device.api import open_device
+    from ..energy import Estimate, resolve_energy_mode
+    from ..profiles import get_profile
 
     if dataset is not None and inputs is not None:
         raise UsageError("give the clean inputs either as --inputs FILE.npz or as --dataset NAME, not both")
@@ -364,7 +424,14 @@ def run_session(board, model, inputs=None, adversarial=(), port: str | None = No
     if not resume and ((out / RESULTS).exists() or (out / SUMMARY).exists()):
         # checked before a board starts: nothing to undo
         raise UsageError(f"{out} already holds a session; pass --resume to continue it, or choose another -o")
+    # decided before a board starts: a bad --energy, or measured on a board without a meter, is one line
+    use = resolve_energy_mode(get_profile(board), energy)
+    meter = None if use is None or isinstance(use, Estimate) else use
+    if meter is not None and resume:
+        raise UsageError("--resume cannot continue a run with measured energy (the meter's windows "
+                         "cannot be split across runs): start a new run with another -o")
     with open_device(board, model, port=port, faults=faults, **device_options) as dev:
+        dev.estimate = use if isinstance(use, Estimate) else None
         session = Session(dev, out, resume=resume, inflight=inflight, warmup=warmup, repeat=repeat,
-                          progress=progress, model_path=model, faults=faults)
+                          progress=progress, model_path=model, faults=faults, meter=meter, energy=energy)
         return session.run(sets)
