@@ -8,6 +8,7 @@ the link, the emu-tflm agent and the qemu-m4 firmware.
 """
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -206,3 +207,18 @@ def test_qemu_latency_is_labelled_estimate_and_difference_stated(model, clean_np
             diff = row["latency_difference_s"]  # stated even when it is zero
             assert diff["difference_s"] is not None and diff["ci95"] is not None
     assert summary["energy"]["estimate"]["active_power_w"] == pytest.approx(0.041476, rel=1e-3)
+
+
+def test_cli_text_summary_shows_latency_difference_and_energy(model, clean_npz, adv_npz, tmp_path,
+                                                              capsys):
+    board = board_file(tmp_path, NUCLEO_ESTIMATE)
+    try:
+        edgeattack_cli.main(["session", "--board", str(board), "--model", str(model), "--inputs",
+                             str(clean_npz), "--adversarial", str(adv_npz), "--energy", "estimated",
+                             "--no-progress", "-o", str(tmp_path / "R")])
+    except SystemExit as exc:
+        assert not exc.code
+    lines = capsys.readouterr().out.splitlines()
+    attacked = [ln for ln in lines if "signnoise" in ln]
+    assert len(attacked) == 2 and all(" vs clean " in ln and "uJ (estimated)" in ln for ln in attacked)
+    assert json.loads((tmp_path / "R" / "session.json").read_text())["settings"]["energy"] == "estimated"
