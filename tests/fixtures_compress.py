@@ -27,8 +27,21 @@ def digits_ptq(digits_model, tmp_path_factory):
     return compress(digits_model, "ptq-int8", out, seed=0, progress=False)
 
 
+_DONE: dict = {}
+
+
 def compress_digits(digits_model, tmp_path_factory, name, recipe, **kwargs):
+    """compress(digits_model, recipe), done once per session for the same name, recipe and options:
+    modules that need the same artifact (e.g. the transfer and surrogate tests' `prune` and `pqat`)
+    share it. Callers must not modify the result's files. Two names give two runs (determinism
+    tests compress the same recipe twice on purpose)."""
+    import json
+
     from edgeattack.compression import compress
 
-    out = tmp_path_factory.mktemp("compress") / name
-    return compress(digits_model, recipe, out, seed=kwargs.pop("seed", 0), progress=False, **kwargs)
+    key = (str(digits_model), name, json.dumps(recipe, sort_keys=True), json.dumps(kwargs, sort_keys=True))
+    if key not in _DONE:
+        out = tmp_path_factory.mktemp("compress") / name
+        _DONE[key] = compress(digits_model, recipe, out, seed=kwargs.pop("seed", 0), progress=False,
+                              **kwargs)
+    return _DONE[key]

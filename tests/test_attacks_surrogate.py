@@ -14,14 +14,21 @@ from edgeattack.errors import UsageError
 
 pytest_plugins = ["fixtures_compress"]
 
-# Full-integer recipes on cnn-digits with their training shortened (the surrogate's fidelity is about
-# the converted arithmetic, not about accuracy).
-SHORT_RECIPES = {
-    name: {"step": name, "batch_size": 512, **epochs} for name, epochs in {
-        "prune": {"epochs": 1}, "cluster": {"epochs": 1}, "qat": {"epochs": 1},
-        "pqat": {"prune_epochs": 1, "epochs": 1}, "cqat": {"cluster_epochs": 1, "epochs": 1},
-        "pcqat": {"prune_epochs": 1, "cluster_epochs": 1, "epochs": 1},
-        "distill": {"epochs": 1}, "lowrank": {"epochs": 1}}.items()
+# Full-integer recipes on cnn-digits, as (name, recipe). `prune` and `pqat` are the built-in recipes
+# and `cluster` and `lowrank` the specs the transfer and compress-pipeline tests use: compress_digits
+# shares those artifacts across modules. The others have their training shortened (the surrogate's
+# fidelity is about the converted arithmetic, not about accuracy).
+SHORT = {"batch_size": 512}
+RECIPES = {
+    "prune": ("prune", "prune"),
+    "pqat": ("pqat", "pqat"),
+    "cluster": ("cluster", [{"step": "cluster", "clusters": 16, "epochs": 1}, {"step": "ptq-int8"}]),
+    "lowrank": ("lowrank", [{"step": "lowrank", "energy": 0.9, "epochs": 3}]),
+    **{name: (f"sur-{name}", [{"step": name, **SHORT, **epochs}, {"step": "ptq-int8", "samples": 50}])
+       for name, epochs in {
+           "qat": {"epochs": 1}, "cqat": {"cluster_epochs": 1, "epochs": 1},
+           "pcqat": {"prune_epochs": 1, "cluster_epochs": 1, "epochs": 1},
+           "distill": {"epochs": 1}}.items()},
 }
 
 # Reduced zoo models (half width), untrained, converted by the ptq-int8 path with random calibration.
@@ -111,14 +118,13 @@ def test_gradients_point_uphill_and_work_in_tf_function(digits_ptq):
     assert np.mean(s.logits(xt).numpy().argmax(1) == s.predict(x)) >= 0.99
 
 
-@pytest.mark.parametrize("recipe", sorted(SHORT_RECIPES))
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_full_integer_recipes_on_cnn_digits_match_tflm(recipe, digits_model, tmp_path_factory):
     from fixtures_compress import compress_digits
 
     from edgeattack.datasets import load_dataset
 
-    res = compress_digits(digits_model, tmp_path_factory, f"sur-{recipe}",
-                          [SHORT_RECIPES[recipe], {"step": "ptq-int8", "samples": 50}])
+    res = compress_digits(digits_model, tmp_path_factory, *RECIPES[recipe])
     x = load_dataset("digits").x_test[:120]
     *_, agree, hist = fidelity(res.tflite_path.read_bytes(), x)
     assert_faithful(agree, hist)
