@@ -29,6 +29,7 @@ COMMANDS = {
     "flash": ("flash", "Deploy a model to a board (SSH for the Pi, build + QEMU for emulated MCUs)."),
     "transfer": ("transfer", "Craft an attack on source models and judge it on int8 targets: a matrix."),
     "backdoor": ("backdoor", "Backdoor a model at training time; judge its compressed artifacts on a board."),
+    "report": ("report", "Write a study run's report.html, summary.json and tables/*.csv from its cells."),
 }
 
 
