@@ -14,6 +14,7 @@ figcaption { font-size: .9em; color: #555; }
 table { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
 td, th { border: 1px solid #ddd; padding: .2em .5em; text-align: right; }
 th { background: #f4f4f4; } td.t { text-align: left; }
+.scroll { overflow-x: auto; }
 .omitted { color: #777; font-style: italic; } .failed { color: #b00; }
 """
 
@@ -46,7 +47,7 @@ def _table(rows: list[dict], columns: list[str]) -> str:
             cls = ' class="t"' if isinstance(v, str) or v is None else ""
             cells.append(f"<td{cls}>{_fmt(v)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    return f'<div class="scroll"><table><tr>{head}</tr>{"".join(body)}</table></div>'
 
 
 def render(summary: dict, pngs: dict[str, bytes]) -> str:
