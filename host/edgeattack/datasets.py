@@ -142,9 +142,11 @@ NPZ_MAGIC = b"PK\x03\x04"    # an .npz is a zip archive of .npy files
 NPY_MAGIC = b"\x93NUMPY"
 
 
-def load_npz(path: str | os.PathLike, keys: tuple[str, ...], what: str = "an .npz") -> dict:
-    """The arrays `keys` of the .npz file `path` (allow_pickle=False). A single .npy array, a text
-    file or a missing key is a one-line UsageError saying what the file is and what is expected."""
+def load_npz(path: str | os.PathLike, keys: tuple[str, ...], what: str = "an .npz",
+             optional: tuple[str, ...] = ()) -> dict:
+    """The arrays `keys` (and those of `optional` the file has) of the .npz file `path`
+    (allow_pickle=False). A single .npy array, a text file or a missing key is a one-line
+    UsageError saying what the file is and what is expected."""
     path = Path(path)
     need = ", ".join(keys)
     if not path.is_file():
@@ -163,7 +165,7 @@ def load_npz(path: str | os.PathLike, keys: tuple[str, ...], what: str = "an .np
             missing = [k for k in keys if k not in f.files]
             if missing:
                 raise UsageError(f"{path}: missing key {missing[0]!r}; {what} needs {need}")
-            return {k: f[k] for k in keys}
+            return {k: f[k] for k in tuple(keys) + tuple(optional) if k in f.files}
     except UsageError:
         raise
     except Exception as e:

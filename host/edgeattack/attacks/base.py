@@ -70,15 +70,23 @@ class AttackResult:
 def judge(result: AttackResult, target) -> AttackResult:
     """The same adversarial examples judged on another target (e.g. the device running the int8
     model the examples were crafted against): predictions and success recomputed there."""
-    import dataclasses
-
     clean_pred = np.asarray(target.predict(result.x))
     pred = np.stack([np.asarray(target.predict(xa)) for xa in result.x_adv])
+    return judged(result, clean_pred, pred, target.kind, target.model_sha256)
+
+
+def judged(result: AttackResult, clean_pred, pred, kind: str, model_sha256) -> AttackResult:
+    """`result` with another judge's classes: clean_pred (N) and pred (E x N), e.g. read back from a
+    device's records. Success is recomputed by CONVENTIONS' rule (correct when clean, then
+    misclassified, or classified as the target class for a targeted attack)."""
+    import dataclasses
+
+    clean_pred, pred = np.asarray(clean_pred), np.asarray(pred)
     tc = result.target_classes
     hit = (pred == tc[None]) if tc is not None else (pred != result.y[None])
     return dataclasses.replace(result, pred=pred, clean_pred=clean_pred,
                                success=hit & (clean_pred == result.y)[None],
-                               target_kind=target.kind, target_sha256=target.model_sha256,
+                               target_kind=kind, target_sha256=model_sha256,
                                extra=dict(result.extra))
 
 
@@ -308,27 +316,37 @@ class Attack:
     # checks ---------------------------------------------------------------------------------------
 
     def _check_inputs(self, target, x, y) -> None:
+        self.check_inputs(x, y, target.input_shape, target.num_classes)
+
+    def check_inputs(self, x, y, input_shape, num_classes: int) -> None:
+        """UsageError for samples that do not fit a target of this input shape and class count
+        (public: a command checks its data before it loads a model or starts a board)."""
+        x, y = np.asarray(x), np.asarray(y)
         if x.ndim < 2 or len(x) == 0:
-            raise UsageError(f"attack {self.name}: x must be a batch N x {target.input_shape}, got {x.shape}")
-        if tuple(x.shape[1:]) != tuple(target.input_shape):
+            raise UsageError(f"attack {self.name}: x must be a batch N x {tuple(input_shape)}, got {x.shape}")
+        if tuple(x.shape[1:]) != tuple(input_shape):
             raise UsageError(f"attack {self.name}: samples of shape {tuple(x.shape[1:])} do not fit the "
-                             f"target's input {tuple(target.input_shape)} (give data made for this model)")
+                             f"target's input {tuple(input_shape)} (give data made for this model)")
         if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
             raise UsageError(f"attack {self.name}: y must be {len(x)} integer labels, got {y.shape} {y.dtype}")
-        bad = (y < 0) | (y >= target.num_classes)
+        bad = (y < 0) | (y >= num_classes)
         if bad.any():
             raise UsageError(f"attack {self.name}: label {int(y[bad][0])} is outside the model's "
-                             f"{target.num_classes} classes (0..{target.num_classes - 1}); give labels "
+                             f"{num_classes} classes (0..{num_classes - 1}); give labels "
                              f"for this model")
         if self.norm not in self.norms:
             raise UsageError(f"attack {self.name} defines norms {', '.join(self.norms)}, not {self.norm}")
 
     def _check_epsilons(self, target, epsilons) -> list:
+        return self.check_epsilons(epsilons, target.data_range, target.input_shape)
+
+    def check_epsilons(self, epsilons, data_range, input_shape) -> list:
+        """The epsilons as a list, or a UsageError for one <= 0 or beyond the data range."""
         eps_list = list(epsilons) if isinstance(epsilons, (list, tuple, np.ndarray)) else [epsilons]
         if not eps_list:
             raise UsageError(f"attack {self.name}: give at least one epsilon")
-        lo, hi = target.data_range
-        dim = int(np.prod(target.input_shape))
+        lo, hi = data_range
+        dim = int(np.prod(input_shape))
         top = {"linf": hi - lo, "l2": (hi - lo) * np.sqrt(dim), "l0": dim}[self.norm]
         out = []
         for eps in eps_list:

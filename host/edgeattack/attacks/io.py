@@ -1,8 +1,9 @@
 """Attack outputs (CONVENTIONS "Files"): the adversarial .npz that `session` streams unchanged, and
 the `attack.json` summary (a header and one metrics row per epsilon).
 
-.npz: x_adv (E x N x ...), eps (E; an unbounded minimization attack's epsilon None is stored as
-inf), x (N x ...), y (N), ids (N, int64), success (E x N bool, judged on the crafting target),
+.npz: x_adv (E x N x ...), eps (E; an unbounded minimization attack's epsilon, None in Python, is
+stored as inf here and as null in every JSON: attack.json rows, results.jsonl records, and the meta's
+`unbounded` list says which), x (N x ...), y (N), ids (N, int64), success (E x N bool, judged on the crafting target),
 meta (a 0-d string array holding JSON: attack, params, norm, source model SHA-256, target, seed,
 library version).
 """
@@ -17,18 +18,11 @@ import numpy as np
 from .. import __version__
 from ..atomic import atomic_path, write_json
 from ..errors import UsageError
+from ..results.stats import wilson_interval
 from .base import AttackResult
 
 SCHEMA = 1
 SUMMARY = "attack.json"
-
-
-def _wilson(k: int, n: int):
-    try:  # session/ is being split into session/ and results/; the interval lives in one of them
-        from ..results import wilson_interval
-    except ImportError:
-        from ..session import wilson_interval
-    return wilson_interval(k, n)
 
 
 def eps_values(epsilons) -> np.ndarray:
@@ -72,14 +66,20 @@ def save_adversarial(path, result: AttackResult, *, ids=None, source_model_sha25
     return path
 
 
+ARRAYS = ("x_adv", "eps", "x", "y", "ids", "success", "meta")
+
+
 def load_adversarial(path) -> dict:
-    """The arrays of an adversarial .npz and its meta as a dict (for tools and tests)."""
+    """The arrays of an adversarial .npz and its meta as a dict (for tools and tests), read with
+    the datasets' npz loader (no pickles; a missing array is a one-line UsageError)."""
+    from ..datasets import load_npz
+
+    out = load_npz(path, ARRAYS, "an adversarial .npz", optional=PER_SAMPLE)
     try:
-        with np.load(path, allow_pickle=False) as d:
-            out = {k: d[k] for k in d.files}
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not a readable adversarial .npz ({exc})") from None
-    out["meta"] = json.loads(str(out["meta"].reshape(()).item()))
+        out["meta"] = json.loads(str(out["meta"].reshape(()).item()))
+    except ValueError:
+        raise UsageError(f"{path}: 'meta' is not JSON; write the file with "
+                         f"edgeattack.attacks.io.save_adversarial") from None
     return out
 
 
@@ -93,8 +93,8 @@ def metrics_rows(result: AttackResult) -> list[dict]:
         a, n = result.adversarial_accuracy(e)
         row = {"eps": eps, "n": n, "clean_correct": n_ok, "successes": k,
                "attack_success_rate": k / n_ok if n_ok else None,
-               "attack_success_rate_ci95": _wilson(k, n_ok),
-               "adversarial_accuracy": a / n, "adversarial_accuracy_ci95": _wilson(a, n)}
+               "attack_success_rate_ci95": wilson_interval(k, n_ok),
+               "adversarial_accuracy": a / n, "adversarial_accuracy_ci95": wilson_interval(a, n)}
         ok = result.success[e]
         row["median_norm"] = float(np.median(result.norms[e][ok])) if ok.any() else None
         if result.queries is not None:

@@ -24,6 +24,7 @@ COMMANDS = {
     "recipes": ("recipes", "List the built-in compression recipes with their steps."),
     "boards": ("boards", "List board profiles, or show one."),
     "up": ("up", "Start one emulated or QEMU board and keep it up, printing its port URL."),
+    "attack": ("attack", "Craft an evasion attack and judge it (float model, int8 surrogate or a board)."),
     "attacks": ("attacks", "List the evasion attacks and their parameters."),
     "session": ("session", "Stream clean and adversarial inputs to a device and record its answers."),
     "flash": ("flash", "Deploy a model to a board (SSH for the Pi, build + QEMU for emulated MCUs)."),

@@ -131,7 +131,9 @@ def load_adversarial(path) -> InputSet:
         raise UsageError(f"{path}: 'meta' must be a JSON object with an 'attack' name") from None
     if source == "clean" or not source:
         raise UsageError(f"{path}: meta attack name {source!r} is reserved; name the attack")
-    eps_list = [float(e) for e in eps]
+    # An unbounded minimization attack's epsilon is inf in the .npz and null in every JSON record
+    # (attacks.io): a record never holds a bare Infinity, which strict JSON parsers reject.
+    eps_list = [None if np.isposinf(e) else float(e) for e in eps]
     if len(set(eps_list)) != len(eps_list):
         raise UsageError(f"{path}: 'eps' has repeated values {eps_list}")
     clean_x = data.get("x")

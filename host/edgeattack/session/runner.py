@@ -369,22 +369,29 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+def manifest_expectations(model_path) -> tuple:
+    """(data range, "from <manifest>", classes) from the manifest.json that compress wrote beside
+    `model_path` when it describes this very file; (None, None, None) for a foreign model."""
+    if model_path is None:
+        return None, None, None
+    manifest_path = Path(model_path).with_name("manifest.json")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        # the manifest lists its files' sizes: one that does not list this file is another model's
+        if manifest.get("files", {}).get(Path(model_path).name) == Path(model_path).stat().st_size:
+            lo, hi = manifest["data_range"]
+            return ((float(lo), float(hi)), f"from {manifest_path}",
+                    (manifest.get("dataset") or {}).get("classes"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no usable manifest: the caller falls back on the model itself
+    return None, None, None
+
+
 def model_expectations(model_path, dev) -> tuple:
     """(data range, where it comes from, classes or None) of the model a device runs: from the
     manifest.json that compress wrote beside it when it describes this file, else the float range
     the input quantization represents (CONVENTIONS) and the output's size."""
-    data_range, range_from, classes = None, None, None
-    if model_path is not None:
-        manifest_path = Path(model_path).with_name("manifest.json")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            # the manifest lists its files' sizes: one that does not list this file is another model's
-            if manifest.get("files", {}).get(Path(model_path).name) == Path(model_path).stat().st_size:
-                lo, hi = manifest["data_range"]
-                data_range, range_from = (float(lo), float(hi)), f"from {manifest_path}"
-                classes = (manifest.get("dataset") or {}).get("classes")
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            pass  # no usable manifest: fall back on the model itself
+    data_range, range_from, classes = manifest_expectations(model_path)
     if data_range is None and dev.input_scale is not None and np.issubdtype(dev.input_dtype, np.integer):
         info = np.iinfo(dev.input_dtype)
         scale, zp = float(dev.input_scale), int(dev.input_zero_point or 0)

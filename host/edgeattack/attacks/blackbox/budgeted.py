@@ -27,8 +27,11 @@ class BudgetedAttack(Attack):
         check_budget(self.params["budget"])
         self.runs: list[dict] = []
 
+    # Called with the number of queries of each batch (a progress bar's update); not a parameter.
+    on_queries = None
+
     def oracle(self, target, y) -> Oracle:
-        return Oracle(target, y, self.params["budget"])
+        return Oracle(target, y, self.params["budget"], on_queries=self.on_queries)
 
     def record_run(self, oracle: Oracle) -> None:
         self.runs.append(oracle.costs())

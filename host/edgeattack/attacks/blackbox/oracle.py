@@ -71,8 +71,9 @@ class Oracle:
     repeats allowed); each entry costs its sample one query. `queries` (n,) counts them exactly.
     """
 
-    def __init__(self, target, y: np.ndarray, budget: int):
+    def __init__(self, target, y: np.ndarray, budget: int, on_queries=None):
         self.target = target
+        self.on_queries = on_queries  # called with each batch's query count (progress bars)
         self.y = np.asarray(y, dtype=np.int64)
         self.budget = check_budget(budget)
         n = len(self.y)
@@ -102,6 +103,8 @@ class Oracle:
         if np.any(self.queries + counts > self.budget):
             raise AssertionError("black-box attack exceeded its query budget")  # a bug, not input
         self.queries += counts
+        if self.on_queries is not None:
+            self.on_queries(len(idx))
 
     def scores(self, xs: np.ndarray, idx) -> np.ndarray:
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
