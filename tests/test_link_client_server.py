@@ -117,8 +117,8 @@ def check_answers(results, xs, handler):
 
 
 def test_connect_infer_and_info(device_factory):
-    dev = device_factory()
-    with Client(lambda: open_port(dev.url), timeout=0.5, total_timeout=5) as client:
+    dev = device_factory()  # a v1 host (protocol=1) on a v2 device: v1 LOAD + INFER
+    with Client(lambda: open_port(dev.url), timeout=0.5, total_timeout=5, protocol=1) as client:
         info = client.connect()
         assert info["protocol"] == 1 and info["board"] == "test"
         assert (info["max_payload"], info["rx_buffers"], info["reply_cache"]) == (4096, 4, 8)
@@ -385,10 +385,11 @@ def test_other_protocol_version_is_reported():
 
 def test_server_answers_other_version_with_error():
     server = ProtocolServer(None, SumHandler())
-    (reply,) = server.receive(encode_frame(Frame(2, m.INFO, 77, b"")))
+    (reply,) = server.receive(encode_frame(Frame(3, m.INFO, 77, b"")))
     (frame,) = FrameDecoder().feed(reply)
     assert (frame.version, frame.type, frame.seq) == (1, m.ERROR, 77)
-    assert m.unpack_error(frame.payload) == (m.ERR_VERSION, "device speaks protocol v1, request is v2")
+    assert m.unpack_error(frame.payload) == (m.ERR_VERSION,
+                                             "device speaks protocols v1 and v2, request is v3")
 
 
 def test_device_errors_propagate_and_client_recovers(device_factory):
@@ -398,7 +399,7 @@ def test_device_errors_propagate_and_client_recovers(device_factory):
         with pytest.raises(DeviceError) as err:
             client.infer(np.zeros(32, np.int16))
         assert err.value.error_code == m.ERR_DTYPE
-        assert "answered LOAD with ERROR DTYPE (3): LOAD dtype int16, the model's input is int8" \
+        assert "answered SLOT_LOAD with ERROR DTYPE (3): LOAD dtype int16, the model's input is int8" \
             in str(err.value)
         with pytest.raises(DeviceError) as err:
             client.infer(np.zeros(65, np.int8))
@@ -477,9 +478,9 @@ def test_socket_port_sets_nodelay(device_factory):
 
 
 def test_single_queries_cost_one_load_and_one_infer_each(device_factory):
-    """Black-box attacks query one input at a time: no INFO resync between queries."""
+    """Black-box attacks query one input at a time: no INFO resync between queries (v1)."""
     dev = device_factory()
-    with Client(lambda: open_port(dev.url), timeout=0.5, total_timeout=5) as client:
+    with Client(lambda: open_port(dev.url), timeout=0.5, total_timeout=5, protocol=1) as client:
         client.connect()
         before = dev.server.requests
         xs = inputs(5)

@@ -23,5 +23,7 @@ def test_fuzz_decoder_and_server_2000_inputs():
     for key in ("decoder.frames", "decoder.drop.oversize", "decoder.drop.cobs", "decoder.drop.crc",
                 "decoder.drop.length", "server.reply.INFER", "server.reply.LOAD", "server.replays",
                 "server.gaps", "server.error.OFFSET", "server.error.NOT_LOADED",
-                "server.error.VERSION", "server.error.BAD_REQUEST"):
+                "server.error.VERSION", "server.error.BAD_REQUEST", "server.reply.SLOT_LOAD",
+                "server.reply.PATCH", "server.reply.SLOT_INFER", "server.error.STALE",
+                "server.error.SLOT", "server.error.SIZE"):
         assert reached.get(key, 0) > 0, (key, reached)

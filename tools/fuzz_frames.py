@@ -120,7 +120,10 @@ def request(p: Program, seq: int, loaded: int) -> tuple[Frame, int]:
     """One request; mostly well-formed (the next LOAD chunk, INFER), sometimes anything.
     Returns it with the number of input bytes a device following the rules would then hold."""
     kind = p.int(0, 31)
-    version = 2 if p.int(0, 31) == 31 else 1
+    pick = p.int(0, 31)
+    version = 3 if pick == 31 else 2 if pick >= 24 else 1  # 3: a version nobody speaks
+    if version == 2 and p.int(0, 1):
+        return slot_request(p, seq), 0
     if kind <= 24:
         # Mostly the productive request: the next LOAD chunk, or INFER once the input is whole.
         infer = (kind <= 21) == (loaded == 16)
@@ -158,6 +161,28 @@ def request(p: Program, seq: int, loaded: int) -> tuple[Frame, int]:
         return Frame(version, m.RESET, seq, b"" if p.int(0, 7) != 7 else p.bytes(8)), 0
     mtype = p.pick([0x05, 0x00, m.ERROR, m.INFO | m.REPLY, m.INFER | m.REPLY, 0xFF])
     return Frame(version, mtype, seq, p.bytes(MAX_PAYLOAD + 20)), loaded
+
+
+def slot_request(p: Program, seq: int) -> Frame:
+    """A v2 slot message: SLOT_LOAD, PATCH (with or without INFER) or SLOT_INFER, over slots
+    0..4 of a 4-slot device, generations 0..3, runs that sometimes overrun the 16-byte input."""
+    what = p.int(0, 3)
+    slot = p.pick([0, 0, 0, 0, 1, 4])  # mostly one slot, so generations line up now and then
+    if what == 0:
+        offset = p.pick([0, 0, 0, 8, 16])
+        chunk = 16 - offset if p.int(0, 3) else p.int(0, 16)
+        payload = m.pack_slot_load(slot, p.pick([m.DTYPE_INT8] * 7 + [m.DTYPE_UINT8]),
+                                   p.pick([16] * 7 + [17]), offset,
+                                   bytes(p.byte() for _ in range(chunk)))
+        return Frame(2, m.SLOT_LOAD, seq, payload)
+    if what <= 2:
+        runs = [(p.int(0, 17), bytes(p.byte() for _ in range(p.int(0, 4))))
+                for _ in range(p.int(0, 3))]
+        payload = m.pack_patch(slot, p.pick([1, 1, 2, 3, 0]), runs, infer=bool(p.int(0, 1)), repeat=p.int(0, 2))
+        if p.int(0, 15) == 15:
+            payload = payload[:p.int(0, len(payload))] + p.bytes(3)  # malformed runs
+        return Frame(2, m.PATCH, seq, payload)
+    return Frame(2, m.SLOT_INFER, seq, m.pack_slot_infer(slot, p.int(0, 2)))
 
 
 def server_input(blob: bytes, tail_seed: int = 0) -> tuple[bytes, list[int]]:
@@ -270,26 +295,36 @@ def check_decoder(stream: bytes, sizes: list[int]) -> None:
 
 def check_server(stream: bytes, sizes: list[int]) -> None:
     handler = FuzzHandler()
-    server = ProtocolServer(None, handler, max_payload=MAX_PAYLOAD, rx_buffers=2, reply_cache=4)
+    server = ProtocolServer(None, handler, max_payload=MAX_PAYLOAD, rx_buffers=2, reply_cache=4,
+                            slots=4)
     received = FrameDecoder(MAX_PAYLOAD + 40)  # what the server decoded, to match replies against
     requests: dict[int, set] = {}
     reply_decoder = FrameDecoder()
     for chunk in split(stream, sizes):
         for f in received.feed(chunk):
-            requests.setdefault(f.seq, set()).add(f.type)
+            requests.setdefault(f.seq, set()).add((f.version, f.type))
         replies = server.receive(chunk)
         assert server.decoder.buffered <= server.decoder.max_encoded
         assert len(server._cache) <= server.reply_cache
         assert len(server.log) <= LOG_EVENTS
-        assert server._input is None or len(server._input) == FuzzHandler.INPUT[1]
+        assert all(t is None or len(t) == FuzzHandler.INPUT[1] for t in server._input)
         assert server.inferences == handler.runs
         for wire in replies:
             (reply,) = reply_decoder.feed(wire)
-            assert reply.version == 1
             assert reply.seq in requests, reply
-            assert reply.type == m.ERROR or (reply.type & ~m.REPLY) in requests[reply.seq]
+            sent = requests[reply.seq]
+            if reply.type == m.ERROR:  # in the request's version (a foreign version: in v1)
+                assert reply.version in {v if v in m.PROTOCOLS else 1 for v, _ in sent}
+            else:  # a v2 device answers in the request's version
+                assert (reply.version, reply.type & ~m.REPLY) in sent
+            rest = None
             if reply.type == m.INFER | m.REPLY:
-                assert 1 <= m.unpack_infer_reply(reply.payload).inferences <= handler.total
+                rest = reply.payload
+            elif reply.type in (m.PATCH | m.REPLY, m.SLOT_INFER | m.REPLY):
+                slot, _, rest = m.unpack_slot_reply(reply.payload)
+                assert slot < server.slots
+            if rest:
+                assert 1 <= m.unpack_infer_reply(rest).inferences <= handler.total
             if reply.type == m.ERROR:
                 _seen(f"server.error.{m.error_name(m.unpack_error(reply.payload)[0])}")
             else:

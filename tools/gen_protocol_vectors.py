@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Write tests/vectors/protocol_v1.json: wire-protocol test vectors for every implementation.
+"""Write tests/vectors/protocol_v1.json and protocol_v2.json: wire-protocol test vectors for every
+implementation.
 
     python tools/gen_protocol_vectors.py            # rewrite the file
     python tools/gen_protocol_vectors.py --check    # exit 1 if the committed file is stale
@@ -22,6 +23,23 @@ from edgeattack.link.frame import Frame, FrameDecoder, encode_frame, frame_body
 from edgeattack.link.server import ProtocolServer
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "protocol_v1.json"
+OUT_V2 = OUT.with_name("protocol_v2.json")
+
+SCHEMA_V2 = {
+    "version": 1,
+    "conventions": "As in protocol_v1.json. Frames here are protocol version 2 unless their "
+                   "`version` says otherwise; a v2 device answers each request in its frame's "
+                   "version.",
+    "valid": "list of {name, description, wire_hex, frame, message}: one frame of each v2 message; "
+             "message kinds slot_load_request (slot, dtype, total, offset, data_hex), "
+             "slot_load_reply (slot, generation, received, total), patch_request (slot, infer, "
+             "repeat, generation, runs: [[offset, data_hex]]), slot_infer_request (slot, repeat), "
+             "slot_reply (slot, generation, infer: null | {ticks, inferences, dtype, output_hex}).",
+    "sessions": "as in protocol_v1.json, with device.slots, and expect may hold slot_load_reply "
+                "([slot, generation, received, total]), slot_reply ([slot, generation]), "
+                "inferences (of an INFER, SLOT_INFER or PATCH-with-INFER reply), info ({protocol, "
+                "protocols, slots}: fields of an INFO reply).",
+}
 
 SCHEMA = {
     "version": 1,
@@ -303,7 +321,7 @@ def build() -> dict:
             "message_types": {"INFO": m.INFO, "LOAD": m.LOAD, "INFER": m.INFER, "RESET": m.RESET,
                               "ERROR": m.ERROR, "REPLY_FLAG": m.REPLY},
             "dtype_codes": {name: code for code, name in m.DTYPE_NAMES.items()},
-            "error_codes": {name: code for code, name in m.ERROR_NAMES.items()},
+            "error_codes": {name: code for code, name in m.ERROR_NAMES.items() if code <= 9},
             "cobs": vec_cobs, "valid": vec_valid, "generated_valid": generated,
             "invalid": invalid, "streams": streams, "sessions": sessions()}
 
@@ -363,7 +381,7 @@ def sessions() -> list:
           Frame(1, m.LOAD, 5, b"\x01\x00"), Frame(1, m.RESET, 6, b"x"),
           Frame(1, m.LOAD, 7, m.pack_load(1, 16, 0, bytes(60)))]),
         ("version", "another version is answered with ERROR VERSION and changes nothing",
-         [N(1), Frame(2, m.INFER, 2, b""), L(2, 0, data), I(3)]),
+         [N(1), Frame(3, m.INFER, 2, b""), L(2, 0, data), I(3)]),
         ("first_request_any_seq", "before any request, any sequence number is next",
          [L(4000, 0, data), I(4001)]),
         ("reset", "RESET answers, then counters restart and the input is gone",
@@ -401,20 +419,181 @@ def render() -> str:
     return json.dumps(build(), indent=1) + "\n"
 
 
+def valid_v2() -> list:
+    data = bytes(range(1, 17))
+    items = [
+        ("slot_load", "SLOT_LOAD of 16 int8 bytes into slot 2",
+         Frame(2, m.SLOT_LOAD, 7, m.pack_slot_load(2, m.DTYPE_INT8, 16, 0, data))),
+        ("slot_load_reply", "its reply: generation 1, 16 of 16 bytes",
+         Frame(2, m.SLOT_LOAD | m.REPLY, 7, m.pack_slot_load_reply(2, 1, 16, 16))),
+        ("patch", "PATCH of slot 2 at generation 1: two runs, no INFER",
+         Frame(2, m.PATCH, 8, m.pack_patch(2, 1, [(0, b"\x7f"), (10, b"\x80\x81")]))),
+        ("patch_infer", "PATCH with its INFER (repeat 3)",
+         Frame(2, m.PATCH, 9, m.pack_patch(2, 2, [(15, b"\x00")], infer=True, repeat=3))),
+        ("patch_reply", "PATCH reply without INFER: slot 2, generation 2",
+         Frame(2, m.PATCH | m.REPLY, 8, m.pack_slot_reply(2, 2))),
+        ("patch_infer_reply", "PATCH-with-INFER reply: generation 3, then an INFER reply",
+         Frame(2, m.PATCH | m.REPLY, 9, m.pack_slot_reply(
+             2, 3, m.pack_infer_reply(1234, 5, m.DTYPE_INT8, b"\x01\x02")))),
+        ("slot_infer", "SLOT_INFER of slot 1, repeat 0 (means 1)",
+         Frame(2, m.SLOT_INFER, 10, m.pack_slot_infer(1, 0))),
+        ("slot_infer_reply", "its reply",
+         Frame(2, m.SLOT_INFER | m.REPLY, 10, m.pack_slot_reply(
+             1, 4, m.pack_infer_reply(99, 6, m.DTYPE_INT8, b"\xff")))),
+        ("error_stale", "ERROR STALE in a v2 frame",
+         Frame(2, m.ERROR, 11, m.pack_error(m.ERR_STALE, "stale"))),
+    ]
+    out = []
+    for name, desc, f in items:
+        out.append({"name": name, "description": desc, "wire_hex": hexs(encode_frame(f)),
+                    "frame": frame_obj(f), "message": message_v2(f)})
+    return out
+
+
+def message_v2(f: Frame) -> dict:
+    if f.type == m.SLOT_LOAD:
+        r = m.unpack_slot_load(f.payload)
+        return {"kind": "slot_load_request", "slot": r.slot, "dtype": r.dtype, "total": r.total,
+                "offset": r.offset, "data_hex": hexs(r.data)}
+    if f.type == m.SLOT_LOAD | m.REPLY:
+        slot, gen, received, total = m.unpack_slot_load_reply(f.payload)
+        return {"kind": "slot_load_reply", "slot": slot, "generation": gen, "received": received,
+                "total": total}
+    if f.type == m.PATCH:
+        r = m.unpack_patch(f.payload)
+        return {"kind": "patch_request", "slot": r.slot, "infer": r.infer, "repeat": r.repeat,
+                "generation": r.generation, "runs": [[o, hexs(d)] for o, d in r.runs]}
+    if f.type == m.SLOT_INFER:
+        slot, repeat = m.unpack_slot_infer(f.payload)
+        return {"kind": "slot_infer_request", "slot": slot, "repeat": repeat}
+    if f.type in (m.PATCH | m.REPLY, m.SLOT_INFER | m.REPLY):
+        slot, gen, rest = m.unpack_slot_reply(f.payload)
+        infer = None
+        if rest:
+            r = m.unpack_infer_reply(rest)
+            infer = {"ticks": r.ticks, "inferences": r.inferences, "dtype": r.dtype,
+                     "output_hex": hexs(r.output)}
+        return {"kind": "slot_reply", "slot": slot, "generation": gen, "infer": infer}
+    code, text = m.unpack_error(f.payload)
+    return {"kind": "error", "code": code, "name": m.error_name(code), "message": text}
+
+
+def sessions_v2() -> list:
+    """v2 corners: versions, slots, generations, STALE, refusals that unload, replays."""
+    data = bytes(range(1, 17))
+    N = lambda seq, v=1: Frame(v, m.INFO, seq, b"")  # noqa: E731
+    SL = lambda seq, slot, off, chunk, total=16: Frame(  # noqa: E731
+        2, m.SLOT_LOAD, seq, m.pack_slot_load(slot, m.DTYPE_INT8, total, off, chunk))
+    P = lambda seq, slot, gen, runs, infer=False: Frame(  # noqa: E731
+        2, m.PATCH, seq, m.pack_patch(slot, gen, runs, infer=infer))
+    SI = lambda seq, slot: Frame(2, m.SLOT_INFER, seq, m.pack_slot_infer(slot, 1))  # noqa: E731
+    L1 = lambda seq, v=1: Frame(v, m.LOAD, seq, m.pack_load(m.DTYPE_INT8, 16, 0, data))  # noqa: E731
+    I1 = lambda seq, v=1: Frame(v, m.INFER, seq, m.pack_infer(1))  # noqa: E731
+    plans = [
+        ("info_versions", "INFO in a v1 frame reports protocol 1 and protocols [1, 2]; in a v2 "
+                          "frame protocol 2; v1 LOAD/INFER keep working and use slot 0",
+         [N(1, 1), N(2, 2), L1(3), I1(4), SI(5, 0)]),
+        ("v1_frame_v2_type", "a v2 message type in a v1 frame is BAD_REQUEST (never in v1 bytes)",
+         [N(1), Frame(1, m.PATCH, 2, m.pack_patch(0, 0, [])), Frame(1, m.SLOT_LOAD, 3, b"")]),
+        ("slot_load_generations", "each completed LOAD start bumps its slot's generation; "
+                                  "chunks keep it; slots are independent",
+         [N(1, 2), SL(2, 0, 0, data[:10]), SL(3, 0, 10, data[10:]), SL(4, 1, 0, data),
+          SL(5, 0, 0, data), SI(6, 0), SI(7, 1)]),
+        ("patch_infer", "PATCH against the current generation, with and without its INFER",
+         [N(1, 2), SL(2, 3, 0, data), P(3, 3, 1, [(0, b"\x7f")]),
+          P(4, 3, 2, [(4, b"\x00\x00"), (15, b"\x01")], infer=True), SI(5, 3)]),
+        ("stale_unloads", "a PATCH computed against an old generation is STALE and unloads the "
+                          "slot: a later PATCH is NOT_LOADED, SLOT_INFER NOT_LOADED; LOAD recovers",
+         [N(1, 2), SL(2, 0, 0, data), P(3, 0, 1, [(0, b"\x01")]), P(4, 0, 1, [(0, b"\x02")]),
+          P(5, 0, 2, [(0, b"\x02")]), SI(6, 0), SL(7, 0, 0, data), P(8, 0, 4, [(0, b"\x02")], True)]),
+        ("patch_beyond_slot", "a run past the slot's end is SIZE and unloads the slot; no run "
+                              "is applied",
+         [N(1, 2), SL(2, 1, 0, data), P(3, 1, 1, [(0, b"\x09"), (15, b"\x01\x02")]), SI(4, 1)]),
+        ("slot_out_of_range", "slot >= INFO slots is ERROR SLOT for LOAD, PATCH and SLOT_INFER",
+         [N(1, 2), SL(2, 4, 0, data), P(3, 200, 1, [(0, b"\x01")]), SI(4, 4)]),
+        ("patch_not_loaded", "PATCH of a never-loaded or half-loaded slot is NOT_LOADED",
+         [N(1, 2), P(2, 2, 0, [(0, b"\x01")]), SL(3, 2, 0, data[:8]), P(4, 2, 1, [(0, b"\x01")])]),
+        ("refused_load_unloads", "a refused SLOT_LOAD (SIZE) unloads that slot only",
+         [N(1, 2), SL(2, 0, 0, data), SL(3, 1, 0, data), SL(4, 0, 0, data, total=17), SI(5, 0),
+          SI(6, 1)]),
+        ("patch_replayed", "a retransmitted PATCH-with-INFER is answered from the cache: it is "
+                           "neither applied twice (no STALE) nor run twice",
+         [N(1, 2), SL(2, 0, 0, data), P(3, 0, 1, [(0, b"\x05")], infer=True),
+          P(3, 0, 1, [(0, b"\x05")], infer=True), SL(2, 0, 0, data), SI(4, 0)]),
+        ("malformed_patch", "runs that do not fill the payload, unknown flags: BAD_REQUEST",
+         [N(1, 2), Frame(2, m.PATCH, 2, m.pack_patch(0, 0, [(0, b"\x01")])[:-1]),
+          Frame(2, m.PATCH, 3, m.pack_patch(0, 0, []) + b"\x00"),
+          Frame(2, m.PATCH, 4, b"\x00\x02" + m.pack_patch(0, 0, [])[2:])]),
+        ("reset_clears_slots", "RESET unloads every slot and generations restart",
+         [N(1, 2), SL(2, 0, 0, data), Frame(2, m.RESET, 3, b""), N(4, 2), SI(5, 0),
+          SL(6, 0, 0, data)]),
+    ]
+    out = []
+    for name, desc, frames in plans:
+        server = ProtocolServer(None, _VectorHandler(), max_payload=48, reply_cache=8, slots=4)
+        steps = []
+        for f in frames:
+            replies = server.receive(encode_frame(f))
+            assert len(replies) <= 1
+            expect = None
+            if replies:
+                (r,) = FrameDecoder().feed(replies[0])
+                assert r.version == f.version
+                expect = {"type": r.type, "seq": r.seq}
+                if r.type == m.ERROR:
+                    expect["error_code"] = m.unpack_error(r.payload)[0]
+                elif r.type == m.INFO | m.REPLY:
+                    info = m.unpack_info(r.payload)
+                    expect["info"] = {k: info[k] for k in ("protocol", "protocols", "slots")}
+                elif r.type == m.LOAD | m.REPLY:
+                    expect["load_reply"] = list(m.unpack_load_reply(r.payload))
+                elif r.type == m.SLOT_LOAD | m.REPLY:
+                    expect["slot_load_reply"] = list(m.unpack_slot_load_reply(r.payload))
+                elif r.type in (m.PATCH | m.REPLY, m.SLOT_INFER | m.REPLY):
+                    slot, gen, rest = m.unpack_slot_reply(r.payload)
+                    expect["slot_reply"] = [slot, gen]
+                    if rest:
+                        expect["inferences"] = m.unpack_infer_reply(rest).inferences
+                elif r.type == m.INFER | m.REPLY:
+                    expect["inferences"] = m.unpack_infer_reply(r.payload).inferences
+                elif r.type == m.RESET | m.REPLY:
+                    expect["payload_hex"] = ""
+            steps.append({"send": frame_obj(f), "expect": expect})
+        out.append({"name": name, "description": desc,
+                    "device": {"input_dtype": m.DTYPE_INT8, "input_bytes": 16, "max_payload": 48,
+                               "reply_cache": 8, "slots": 4},
+                    "steps": steps})
+    return out
+
+
+def render_v2() -> str:
+    doc = {"schema": SCHEMA_V2, "protocol": 2, "protocols": list(m.PROTOCOLS),
+           "generator": "tools/gen_protocol_vectors.py",
+           "message_types": {"SLOT_LOAD": m.SLOT_LOAD, "PATCH": m.PATCH,
+                             "SLOT_INFER": m.SLOT_INFER},
+           "error_codes": {name: code for code, name in m.ERROR_NAMES.items()},
+           "valid": valid_v2(), "sessions": sessions_v2()}
+    return json.dumps(doc, indent=1) + "\n"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="fail if the committed file is stale")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
-    text = render()
+    outputs = [(args.out, render()), (args.out.with_name(OUT_V2.name), render_v2())]
     if args.check:
-        if not args.out.exists() or args.out.read_text() != text:
-            print(f"{args.out} is stale: run python tools/gen_protocol_vectors.py", file=sys.stderr)
+        stale = [str(path) for path, text in outputs
+                 if not path.exists() or path.read_text() != text]
+        if stale:
+            print(f"{', '.join(stale)} stale: run python tools/gen_protocol_vectors.py",
+                  file=sys.stderr)
             return 1
         return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    for path, text in outputs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 

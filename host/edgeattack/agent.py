@@ -252,6 +252,10 @@ def _serve_port(server: ProtocolServer, opener, stop: threading.Event) -> None:
             port_obj.close()
 
 
+# A host process has RAM to spare: 16 slots let a black-box attack keep 16 samples patched.
+DEFAULT_SLOTS = 16
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m edgeattack.agent",
                                 description="Serve a .tflite model over the edgeattack wire protocol.")
@@ -268,6 +272,9 @@ def parse_args(argv=None):
     p.add_argument("--reply-cache", type=int, default=DEFAULT_REPLY_CACHE,
                    help="replies kept for retransmission (the host keeps at most this many requests "
                         "in flight)")
+    p.add_argument("--slots", type=int, default=DEFAULT_SLOTS,
+                   help="input slots of protocol v2 (INFO slots; black-box attacks pin one sample to "
+                        "each, so this many samples can be patched at once)")
     p.add_argument("--no-probe", action="store_true",
                    help="load the model directly instead of first trying it in a forked child")
     return p.parse_args(argv)
@@ -291,7 +298,10 @@ def main(argv=None) -> int:
         print(f"edgeattack agent: {handler.error} (serving the error)", file=sys.stderr, flush=True)
     if args.reply_cache < 1:
         raise SystemExit("edgeattack agent: --reply-cache must be at least 1")
-    server = ProtocolServer(None, handler, max_payload=args.max_payload, reply_cache=args.reply_cache)
+    if not 1 <= args.slots <= 255:
+        raise SystemExit("edgeattack agent: --slots must be 1..255")
+    server = ProtocolServer(None, handler, max_payload=args.max_payload, reply_cache=args.reply_cache,
+                            slots=args.slots)
     url = args.port
     if url.startswith("tcp://"):
         host, _, port = url[len("tcp://"):].rpartition(":")

@@ -191,6 +191,9 @@ class DeviceTarget(Target):
         self.model_sha256 = device.model_sha256
         self.results: list = []  # the device's Result of every query (timing, wire cost, energy)
         self.keep_results = False
+        # Sample keys of the next scores() batch (set by the black-box Oracle): sample k's queries
+        # go to input slot k mod slots, so each is a patch of that sample's previous query.
+        self.sample_keys = None
 
     def describe(self) -> dict:
         return {"kind": self.kind, "model_sha256": self.model_sha256, "board": self.device.board}
@@ -210,7 +213,14 @@ class DeviceTarget(Target):
     def scores(self, x) -> np.ndarray:
         x = self._batch(x)
         out = np.empty((len(x), self.num_classes), np.float32)
-        for i, r in enumerate(self.device.infer_many(iter(x), inflight=self.inflight)):
+        keys, inflight = self.sample_keys, self.inflight
+        slots = getattr(self.device, "slots", 1)
+        if keys is not None and len(keys) == len(x) and slots > 1:
+            keys = [int(k) for k in keys]
+            inflight = min(inflight or slots, slots)  # at most K (= slots) queries in flight
+        else:
+            keys = None
+        for i, r in enumerate(self.device.infer_many(iter(x), inflight=inflight, slots=keys)):
             self.queries += 1
             if self.keep_results:
                 self.results.append(r)

@@ -223,12 +223,19 @@ class Device:
         r = self.client.infer(self.prepare(x), repeat=repeat)
         return self._result(r, repeat)
 
+    @property
+    def slots(self) -> int:
+        """Input slots the link uses (protocol v2; 1 on a v1 device)."""
+        return int(getattr(self.client, "slots", 1))
+
     def infer_many(self, xs: Iterable, inflight: int | None = None, repeat: int = 1,
-                   prepared: bool = False) -> Iterator[Result]:
+                   prepared: bool = False, slots: Iterable[int] | None = None) -> Iterator[Result]:
         """Pipelined queries; results in input order. `xs` yields samples; prepared=True means
-        they already are input tensors from prepare() (skips the per-sample checks)."""
+        they already are input tensors from prepare() (skips the per-sample checks). `slots`
+        pins each query to an input slot (protocol v2: a query goes as a patch of that slot's
+        previous input when smaller)."""
         tensors = xs if prepared else (self.prepare(x) for x in xs)
-        for r in self.client.infer_many(tensors, inflight=inflight, repeat=repeat):
+        for r in self.client.infer_many(tensors, inflight=inflight, repeat=repeat, slots=slots):
             yield self._result(r, repeat)
 
     def close(self) -> None:

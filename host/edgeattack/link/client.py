@@ -12,6 +12,7 @@ A Client is not thread-safe: one thread talks to one device.
 from __future__ import annotations
 
 import collections
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -22,11 +23,12 @@ import serial
 
 from edgeattack.errors import DeviceError, UsageError
 from edgeattack.link import messages as m
-from edgeattack.link.frame import (OVERHEAD, PROTOCOL_VERSION, Frame, FrameDecoder, encode_wire,
-                                   wire_size)
+from edgeattack.link.frame import OVERHEAD, Frame, FrameDecoder, encode_wire, wire_size
 from edgeattack.link.transport import close_port, port_name, read_some, write_all
 
+log = logging.getLogger(__name__)
 _DISCONNECT = (serial.SerialException, OSError, EOFError)
+HOST_PROTOCOL = 2  # the newest protocol this host speaks (docs/protocol.md, "Version 2")
 MIN_WINDOW = 2  # requests: a single-LOAD input and its INFER
 
 
@@ -64,7 +66,10 @@ class ClientStats:
 @dataclass(eq=False)
 class _Job:
     index: int
-    requests: list  # of _Request, LOADs then the INFER
+    requests: list  # of _Request, LOADs then the INFER (v2: SLOT_LOADs then SLOT_INFER, or a PATCH)
+    slot: int = -1  # v2: the input slot this input goes to
+    data: bytes = b""  # v2: the input's wire bytes (the slot's content once acknowledged)
+    code: int = 0  # v2: its dtype code
     first_sent: float | None = None
     retries: int = 0
     result: InferResult | None = None
@@ -93,23 +98,38 @@ class Client:
         request is sent again (go-back-N). Must exceed the device's time for one request.
       total_timeout: seconds without any reply before DeviceError("no answer from <port> ...").
       max_inflight: cap on requests in flight (default: the device's reply_cache).
+      protocol: the newest protocol version to use (2, or 1 for full loads only). The host opens
+        with a v1 INFO and switches to v2 only when the device lists 2 in INFO's `protocols`.
     connect() -> dict: (re)open the port, send INFO, return its JSON.
     info() -> dict: INFO again (fresh counters and window log).
     infer(x, repeat=1) -> InferResult
-    infer_many(xs, inflight=None, on_result=None, repeat=1) -> iterator of InferResult, in order
+    infer_many(xs, inflight=None, on_result=None, repeat=1, slots=None) -> iterator of
+      InferResult, in order; `slots` (v2) pins each input to an input slot (taken mod `slots`)
+    slots: the device's input slots (1 on a v1 device). version: the protocol in use.
     reset() -> None: RESET the device (its counters go back to 0).
     stats: ClientStats. Errors: DeviceError (no answer, wrong protocol version, ERROR replies with
       `.error_code` and `.device_message` set), UsageError (an input dtype with no wire code).
     """
 
     def __init__(self, port_factory: Callable[[], object], timeout: float = 1.0,
-                 total_timeout: float = 10.0, max_inflight: int | None = None):
+                 total_timeout: float = 10.0, max_inflight: int | None = None,
+                 protocol: int = HOST_PROTOCOL):
+        if protocol not in (1, 2):
+            raise ValueError("protocol must be 1 or 2")
         if timeout <= 0 or total_timeout <= 0:
             raise ValueError("timeout and total_timeout must be positive")
         self.port_factory = port_factory
         self.timeout = float(timeout)
         self.total_timeout = float(total_timeout)
         self.max_inflight = max_inflight
+        self.protocol = protocol
+        self.version = 1  # every session opens in v1 (docs/protocol.md, "Version 2")
+        self.slots = 1
+        # Per slot: (generation, wire bytes, dtype code) of the input the device acknowledged;
+        # None when unknown (never loaded, or a request to the slot is still unacknowledged).
+        self._slot_state: list = [None]
+        self._slot_busy: list = [0]  # jobs in flight per slot
+        self._fallback_logged = False
         self.stats = ClientStats()
         self.port = None
         self.port_name = getattr(port_factory, "url", None) or "the device port"
@@ -152,6 +172,7 @@ class Client:
         self._pending.clear()
         self._outbox.clear()
         self._need_sync = True
+        self._forget_slots()
         if port is not None:
             try:
                 close_port(port)
@@ -194,6 +215,7 @@ class Client:
         """Open the port (closing an open one) and synchronize with INFO. Returns INFO's JSON."""
         self.close()
         self._fresh = True
+        self.version = 1  # a new session opens with a v1 INFO
         self._last_progress = time.monotonic()
         try:
             self._open()
@@ -217,10 +239,11 @@ class Client:
             raise DeviceError(f"device at {self.port_name} sent a malformed INFO reply: {exc}") \
                 from None
         proto = info.get("protocol")
-        if proto != PROTOCOL_VERSION:
+        if proto != self.version:
             self._need_sync = True
             raise DeviceError(f"device at {self.port_name}: device speaks protocol v{proto}, this "
-                              f"host speaks v{PROTOCOL_VERSION}")
+                              f"host speaks v{self.version}")
+        self._choose_version(info)
         self._info = info
         self._max_payload = _int_field(info, "max_payload", 256, 13, 0xFFFF)
         rx_buffers = _int_field(info, "rx_buffers", 1, 1, 1 << 16)
@@ -238,6 +261,28 @@ class Client:
         else:
             self._out_shape, self._out_size = None, -1
         return info
+
+    def _choose_version(self, info: dict) -> None:
+        protocols = info.get("protocols")
+        offers_v2 = isinstance(protocols, list) and 2 in protocols
+        if self.protocol >= 2 and offers_v2:
+            slots = _int_field(info, "slots", 1, 1, 255)
+            if self.version != 2 or slots != self.slots:
+                self._slot_state = [None] * slots
+                self._slot_busy = [0] * slots
+            self.version, self.slots = 2, slots
+            return
+        if self.protocol >= 2 and not self._fallback_logged:
+            log.info("device at %s speaks only protocol v1: every query is a full LOAD",
+                     self.port_name)
+            self._fallback_logged = True
+        self.version, self.slots = 1, 1
+        self._slot_state, self._slot_busy = [None], [0]
+
+    def _forget_slots(self) -> None:
+        """Whatever was unacknowledged may or may not have reached the device: forget it all."""
+        self._slot_state = [None] * len(self._slot_state)
+        self._slot_busy = [0] * len(self._slot_busy)
 
     def _ensure(self) -> None:
         if self.port is None:
@@ -259,6 +304,7 @@ class Client:
         """RESET the device; its counters restart at 0. The next request re-synchronizes."""
         self._ensure()
         self._roundtrip(m.RESET, b"")
+        self._forget_slots()  # the device restarted with every slot unloaded
         self._need_sync = True
 
     def infer(self, x: np.ndarray, repeat: int = 1) -> InferResult:
@@ -270,13 +316,18 @@ class Client:
 
     def infer_many(self, xs: Iterable[np.ndarray], inflight: int | None = None,
                    on_result: Callable[[int, InferResult], object] | None = None,
-                   repeat: int = 1) -> Iterator[InferResult]:
+                   repeat: int = 1, slots: Iterable[int] | None = None) -> Iterator[InferResult]:
         """Pipelined inference: yields one InferResult per input, in input order.
 
         Up to `inflight` inputs (default: as many as the device's buffers allow) have their LOAD
         and INFER requests in flight, so transfers overlap the device's computation. `on_result`
         (index, result) is called as each result is yielded. The iterator is lazy; closing it early
         waits for (and discards) what is still in flight, so the link stays in step.
+
+        On a v2 device each input goes to an input slot: `slots` yields one slot per input (taken
+        mod the device's slots; default: input i to slot i mod slots). An input goes as a PATCH
+        (with its INFER) against the slot's last acknowledged input when that is smaller than a
+        full load, as SLOT_LOAD + SLOT_INFER otherwise.
         """
         if inflight is not None and inflight < 1:
             raise ValueError("inflight must be at least 1")
@@ -284,6 +335,7 @@ class Client:
             raise ValueError("repeat must be 1..65535")
         self._ensure()
         source = iter(xs)
+        slot_source = iter(slots) if slots is not None else None
         jobs: collections.deque[_Job] = collections.deque()  # admitted, not yet yielded
         exhausted = False
         index = 0
@@ -307,7 +359,8 @@ class Client:
                     except StopIteration:
                         exhausted = True
                         break
-                    job = self._make_job(index, x, repeat)
+                    slot = next(slot_source) if slot_source is not None else index
+                    job = self._make_job(index, x, repeat, int(slot) % self.slots)
                     index += 1
                     jobs.append(job)
                     self._pending.extend(job.requests)
@@ -324,11 +377,13 @@ class Client:
 
     # engine ---------------------------------------------------------------------------------------
 
-    def _make_job(self, index: int, x, repeat: int) -> _Job:
+    def _make_job(self, index: int, x, repeat: int, slot: int = 0) -> _Job:
         try:
             code, data = m.to_wire_bytes(np.asarray(x))
         except ValueError as exc:
             raise UsageError(f"input {index}: {exc}") from None
+        if self.version >= 2:
+            return self._make_slot_job(index, code, data, repeat, slot)
         chunk = self._max_payload - m.LOAD_HEADER.size
         total = len(data)
         job = _Job(index, [])
@@ -342,6 +397,35 @@ class Client:
         requests.append(_Request(m.INFER, m.pack_infer(repeat), job))
         job.open_requests = len(requests)
         self.stats.payload_bytes_sent += total
+        return job
+
+    def _make_slot_job(self, index: int, code: int, data: bytes, repeat: int, slot: int) -> _Job:
+        """A v2 input: a PATCH against the slot's acknowledged input when that is smaller, else
+        SLOT_LOAD chunk(s) and SLOT_INFER."""
+        job = _Job(index, [], slot=slot, data=data, code=code)
+        requests = job.requests
+        total = len(data)
+        state = self._slot_state[slot]
+        self._slot_state[slot] = None  # unknown until this job is acknowledged
+        self._slot_busy[slot] += 1
+        patched = False
+        if state is not None and state[2] == code and len(state[1]) == total:
+            runs = m.patch_runs(state[1], data)
+            size = m.patch_size(runs)
+            # A full load costs its header and data plus a SLOT_INFER frame (4 + 10 + 2 bytes).
+            if size <= self._max_payload and size < m.SLOT_LOAD_HEADER.size + total + 16:
+                requests.append(_Request(m.PATCH, m.pack_patch(slot, state[0], runs, infer=True,
+                                                               repeat=repeat), job))
+                patched = True
+                self.stats.payload_bytes_sent += size - m.PATCH_HEADER.size
+        if not patched:
+            chunk = self._max_payload - m.SLOT_LOAD_HEADER.size
+            for offset in range(0, max(total, 1), chunk):
+                requests.append(_Request(m.SLOT_LOAD, m.pack_slot_load(
+                    slot, code, total, offset, data[offset:offset + chunk]), job))
+            requests.append(_Request(m.SLOT_INFER, m.pack_slot_infer(slot, repeat), job))
+            self.stats.payload_bytes_sent += total
+        job.open_requests = len(requests)
         return job
 
     def _room_for_more(self) -> bool:
@@ -368,7 +452,7 @@ class Client:
                 req = pending.popleft()
                 self._seq = seq = (self._seq + 1) & 0xFFFF
                 req.seq = seq
-                req.wire = wire = encode_wire(PROTOCOL_VERSION, req.type, seq, req.payload)
+                req.wire = wire = encode_wire(self.version, req.type, seq, req.payload)
                 if not self._inflight:
                     self._last_progress = now  # the link was idle: the clock starts now
                 self._inflight.append(req)
@@ -413,6 +497,7 @@ class Client:
         self._inflight.clear()
         self._inflight_bytes = 0
         self._gbn_round.clear()
+        self._forget_slots()  # abandoned requests may or may not have changed their slots
         self._need_sync = True  # the device may hold a sequence gap: INFO before the next request
 
     def _pump(self) -> None:
@@ -462,10 +547,10 @@ class Client:
             self._gbn_round.discard(id(req))
 
     def _on_frame(self, frame: Frame, now: float) -> None:
-        if frame.version != PROTOCOL_VERSION:
+        if frame.version != self.version:
             self._abandon(drain=False)
             raise DeviceError(f"device at {self.port_name}: device speaks protocol "
-                              f"v{frame.version}, this host speaks v{PROTOCOL_VERSION}")
+                              f"v{frame.version}, this host speaks v{self.version}")
         seq = frame.seq
         inflight = self._inflight
         if inflight and inflight[0].seq == seq:
@@ -496,7 +581,7 @@ class Client:
         self._abandon(drain=False)
         what = f"device at {self.port_name} answered {m.TYPE_NAMES.get(req.type, '?')} with ERROR"
         if code == m.ERR_VERSION:
-            message = f"{what} VERSION: {text}; this host speaks v{PROTOCOL_VERSION}"
+            message = f"{what} VERSION: {text}; this host speaks v{self.version}"
         else:
             message = f"{what} {m.error_name(code)} ({code}): {text}"
         err = DeviceError(message)
@@ -511,7 +596,16 @@ class Client:
             if req.type == m.LOAD:
                 m.unpack_load_reply(frame.payload)
                 return
-            ticks, inferences, code, output_bytes = m.infer_reply_fields(frame.payload)
+            if req.type == m.SLOT_LOAD:
+                m.unpack_slot_load_reply(frame.payload)
+                return
+            payload = frame.payload
+            if job.slot >= 0:
+                slot, generation, payload = m.unpack_slot_reply(payload)
+                if slot != job.slot:
+                    raise m.MalformedPayload(f"reply for slot {slot}, the request was for slot "
+                                             f"{job.slot}")
+            ticks, inferences, code, output_bytes = m.infer_reply_fields(payload)
             dtype = m.dtype_from_code(code)
         except m.MalformedPayload as exc:
             self._abandon(drain=False)
@@ -529,6 +623,10 @@ class Client:
             # input): their lost replies need no retransmission.
             for other in [r for r in self._inflight if r.job is job]:
                 self._retire(other)
+        if job.slot >= 0:
+            self._slot_busy[job.slot] -= 1
+            if not self._slot_busy[job.slot]:  # no later input to this slot is in flight
+                self._slot_state[job.slot] = (generation, job.data, job.code)
         stats = self.stats
         stats.queries += 1
         stats.payload_bytes_received += len(output_bytes)

@@ -20,7 +20,14 @@ RESET = 0x04
 ERROR = 0x7F
 REPLY = 0x80
 REQUEST_TYPES = (INFO, LOAD, INFER, RESET)
-TYPE_NAMES = {INFO: "INFO", LOAD: "LOAD", INFER: "INFER", RESET: "RESET", ERROR: "ERROR"}
+# Protocol v2 only (frames of version 2; a v1 frame of these types is BAD_REQUEST).
+SLOT_LOAD = 0x11
+PATCH = 0x12
+SLOT_INFER = 0x13
+V2_REQUEST_TYPES = REQUEST_TYPES + (SLOT_LOAD, PATCH, SLOT_INFER)
+TYPE_NAMES = {INFO: "INFO", LOAD: "LOAD", INFER: "INFER", RESET: "RESET", ERROR: "ERROR",
+              SLOT_LOAD: "SLOT_LOAD", PATCH: "PATCH", SLOT_INFER: "SLOT_INFER"}
+PROTOCOLS = (1, 2)  # the versions a v2 device answers
 
 # Error codes.
 ERR_BAD_REQUEST = 1
@@ -32,7 +39,10 @@ ERR_NOT_LOADED = 6
 ERR_MODEL = 7
 ERR_RUNTIME = 8
 ERR_TOO_LARGE = 9
+ERR_STALE = 10
+ERR_SLOT = 11
 ERROR_NAMES = {
+    ERR_STALE: "STALE", ERR_SLOT: "SLOT",
     ERR_BAD_REQUEST: "BAD_REQUEST", ERR_VERSION: "VERSION", ERR_DTYPE: "DTYPE", ERR_SIZE: "SIZE",
     ERR_OFFSET: "OFFSET", ERR_NOT_LOADED: "NOT_LOADED", ERR_MODEL: "MODEL", ERR_RUNTIME: "RUNTIME",
     ERR_TOO_LARGE: "TOO_LARGE",
@@ -54,6 +64,15 @@ LOAD_REPLY = struct.Struct("<II")  # received, total
 INFER_REQUEST = struct.Struct("<HH")  # repeat, reserved
 INFER_REPLY = struct.Struct("<QIB3x")  # ticks, inferences, dtype, reserved
 ERROR_HEADER = struct.Struct("<H")
+# v2 payloads (docs/protocol.md, "Version 2")
+SLOT_LOAD_HEADER = struct.Struct("<BB2xII")  # slot, dtype, reserved, total, offset
+SLOT_LOAD_REPLY = struct.Struct("<B3xIII")  # slot, reserved, generation, received, total
+PATCH_HEADER = struct.Struct("<BBHIH2x")  # slot, flags, repeat, generation, runs, reserved
+PATCH_RUN = struct.Struct("<IH")  # offset, length (then `length` bytes)
+PATCH_INFER = 0x01  # flags bit 0: run INFER on the patched slot in the same request
+SLOT_INFER_REQUEST = struct.Struct("<BxH")  # slot, reserved, repeat
+SLOT_REPLY = struct.Struct("<B3xI")  # slot, reserved, generation (PATCH and SLOT_INFER replies)
+MAX_RUN = 0xFFFF
 
 
 class MalformedPayload(ValueError):
@@ -239,3 +258,135 @@ def unpack_info(payload: bytes) -> dict:
 def check_empty(payload: bytes, name: str) -> None:
     if payload:
         raise MalformedPayload(f"{name} payload must be empty, has {len(payload)} bytes")
+
+
+# Version 2: input slots and patches ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SlotLoad:
+    slot: int
+    dtype: int
+    total: int
+    offset: int
+    data: bytes
+
+
+def pack_slot_load(slot: int, dtype: int, total: int, offset: int, data: bytes) -> bytes:
+    return SLOT_LOAD_HEADER.pack(slot, dtype, total, offset) + bytes(data)
+
+
+def unpack_slot_load(payload: bytes) -> SlotLoad:
+    if len(payload) < SLOT_LOAD_HEADER.size:
+        raise MalformedPayload(f"SLOT_LOAD payload has {len(payload)} bytes, needs at least "
+                               f"{SLOT_LOAD_HEADER.size}")
+    slot, dtype, total, offset = SLOT_LOAD_HEADER.unpack_from(payload)
+    return SlotLoad(slot, dtype, total, offset, bytes(payload[SLOT_LOAD_HEADER.size:]))
+
+
+def pack_slot_load_reply(slot: int, generation: int, received: int, total: int) -> bytes:
+    return SLOT_LOAD_REPLY.pack(slot, generation & 0xFFFFFFFF, received, total)
+
+
+def unpack_slot_load_reply(payload: bytes) -> tuple[int, int, int, int]:
+    """(slot, generation, received, total)"""
+    if len(payload) != SLOT_LOAD_REPLY.size:
+        raise MalformedPayload(f"SLOT_LOAD reply has {len(payload)} bytes, expected "
+                               f"{SLOT_LOAD_REPLY.size}")
+    return SLOT_LOAD_REPLY.unpack(payload)
+
+
+@dataclass(frozen=True)
+class Patch:
+    slot: int
+    infer: bool
+    repeat: int  # as on the wire (0 means 1)
+    generation: int
+    runs: tuple  # of (offset, bytes)
+
+
+def pack_patch(slot: int, generation: int, runs, infer: bool = False, repeat: int = 1) -> bytes:
+    """runs: (offset, bytes) pairs, each at most MAX_RUN bytes."""
+    if not 0 <= repeat <= 0xFFFF:
+        raise ValueError(f"repeat {repeat} is outside 1..65535")
+    parts = [PATCH_HEADER.pack(slot, PATCH_INFER if infer else 0, repeat if infer else 0,
+                               generation & 0xFFFFFFFF, len(runs))]
+    for offset, data in runs:
+        parts.append(PATCH_RUN.pack(offset, len(data)))
+        parts.append(bytes(data))
+    return b"".join(parts)
+
+
+def unpack_patch(payload: bytes) -> Patch:
+    """Parse a PATCH; the runs must fill the payload exactly (else MalformedPayload)."""
+    if len(payload) < PATCH_HEADER.size:
+        raise MalformedPayload(f"PATCH payload has {len(payload)} bytes, needs at least "
+                               f"{PATCH_HEADER.size}")
+    slot, flags, repeat, generation, count = PATCH_HEADER.unpack_from(payload)
+    if flags & ~PATCH_INFER:
+        raise MalformedPayload(f"PATCH flags 0x{flags:02x} has unknown bits")
+    pos = PATCH_HEADER.size
+    runs = []
+    for i in range(count):
+        if pos + PATCH_RUN.size > len(payload):
+            raise MalformedPayload(f"PATCH run {i} of {count} starts past the payload's end")
+        offset, length = PATCH_RUN.unpack_from(payload, pos)
+        pos += PATCH_RUN.size
+        if pos + length > len(payload):
+            raise MalformedPayload(f"PATCH run {i} of {length} bytes runs past the payload's end")
+        runs.append((offset, bytes(payload[pos:pos + length])))
+        pos += length
+    if pos != len(payload):
+        raise MalformedPayload(f"PATCH has {len(payload) - pos} bytes after its {count} runs")
+    return Patch(slot, bool(flags & PATCH_INFER), repeat, generation, tuple(runs))
+
+
+def pack_slot_infer(slot: int, repeat: int = 1) -> bytes:
+    if not 0 <= repeat <= 0xFFFF:
+        raise ValueError(f"repeat {repeat} is outside 1..65535")
+    return SLOT_INFER_REQUEST.pack(slot, repeat)
+
+
+def unpack_slot_infer(payload: bytes) -> tuple[int, int]:
+    """(slot, repeat as on the wire)"""
+    if len(payload) != SLOT_INFER_REQUEST.size:
+        raise MalformedPayload(f"SLOT_INFER payload has {len(payload)} bytes, expected "
+                               f"{SLOT_INFER_REQUEST.size}")
+    return SLOT_INFER_REQUEST.unpack(payload)
+
+
+def pack_slot_reply(slot: int, generation: int, infer_reply: bytes = b"") -> bytes:
+    """PATCH and SLOT_INFER replies: slot, generation, then (when it ran) an INFER reply payload."""
+    return SLOT_REPLY.pack(slot, generation & 0xFFFFFFFF) + infer_reply
+
+
+def unpack_slot_reply(payload: bytes) -> tuple[int, int, bytes]:
+    """(slot, generation, rest): rest is an INFER reply payload, or empty."""
+    if len(payload) < SLOT_REPLY.size:
+        raise MalformedPayload(f"slot reply has {len(payload)} bytes, needs at least "
+                               f"{SLOT_REPLY.size}")
+    slot, generation = SLOT_REPLY.unpack_from(payload)
+    return slot, generation, bytes(payload[SLOT_REPLY.size:])
+
+
+def patch_runs(old: bytes, new: bytes, max_gap: int = PATCH_RUN.size) -> list:
+    """The runs (offset, bytes) that turn `old` into `new` (same length). Runs closer than
+    `max_gap` unchanged bytes are merged: a run header costs PATCH_RUN.size bytes."""
+    a = np.frombuffer(old, np.uint8)
+    b = np.frombuffer(new, np.uint8)
+    diff = np.flatnonzero(a != b)
+    if diff.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(diff) > max_gap + 1)
+    starts = np.concatenate(([diff[0]], diff[breaks + 1]))
+    ends = np.concatenate((diff[breaks], [diff[-1]])) + 1
+    runs = []
+    for s, e in zip(starts.tolist(), ends.tolist()):
+        while e - s > MAX_RUN:
+            runs.append((s, new[s:s + MAX_RUN]))
+            s += MAX_RUN
+        runs.append((s, new[s:e]))
+    return runs
+
+
+def patch_size(runs) -> int:
+    return PATCH_HEADER.size + sum(PATCH_RUN.size + len(d) for _, d in runs)

@@ -18,6 +18,7 @@ from edgeattack.link import messages as m
 from edgeattack.link.frame import MAX_PAYLOAD, PROTOCOL_VERSION, Frame, FrameDecoder, encode_wire
 from edgeattack.link.transport import SocketPort, read_some
 
+_RUNS = (m.INFER, m.SLOT_INFER, m.PATCH)  # requests that may run the model
 LOG_EVENTS = 8  # INFO's log keeps the most recent 8 window events
 COALESCE_S = 0.001  # an INFER faster than this may have its reply wait to share a write ...
 HOLD_S = 0.004  # ... for at most about this long (plus one inference)
@@ -49,10 +50,12 @@ class Handler(Protocol):
 class ProtocolServer:
     """Serve one protocol endpoint over `port` (any object with the port API of link.transport).
 
-    ProtocolServer(port, handler, max_payload=4096, rx_buffers=4, reply_cache=8, clock=None)
+    ProtocolServer(port, handler, max_payload=4096, rx_buffers=4, reply_cache=8, clock=None,
+                   slots=4)
       max_payload: largest request payload executed; larger valid frames are answered TOO_LARGE.
       rx_buffers, reply_cache: advertised in INFO; the host keeps at most reply_cache requests and
         rx_buffers maximum-size frames' worth of bytes in flight. reply_cache replies are kept.
+      slots: input slots of protocol v2 (INFO `slots`); v1's LOAD and INFER use slot 0.
       clock: callable returning the device tick counter (for the window log); default: the
         handler's `ticks()` if it has one, else a monotonic clock at the handler's tick_hz.
     serve_forever(stop_event=None): handle requests until stop_event (a threading.Event) is set
@@ -71,11 +74,14 @@ class ProtocolServer:
     """
 
     def __init__(self, port, handler, max_payload: int = 4096, rx_buffers: int = 4,
-                 reply_cache: int = 8, clock: Callable[[], int] | None = None):
+                 reply_cache: int = 8, clock: Callable[[], int] | None = None, slots: int = 4):
         if not 12 < max_payload <= MAX_PAYLOAD:
             raise ValueError(f"max_payload must be 13..{MAX_PAYLOAD}")
         if rx_buffers < 1 or reply_cache < 1:
             raise ValueError("rx_buffers and reply_cache must be at least 1")
+        if not 1 <= slots <= 255:
+            raise ValueError("slots must be 1..255")
+        self.slots = slots
         self.port = port
         self.handler = handler
         self.max_payload = max_payload
@@ -85,6 +91,7 @@ class ProtocolServer:
         # The receive buffer takes any frame the u16 length allows, so a too-large request gets a
         # TOO_LARGE answer instead of a silent drop (memory stays bounded at one 64 KiB frame).
         self.decoder = FrameDecoder(MAX_PAYLOAD)
+        self._version = PROTOCOL_VERSION  # the version of the request being executed
         self._reset_state()
 
     # state ----------------------------------------------------------------------------------------
@@ -99,9 +106,10 @@ class ProtocolServer:
         self.log: collections.deque = collections.deque(maxlen=LOG_EVENTS)
         self._last: int | None = None  # last executed sequence number (None: accept any)
         self._cache: collections.OrderedDict[int, bytes] = collections.OrderedDict()
-        self._input: bytearray | None = None  # tensor being assembled
-        self._input_spec: tuple[int, int] | None = None
-        self._received = 0
+        # Per input slot: its tensor (None: unloaded), bytes received, generation (v2).
+        self._input: list[bytearray | None] = [None] * self.slots
+        self._received = [0] * self.slots
+        self._generation = [0] * self.slots
 
     @property
     def crc_errors(self) -> int:
@@ -172,12 +180,12 @@ class ProtocolServer:
         # once. So the host gets replies in batches while the device keeps inputs to work on.
         # Nothing is held past this call.
         clock = time.perf_counter
-        infers_left = sum(1 for frame in frames if frame.type == m.INFER)
+        infers_left = sum(1 for frame in frames if frame.type in _RUNS)
         batch: list[bytes] = []
         held = 0
         held_since = 0.0
         for frame in frames:
-            if frame.type == m.INFER:
+            if frame.type in _RUNS:
                 infers_left -= 1
                 started = clock()
                 reply = self.handle_frame(frame)
@@ -191,7 +199,7 @@ class ProtocolServer:
                 continue
             replies.append(reply)
             batch.append(reply)
-            if frame.type == m.LOAD:
+            if frame.type in (m.LOAD, m.SLOT_LOAD):
                 continue
             if not held:
                 held_since = now
@@ -208,11 +216,11 @@ class ProtocolServer:
 
     def handle_frame(self, frame: Frame) -> bytes | None:
         """Apply the sequence rules to one valid frame; return the reply's wire bytes or None."""
-        if frame.version != PROTOCOL_VERSION:
+        if frame.version not in m.PROTOCOLS:
             # The frame's meaning is unknown: answer without touching the sequence state.
-            return self._encode(frame.seq, m.ERROR, m.pack_error(
-                m.ERR_VERSION, f"device speaks protocol v{PROTOCOL_VERSION}, "
-                               f"request is v{frame.version}"))
+            # It is answered in a v1 frame, which every host reads.
+            return encode_wire(PROTOCOL_VERSION, m.ERROR, frame.seq, m.pack_error(
+                m.ERR_VERSION, f"device speaks protocols v1 and v2, request is v{frame.version}"))
         seq = frame.seq
         if frame.type == m.INFO:
             self._cache.clear()
@@ -223,6 +231,7 @@ class ProtocolServer:
                 return cached
             self.gaps += 1
             return None
+        self._version = frame.version
         reply = self._execute(frame)
         self.requests += 1
         self._last = seq
@@ -233,14 +242,14 @@ class ProtocolServer:
         return reply
 
     def _encode(self, seq: int, mtype: int, payload: bytes) -> bytes:
-        return encode_wire(PROTOCOL_VERSION, mtype, seq, payload)
+        return encode_wire(self._version, mtype, seq, payload)  # replies in the request's version
 
     def _error(self, seq: int, code: int, message: str) -> bytes:
         return self._encode(seq, m.ERROR, m.pack_error(code, message))
 
     def _execute(self, frame: Frame) -> bytes:
         seq, mtype, payload = frame.seq, frame.type, frame.payload
-        if mtype not in m.REQUEST_TYPES:
+        if mtype not in (m.V2_REQUEST_TYPES if self._version >= 2 else m.REQUEST_TYPES):
             return self._error(seq, m.ERR_BAD_REQUEST, f"unknown message type 0x{mtype:02x}")
         if len(payload) > self.max_payload:
             return self._error(seq, m.ERR_TOO_LARGE,
@@ -253,10 +262,28 @@ class ProtocolServer:
                 if len(payload) < m.LOAD_HEADER.size:
                     m.unpack_load(payload)  # raises MalformedPayload with its message
                 code, total, offset = m.LOAD_HEADER.unpack_from(payload)
-                return self._encode(seq, m.LOAD | m.REPLY,
-                                    self._load(code, total, offset, payload[m.LOAD_HEADER.size:]))
+                received, _ = self._load(0, code, total, offset, payload[m.LOAD_HEADER.size:])
+                return self._encode(seq, m.LOAD | m.REPLY, m.LOAD_REPLY.pack(received, total))
             if mtype == m.INFER:
-                return self._encode(seq, m.INFER | m.REPLY, self._infer(m.unpack_infer(payload)))
+                return self._encode(seq, m.INFER | m.REPLY, self._infer(0, m.unpack_infer(payload)))
+            if mtype == m.SLOT_LOAD:
+                req = m.unpack_slot_load(payload)
+                slot = self._slot(req.slot)
+                received, gen = self._load(slot, req.dtype, req.total, req.offset, req.data)
+                return self._encode(seq, m.SLOT_LOAD | m.REPLY,
+                                    m.pack_slot_load_reply(slot, gen, received, req.total))
+            if mtype == m.PATCH:
+                req = m.unpack_patch(payload)
+                slot = self._slot(req.slot)
+                gen = self._patch(slot, req.generation, req.runs)
+                out = self._infer(slot, req.repeat or 1) if req.infer else b""
+                return self._encode(seq, m.PATCH | m.REPLY, m.pack_slot_reply(slot, gen, out))
+            if mtype == m.SLOT_INFER:
+                slot, repeat = m.unpack_slot_infer(payload)
+                slot = self._slot(slot)
+                out = self._infer(slot, repeat or 1)
+                return self._encode(seq, m.SLOT_INFER | m.REPLY,
+                                    m.pack_slot_reply(slot, self._generation[slot], out))
             m.check_empty(payload, "RESET")
             self._do_reset()
             return self._encode(seq, m.RESET | m.REPLY, b"")
@@ -272,16 +299,28 @@ class ProtocolServer:
         except Exception as exc:  # noqa: BLE001 - a broken handler still answers INFO
             info = {"error": f"{type(exc).__name__}: {exc}"}
         info.update({
-            "protocol": PROTOCOL_VERSION, "max_payload": self.max_payload,
+            "protocol": self._version, "protocols": list(m.PROTOCOLS), "slots": self.slots,
+            "max_payload": self.max_payload,
             "rx_buffers": self.rx_buffers, "reply_cache": self.reply_cache,
             "inferences": self.inferences, "overruns": self.overruns,
             "crc_errors": self.crc_errors, "dropped": self.dropped, "log": list(self.log),
         })
         return info
 
-    def _load(self, code: int, total: int, offset: int, data: bytes) -> bytes:
-        """One LOAD chunk (dtype code, total, offset, data), checked in the documented order."""
+    def _slot(self, slot: int) -> int:
+        if slot >= self.slots:
+            raise _Refusal(m.ERR_SLOT, f"slot {slot} is out of range: this device has slots "
+                                       f"0..{self.slots - 1} (INFO slots)")
+        return slot
+
+    def _unload(self, slot: int) -> None:
+        self._input[slot] = None  # a refused LOAD or PATCH leaves the slot unloaded
+        self._received[slot] = 0
+
+    def _load(self, slot: int, code: int, total: int, offset: int, data: bytes) -> tuple[int, int]:
+        """One LOAD chunk into `slot`, checked in the documented order: (received, generation)."""
         size = len(data)
+        tensor = self._input[slot]
         try:
             try:
                 dtype, nbytes = self.handler.input_spec()
@@ -293,39 +332,64 @@ class ProtocolServer:
             if total != nbytes:
                 raise _Refusal(m.ERR_SIZE, f"LOAD total {total} bytes, the model's input has "
                                            f"{nbytes}")
-            if offset != 0 and (self._input is None or offset != self._received):
-                expected = self._received if self._input is not None else 0
+            if offset != 0 and (tensor is None or offset != self._received[slot]):
+                expected = self._received[slot] if tensor is not None else 0
                 raise _Refusal(m.ERR_OFFSET, f"LOAD chunk at offset {offset}, expected "
                                              f"{expected}")
             if offset + size > total:
                 raise _Refusal(m.ERR_SIZE, f"LOAD chunk of {size} bytes at offset "
                                            f"{offset} overruns the input's {total} bytes")
         except _Refusal:
-            self._input = None  # a refused LOAD leaves no input loaded
-            self._received = 0
+            self._unload(slot)
             raise
         if offset == 0:
-            self._input = bytearray(total)
-        self._input[offset:offset + size] = data
-        self._received = offset + size
-        return m.LOAD_REPLY.pack(self._received, total)
+            self._input[slot] = tensor = bytearray(total)
+            self._generation[slot] = (self._generation[slot] + 1) & 0xFFFFFFFF
+        tensor[offset:offset + size] = data
+        self._received[slot] = offset + size
+        return self._received[slot], self._generation[slot]
 
-    def _infer(self, repeat: int) -> bytes:
-        if self._input is None or self._received != len(self._input):
-            have = 0 if self._input is None else self._received
-            total = 0 if self._input is None else len(self._input)
+    def _patch(self, slot: int, generation: int, runs) -> int:
+        """Apply a PATCH's runs to a complete slot computed at `generation`: the new generation.
+        All runs are checked before any is applied."""
+        tensor = self._input[slot]
+        try:
+            if tensor is None or self._received[slot] != len(tensor):
+                raise _Refusal(m.ERR_NOT_LOADED, f"PATCH of slot {slot}, which holds no complete "
+                                                 f"input (LOAD it first)")
+            if generation != self._generation[slot]:
+                raise _Refusal(m.ERR_STALE, f"PATCH computed against generation {generation} of "
+                                            f"slot {slot}, which is at generation "
+                                            f"{self._generation[slot]} (LOAD it again)")
+            for offset, data in runs:
+                if offset + len(data) > len(tensor):
+                    raise _Refusal(m.ERR_SIZE, f"PATCH run of {len(data)} bytes at offset {offset} "
+                                               f"overruns slot {slot}'s {len(tensor)} bytes")
+        except _Refusal:
+            self._unload(slot)
+            raise
+        for offset, data in runs:
+            tensor[offset:offset + len(data)] = data
+        self._generation[slot] = (self._generation[slot] + 1) & 0xFFFFFFFF
+        return self._generation[slot]
+
+    def _infer(self, slot: int, repeat: int) -> bytes:
+        tensor = self._input[slot]
+        if tensor is None or self._received[slot] != len(tensor):
+            have = 0 if tensor is None else self._received[slot]
+            total = 0 if tensor is None else len(tensor)
             raise _Refusal(m.ERR_NOT_LOADED, f"INFER without a complete input ({have} of "
                                              f"{total} bytes loaded)")
         start = self._now()
         try:
-            output, dtype, ticks = self.handler.infer(bytes(self._input), repeat)
+            output, dtype, ticks = self.handler.infer(bytes(tensor), repeat)
         except Exception as exc:  # noqa: BLE001 - a handler failure is an ERROR reply
             raise _refusal(exc, m.ERR_RUNTIME) from None
         self.inferences += repeat
         self.log.append({"event": "start", "ticks": int(start), "inference": self.inferences})
         self.log.append({"event": "end", "ticks": int(start + ticks), "inference": self.inferences})
         output = bytes(output)
-        if len(output) + m.INFER_REPLY.size > MAX_PAYLOAD:
+        if len(output) + m.INFER_REPLY.size + m.SLOT_REPLY.size > MAX_PAYLOAD:
             raise _Refusal(m.ERR_RUNTIME, f"output of {len(output)} bytes does not fit one frame")
         return m.pack_infer_reply(int(ticks), self.inferences, int(dtype), output)
 

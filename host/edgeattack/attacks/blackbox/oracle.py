@@ -135,10 +135,12 @@ class Oracle:
             return call(xs)
         keep, k0, w0 = t.keep_results, len(t.results), dev.wire_bytes
         t.keep_results = True
+        t.sample_keys = idx  # pins each sample to an input slot (protocol v2 patches)
         try:
             out = call(xs)
         finally:
             t.keep_results = keep
+            t.sample_keys = None
         new = t.results[k0:]
         if not keep:
             del t.results[k0:]
