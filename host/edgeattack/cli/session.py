@@ -32,6 +32,9 @@ import click
                    "from the profile's cited constants, auto (measured if there is a meter, else "
                    "estimated where possible), or off.")
 @click.option("--faults", help='Inject link faults, e.g. "corrupt=0.01,drop=0.005,disconnect_every=200,seed=1".')
+@click.option("--pace-baudrate", type=int, help="Emulator and QEMU boards: pace the link like a UART at this "
+                                               "baud rate (8N1, both directions); default: the profile's "
+                                               "pace_baudrate, else unpaced.")
 @click.option("--timeout", type=float, help="Seconds before an unanswered request is resent.")
 @click.option("--total-timeout", type=float, help="Seconds without any answer before giving up.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -40,7 +43,7 @@ import click
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
               help="Run folder: results.jsonl and session.json are written here.")
 def command(board, model, inputs, dataset, n, seed, adversarial, port, host, resume, inflight, warmup,
-            repeat, energy, faults, timeout, total_timeout, no_progress, as_json, out):
+            repeat, energy, faults, pace_baudrate, timeout, total_timeout, no_progress, as_json, out):
     """Stream clean and adversarial inputs to a device and record every answer.
 
     Emulated and QEMU boards are started for the run and stopped at the end. Writes
@@ -59,6 +62,9 @@ def command(board, model, inputs, dataset, n, seed, adversarial, port, host, res
 
     # SIGTERM unwinds like Ctrl-C: the board is stopped and the records so far are kept.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    from ..link.pace import check_pace_baudrate
+
+    check_pace_baudrate(pace_baudrate)  # 0 is a usage error before anything starts
     if faults:
         from ..link.faults import parse_fault_spec
 
@@ -71,7 +77,8 @@ def command(board, model, inputs, dataset, n, seed, adversarial, port, host, res
     summary = run_session(board, model, inputs, adversarial=adversarial, port=port, out=out,
                           resume=resume, warmup=warmup, inflight=inflight, repeat=repeat,
                           faults=faults, progress=not no_progress, dataset=dataset, n=n, seed=seed,
-                          energy=energy, timeout=timeout, total_timeout=total_timeout)
+                          energy=energy, timeout=timeout, total_timeout=total_timeout,
+                          pace_baudrate=pace_baudrate)
     if as_json:
         from pathlib import Path
 

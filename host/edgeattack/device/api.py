@@ -321,7 +321,8 @@ def _aligned_sha256(model_path: Path) -> str | None:
 def open_device(board, model=None, port: str | None = None, *, faults=None,
                 timeout: float | None = None, total_timeout: float | None = None,
                 startup_timeout: float = 60.0, max_inflight: int | None = None,
-                check_model: bool = True) -> Iterator[Device]:
+                check_model: bool = True, pace_baudrate: int | None = None,
+                link_protocol: int = 2) -> Iterator[Device]:
     """Connect to (or start) a board running `model`; yield a Device; clean up on exit.
 
     board: a profile name or path (or a BoardProfile). model: the .tflite file the device runs (its
@@ -331,6 +332,10 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
     link.faults FaultSpec / FaultInjector's spec) applied to the host side of the link, both
     directions by default, paused only for INFO exchanges (see _link_faults); `Device.faults`
     is the injector (its `counts`).
+    pace_baudrate: pace the link like a UART at that rate, 8N1, both directions (emulator and
+    qemu boards; default: the profile's `pace_baudrate`, absent = unpaced).
+    link_protocol: the newest wire protocol to use (2: slots and patches when the device offers
+    them; 1: full loads only, the reference the benchmarks compare against).
     """
     from ..link.client import Client
     from ..link.transport import open_port
@@ -345,6 +350,13 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
     model_path = Path(model) if model is not None else None
     if model_path is not None and not model_path.is_file():
         raise UsageError(f"model {model_path} does not exist (give the .tflite file the device runs)")
+    from ..link.pace import PacedPort, check_pace_baudrate
+
+    check_pace_baudrate(pace_baudrate)
+    pace = pace_baudrate if pace_baudrate is not None else profile.pace_baudrate
+    if pace is not None and profile.kind not in ("emulator", "qemu"):
+        raise UsageError(f"--pace-baudrate applies to emulator and qemu boards; {profile.name} is a "
+                         f"{profile.kind} board whose link already runs at its own speed")
     driver = board_for(profile, model_path)
     expected = sha256_file(model_path) if model_path is not None and check_model else None
     injector = _link_faults(faults) if faults else None
@@ -368,10 +380,13 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
 
         def factory():
             p = open_port(url, baudrate=baud)
+            if pace is not None:
+                p = PacedPort(p, pace)
             return injector.wrap(p) if injector is not None else p
 
         factory.url = url  # the Client names the port by it in errors
-        client = Client(factory, timeout=timeout, total_timeout=total_timeout, max_inflight=max_inflight)
+        client = Client(factory, timeout=timeout, total_timeout=total_timeout, max_inflight=max_inflight,
+                        protocol=link_protocol)
         stack.callback(client.close)
         with _faults_paused(injector):
             info = client.connect()
@@ -389,6 +404,7 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
             log.warning("device at %s reports board %r, profile is %r", url, info["board"], profile.name)
         device = Device(client, profile, info, faults=injector, driver=driver)
         device.port_url = url
+        device.pace_baudrate = pace
         device.model_file_sha256 = expected
         device.handle = handle  # the board started here (a Board), None for --port or own hardware
         try:
