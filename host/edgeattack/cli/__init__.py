@@ -31,6 +31,8 @@ COMMANDS = {
     "transfer": ("transfer", "Craft an attack on source models and judge it on int8 targets: a matrix."),
     "backdoor": ("backdoor", "Backdoor a model at training time; judge its compressed artifacts on a board."),
     "report": ("report", "Write a study run's report.html, summary.json and tables/*.csv from its cells."),
+    "study": ("study", "Run a study (cached cells, local workers or Ray), then write its report."),
+    "studies": ("studies", "List the built-in studies and their parts."),
 }
 
 

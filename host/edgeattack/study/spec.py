@@ -1,0 +1,306 @@
+"""Study files: read, validate and resolve (every default filled in). No TensorFlow here.
+
+A study file is YAML (docs/studies.md):
+
+    name: my-study
+    dataset: digits            # a dataset name or a dataset .npz (x_train, y_train, x_test, y_test)
+    model: cnn-digits          # a zoo model, trained once for the whole study
+    epochs: 20
+    recipes: [ptq-int8, prune]
+    boards: [emu-tflm, qemu-m4]
+    parts:
+      evasion:  {n: 100, attacks: [{attack: pgd, eps: [0.05, 0.1]}]}
+      blackbox: {n: 50, attacks: [{attack: square, eps: [0.2], budget: 300}]}
+
+Every problem is one UsageError naming the file and the field (`study.yaml: parts.evasion.attacks[0].eps: ...`).
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+from ..errors import UsageError
+
+SCHEMA = 1
+# CONVENTIONS' study parts; the first four run today, the rest are refused until their commands exist.
+AVAILABLE_PARTS = ("evasion", "blackbox", "transfer", "backdoor")
+PENDING_PARTS = {
+    "poisoning": "`edgeattack poison` in a study",
+    "extraction": "`edgeattack extract`",
+    "inversion": "`edgeattack invert`",
+    "defenses": "the defense steps and `edgeattack evaluate`",
+}
+CRAFTED_ON = ("float", "surrogate")
+ENERGY = ("auto", "measured", "estimated", "off")
+
+TOP = {"schema": SCHEMA, "name": None, "description": "", "dataset": "digits", "model": "cnn-digits",
+       "width": 1.0, "epochs": 20, "seed": 0, "recipes": ["ptq-int8"], "boards": ["emu-tflm"],
+       "threads": 1, "energy": "auto", "parts": None}
+PART_DEFAULTS = {
+    "evasion": {"n": 100, "crafted_on": ["float", "surrogate"], "boards": None, "recipes": None,
+                "attacks": None},
+    "blackbox": {"n": 50, "boards": None, "recipes": None, "attacks": None},
+    "transfer": {"n": 100, "attack": "pgd", "eps": [0.1], "params": {}, "sources": None,
+                 "boards": None, "recipes": None},
+    "backdoor": {"n": 200, "trigger": "patch:3", "target_class": 0, "rate": 0.1, "epochs": None,
+                 "compress_data": "clean", "boards": None, "recipes": None},
+}
+ATTACK_DEFAULTS = {"evasion": {"attack": None, "eps": None, "params": {}},
+                   "blackbox": {"attack": None, "eps": None, "budget": 300, "params": {}}}
+
+
+class StudyError(UsageError):
+    pass
+
+
+def builtin_dir() -> Path:
+    from ..resources import package_data_dir
+
+    return package_data_dir() / "study" / "builtin"
+
+
+def list_studies() -> list[dict]:
+    """Every built-in study: name, description, parts (what `edgeattack studies` prints)."""
+    from ..yamlload import load_yaml
+
+    out = []
+    for p in sorted(builtin_dir().glob("*.yaml")):
+        doc = load_yaml(p) or {}
+        out.append({"name": p.stem, "description": str(doc.get("description", "")).strip(),
+                    "parts": sorted((doc.get("parts") or {}).keys()), "file": str(p)})
+    return out
+
+
+def find_study(name_or_path) -> tuple[Path, str]:
+    """(file, how errors name it) of a built-in study name or a YAML file."""
+    s = str(name_or_path)
+    if s.endswith((".yaml", ".yml")) or os.sep in s:
+        p = Path(s)
+        if not p.is_file():
+            raise UsageError(f"study file {p} does not exist")
+        return p, str(p)
+    p = builtin_dir() / f"{s}.yaml"
+    if not p.is_file():
+        names = ", ".join(sorted(q.stem for q in builtin_dir().glob("*.yaml")))
+        raise UsageError(f"unknown study {s!r}; built-in studies are {names} (`edgeattack studies`), "
+                         f"or give a study .yaml file")
+    return p, f"study {s}"
+
+
+def load_study(name_or_path) -> dict:
+    """The resolved study (a dict with every default filled in), validated."""
+    from ..yamlload import load_yaml
+
+    path, shown = find_study(name_or_path)
+    doc = load_yaml(path, shown, hint="a study file is a YAML mapping (docs/studies.md)")
+    return resolve(doc, shown, default_name=path.stem)
+
+
+def _err(where: str, field: str, msg: str):
+    raise StudyError(f"{where}: {field}: {msg}")
+
+
+def _mapping(value, where, field) -> dict:
+    if not isinstance(value, dict):
+        _err(where, field, f"expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _fill(doc: dict, defaults: dict, where: str, field: str) -> dict:
+    unknown = sorted(set(doc) - set(defaults))
+    if unknown:
+        _err(where, f"{field}{unknown[0]}" if field else unknown[0],
+             f"unknown field (known: {', '.join(sorted(defaults))})")
+    out = copy.deepcopy(defaults)
+    out.update(copy.deepcopy(doc))
+    return out
+
+
+def _names(value, where, field) -> list[str]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        _err(where, field, "expected a non-empty list of names")
+    if len(set(value)) != len(value):
+        _err(where, field, f"a name is given twice in {value}")
+    return list(value)
+
+
+def _int(value, where, field, lo=1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        _err(where, field, f"expected an integer >= {lo}, got {value!r}")
+    return value
+
+
+def _number(value, where, field, lo=0.0, hi=None, open_lo=True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _err(where, field, f"expected a number, got {value!r}")
+    if (value <= lo if open_lo else value < lo) or (hi is not None and value > hi):
+        _err(where, field, f"{value} is out of range")
+    return float(value)
+
+
+def _eps(value, where, field) -> list:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        _err(where, field, "expected a list of epsilons (numbers > 0)")
+    return [_number(e, where, f"{field}[{i}]") for i, e in enumerate(value)]
+
+
+def _check_recipes(names, where, field) -> None:
+    from ..compression.recipe import load_recipe
+
+    for r in names:
+        try:
+            load_recipe(r)
+        except UsageError as e:
+            _err(where, field, f"recipe {r!r}: {e}")
+
+
+def _check_boards(names, where, field, energy: str) -> None:
+    from ..energy.mode import resolve_energy_mode
+    from ..profiles import get_profile
+
+    for b in names:
+        try:
+            get_profile(b)
+        except UsageError as e:
+            _err(where, field, f"board {b!r}: {e}")
+        try:
+            resolve_energy_mode(b, energy)
+        except UsageError as e:
+            _err(where, "energy", str(e))
+
+
+def _check_attack(name, params, where, field, family: str, budget=None) -> dict:
+    from ..attacks.base import attack_class
+
+    try:
+        cls = attack_class(name)
+    except UsageError as e:
+        _err(where, field, str(e))
+    if cls.family != family:
+        _err(where, field, f"attack {name!r} is {cls.family}: put it under "
+                           f"{'evasion' if cls.family == 'whitebox' else 'blackbox'}")
+    if not isinstance(params, dict):
+        _err(where, f"{field}.params", "expected a mapping of hyperparameters")
+    try:
+        atk = cls(**params, **({"budget": budget} if budget is not None else {}))
+    except UsageError as e:
+        _err(where, f"{field}.params", str(e))
+    return {k: v for k, v in atk.params.items() if k != "budget"}
+
+
+def resolve(doc, where: str, default_name: str = "study") -> dict:
+    """Validate a study document and fill every default; raises one StudyError naming the field."""
+    doc = _mapping(doc if doc is not None else {}, where, "(top)")
+    s = _fill(doc, TOP, where, "")
+    if s["schema"] != SCHEMA:
+        _err(where, "schema", f"this tool reads study schema {SCHEMA}, got {s['schema']!r}")
+    s["name"] = str(s["name"] or default_name)
+    s["description"] = str(s["description"] or "").strip()
+    if not isinstance(s["dataset"], str) or not s["dataset"]:
+        _err(where, "dataset", "expected a dataset name or .npz path")
+    from ..zoo import ZOO
+
+    if s["model"] not in ZOO:
+        _err(where, "model", f"unknown zoo model {s['model']!r}; choose one of {', '.join(sorted(ZOO))}")
+    s["width"] = _number(s["width"], where, "width")
+    s["epochs"] = _int(s["epochs"], where, "epochs")
+    s["seed"] = _int(s["seed"], where, "seed", lo=0)
+    s["threads"] = _int(s["threads"], where, "threads")
+    if s["energy"] not in ENERGY:
+        _err(where, "energy", f"choose one of {', '.join(ENERGY)}")
+    s["recipes"] = _names(s["recipes"], where, "recipes")
+    s["boards"] = _names(s["boards"], where, "boards")
+    _check_recipes(s["recipes"], where, "recipes")
+    _check_boards(s["boards"], where, "boards", s["energy"])
+    parts = _mapping(s["parts"], where, "parts") if s["parts"] is not None else None
+    if not parts:
+        _err(where, "parts", f"name at least one part ({', '.join(AVAILABLE_PARTS)})")
+    resolved = {}
+    for part, body in parts.items():
+        field = f"parts.{part}"
+        if part in PENDING_PARTS:
+            _err(where, field, f"part {part!r} is not available yet (it needs {PENDING_PARTS[part]}); "
+                               f"available parts: {', '.join(AVAILABLE_PARTS)}")
+        if part not in PART_DEFAULTS:
+            _err(where, field, f"unknown part {part!r}; parts are {', '.join(AVAILABLE_PARTS)} "
+                               f"(pending: {', '.join(PENDING_PARTS)})")
+        p = _fill(_mapping(body or {}, where, field), PART_DEFAULTS[part], where, f"{field}.")
+        p["n"] = _int(p["n"], where, f"{field}.n")
+        for key, top in (("recipes", s["recipes"]), ("boards", s["boards"])):
+            p[key] = top if p[key] is None else _names(p[key], where, f"{field}.{key}")
+        _check_recipes(p["recipes"], where, f"{field}.recipes")
+        _check_boards(p["boards"], where, f"{field}.boards", s["energy"])
+        resolved[part] = globals()[f"_part_{part}"](p, where, field, s)
+    s["parts"] = resolved
+    return s
+
+
+def _attacks(p, where, field, family):
+    attacks = p["attacks"]
+    if not isinstance(attacks, list) or not attacks:
+        _err(where, f"{field}.attacks", "expected a non-empty list of {attack: NAME, eps: [...]}")
+    out, seen = [], set()
+    for i, a in enumerate(attacks):
+        f = f"{field}.attacks[{i}]"
+        if isinstance(a, str):
+            a = {"attack": a}
+        a = _fill(_mapping(a, where, f), ATTACK_DEFAULTS[field.split(".")[-1]], where, f"{f}.")
+        if not isinstance(a["attack"], str):
+            _err(where, f"{f}.attack", "name the attack (`edgeattack attacks` lists them)")
+        if a["eps"] is None:
+            _err(where, f"{f}.eps", "give the epsilons (numbers > 0, in the input domain's units)")
+        a["eps"] = _eps(a["eps"], where, f"{f}.eps")
+        if "budget" in a:
+            a["budget"] = _int(a["budget"], where, f"{f}.budget")
+        a["params"] = _check_attack(a["attack"], a["params"], where, f"{f}.attack", family, a.get("budget"))
+        if a["attack"] in seen:
+            _err(where, f"{f}.attack", f"attack {a['attack']!r} is listed twice")
+        seen.add(a["attack"])
+        out.append(a)
+    p["attacks"] = out
+    return p
+
+
+def _part_evasion(p, where, field, s):
+    p["crafted_on"] = _names(p["crafted_on"], where, f"{field}.crafted_on")
+    for c in p["crafted_on"]:
+        if c not in CRAFTED_ON:
+            _err(where, f"{field}.crafted_on", f"{c!r}: choose from {', '.join(CRAFTED_ON)}")
+    return _attacks(p, where, field, "whitebox")
+
+
+def _part_blackbox(p, where, field, s):
+    return _attacks(p, where, field, "blackbox")
+
+
+def _part_transfer(p, where, field, s):
+    p["eps"] = _eps(p["eps"], where, f"{field}.eps")
+    p["params"] = _check_attack(p["attack"], p["params"], where, f"{field}.attack", "whitebox")
+    if p["sources"] is None:
+        p["sources"] = ["float"] + p["recipes"]
+    p["sources"] = _names(p["sources"], where, f"{field}.sources")
+    for src in p["sources"]:
+        if src != "float" and src not in p["recipes"]:
+            _err(where, f"{field}.sources", f"{src!r}: a source is 'float' or one of the part's "
+                                            f"recipes ({', '.join(p['recipes'])})")
+    return p
+
+
+def _part_backdoor(p, where, field, s):
+    from ..attacks.poisoning.triggers import parse_trigger
+
+    p["epochs"] = s["epochs"] if p["epochs"] is None else _int(p["epochs"], where, f"{field}.epochs")
+    p["rate"] = _number(p["rate"], where, f"{field}.rate", 0.0, 1.0)
+    p["target_class"] = _int(p["target_class"], where, f"{field}.target_class", lo=0)
+    if p["compress_data"] not in ("clean", "poisoned"):
+        _err(where, f"{field}.compress_data", "choose clean or poisoned")
+    try:
+        parse_trigger(str(p["trigger"]), (8, 8, 1))
+    except UsageError as e:
+        _err(where, f"{field}.trigger", str(e))
+    return p

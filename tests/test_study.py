@@ -1,0 +1,168 @@
+"""`edgeattack study`: the ci study end to end on emu-tflm (the run folder contract), a rerun that
+computes nothing, SIGKILL mid-run then --resume (the same summary, no finished cell recomputed), and
+bad input as one line each with nothing written."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import run_cli
+
+from edgeattack import children
+from edgeattack.study.identity import run_identity
+
+KINDS = {"train", "compress", "attack", "session", "blackbox", "transfer", "backdoor"}
+
+
+def _cli():
+    exe = Path(sys.executable).with_name("edgeattack")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "edgeattack"]
+
+
+def _cells(run: Path) -> dict:
+    return {d.name: json.loads((d / "cell.json").read_text()) for d in (run / "cells").iterdir()
+            if (d / "cell.json").exists()}
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("study") / "ci"
+    t0 = time.monotonic()
+    proc = run_cli("study", "ci", "-o", run, "--workers", "2", "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    summary["wall_s"] = time.monotonic() - t0
+    return run, summary, proc.stderr
+
+
+def test_ci_study_writes_the_contract_layout(ci_run):
+    run, summary, stderr = ci_run
+    study = yaml.safe_load((run / "study.yaml").read_text())
+    # every default is filled in
+    assert study["threads"] == 1 and study["energy"] == "auto" and study["width"] == 1.0
+    assert set(study["parts"]) == {"evasion", "blackbox", "transfer", "backdoor"}
+    assert study["parts"]["blackbox"]["attacks"][0]["params"]["p_init"] == 0.3
+    cells = _cells(run)
+    assert len(cells) == summary["cells"] == summary["computed"] and not summary["failed"]
+    assert {c["kind"] for c in cells.values()} == KINDS
+    for h, c in cells.items():
+        assert c["hash"] == h and c["status"] == "done" and c["schema"] == 1
+        assert set(c) >= {"kind", "part", "labels", "params", "inputs", "host", "started", "finished", "outputs"}
+        assert all(i in cells for i in c["inputs"])
+        for rel in c["outputs"].values():
+            assert (run / "cells" / h / rel).is_file(), (c["kind"], rel)
+        if c.get("board"):
+            assert c["labels"]["board"] == c["board"]
+    sessions = [c for c in cells.values() if c["kind"] == "session"]
+    assert {c["labels"]["crafted_on"] for c in sessions} == {"float", "surrogate"}
+    for c in sessions + [c for c in cells.values() if c["kind"] == "blackbox"]:
+        s = json.loads((run / "cells" / c["hash"] / "session.json").read_text())
+        # one device inference per record sent, on the model the compress cell made
+        assert s["device"]["inferences_run"] == s["device"]["records_sent"]
+        compress = next(cells[i] for i in c["inputs"] if cells[i]["kind"] == "compress")
+        assert s["model"]["sha256"] == compress["model_sha256"] == c["model_sha256"]
+    bb = next(c for c in cells.values() if c["kind"] == "blackbox")
+    att = json.loads((run / "cells" / bb["hash"] / "attack.json").read_text())
+    assert att["metrics"][0]["budget"] == 30 and att["target"]["board"] == "emu-tflm"
+    # the progress display names cells and where they run
+    assert "done, " in stderr and "@ worker-" in stderr
+
+
+def test_rerun_with_resume_computes_nothing(ci_run):
+    run, summary, _ = ci_run
+    before = {h: c["started"] for h, c in _cells(run).items()}
+    proc = run_cli("study", "ci", "-o", run, "--resume", "--json", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads(proc.stdout)
+    assert again["computed"] == 0 and again["cached"] == summary["cells"]
+    assert {h: c["started"] for h, c in _cells(run).items()} == before
+    # without --resume an existing run is refused in one line
+    proc = run_cli("study", "ci", "-o", run, timeout=60)
+    assert proc.returncode == 2 and "--resume" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_sigkill_then_resume_gives_the_same_summary(ci_run, tmp_path):
+    ref_run, ref, _ = ci_run
+    run = tmp_path / "killed"
+    proc = children.spawn([*_cli(), "study", "ci", "-o", str(run), "--workers", "2", "--no-progress"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            done = [c for c in _cells(run).values() if c["status"] == "done"] if (run / "cells").is_dir() else []
+            if len(done) >= 3:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the study ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        children.stop(proc)
+    finished = {h: c for h, c in _cells(run).items() if c["status"] == "done"}
+    assert 3 <= len(finished) < ref["cells"]
+    out = run_cli("study", "ci", "-o", run, "--resume", "--json", timeout=600)
+    assert out.returncode == 0, out.stderr
+    resumed = json.loads(out.stdout)
+    # only what was missing ran: the finished cells keep their cell.json (start times, counters)
+    assert resumed["cached"] == len(finished) and resumed["computed"] == ref["cells"] - len(finished)
+    after = _cells(run)
+    for h, c in finished.items():
+        assert after[h] == c
+    assert run_identity(run) == run_identity(ref_run)
+
+
+def _study_file(tmp_path, **over) -> Path:
+    doc = {"recipes": ["ptq-int8"], "boards": ["emu-tflm"], "epochs": 1,
+           "parts": {"evasion": {"n": 5, "attacks": [{"attack": "fgsm", "eps": [0.1]}]}}}
+    for k, v in over.items():
+        doc[k] = v
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    return p
+
+
+@pytest.mark.parametrize("over, words", [
+    ({"recipes": ["ptq-int9"]}, ["recipes", "ptq-int9"]),
+    ({"boards": ["emu-nope"]}, ["boards", "emu-nope"]),
+    ({"parts": {"evasion": {"attacks": [{"attack": "pgdx", "eps": [0.1]}]}}}, ["attacks[0]", "pgdx"]),
+    ({"parts": {"evasion": {"attacks": [{"attack": "square", "eps": [0.1]}]}}}, ["blackbox"]),
+    ({"parts": {"evasion": {"attacks": [{"attack": "fgsm"}]}}}, ["attacks[0].eps"]),
+    ({"parts": {"stealing": {}}}, ["parts.stealing", "unknown part"]),
+    ({"parts": {"extraction": {}}}, ["parts.extraction", "not available yet"]),
+    ({"epoch": 3}, ["epoch", "unknown field"]),
+])
+def test_bad_study_is_one_line_and_writes_nothing(tmp_path, over, words):
+    out = tmp_path / "run"
+    proc = run_cli("study", _study_file(tmp_path, **over), "-o", out, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "s.yaml" in lines[0] and all(w in lines[0] for w in words), lines
+    assert not out.exists()
+
+
+def test_unknown_study_name_and_unreachable_ray(tmp_path):
+    proc = run_cli("study", "nosuch", "-o", tmp_path / "a", timeout=60)
+    assert proc.returncode == 2 and "unknown study 'nosuch'" in proc.stderr
+    from edgeattack.link.transport import free_local_port
+
+    port = free_local_port()
+    proc = run_cli("study", "ci", "-o", tmp_path / "b", "--ray", f"127.0.0.1:{port}", timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], lines
+    assert "no Ray cluster reachable" in lines[0]
+    assert not (tmp_path / "b" / "cells").exists()
+
+
+def test_studies_lists_the_builtin_studies():
+    proc = run_cli("studies", "--json", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    names = {s["name"] for s in json.loads(proc.stdout)}
+    assert {"ci", "default"} <= names
