@@ -32,15 +32,26 @@ def _cells(run: Path) -> dict:
             if (d / "cell.json").exists()}
 
 
-@pytest.fixture(scope="module")
+_REFERENCE: dict = {}
+
+
+def ci_reference(tmp_path_factory):
+    """The uninterrupted local run of the ci study, made once per test session (test_study_ray.py
+    compares its Ray run with it too): (run folder, --json summary, stderr)."""
+    if "run" not in _REFERENCE:
+        run = tmp_path_factory.mktemp("study") / "ci"
+        t0 = time.monotonic()
+        proc = run_cli("study", "ci", "-o", run, "--workers", "2", "--json", timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads(proc.stdout)
+        summary["wall_s"] = time.monotonic() - t0
+        _REFERENCE["run"] = (run, summary, proc.stderr)
+    return _REFERENCE["run"]
+
+
+@pytest.fixture
 def ci_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("study") / "ci"
-    t0 = time.monotonic()
-    proc = run_cli("study", "ci", "-o", run, "--workers", "2", "--json", timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
-    summary["wall_s"] = time.monotonic() - t0
-    return run, summary, proc.stderr
+    return ci_reference(tmp_path_factory)
 
 
 def test_ci_study_writes_the_contract_layout(ci_run):

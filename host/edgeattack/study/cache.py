@@ -55,7 +55,7 @@ def now() -> str:
 
 
 def write_cell(run: Path, spec: dict, *, status: str, host: str, started: str, finished: str,
-               result: dict | None = None, error: str | None = None) -> dict:
+               result: dict | None = None, error: str | None = None, extra: dict | None = None) -> dict:
     """cell.json (CONVENTIONS / STUDY_CONTRACT): the last file a cell writes."""
     result = result or {}
     obj = {"schema": SCHEMA, "hash": spec["hash"], "kind": spec["kind"], "part": spec["part"],
@@ -66,6 +66,7 @@ def write_cell(run: Path, spec: dict, *, status: str, host: str, started: str, f
            "device_inferences": result.get("device_inferences")}
     if error:
         obj["error"] = error
+    obj.update(extra or {})  # e.g. node_resources: the custom resources of the Ray node that ran it
     d = cell_dir(run, spec["hash"])
     d.mkdir(parents=True, exist_ok=True)
     write_json(d / CELL_FILE, obj)

@@ -26,6 +26,9 @@ from .graph import build_cells, context_for
 from .spec import load_study
 
 STUDY_FILE = "study.yaml"
+# Ready cells start longest first (training runs, then what unblocks the most cells), so a long cell
+# does not end up alone on the critical path.
+FIRST = ("backdoor", "train", "compress", "transfer", "blackbox", "attack", "session")
 
 
 def dataset_sha256(spec: str) -> str:
@@ -173,6 +176,7 @@ def run_study(study_ref, out, *, resume: bool = False, force: bool = False, ray:
                     blocked.add(h)
             ready = [h for h in order if h not in done and h not in failed and h not in blocked
                      and h not in running and all(i in done for i in specs[h]["inputs"])]
+            ready.sort(key=lambda h: FIRST.index(specs[h]["kind"]) if specs[h]["kind"] in FIRST else len(FIRST))
             if not ready and not running:
                 break
             for h in ready:
@@ -195,9 +199,9 @@ def run_study(study_ref, out, *, resume: bool = False, force: bool = False, ray:
                 desc, _ = running.pop(h)
                 if reply.get("ok"):
                     extra = {"node_resources": reply["node_resources"]} if "node_resources" in reply else {}
-                    cache.write_cell(run, {**spec, **extra}, status="done", host=reply["host"],
+                    cache.write_cell(run, spec, status="done", host=reply["host"],
                                      started=reply["started"], finished=reply["finished"],
-                                     result=reply["result"])
+                                     result=reply["result"], extra=extra)
                     done.add(h)
                     computed += 1
                     prog.show(len(done), running, len(failed), f"done: {desc}")
