@@ -83,6 +83,8 @@ def test_ci_study_writes_the_contract_layout(ci_run):
     bb = next(c for c in cells.values() if c["kind"] == "blackbox")
     att = json.loads((run / "cells" / bb["hash"] / "attack.json").read_text())
     assert att["metrics"][0]["budget"] == 30 and att["target"]["board"] == "emu-tflm"
+    # the CLI ends by writing the report over the run folder
+    assert summary["report"] and (run / "report.html").is_file() and (run / "summary.json").is_file()
     # the progress display names cells and where they run
     assert "done, " in stderr and "@ worker-" in stderr
 
