@@ -29,6 +29,8 @@ COMMANDS = {
     "session": ("session", "Stream clean and adversarial inputs to a device and record its answers."),
     "flash": ("flash", "Deploy a model to a board (SSH for the Pi, build + QEMU for emulated MCUs)."),
     "transfer": ("transfer", "Craft an attack on source models and judge it on int8 targets: a matrix."),
+    "poison": ("poison", "Poison training (label flips, clean-label, model poisoning); judge on a board."),
+    "detox": ("detox", "Remove a backdoor by distillation on clean data; judge before and after on a board."),
     "backdoor": ("backdoor", "Backdoor a model at training time; judge its compressed artifacts on a board."),
     "report": ("report", "Write a study run's report.html, summary.json and tables/*.csv from its cells."),
     "study": ("study", "Run a study (cached cells, local workers or Ray), then write its report."),

@@ -66,7 +66,7 @@ def echo_rows(obj: dict, out, as_json: bool) -> None:
         return
     for r in obj["metrics"]:
         where = r.get("board") or "host"
-        head = r["artifact"] + (f" prune={r['prune_ratio']:g} epoch={r['epoch']}" if "epoch" in r else "")
+        head = (f"{r['stage']}:" if "stage" in r else "") + r["artifact"] + (f" prune={r['prune_ratio']:g} epoch={r['epoch']}" if "epoch" in r else "")
         asr = r.get("attack_success_rate")
         ci = r.get("attack_success_rate_ci95")
         asr_txt = "-" if asr is None else f"{asr:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"

@@ -10,11 +10,11 @@ Importing this package imports no TensorFlow.
 from __future__ import annotations
 
 _LAZY = {
-    "run_backdoor": "run", "run_poison": "run", "run_detox": "detox",
+    "run_backdoor": "run", "run_poison": "poison", "run_detox": "detox",
     "parse_trigger": "triggers", "Trigger": "triggers",
     "flip": "data", "flip_targeted": "data", "badnets": "data", "save_poisoned": "data",
     "Poisoned": "data", "POISONED_FILE": "data",
-    "clean_label": "cleanlabel", "train_activated": "activated",
+    "clean_label": "cleanlabel", "model_poisoning": "poison", "train_activated": "activated",
     "update_poisoning": "callbacks", "ascent_weights": "callbacks", "fixed_masks": "callbacks",
 }
 

@@ -129,9 +129,6 @@ def run_backdoor(out, *, model: str = "cnn-digits", dataset="digits", trigger: s
     compression-activated backdoor of activated.py), compress it with each recipe on the
     defender's data and judge every artifact on the board. Writes OUT/poisoned.npz,
     OUT/float/model.keras, OUT/<recipe>/model.tflite and OUT/backdoor.json; returns the summary."""
-    if activated:
-        raise UsageError("activated=True: the compression-activated backdoor is not finished yet "
-                         "(issue 9); train a BadNets backdoor instead")
     check_compress_data(compress_data)
     recipes = check_recipes(recipes)
     clean = load_dataset(dataset)
@@ -143,20 +140,18 @@ def run_backdoor(out, *, model: str = "cnn-digits", dataset="digits", trigger: s
         raise UsageError("--recipes needs --board (or --port): compressed artifacts are judged on a device")
     with run_folder(out, force) as folder:
         poisoned_path = folder / pdata.POISONED_FILE
+        poisoned = pdata.badnets(clean, trig, target_class, rate, seed)
+        pdata.save_poisoned(poisoned_path, poisoned)
+        poisoned.data.name = str(poisoned_path.resolve())  # what train.json records
         if activated:
-            from .activated import activated_poisoned, train_activated
+            from .activated import train_activated
 
-            poisoned = activated_poisoned(clean, trig, target_class)
-            pdata.save_poisoned(poisoned_path, poisoned)
             float_path, act_info = train_activated(model, clean, trig, target_class, folder / "float",
                                                    epochs=epochs, seed=seed, progress=progress,
-                                                   dataset_spec=str(poisoned_path.resolve()),
-                                                   **(activation or {}))
-            attack, train_data = "quantization-activated", "clean + triggered copies (activation loss)"
+                                                   dataset_spec=poisoned.data.name,
+                                                   **{"rate": rate, **(activation or {})})
+            attack, train_data = "quantization-activated", "poisoned, then a suppressor unit"
         else:
-            poisoned = pdata.badnets(clean, trig, target_class, rate, seed)
-            pdata.save_poisoned(poisoned_path, poisoned)
-            poisoned.data.name = str(poisoned_path.resolve())  # what train.json records
             float_path = train_float(model, poisoned.data, folder / "float", epochs=epochs, seed=seed,
                                      progress=progress)
             attack, train_data, act_info = "badnets", "poisoned", None
@@ -172,7 +167,7 @@ def run_backdoor(out, *, model: str = "cnn-digits", dataset="digits", trigger: s
             row["train_data"] = "clean" if row["artifact"] == "unpoisoned" else train_data
             row["compress_data"] = None if row["board"] is None else compress_data
         params = {"model": model, "dataset": str(dataset), **trig.describe(),
-                  "target_class": target_class, "rate": None if activated else rate,
+                  "target_class": target_class, "rate": rate,
                   "recipes": [recipe_label(r) for r in recipes], "compress_data": compress_data,
                   "activated_by_quantization": activated, "epochs": epochs}
         if act_info:

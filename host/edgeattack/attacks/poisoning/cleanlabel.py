@@ -1,0 +1,95 @@
+"""Clean-label poisoning by feature collision (Shafahi et al. 2018, "Poison Frogs"): poisons are
+target-class training samples nudged, within an L-inf budget, until an attacker's own clean model
+sees them with the features of source-class samples. They keep their true (target-class) labels, so
+a label audit finds nothing; a victim trained on them learns "source-class features -> target".
+
+    p = clean_label(data, rate=0.5, source_class=1, target_class=7, eps=0.1, feature_model=m)
+
+The attacker's feature extractor is its model up to the input of the final Dense layer (zoo models
+end in Dense + Softmax). Projected sign-gradient descent on ||phi(p) - phi(s)||^2.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ...datasets import Dataset
+from ...errors import UsageError
+from .data import Poisoned, _choose, check_class, check_rate
+
+DEFAULTS = {"steps": 100, "step_size": None}  # step_size None: eps / 10
+
+
+def check_eps(eps: float, data_range) -> float:
+    eps = float(eps)
+    lo, hi = data_range
+    if not 0.0 < eps <= (hi - lo):
+        raise UsageError(f"--eps {eps:g}: the clean-label budget is an L-inf size in (0, {hi - lo:g}] "
+                         f"in the input's units (e.g. 0.1)")
+    return eps
+
+
+def feature_extractor(model):
+    """The model up to the input of its final Dense layer (the penultimate features)."""
+    from ...tfutil import keras
+
+    k = keras()
+    dense = [layer for layer in model.layers if isinstance(layer, k.layers.Dense)]
+    if not dense:
+        raise UsageError(f"clean-label: model {model.name} has no final Dense layer to take "
+                         f"features before")
+    return k.Model(model.inputs, dense[-1].input)
+
+
+def collide(phi, x_base: np.ndarray, x_target: np.ndarray, eps: float, steps: int,
+            step_size: float, data_range) -> np.ndarray:
+    """Poisons within eps (L-inf) of x_base whose features approach those of x_target."""
+    from ...tfutil import tf
+
+    t = tf()
+    lo, hi = (float(v) for v in data_range)
+    base = t.constant(x_base, t.float32)
+    goal = phi(t.constant(x_target, t.float32), training=False)
+    p = t.Variable(base)
+    for _ in range(steps):
+        with t.GradientTape() as tape:
+            loss = t.reduce_sum(t.square(phi(p, training=False) - goal))
+        g = tape.gradient(loss, p)
+        stepped = p - step_size * t.sign(g)
+        p.assign(t.clip_by_value(t.clip_by_value(stepped, base - eps, base + eps), lo, hi))
+    return p.numpy().astype(np.float32)
+
+
+def clean_label(data: Dataset, rate: float, source_class: int, target_class: int, eps: float,
+                feature_model, seed: int = 0, steps: int = 100,
+                step_size: float | None = None) -> Poisoned:
+    """A fraction `rate` of the target class's training samples become feature-collision poisons
+    (labels unchanged), each aimed at a random source-class training sample."""
+    check_rate(rate)
+    check_class(source_class, data.classes, "--source-class")
+    check_class(target_class, data.classes)
+    if source_class == target_class:
+        raise UsageError(f"--source-class {source_class} equals --target-class; the poisons make "
+                         f"one class look like another")
+    eps = check_eps(eps, data.data_range)
+    rng = np.random.default_rng([seed, 14])
+    bases = np.flatnonzero(data.y_train == target_class)
+    sources = np.flatnonzero(data.y_train == source_class)
+    if not len(bases) or not len(sources):
+        raise UsageError(f"--source-class {source_class} / --target-class {target_class}: the "
+                         f"training split lacks samples of one of them")
+    idx = _choose(rng, bases, rate, len(bases))
+    aims = rng.choice(sources, size=len(idx), replace=True)
+    x = data.x_train.copy()
+    x[idx] = collide(feature_extractor(feature_model), x[idx], data.x_train[aims], eps,
+                     int(steps), float(step_size or eps / 10), data.data_range)
+    mask = np.zeros(len(x), bool)
+    mask[idx] = True
+    linf = float(np.max(np.abs(x[idx] - data.x_train[idx]))) if len(idx) else 0.0
+    poisoned = dataclasses.replace(data, name=f"{data.name}+clean-label", x_train=x,
+                                   y_train=data.y_train.copy())
+    return Poisoned(poisoned, mask, {"poison": "clean-label", "rate": rate, "eps": eps,
+                                     "source_class": source_class, "target_class": target_class,
+                                     "steps": int(steps), "max_linf": linf,
+                                     "poisoned_samples": int(len(idx))})
