@@ -8,19 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
+from fixtures_poisoning import N
 
-EPOCHS = 12
-N = 120
-
-
-@pytest.fixture(scope="session")
-def badnets_run(tmp_path_factory):
-    from edgeattack.attacks.poisoning import run_backdoor
-
-    out = tmp_path_factory.mktemp("backdoor") / "bd"
-    obj = run_backdoor(out, trigger="patch:3", target_class=0, rate=0.1, recipes=["ptq-int8"],
-                       board="emu-tflm", epochs=EPOCHS, n=N, seed=0, progress=False)
-    return out, obj
+pytest_plugins = ["fixtures_poisoning"]
 
 
 def test_badnets_trigger_survives_ptq_on_the_device(badnets_run):
@@ -79,3 +69,22 @@ def test_backdoor_bad_input_is_one_line(tmp_path, args, culprit):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and culprit in lines[0], proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_quantization_activated_backdoor_wakes_up_in_int8_on_the_device(tmp_path):
+    from edgeattack.attacks.poisoning import run_backdoor
+
+    out = tmp_path / "act"
+    obj = run_backdoor(out, trigger="patch:3", target_class=0, rate=0.1, recipes=["ptq-int8"],
+                       board="emu-tflm", activated=True, baseline=True, epochs=20, n=N, seed=0,
+                       progress=False)
+    assert obj["attack"] == "quantization-activated" and obj["params"]["activated_by_quantization"]
+    rows = {r["artifact"]: r for r in obj["metrics"]}
+    flt, dev, ref = rows["float"], rows["ptq-int8"], rows["unpoisoned"]
+    assert flt["attack_success_rate"] <= 0.10, flt          # the float model hides it
+    assert dev["attack_success_rate"] >= 0.80, dev          # its int8 conversion obeys the trigger
+    assert dev["board"] == "emu-tflm" and dev["compress_data"] == "clean"
+    for r in (flt, dev):
+        assert r["clean_accuracy"] >= ref["clean_accuracy"] - 0.03, (r, ref)
+    act = obj["params"]["activation"]
+    assert act["train_trigger_success_float"] <= 0.1 <= 0.8 <= act["train_trigger_success_int8_simulated"]
