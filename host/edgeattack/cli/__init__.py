@@ -35,6 +35,8 @@ COMMANDS = {
     "report": ("report", "Write a study run's report.html, summary.json and tables/*.csv from its cells."),
     "study": ("study", "Run a study (cached cells, local workers or Ray), then write its report."),
     "studies": ("studies", "List the built-in studies and their parts."),
+    "extract": ("extract", "Steal the model a device runs: train replicas from its answers, fidelity per budget."),
+    "invert": ("invert", "Reconstruct one input per class from a device's scores (model inversion)."),
 }
 
 
