@@ -146,6 +146,11 @@ def extract(model=None, *, board: str | None = None, port: str | None = None, ta
     if target is None and board is None and port is None:
         raise UsageError("extract queries a device: give --board (e.g. emu-tflm) or --port URL")
 
+    # the pool is checked against the dataset before any board starts, then the device against both
+    x_pool = query_pool(pool, ds, ds.input_shape, ds.data_range, seed=seed, size=pool_size)
+    if augment == "none" and budgets[-1] > len(x_pool):
+        raise UsageError(f"--budgets {budgets[-1]}: the pool has {len(x_pool)} samples; give "
+                         f"--augment jacobian to query beyond it, or a larger pool")
     with contextlib.ExitStack() as stack:
         if target is None:
             target = stack.enter_context(open_target(model, board=board, port=port, output="scores"))
@@ -153,10 +158,6 @@ def extract(model=None, *, board: str | None = None, port: str | None = None, ta
         if tuple(ds.input_shape) != shape:
             raise UsageError(f"--dataset {ds.name}: samples of shape {tuple(ds.input_shape)} do not fit "
                              f"the device's input {shape}; give the dataset the victim was made for")
-        x_pool = query_pool(pool, ds, shape, target.data_range, seed=seed, size=pool_size)
-        if augment == "none" and budgets[-1] > len(x_pool):
-            raise UsageError(f"--budgets {budgets[-1]}: the pool has {len(x_pool)} samples; give "
-                             f"--augment jacobian to query beyond it, or a larger pool")
         _, _, x_eval, y_eval = evaluation_split(ds, seed)
 
         def ask(x):

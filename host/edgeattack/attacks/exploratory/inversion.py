@@ -207,6 +207,9 @@ def invert(model=None, *, board: str | None = None, port: str | None = None, tar
     if target is None and board is None and port is None:
         raise UsageError("invert queries a device: give --board (e.g. emu-tflm) or --port URL")
 
+    for c in classes or ():
+        if not 0 <= int(c) < ds.classes:
+            raise UsageError(f"--classes {c}: the model has classes 0..{ds.classes - 1}")
     with contextlib.ExitStack() as stack:
         if target is None:
             target = stack.enter_context(open_target(model, board=board, port=port, output="scores"))
