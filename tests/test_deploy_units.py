@@ -98,7 +98,7 @@ def test_agent_tree_is_minimal_and_imports_without_tensorflow(tmp_path):
             "edgeattack/link/__init__.py"} <= set(tree)
     assert all(p.startswith(("edgeattack/link/", "edgeattack/__init__", "edgeattack/errors", "edgeattack/agent",
                              "edgeattack/quant", "edgeattack/tflite/__init__", "edgeattack/tflite/reader",
-                             "edgeattack/tflite/runtimes"))
+                             "edgeattack/tflite/runtimes", "edgeattack/tflite/agreement"))
                for p in tree), sorted(tree)
     for rel, data in tree.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

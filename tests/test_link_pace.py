@@ -60,6 +60,6 @@ def test_pace_applies_only_to_emulated_and_qemu_boards(tmp_path):
 
     model = tmp_path / "m.tflite"
     model.write_bytes(b"x")
-    with pytest.raises(UsageError, match="applies to emulator and qemu boards; pi4 is a linux board"):
+    with pytest.raises(UsageError, match="applies to boards this host starts .*; pi4 is a linux board"):
         with open_device("pi4", model, port="socket://127.0.0.1:9", pace_baudrate=115200):
             pass

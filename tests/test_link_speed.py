@@ -198,17 +198,26 @@ def check(results, xs):
     assert [int(r.output_raw[0, 1]) for r in results] == list(range(1, len(xs) + 1))
 
 
-def test_host_writes_each_batch_once():
+@pytest.mark.parametrize("protocol", [1, 2])
+def test_host_writes_each_batch_once(protocol):
     factory, port, server, close = socket_device(TinyHandler(), reply_cache=64)
     xs = xs16(120)
     try:
-        with Client(factory, timeout=1.0, total_timeout=10) as client:
+        with Client(factory, timeout=1.0, total_timeout=10, protocol=protocol) as client:
             client.connect()
             writes_before = port.writes
+            requests_before = server.requests
             results = list(client.infer_many(xs, inflight=32))
+            sent = client.stats.requests
         check(results, xs)
         assert port.writes - writes_before <= len(xs)  # LOAD and INFER of an input: one write
-        assert server.requests == 1 + 2 * len(xs) and server.gaps == 0 and server.replays == 0
+        assert server.gaps == 0 and server.replays == 0 and server.inferences == len(xs)
+        assert server.requests == sent  # every request the host sent reached the device exactly once
+        if protocol == 1:
+            assert server.requests == 1 + 2 * len(xs)  # INFO, then LOAD and INFER per input
+        else:
+            # v2: a full LOAD+INFER pair, or one PATCH carrying its INFER when that is smaller
+            assert len(xs) <= server.requests - requests_before <= 2 * len(xs)
     finally:
         close()
 

@@ -354,10 +354,11 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
 
     check_pace_baudrate(pace_baudrate)
     pace = pace_baudrate if pace_baudrate is not None else profile.pace_baudrate
-    if pace is not None and profile.kind not in ("emulator", "qemu"):
-        raise UsageError(f"--pace-baudrate applies to emulator and qemu boards; {profile.name} is a "
-                         f"{profile.kind} board whose link already runs at its own speed")
     driver = board_for(profile, model_path)
+    if pace is not None and not driver.started_by_host:
+        # only a board this host runs (emulated, QEMU) has a link faster than a real UART
+        raise UsageError(f"--pace-baudrate applies to boards this host starts (emulated and QEMU); "
+                         f"{profile.name} is a {profile.kind} board whose link already runs at its own speed")
     expected = sha256_file(model_path) if model_path is not None and check_model else None
     injector = _link_faults(faults) if faults else None
     timeout = timeout or driver.link_timeouts.timeout
