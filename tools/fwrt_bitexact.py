@@ -61,8 +61,9 @@ def ensure_models(count: int, seed: int, mutants: int, jobs: int, timeout: float
     return final
 
 
-def compare(models_dir: Path) -> dict:
-    """Runs every model on the C runtime; returns counts and the list of mismatching/failing models."""
+def compare(models_dir: Path, kernels: str = "ref") -> dict:
+    """Runs every model on the C runtime built with kernel set `kernels` (hostrt.KERNEL_SETS); returns
+    counts and the list of mismatching/failing models."""
     from edgeattack.errors import EdgeAttackError
     from edgeattack.firmware.hostrt import run_host
 
@@ -75,7 +76,7 @@ def compare(models_dir: Path) -> dict:
         res["models"] += 1
         res["inputs"] += len(x)
         try:
-            got = run_host((models_dir / f"{name}.tflite").read_bytes(), x)
+            got = run_host((models_dir / f"{name}.tflite").read_bytes(), x, kernels)
         except EdgeAttackError as e:
             res["failures"].append(dict(name=name, error=str(e)[:500], layers=entry["layers"]))
             continue
@@ -92,7 +93,7 @@ def compare(models_dir: Path) -> dict:
     for path in sorted((models_dir / "rejected").glob("*.tflite")):
         res["tflm_rejected"] += 1
         try:
-            run_host(path.read_bytes(), np.zeros(0, np.int8))
+            run_host(path.read_bytes(), np.zeros(0, np.int8), kernels)
         except EdgeAttackError as e:
             if str(e).startswith("C runtime: "):
                 res["both_rejected"] += 1
@@ -109,13 +110,14 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--mutants", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--kernels", default="ref", help="kernel set compiled into the host runtime: ref or dsp")
     args = ap.parse_args(argv)
     t0 = time.time()
     d = ensure_models(args.count, args.seed, args.mutants, args.jobs)
     t1 = time.time()
-    res = compare(d)
+    res = compare(d, args.kernels)
     t2 = time.time()
-    print(f"models: {res['models']}, inputs: {res['inputs']}, byte-exact models: {res['matching_models']} "
+    print(f"kernels {args.kernels}: models: {res['models']}, inputs: {res['inputs']}, byte-exact models: {res['matching_models']} "
           f"({100.0 * res['matching_models'] / max(1, res['models']):.1f}%), byte-exact outputs: "
           f"{res['matching_outputs']}/{res['inputs']}; rejected by TFLM: {res['tflm_rejected']}, also by the C runtime: "
           f"{res['both_rejected']}; generation {t1 - t0:.0f} s, comparison {t2 - t1:.0f} s")

@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+#include "ea_quant.h"
+
 /* A reference kernel: weak, so that a variant of the same name in kernels/<EA_KERNELS>/ wins. */
 #define EA_KERNEL __attribute__((weak))
 
@@ -30,30 +32,54 @@ typedef struct {
     int32_t act_min, act_max;
 } ea_conv_params;
 
-void ea_conv_s8(const ea_conv_params *p, const int32_t *mult, const int32_t *shift, const ea_dims4 *in_dims,
-                const int8_t *in, const ea_dims4 *filter_dims, const int8_t *filter, const uint8_t *bias,
-                const ea_dims4 *out_dims, int8_t *out, void *scratch);
+/* Per-output-channel requantization of an int8 matrix product: acc = bias[oc] + sum(w * x), where bias
+ * is the folded bias (ea_op_reserve_folded_bias: the model's bias plus input_offset x the channel's
+ * weight sum, so the sum runs over raw int8 values), then MultiplyByQuantizedMultiplier(acc, mult[oc],
+ * shift[oc]) (mult[0], shift[0] for every channel when per_channel is 0), + out_offset, clamped. */
+typedef struct {
+    const int32_t *bias, *mult, *shift;
+    int32_t per_channel;
+    int32_t out_offset, act_min, act_max;
+} ea_requant;
+
+/* The matrix product under CONV_2D and FULLY_CONNECTED: for row r < rows (an output channel, weights
+ * w + r * depth) and column c < cols (a pixel or batch row, values x + c * x_stride), out[c * out_stride
+ * + r] = requantized sum over depth of w * x. All int8, no offsets (folded into q->bias). */
+void ea_mat_s8(const ea_requant *q, const int8_t *w, int32_t rows, int32_t depth, const int8_t *x, int32_t x_stride,
+               int32_t cols, int8_t *out, int32_t out_stride);
+
+/* One requantized output of row (channel) r from its accumulator. Not inlined: kept out of the
+ * kernels' hot loops, it frees their registers (and stack) for the accumulators. */
+__attribute__((noinline, unused)) static int8_t ea_requant_s8(const ea_requant *q, uint32_t acc, int32_t r) {
+    const int32_t i = q->per_channel ? r : 0;
+    const int32_t v = ea_wrap_add(ea_mbqm((int32_t)acc, q->mult[i], q->shift[i]), q->out_offset);
+    return (int8_t)ea_clamp(v, q->act_min, q->act_max);
+}
+
+/* Convolutions read the folded bias (never the model's raw bias) and the per-channel multipliers. */
+void ea_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea_dims4 *in_dims, const int8_t *in,
+                const ea_dims4 *filter_dims, const int8_t *filter, const ea_dims4 *out_dims, int8_t *out,
+                void *scratch);
 int32_t ea_conv_s8_get_buffer_size(const ea_dims4 *in_dims, const ea_dims4 *filter_dims);
 
-void ea_depthwise_conv_s8(const ea_conv_params *p, const int32_t *mult, const int32_t *shift,
-                          const ea_dims4 *in_dims, const int8_t *in, const ea_dims4 *filter_dims,
-                          const int8_t *filter, const uint8_t *bias, const ea_dims4 *out_dims, int8_t *out,
+void ea_depthwise_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea_dims4 *in_dims, const int8_t *in,
+                          const ea_dims4 *filter_dims, const int8_t *filter, const ea_dims4 *out_dims, int8_t *out,
                           void *scratch);
 int32_t ea_depthwise_conv_s8_get_buffer_size(const ea_dims4 *in_dims, const ea_dims4 *filter_dims);
+/* Depthwise helper shared by the variants: the input pointer of each filter tap of the window at
+ * (iy0, ix0); taps outside the image point at zp_row (input zero points, one per input channel). */
+void ea_dw_taps(const ea_conv_params *p, const ea_dims4 *in_dims, const int8_t *image, const ea_dims4 *filter_dims,
+                int32_t iy0, int32_t ix0, const int8_t *zp_row, const int8_t **taps);
 
 typedef struct {
     int32_t input_offset, filter_offset, output_offset;
     int32_t act_min, act_max;
 } ea_fc_params;
 
-/* Per-tensor quantization (TFLM applies the filter zero point here). */
-void ea_fully_connected_s8(const ea_fc_params *p, int32_t mult, int32_t shift, int32_t batches, int32_t accum_depth,
-                           int32_t out_depth, const int8_t *in, const int8_t *filter, const uint8_t *bias, int8_t *out,
-                           void *scratch);
-/* Per-channel quantization (one multiplier per output unit; filter zero point is 0 by the spec). */
-void ea_fully_connected_per_channel_s8(const ea_fc_params *p, const int32_t *mult, const int32_t *shift,
-                                       int32_t batches, int32_t accum_depth, int32_t out_depth, const int8_t *in,
-                                       const int8_t *filter, const uint8_t *bias, int8_t *out, void *scratch);
+/* FULLY_CONNECTED, per-tensor (q->per_channel 0; TFLM applies the filter zero point, p->filter_offset)
+ * or per-channel (filter zero point 0 by the spec). */
+void ea_fully_connected_s8(const ea_fc_params *p, const ea_requant *q, int32_t batches, int32_t accum_depth,
+                           int32_t out_depth, const int8_t *in, const int8_t *filter, int8_t *out, void *scratch);
 int32_t ea_fully_connected_s8_get_buffer_size(int32_t accum_depth, int32_t out_depth);
 
 typedef struct {

@@ -314,16 +314,17 @@ static ea_status load(ea_model *m, const uint8_t *data, uint32_t len) {
     return EA_OK;
 }
 
-/* The per-channel multipliers and shifts of the operators that reserved them, now that the arena is
- * placed: one per output channel (the output's last dimension). */
+/* The per-channel multipliers and shifts, and folded biases, of the operators that reserved them, now
+ * that the arena is placed: one per output channel (the output's last dimension). */
 static void compute_channels(ea_model *m) {
     for (uint32_t i = 0; i < m->n_ops; i++) {
         const ea_op *op = &m->ops[i];
-        if (!op->channels) continue;
         const ea_tensor *out = &m->tensors[op->out];
         const uint32_t n = (uint32_t)out->dims[out->ndim - 1];
         int32_t *mult = (int32_t *)(void *)(m->arena + op->chan_offset);
-        ea_conv_multipliers(m, i, &m->tensors[op->in[0]], &m->tensors[op->in[1]], out, n, mult, mult + n);
+        if (op->channels & EA_CHAN_MULT)
+            ea_conv_multipliers(m, i, &m->tensors[op->in[0]], &m->tensors[op->in[1]], out, n, mult, mult + n);
+        if (op->channels & EA_CHAN_FOLD) ea_fold_bias(m, op, (int32_t *)(uintptr_t)ea_op_folded_bias(m, op));
     }
 }
 

@@ -112,6 +112,7 @@ ea_status ea_filter_scales_ok(ea_prepare_ctx *c, const ea_tensor *filter, uint32
 ea_status ea_bias_ok(ea_prepare_ctx *c, int32_t idx, uint32_t channels) {
     if (idx < 0) return EA_OK;
     const ea_tensor *b = &c->m->tensors[idx];
+    if (!b->is_const) return EA_OP_FAIL(c, "bias must be a constant tensor (it is folded at init)");
     if (b->type != EA_T_INT32) return ea_op_fail(c->m, c->index, "bias must be int32, got TensorType ", NULL, b->type, 1);
     if (b->count != channels) return EA_OP_FAIL(c, "bias size does not match the output channels");
     return EA_OK;
@@ -139,9 +140,32 @@ ea_status ea_conv_multipliers(ea_model *m, uint32_t i, const ea_tensor *in, cons
 void ea_op_reserve_channels(ea_prepare_ctx *c) {
     const ea_tensor *out = &c->m->tensors[c->op->out];
     const uint32_t n = (uint32_t)out->dims[out->ndim - 1];
-    c->op->channels = 1;
+    c->op->channels |= EA_CHAN_MULT;
     c->op->chan_offset = c->persistent;
     c->persistent += (8u * n + 15u) & ~15u;
+}
+
+void ea_op_reserve_folded_bias(ea_prepare_ctx *c, int channel_last) {
+    const ea_tensor *out = &c->m->tensors[c->op->out];
+    const uint32_t n = (uint32_t)out->dims[out->ndim - 1];
+    if (!(c->op->channels & EA_CHAN_MULT)) c->op->chan_offset = c->persistent; /* else it follows them */
+    c->op->channels |= (uint8_t)(EA_CHAN_FOLD | (channel_last ? EA_CHAN_FOLD_LAST : 0));
+    c->persistent += (4u * n + 15u) & ~15u;
+}
+
+void ea_fold_bias(const ea_model *m, const ea_op *op, int32_t *dst) {
+    const ea_tensor *out = &m->tensors[op->out], *f = &m->tensors[op->in[1]];
+    const uint32_t n = (uint32_t)out->dims[out->ndim - 1], per = f->count / n;
+    const int32_t offset = -m->tensors[op->in[0]].zero_point;
+    const uint8_t *bias = op->in[2] >= 0 ? ea_tensor_data(m, op->in[2]) : NULL;
+    const int8_t *w = (const int8_t *)f->cdata;
+    const int last = (op->channels & EA_CHAN_FOLD_LAST) != 0;
+    for (uint32_t oc = 0; oc < n; oc++) {
+        uint32_t sum = 0; /* modulo 2^32, as the accumulator it folds into */
+        for (uint32_t i = 0; i < per; i++) sum += (uint32_t)(int32_t)w[last ? i * n + oc : oc * per + i];
+        const int32_t b = bias ? ea_load_i32(bias + 4u * oc) : 0;
+        dst[oc] = ea_wrap_add(b, (int32_t)(sum * (uint32_t)offset));
+    }
 }
 
 void ea_op_request_scratch(ea_prepare_ctx *c, int32_t bytes) {

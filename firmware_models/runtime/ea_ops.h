@@ -88,9 +88,23 @@ ea_status ea_bias_ok(ea_prepare_ctx *c, int32_t idx, uint32_t channels);
  * With mult == NULL only checks them. */
 ea_status ea_conv_multipliers(ea_model *m, uint32_t i, const ea_tensor *in, const ea_tensor *filter,
                               const ea_tensor *out, uint32_t channels, int32_t *mult, int32_t *shift);
-/* Reserves per-output-channel multipliers and shifts (the output's last dimension) in the arena's
- * persistent part; the loader fills them once the arena is placed (ea_conv_multipliers). */
+/* ea_op.channels flags: what the operator keeps per output channel (the output's last dimension) in
+ * the arena's persistent part, filled by the loader once the arena is placed. */
+enum {
+    EA_CHAN_MULT = 1,       /* multipliers then shifts (ea_conv_multipliers) */
+    EA_CHAN_FOLD = 2,       /* then the folded bias: bias + input_offset x sum of the channel's weights */
+    EA_CHAN_FOLD_LAST = 4,  /* the filter's channel axis is its last (depthwise), not its first */
+};
+/* Reserves per-output-channel multipliers and shifts (EA_CHAN_MULT). */
 void ea_op_reserve_channels(ea_prepare_ctx *c);
+/* Reserves the folded bias (EA_CHAN_FOLD), after the multipliers if the operator has them: the int32
+ * bias[oc] + input_offset * sum(filter weights of oc), wrapping like TFLM's int32 accumulator, so a
+ * kernel's inner loop is a pure int8 x int8 sum (input 0, filter 1, optional bias 2; input_offset is
+ * -input zero point). `channel_last`: the filter's output channel is its last axis. Call after
+ * ea_op_reserve_channels. */
+void ea_op_reserve_folded_bias(ea_prepare_ctx *c, int channel_last);
+/* Fills the folded bias of operator i (the loader, ea_model.c). */
+void ea_fold_bias(const ea_model *m, const ea_op *op, int32_t *dst);
 /* Asks for a scratch buffer of `bytes` while this operator runs (a kernel's _get_buffer_size); the
  * arena planner places it (ea_plan_scratch). 0: none. */
 void ea_op_request_scratch(ea_prepare_ctx *c, int32_t bytes);
@@ -118,6 +132,20 @@ void ea_dims6_of(const ea_tensor *t, int32_t out[6]);
 /* The per-channel multipliers (shifts follow them) of an operator that reserved them. */
 static inline const int32_t *ea_op_multipliers(const ea_model *m, const ea_op *op) {
     return (const int32_t *)(const void *)(m->arena + op->chan_offset);
+}
+/* The folded bias of an operator that reserved it (ea_op_reserve_folded_bias). */
+static inline const int32_t *ea_op_folded_bias(const ea_model *m, const ea_op *op) {
+    const ea_tensor *out = &m->tensors[op->out];
+    const uint32_t n = (uint32_t)out->dims[out->ndim - 1];
+    const uint32_t skip = (op->channels & EA_CHAN_MULT) ? ((8u * n + 15u) & ~15u) : 0u;
+    return (const int32_t *)(const void *)(m->arena + op->chan_offset + skip);
+}
+/* A convolution's requantization: folded bias and per-channel multipliers from the arena. */
+static inline ea_requant ea_conv_requant(const ea_model *m, const ea_op *op, const ea_conv_params *p, int32_t channels) {
+    const int32_t *mult = ea_op_multipliers(m, op);
+    const ea_requant q = {.bias = ea_op_folded_bias(m, op), .mult = mult, .shift = mult + channels, .per_channel = 1,
+                          .out_offset = p->output_offset, .act_min = p->act_min, .act_max = p->act_max};
+    return q;
 }
 /* The scratch buffer, or NULL when the kernel asked for none. */
 static inline void *ea_op_scratch(const ea_model *m, const ea_op *op) {

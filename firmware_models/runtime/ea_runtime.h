@@ -74,7 +74,7 @@ typedef struct {
     uint8_t builtin;         /* TFLite builtin code (for messages) */
     int16_t in[3];           /* tensor indices, -1 when absent */
     int16_t out;
-    uint8_t channels;        /* 1: per-output-channel multipliers and shifts at arena + chan_offset */
+    uint8_t channels;        /* EA_CHAN_* flags (ea_ops.h): per-output-channel data at arena + chan_offset */
     uint32_t chan_offset;
     uint32_t scratch_offset; /* the kernel's scratch buffer in the arena; EA_NO_SCRATCH when none */
     int32_t params[EA_OP_PARAM_WORDS];

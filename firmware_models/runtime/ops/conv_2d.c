@@ -6,48 +6,87 @@
 
 enum { BO_CONV2D = 1 }; /* BuiltinOptions_Conv2DOptions */
 
+/* Filter taps times filter depth: the length of one im2col column. */
+static int32_t conv_depth(const ea_dims4 *filter_dims) { return filter_dims->h * filter_dims->w * filter_dims->c; }
+
 EA_KERNEL int32_t ea_conv_s8_get_buffer_size(const ea_dims4 *in_dims, const ea_dims4 *filter_dims) {
-    (void)in_dims;
-    (void)filter_dims;
-    return 0;
+    /* A 1x1 convolution over every input channel reads its columns in place (it never pads); any
+     * other gathers two columns (im2col) per step. */
+    if (filter_dims->h == 1 && filter_dims->w == 1 && filter_dims->c == in_dims->c) return 0;
+    return (2 * conv_depth(filter_dims) + 3) & ~3;
 }
 
-EA_KERNEL void ea_conv_s8(const ea_conv_params *p, const int32_t *mult, const int32_t *shift, const ea_dims4 *in_dims,
-                const int8_t *in, const ea_dims4 *filter_dims, const int8_t *filter, const uint8_t *bias,
-                const ea_dims4 *out_dims, int8_t *out, void *scratch) {
-    (void)scratch;
+/* Copies n bytes (small counts, word steps where possible: newlib-nano's memcpy goes byte by byte). */
+static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n) {
+    for (; n >= 4; n -= 4, dst += 4, src += 4) __builtin_memcpy(dst, src, 4);
+    for (; n > 0; --n) *dst++ = *src++;
+}
+static void fill_bytes(int8_t *dst, int8_t v, int32_t n) {
+    for (; n > 0; --n) *dst++ = v;
+}
+
+/* One im2col column: the window at (iy0, ix0) of one batch image, channels [c0, c0 + f_c), taps that
+ * fall outside the image set to the input zero point (x + input_offset = 0, as TFLM's skipped taps). */
+__attribute__((noinline)) static void im2col(const ea_conv_params *p, const ea_dims4 *in_dims, const int8_t *image, const ea_dims4 *fd,
+                   int32_t c0, int32_t iy0, int32_t ix0, int8_t *col) {
+    const int32_t in_h = in_dims->h, in_w = in_dims->w, in_c = in_dims->c, f_c = fd->c, f_w = fd->w;
+    const int8_t zp = (int8_t)(-p->input_offset);
+    const int row_contiguous = p->dil_w == 1 && f_c == in_c && ix0 >= 0 && ix0 + f_w <= in_w;
+    for (int32_t fy = 0; fy < fd->h; ++fy) {
+        const int32_t iy = iy0 + p->dil_h * fy;
+        if (iy < 0 || iy >= in_h) {
+            fill_bytes(col, zp, f_w * f_c);
+            col += f_w * f_c;
+            continue;
+        }
+        const int8_t *row = image + iy * in_w * in_c + c0;
+        if (row_contiguous) {
+            copy_bytes(col, row + ix0 * in_c, f_w * in_c);
+            col += f_w * in_c;
+            continue;
+        }
+        for (int32_t fx = 0; fx < f_w; ++fx, col += f_c) {
+            const int32_t ix = ix0 + p->dil_w * fx;
+            if (ix < 0 || ix >= in_w) fill_bytes(col, zp, f_c);
+            else copy_bytes(col, row + ix * in_c, f_c);
+        }
+    }
+}
+
+EA_KERNEL void ea_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea_dims4 *in_dims, const int8_t *in,
+                          const ea_dims4 *filter_dims, const int8_t *filter, const ea_dims4 *out_dims, int8_t *out,
+                          void *scratch) {
     const int32_t in_h = in_dims->h, in_w = in_dims->w, in_c = in_dims->c;
-    const int32_t f_h = filter_dims->h, f_w = filter_dims->w, f_c = filter_dims->c;
     const int32_t out_h = out_dims->h, out_w = out_dims->w, out_c = out_dims->c;
-    const int32_t groups = in_c / f_c;
-    const int32_t filters_per_group = out_c / groups;
+    const int32_t f_c = filter_dims->c, depth = conv_depth(filter_dims);
+    const int32_t groups = in_c / f_c, fpg = out_c / groups, pixels = out_h * out_w;
 
     for (int32_t b = 0; b < in_dims->n; ++b) {
-        for (int32_t oy = 0; oy < out_h; ++oy) {
-            const int32_t in_y0 = oy * p->stride_h - p->pad_h;
-            for (int32_t ox = 0; ox < out_w; ++ox) {
-                const int32_t in_x0 = ox * p->stride_w - p->pad_w;
-                for (int32_t oc = 0; oc < out_c; ++oc) {
-                    const int32_t group = oc / filters_per_group;
-                    int32_t acc = 0;
-                    for (int32_t fy = 0; fy < f_h; ++fy) {
-                        const int32_t iy = in_y0 + p->dil_h * fy;
-                        if (iy < 0 || iy >= in_h) continue;
-                        for (int32_t fx = 0; fx < f_w; ++fx) {
-                            const int32_t ix = in_x0 + p->dil_w * fx;
-                            if (ix < 0 || ix >= in_w) continue; /* zero padding: skipped */
-                            const int8_t *ip = in + ((b * in_h + iy) * in_w + ix) * in_c + group * f_c;
-                            const int8_t *fp = filter + ((oc * f_h + fy) * f_w + fx) * f_c;
-                            for (int32_t ic = 0; ic < f_c; ++ic)
-                                acc = ea_wrap_add(acc, (int32_t)fp[ic] * ((int32_t)ip[ic] + p->input_offset));
-                        }
-                    }
-                    if (bias) acc = ea_wrap_add(acc, ea_load_i32(bias + 4 * oc));
-                    acc = ea_mbqm(acc, mult[oc], shift[oc]);
-                    acc = ea_wrap_add(acc, p->output_offset);
-                    acc = ea_clamp(acc, p->act_min, p->act_max);
-                    out[((b * out_h + oy) * out_w + ox) * out_c + oc] = (int8_t)acc;
+        const int8_t *image = in + b * in_h * in_w * in_c;
+        int8_t *o = out + b * pixels * out_c;
+        if (filter_dims->h == 1 && filter_dims->w == 1 && groups == 1) { /* a matrix product in place */
+            if (p->stride_w == 1 && p->stride_h == 1) {
+                ea_mat_s8(q, filter, out_c, depth, image, in_c, pixels, o, out_c);
+            } else {
+                for (int32_t oy = 0; oy < out_h; ++oy)
+                    ea_mat_s8(q, filter, out_c, depth, image + oy * p->stride_h * in_w * in_c, p->stride_w * in_c,
+                              out_w, o + oy * out_w * out_c, out_c);
+            }
+            continue;
+        }
+        int8_t *cols = (int8_t *)scratch;
+        for (int32_t pix = 0; pix < pixels; pix += 2) {
+            const int32_t n = pix + 1 < pixels ? 2 : 1;
+            for (int32_t g = 0; g < groups; ++g) {
+                for (int32_t j = 0; j < n; ++j) {
+                    const int32_t oy = (pix + j) / out_w, ox = (pix + j) % out_w;
+                    im2col(p, in_dims, image, filter_dims, g * f_c, oy * p->stride_h - p->pad_h,
+                           ox * p->stride_w - p->pad_w, cols + j * depth);
                 }
+                const ea_requant qg = {.bias = q->bias + g * fpg, .mult = q->mult + g * fpg, .shift = q->shift + g * fpg,
+                                       .per_channel = q->per_channel, .out_offset = q->out_offset,
+                                       .act_min = q->act_min, .act_max = q->act_max};
+                ea_mat_s8(&qg, filter + g * fpg * depth, fpg, depth, cols, depth, n, o + pix * out_c + g * fpg, out_c);
             }
         }
     }
@@ -63,6 +102,7 @@ ea_status ea_conv_prepare_common(ea_prepare_ctx *c, int depthwise, int8_t paddin
     if (op->in[1] < 0) return EA_OP_FAIL(c, "filter tensor is missing");
     const ea_tensor *in = &m->tensors[op->in[0]], *f = &m->tensors[op->in[1]], *out = &m->tensors[op->out];
     if (f->type != EA_T_INT8) return ea_op_fail(m, c->index, "filter must be int8, got TensorType ", NULL, f->type, 1);
+    if (!f->is_const) return EA_OP_FAIL(c, "filter must be a constant tensor (its sums are folded at init)");
     if (in->ndim != 4 || f->ndim != 4 || out->ndim != 4) return EA_OP_FAIL(c, "input, filter and output must be 4-D");
     const int32_t channels = out->dims[3];
     if (out->dims[0] != in->dims[0]) return EA_OP_FAIL(c, "batch size of input and output differ");
@@ -86,6 +126,7 @@ ea_status ea_conv_prepare_common(ea_prepare_ctx *c, int depthwise, int8_t paddin
     int32_t act_min, act_max;
     if ((st = ea_activation(c, act, out, &act_min, &act_max))) return st;
     ea_op_reserve_channels(c);
+    ea_op_reserve_folded_bias(c, depthwise);
     *EA_OP_PARAMS(ea_conv_params, op) = (ea_conv_params){
         .input_offset = -in->zero_point, .output_offset = out->zero_point,
         .stride_w = sw, .stride_h = sh, .dil_w = dw, .dil_h = dh, .pad_w = pad_w, .pad_h = pad_h,
@@ -114,9 +155,9 @@ EA_PREPARE(conv_2d) {
 EA_INVOKE(conv_2d) {
     const ea_tensor *in = &m->tensors[op->in[0]], *f = &m->tensors[op->in[1]], *out = &m->tensors[op->out];
     const ea_dims4 di = ea_dims4_of(in), df = ea_dims4_of(f), dout = ea_dims4_of(out);
-    const int32_t *mult = ea_op_multipliers(m, op);
-    ea_conv_s8(EA_OP_CPARAMS(ea_conv_params, op), mult, mult + dout.c, &di, (const int8_t *)ea_tensor_data(m, op->in[0]),
-               &df, (const int8_t *)ea_tensor_data(m, op->in[1]), ea_op_bias(m, op), &dout, (int8_t *)out->vdata,
-               ea_op_scratch(m, op));
+    const ea_conv_params *p = EA_OP_CPARAMS(ea_conv_params, op);
+    const ea_requant q = ea_conv_requant(m, op, p, dout.c);
+    ea_conv_s8(p, &q, &di, (const int8_t *)ea_tensor_data(m, op->in[0]), &df, (const int8_t *)ea_tensor_data(m, op->in[1]),
+               &dout, (int8_t *)out->vdata, ea_op_scratch(m, op));
     return EA_OK;
 }

@@ -5,48 +5,80 @@
 
 enum { BO_DEPTHWISE = 2 }; /* BuiltinOptions_DepthwiseConv2DOptions */
 
+/* Scratch: a row of input zero points (one per input channel) that stands in for taps outside the
+ * image, then one input pointer per filter tap. */
 EA_KERNEL int32_t ea_depthwise_conv_s8_get_buffer_size(const ea_dims4 *in_dims, const ea_dims4 *filter_dims) {
-    (void)in_dims;
-    (void)filter_dims;
-    return 0;
+    return ((in_dims->c + 7) & ~7) + (int32_t)sizeof(const int8_t *) * filter_dims->h * filter_dims->w;
 }
 
-EA_KERNEL void ea_depthwise_conv_s8(const ea_conv_params *p, const int32_t *mult, const int32_t *shift,
-                          const ea_dims4 *in_dims, const int8_t *in, const ea_dims4 *filter_dims,
-                          const int8_t *filter, const uint8_t *bias, const ea_dims4 *out_dims, int8_t *out,
-                                     void *scratch) {
-    (void)scratch;
-    const int32_t in_h = in_dims->h, in_w = in_dims->w, in_c = in_dims->c;
-    const int32_t f_h = filter_dims->h, f_w = filter_dims->w;
-    const int32_t out_h = out_dims->h, out_w = out_dims->w, out_c = out_dims->c;
-    const int32_t dm = p->depth_multiplier;
+/* The input pointers of every tap of the window at (iy0, ix0): a tap outside the image points at the
+ * zero-point row, whose values add w * (zp + input_offset) = 0, as TFLM's skipped taps. */
+void ea_dw_taps(const ea_conv_params *p, const ea_dims4 *in_dims, const int8_t *image, const ea_dims4 *fd,
+                int32_t iy0, int32_t ix0, const int8_t *zp_row, const int8_t **taps) {
+    for (int32_t fy = 0; fy < fd->h; ++fy) {
+        const int32_t iy = iy0 + p->dil_h * fy;
+        for (int32_t fx = 0; fx < fd->w; ++fx) {
+            const int32_t ix = ix0 + p->dil_w * fx;
+            *taps++ = (iy < 0 || iy >= in_dims->h || ix < 0 || ix >= in_dims->w)
+                          ? zp_row : image + (iy * in_dims->w + ix) * in_dims->c;
+        }
+    }
+}
+
+/* Output channels [oc0, oc0 + n) of one pixel, n <= 4, depth multiplier 1 (input channel = output
+ * channel): four accumulators over the taps, each tap's four inputs and weights adjacent in memory. */
+static void dw_pixel(const ea_requant *q, const int8_t *const *taps, int32_t ntaps, const int8_t *filter,
+                     int32_t out_c, int32_t oc0, int8_t *out) {
+    int32_t oc = oc0;
+    for (; oc + 4 <= out_c; oc += 4) {
+        uint32_t a0 = (uint32_t)q->bias[oc], a1 = (uint32_t)q->bias[oc + 1], a2 = (uint32_t)q->bias[oc + 2],
+                 a3 = (uint32_t)q->bias[oc + 3];
+        const int8_t *w = filter + oc;
+        for (int32_t t = 0; t < ntaps; ++t, w += out_c) {
+            const int8_t *x = taps[t] + oc;
+            a0 += (uint32_t)(w[0] * x[0]);
+            a1 += (uint32_t)(w[1] * x[1]);
+            a2 += (uint32_t)(w[2] * x[2]);
+            a3 += (uint32_t)(w[3] * x[3]);
+        }
+        out[oc] = ea_requant_s8(q, a0, oc);
+        out[oc + 1] = ea_requant_s8(q, a1, oc + 1);
+        out[oc + 2] = ea_requant_s8(q, a2, oc + 2);
+        out[oc + 3] = ea_requant_s8(q, a3, oc + 3);
+    }
+    for (; oc < out_c; ++oc) {
+        uint32_t a = (uint32_t)q->bias[oc];
+        const int8_t *w = filter + oc;
+        for (int32_t t = 0; t < ntaps; ++t, w += out_c) a += (uint32_t)(*w * taps[t][oc]);
+        out[oc] = ea_requant_s8(q, a, oc);
+    }
+}
+
+EA_KERNEL void ea_depthwise_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea_dims4 *in_dims,
+                                    const int8_t *in, const ea_dims4 *filter_dims, const int8_t *filter,
+                                    const ea_dims4 *out_dims, int8_t *out, void *scratch) {
+    const int32_t in_c = in_dims->c, out_h = out_dims->h, out_w = out_dims->w, out_c = out_dims->c;
+    const int32_t dm = p->depth_multiplier, ntaps = filter_dims->h * filter_dims->w;
+    int8_t *zp_row = (int8_t *)scratch;
+    const int8_t **taps = (const int8_t **)(void *)(zp_row + ((in_c + 7) & ~7));
+    for (int32_t i = 0; i < in_c; ++i) zp_row[i] = (int8_t)(-p->input_offset);
 
     for (int32_t b = 0; b < in_dims->n; ++b) {
+        const int8_t *image = in + b * in_dims->h * in_dims->w * in_c;
         for (int32_t oy = 0; oy < out_h; ++oy) {
-            const int32_t in_y0 = oy * p->stride_h - p->pad_h;
             for (int32_t ox = 0; ox < out_w; ++ox) {
-                const int32_t in_x0 = ox * p->stride_w - p->pad_w;
-                for (int32_t ic = 0; ic < in_c; ++ic) {
-                    for (int32_t m = 0; m < dm; ++m) {
-                        const int32_t oc = m + ic * dm;
-                        int32_t acc = 0;
-                        for (int32_t fy = 0; fy < f_h; ++fy) {
-                            const int32_t iy = in_y0 + p->dil_h * fy;
-                            if (iy < 0 || iy >= in_h) continue;
-                            for (int32_t fx = 0; fx < f_w; ++fx) {
-                                const int32_t ix = in_x0 + p->dil_w * fx;
-                                if (ix < 0 || ix >= in_w) continue; /* zero padding: skipped */
-                                const int32_t iv = in[((b * in_h + iy) * in_w + ix) * in_c + ic];
-                                const int32_t fv = filter[(fy * f_w + fx) * out_c + oc];
-                                acc = ea_wrap_add(acc, fv * (iv + p->input_offset));
-                            }
-                        }
-                        if (bias) acc = ea_wrap_add(acc, ea_load_i32(bias + 4 * oc));
-                        acc = ea_mbqm(acc, mult[oc], shift[oc]);
-                        acc = ea_wrap_add(acc, p->output_offset);
-                        acc = ea_clamp(acc, p->act_min, p->act_max);
-                        out[((b * out_h + oy) * out_w + ox) * out_c + oc] = (int8_t)acc;
-                    }
+                int8_t *o = out + ((b * out_h + oy) * out_w + ox) * out_c;
+                ea_dw_taps(p, in_dims, image, filter_dims, oy * p->stride_h - p->pad_h, ox * p->stride_w - p->pad_w,
+                           zp_row, taps);
+                if (dm == 1) {
+                    dw_pixel(q, taps, ntaps, filter, out_c, 0, o);
+                    continue;
+                }
+                for (int32_t oc = 0; oc < out_c; ++oc) { /* output channel oc reads input channel oc / dm */
+                    uint32_t a = (uint32_t)q->bias[oc];
+                    const int8_t *w = filter + oc;
+                    for (int32_t t = 0; t < ntaps; ++t, w += out_c) a += (uint32_t)(*w * taps[t][oc / dm]);
+                    o[oc] = ea_requant_s8(q, a, oc);
                 }
             }
         }
@@ -72,9 +104,9 @@ EA_PREPARE(depthwise_conv_2d) {
 EA_INVOKE(depthwise_conv_2d) {
     const ea_tensor *in = &m->tensors[op->in[0]], *f = &m->tensors[op->in[1]], *out = &m->tensors[op->out];
     const ea_dims4 di = ea_dims4_of(in), df = ea_dims4_of(f), dout = ea_dims4_of(out);
-    const int32_t *mult = ea_op_multipliers(m, op);
-    ea_depthwise_conv_s8(EA_OP_CPARAMS(ea_conv_params, op), mult, mult + dout.c, &di,
-                         (const int8_t *)ea_tensor_data(m, op->in[0]), &df, (const int8_t *)ea_tensor_data(m, op->in[1]),
-                         ea_op_bias(m, op), &dout, (int8_t *)out->vdata, ea_op_scratch(m, op));
+    const ea_conv_params *p = EA_OP_CPARAMS(ea_conv_params, op);
+    const ea_requant q = ea_conv_requant(m, op, p, dout.c);
+    ea_depthwise_conv_s8(p, &q, &di, (const int8_t *)ea_tensor_data(m, op->in[0]), &df,
+                         (const int8_t *)ea_tensor_data(m, op->in[1]), &dout, (int8_t *)out->vdata, ea_op_scratch(m, op));
     return EA_OK;
 }

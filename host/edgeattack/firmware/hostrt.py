@@ -7,6 +7,9 @@ device's outputs and its arena size without a board:
     host_plan(model_bytes) -> dict                  arena bytes and input/output tensor info
     run_host(model_bytes, inputs) -> np.ndarray     outputs, one per input sample
 
+Each takes `kernels`, the kernel set compiled in (runtime/kernels/README.md: "ref", the default, or
+"dsp", whose instructions have portable C definitions on the host), so every variant's C code runs here.
+
 The harness (firmware_models/host/ea_host.c) is compiled once per source hash into
 ~/.cache/edgeattack/hostrt/<hash>/ (never into the source tree).
 """
@@ -58,15 +61,19 @@ def _compiler() -> str:
 
 
 _compiler_ids: dict[str, bytes] = {}
-_known: dict[tuple, Path] = {}  # (compiler, sources' names/mtimes/sizes) -> built binary, per process
+_known: dict[tuple, Path] = {}  # (compiler, kernels, sources' names/mtimes/sizes) -> built binary, per process
+KERNEL_SETS = ("ref", "dsp")  # the sets with C code the host can compile (runtime/kernels/<set>/)
 _plans: dict[bytes, dict] = {}  # sha256(model) -> plan, per process (a plan costs a process launch)
 
 
-def host_binary() -> Path:
-    """Path of the sanitizer-instrumented ea_host, building it first if its sources changed."""
+def host_binary(kernels: str = "ref") -> Path:
+    """Path of the sanitizer-instrumented ea_host with kernel set `kernels`, building it first if its
+    sources changed."""
+    if kernels not in KERNEL_SETS:
+        raise UsageError(f"kernels={kernels!r}: the host runtime builds the kernel sets {', '.join(KERNEL_SETS)}")
     cc = _compiler()
     sources = _sources()
-    stamp = (cc,) + tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sources)
+    stamp = (cc, kernels) + tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sources)
     if stamp in _known and _known[stamp].is_file():
         return _known[stamp]
     h = hashlib.sha256()
@@ -75,6 +82,7 @@ def host_binary() -> Path:
     if cc not in _compiler_ids:
         _compiler_ids[cc] = children.run([cc, "--version"], timeout=60).stdout
     h.update(_compiler_ids[cc])
+    h.update(b"kernels=" + kernels.encode())
     final = cache_root() / "hostrt" / h.hexdigest()[:16]
     binary = final / "ea_host"
     if binary.is_file():
@@ -87,7 +95,7 @@ def host_binary() -> Path:
         if not make:
             raise EdgeAttackError("`make` not found: install it (apt-get install make)")
         res = children.run([make, "-s", "-C", str(firmware_dir() / "host"), f"BUILD={tmp}", f"CC={cc}",
-                            f"{tmp}/ea_host"], timeout=_TIMEOUT_S, text=True)
+                            f"EA_KERNELS={kernels}", f"{tmp}/ea_host"], timeout=_TIMEOUT_S, text=True)
         if res.returncode != 0:
             raise EdgeAttackError(f"building the host runtime failed ({cc}"
                                   f"{', timed out' if res.timed_out else ''}):\n{res.stderr.strip()[-2000:]}")
@@ -139,10 +147,10 @@ def _check(res: children.ChildResult, what: str):
     raise EdgeAttackError(f"C runtime {what} failed (exit {rc}): " + "\n".join(msg[-40:]))
 
 
-def host_plan(model_bytes: bytes) -> dict:
+def host_plan(model_bytes: bytes, kernels: str = "ref") -> dict:
     """{"arena_bytes", "activation_bytes", "operators", "tensors", "input": {...}, "output": {...}}."""
     model_bytes = _as_bytes(model_bytes)
-    binary = host_binary()
+    binary = host_binary(kernels)
     key = hashlib.sha256(model_bytes).digest() + str(binary).encode()
     if key not in _plans:
         with _model_file(model_bytes) as path:
@@ -155,17 +163,18 @@ def host_plan(model_bytes: bytes) -> dict:
     return json.loads(json.dumps(_plans[key]))  # a copy: callers may modify it
 
 
-def firmware_arena_bytes(model_bytes: bytes) -> int:
-    """Tensor arena bytes the firmware's runtime needs for this model (activations + per-channel data)."""
-    return int(host_plan(model_bytes)["arena_bytes"])
+def firmware_arena_bytes(model_bytes: bytes, kernels: str = "ref") -> int:
+    """Tensor arena bytes the firmware's runtime needs for this model (activations + per-channel data +
+    the kernels' scratch)."""
+    return int(host_plan(model_bytes, kernels)["arena_bytes"])
 
 
-def run_host(model_bytes: bytes, inputs) -> np.ndarray:
+def run_host(model_bytes: bytes, inputs, kernels: str = "ref") -> np.ndarray:
     """Run the C runtime on the host. `inputs`: one sample (the input shape) or a batch (N x input shape)
     in the model's input dtype (int8, or float32 for float-input models). Returns the raw outputs in the
     model's output dtype, with the same leading batch axis (none for a single sample)."""
     model_bytes = _as_bytes(model_bytes)
-    plan = host_plan(model_bytes)
+    plan = host_plan(model_bytes, kernels)
     ins, outs = plan["input"], plan["output"]
     in_dtype, out_dtype = _DTYPES.get(ins["dtype"]), _DTYPES.get(outs["dtype"])
     x = np.asarray(inputs)
@@ -177,7 +186,7 @@ def run_host(model_bytes: bytes, inputs) -> np.ndarray:
     if not single and x.shape[1:] != in_shape:
         raise UsageError(f"inputs have shape {x.shape}; the model takes {in_shape} or N x {in_shape}")
     batch = x[None] if single else x
-    binary = host_binary()
+    binary = host_binary(kernels)
     with _model_file(model_bytes) as path:
         res = _harness(binary, "run", path, stdin=np.ascontiguousarray(batch).tobytes())
     _check(res, "run")
