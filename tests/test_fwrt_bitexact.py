@@ -44,8 +44,10 @@ def test_random_models_cover_the_operators(random_models):
     assert any(n.get("appended") == "requantize" for m in manifest["models"] for n in m.get("mutations") or [])
 
 
-def test_c_runtime_matches_tflm_byte_for_byte(random_models):
-    res = _tool("fwrt_bitexact").compare(random_models)
+@pytest.mark.parametrize("kernels", ["ref", "dsp"])
+def test_c_runtime_matches_tflm_byte_for_byte(random_models, kernels):
+    # Each kernel set's C code (dsp: its instructions' portable definitions, tests/test_kernels_dsp.py)
+    res = _tool("fwrt_bitexact").compare(random_models, kernels)
     assert res["models"] >= 300
     assert res["inputs"] >= 300 * 7
     detail = "\n".join(json.dumps(f)[:400] for f in res["failures"][:10])
