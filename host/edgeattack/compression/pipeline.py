@@ -73,6 +73,10 @@ def _run_step(ctx: StepContext, step, recipe: Recipe) -> dict:
         from . import lowrank
 
         return lowrank.run(ctx, step)
+    if step.name == "prune-channels":
+        from . import channels
+
+        return channels.run(ctx, step)
     raise AssertionError(step.name)
 
 

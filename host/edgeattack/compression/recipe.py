@@ -17,7 +17,7 @@ from ..errors import UsageError
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
 BUILTIN_RECIPES = ("ptq-int8", "dynamic-range", "float16", "prune", "cluster", "qat", "pqat", "cqat",
-                   "pcqat", "distill", "lowrank")
+                   "pcqat", "distill", "lowrank", "prune-channels")
 
 # Step kinds: "float" steps change the float Keras model; "qat" steps make a quantization-aware model
 # that only an int8 conversion may follow; "convert" steps produce the .tflite and end the recipe.
@@ -116,10 +116,20 @@ STEP_PARAMS: dict[str, dict[str, Param]] = {
                                          "selection only)", min=0),
         **_fit(5, 5e-4, what="fine-tuning"), **_BATCH,
     },
+    "prune-channels": {
+        "ratio": Param("float", 0.5, "fraction of each prunable layer's channels (filters, units) "
+                                     "removed", min=0, max=1, max_exclusive=True),
+        "score": Param("str", "l1", "channel importance: the l1 or l2 norm of its filter's weights",
+                       choices=("l1", "l2")),
+        "layers": Param("list[str]?", None, "names of layers whose channels to prune (default: "
+                                            "every prunable Conv2D and Dense)"),
+        **_fit(10, 1e-3, what="fine-tuning"), **_BATCH,
+    },
 }
 
 STEP_KINDS = {"ptq-int8": CONVERT, "dynamic-range": CONVERT, "float16": CONVERT,
               "prune": FLOAT, "cluster": FLOAT, "distill": FLOAT, "lowrank": FLOAT,
+              "prune-channels": FLOAT,
               "qat": QAT, "pqat": QAT, "cqat": QAT, "pcqat": QAT}
 
 STEP_HELP = {
@@ -134,6 +144,8 @@ STEP_HELP = {
     "pcqat": "prune, cluster preserving sparsity, then sparsity- and cluster-preserving QAT",
     "distill": "knowledge distillation into a narrower zoo student (optional assistant chain)",
     "lowrank": "truncated SVD (Dense) and Tucker-2 or CP (Conv2D) factorization, then fine-tuning",
+    "prune-channels": "structured pruning: remove the lowest-norm filters/units, rebuild a narrower "
+                      "model, fine-tune",
 }
 
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
@@ -335,6 +347,9 @@ def _check_combinations(name: str, params: dict, what: str) -> None:
         for key in ("energy", "ratio"):
             if params[key] == 0:
                 raise UsageError(f"{what}: parameter {key!r} must be > 0")
+    if name == "prune-channels" and params["ratio"] <= 0:
+        raise UsageError(f"{what}: parameter 'ratio' must be in (0, 1) (got {params['ratio']!r}); "
+                         f"it is the fraction of each layer's channels removed")
     if name == "distill":
         if params["epochs"] < 1:
             raise UsageError(f"{what}: distillation needs at least 1 epoch (epochs: "
