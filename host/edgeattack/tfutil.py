@@ -6,6 +6,11 @@ import random
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512 VNNI/BF16 or AMX, so the
+# kernel library (and the last bits of float results) would depend on the CPU. Asking for them
+# everywhere keeps one library on every x86-64 machine, and halves a gradient step on small CNNs
+# (docs/benchmarks.md, "Evasion attacks"). A user may still set it to 0.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 if not os.path.exists("/dev/nvidia0"):
     # No GPU: stop TensorFlow's failing cuInit, which logs an error line on every first op.
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
