@@ -4,5 +4,6 @@ BOARD_SRCS := board.c
 BOARD_LDSCRIPT := qemu-m4.ld
 BOARD_COMMON := cortex-m
 QEMU_MACHINE := mps2-an386
-# Kernel set (runtime/kernels/README.md): ref = the reference C kernels of runtime/ops/.
-EA_KERNELS := ref
+# Kernel set (runtime/kernels/README.md): dsp = the Armv7E-M DSP kernels (the core has SMLAD). The host
+# build passes EA_KERNELS itself (edgeattack.firmware.build.resolve_kernels, --kernels).
+EA_KERNELS := dsp

@@ -35,10 +35,12 @@ from ..errors import UsageError
 @click.option("--no-install", is_flag=True, help="Do not pip-install missing modules on the board; fail instead.")
 @click.option("--pip-args", help="Arguments for pip install on the board (default: --user, none in a venv).")
 @click.option("--stop", "stop", is_flag=True, help="linux boards: stop the deployed agent and exit (no MODEL).")
+@click.option("--kernels", type=click.Choice(["auto", "ref", "dsp", "mve"]),
+              help="qemu and mcu boards: the firmware's kernel set (default auto: the best the board's core runs).")
 @click.option("--dry-run", is_flag=True, help="Print every command of the plan; run nothing, change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the deploy summary as one JSON object on stdout.")
 def command(board, host, model, remote_dir, port_mode, serial_dev, remote_port, python, identity,
-            ssh_config, no_install, pip_args, stop, dry_run, as_json):
+            ssh_config, no_install, pip_args, stop, kernels, dry_run, as_json):
     """Deploy MODEL (.tflite) to BOARD.
 
     \b
@@ -57,7 +59,7 @@ def command(board, host, model, remote_dir, port_mode, serial_dev, remote_port, 
     given = {"--host": ("host", host), "--remote-dir": ("remote_dir", remote_dir),
              "--port-mode": ("port_mode", port_mode), "--serial": ("serial", serial_dev),
              "--remote-port": ("remote_port", remote_port), "--python": ("python", python),
-             "--stop": ("stop", stop)}
+             "--stop": ("stop", stop), "--kernels": ("kernels", kernels)}
     for flag, (name, value) in given.items():
         if value and name not in driver.flash_options:
             kinds = " and ".join(kinds_with_flash_option(name))

@@ -35,6 +35,8 @@ import click
 @click.option("--pace-baudrate", type=int, help="Emulator and QEMU boards: pace the link like a UART at this "
                                                "baud rate (8N1, both directions); default: the profile's "
                                                "pace_baudrate, else unpaced.")
+@click.option("--kernels", type=click.Choice(["auto", "ref", "dsp", "mve"]),
+              help="QEMU boards: the firmware's kernel set (default auto: the best the board's core runs).")
 @click.option("--timeout", type=float, help="Seconds before an unanswered request is resent.")
 @click.option("--total-timeout", type=float, help="Seconds without any answer before giving up.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -43,7 +45,7 @@ import click
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
               help="Run folder: results.jsonl and session.json are written here.")
 def command(board, model, inputs, dataset, n, seed, adversarial, port, host, resume, inflight, warmup,
-            repeat, energy, faults, pace_baudrate, timeout, total_timeout, no_progress, as_json, out):
+            repeat, energy, faults, pace_baudrate, kernels, timeout, total_timeout, no_progress, as_json, out):
     """Stream clean and adversarial inputs to a device and record every answer.
 
     Emulated and QEMU boards are started for the run and stopped at the end. Writes
@@ -78,7 +80,7 @@ def command(board, model, inputs, dataset, n, seed, adversarial, port, host, res
                           resume=resume, warmup=warmup, inflight=inflight, repeat=repeat,
                           faults=faults, progress=not no_progress, dataset=dataset, n=n, seed=seed,
                           energy=energy, timeout=timeout, total_timeout=total_timeout,
-                          pace_baudrate=pace_baudrate)
+                          pace_baudrate=pace_baudrate, **({"kernels": kernels} if kernels else {}))
     if as_json:
         from pathlib import Path
 

@@ -322,7 +322,7 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
                 timeout: float | None = None, total_timeout: float | None = None,
                 startup_timeout: float = 60.0, max_inflight: int | None = None,
                 check_model: bool = True, pace_baudrate: int | None = None,
-                link_protocol: int = 2) -> Iterator[Device]:
+                link_protocol: int = 2, kernels: str | None = None) -> Iterator[Device]:
     """Connect to (or start) a board running `model`; yield a Device; clean up on exit.
 
     board: a profile name or path (or a BoardProfile). model: the .tflite file the device runs (its
@@ -334,6 +334,8 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
     is the injector (its `counts`).
     pace_baudrate: pace the link like a UART at that rate, 8N1, both directions (emulator and
     qemu boards; default: the profile's `pace_baudrate`, absent = unpaced).
+    kernels: boards this host builds firmware for (qemu): the kernel set (auto, ref, dsp, mve; None =
+    auto), checked against the board's core before anything starts.
     link_protocol: the newest wire protocol to use (2: slots and patches when the device offers
     them; 1: full loads only, the reference the benchmarks compare against).
     """
@@ -355,6 +357,14 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
     check_pace_baudrate(pace_baudrate)
     pace = pace_baudrate if pace_baudrate is not None else profile.pace_baudrate
     driver = board_for(profile, model_path)
+    if kernels is not None:
+        if "kernels" not in driver.flash_options or not driver.started_by_host:
+            raise UsageError(f"--kernels applies to boards this host builds and starts (qemu); {profile.name} "
+                             f"is a {profile.kind} board (for a microcontroller, give it to flash)")
+        from ..firmware.build import resolve_kernels
+
+        resolve_kernels(profile, kernels)  # a core without the instructions: one line, nothing started
+        driver.kernels = kernels
     if pace is not None and not driver.started_by_host:
         # only a board this host runs (emulated, QEMU) has a link faster than a real UART
         raise UsageError(f"--pace-baudrate applies to boards this host starts (emulated and QEMU); "

@@ -6,7 +6,7 @@
 The model is exported with `edgeattack.tflite.export.export_model(path, "c", dir)` (16-byte aligned,
 SHA-256 embedded) and linked into `make -C firmware_models BOARD=<port> MODEL_DIR=... BUILD_DIR=...`.
 Builds are cached (CONVENTIONS: Packaging and builds) under a key made of the model's SHA-256, a hash
-of every firmware and port source, the board, the kernel path name and the build options; a cached
+of every firmware and port source, the board, the kernel set (resolve_kernels) and the build options; a cached
 ELF is returned without running make. Flash and RAM are checked against the board profile before
 building (from the model's size and the runtime's arena need) and again on the linked ELF.
 """
@@ -38,7 +38,14 @@ PORTS_BY_MACHINE = {"mps2-an386": "qemu-m4", "mps3-an547": "qemu-m55"}
 # Protocol buffer sizes (firmware_models/app/ea_config.h): passed explicitly so the host knows them.
 MAX_PAYLOAD = 4096
 RX_BUFFERS = 2
-KERNEL_PATH = "portable-c"  # the runtime's only kernel set so far; part of the cache key
+# Kernel sets (firmware_models/runtime/kernels/README.md) and the cores that can run each: `ref` is plain
+# C for any core; `dsp` needs the Armv7E-M DSP extension (SMLAD, SXTB16, SSAT), which Cortex-M4/M7/
+# M33/M35P/M55/M85 have and M0/M0+/M3/M23 do not; `mve` (Helium) is Cortex-M55/M85 only and not written
+# yet. "auto" picks the best set written for the board's core (profile field `cpu`).
+KERNEL_CHOICES = ("auto", "ref", "dsp", "mve")
+KERNEL_SETS_WRITTEN = ("ref", "dsp")
+_DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
+_MVE_CORES = ("cortex-m55", "cortex-m85")
 
 # Pre-build estimate of what the firmware adds to the model (measured on qemu-m4 with -O2: protocol,
 # runtime, board port and libc about 30-60 KiB of code; beyond the arena and the receive buffers about
@@ -88,6 +95,7 @@ class BuildResult:
     rx_bytes: int = 0        # receive buffers: the UART ring + the frame buffer (rx_buffer_bytes)
     other_ram_bytes: int = 0  # data + bss + stack - arena - receive buffers (the firmware's overhead)
     cached: bool = False
+    kernels: str = "ref"     # the kernel set linked in (resolve_kernels)
 
     @property
     def ram_total(self) -> int:
@@ -104,6 +112,35 @@ class BuildResult:
         d = asdict(self)
         d["elf"] = str(self.elf)
         return d
+
+
+def kernel_sets_for(cpu: str | None) -> tuple[str, ...]:
+    """Kernel sets a core can run (cpu as in board profiles; cortex-m4f is a Cortex-M4 with an FPU)."""
+    core = (cpu or "").lower()
+    if core.endswith("f") and core[:-1] in _DSP_CORES:
+        core = core[:-1]
+    return ("ref",) + (("dsp",) if core in _DSP_CORES else ()) + (("mve",) if core in _MVE_CORES else ())
+
+
+def resolve_kernels(profile, requested: str | None = "auto") -> str:
+    """The kernel set to build for `profile`: `requested` (auto, ref, dsp, mve; None = auto) checked
+    against the board's core (profile `cpu`). Raises UsageError, one line naming the board, its core
+    and the choices, when the core lacks the instructions or the set is not written yet."""
+    requested = (requested or "auto").lower()
+    if requested not in KERNEL_CHOICES:
+        raise UsageError(f"--kernels {requested}: choose one of {', '.join(KERNEL_CHOICES)}")
+    cpu = getattr(profile, "cpu", None) or "unknown"
+    available = kernel_sets_for(cpu)
+    runnable = [k for k in available if k in KERNEL_SETS_WRITTEN]
+    if requested == "auto":
+        return runnable[-1]
+    choices = ", ".join(["auto", *runnable])
+    if requested not in available:
+        raise UsageError(f"--kernels {requested}: board {profile.name} has a {cpu} core, which lacks the "
+                         f"{requested.upper()} instructions; choose {choices}")
+    if requested not in KERNEL_SETS_WRITTEN:
+        raise UsageError(f"--kernels {requested}: the {requested} kernel set is not written yet; choose {choices}")
+    return requested
 
 
 def require_toolchain() -> None:
@@ -172,14 +209,15 @@ def _toolchain_version() -> str:
         return "unknown"
 
 
-def arena_bytes_for(model_bytes: bytes, info) -> int:
+def arena_bytes_for(model_bytes: bytes, info, kernels: str = "ref") -> int:
     """Tensor arena for the firmware: the runtime's own planner via edgeattack.firmware.hostrt (exact),
     else an upper bound (every activation tensor without reuse, plus the
     per-channel parameters the runtime keeps in the arena) so the firmware never runs short."""
     try:
         from .hostrt import firmware_arena_bytes
 
-        planned = int(firmware_arena_bytes(model_bytes))
+        # the host builds every written set, and each set's scratch is what its firmware asks for
+        planned = int(firmware_arena_bytes(model_bytes, kernels))
         if planned > 0:
             return planned
     except (ImportError, EdgeAttackError):
@@ -193,7 +231,9 @@ def arena_bytes_for(model_bytes: bytes, info) -> int:
     for op in info.operators:
         if op.outputs and op.outputs[0] >= 0:
             shape = info.tensors[op.outputs[0]].shape
-            total += 8 * (shape[-1] if shape else 1)  # multiplier + shift per output channel
+            # multiplier + shift and the folded bias per output channel (each part 16-byte aligned)
+            ch = shape[-1] if shape else 1
+            total += -(-8 * ch // 16) * 16 + -(-4 * ch // 16) * 16
     return total + 1024
 
 
@@ -289,19 +329,22 @@ def _export(model_path: Path, out_dir: Path, arena: int) -> str:
 
 
 def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: int | None = None,
-                   jobs: int = 2) -> BuildResult:
+                   jobs: int = 2, kernels: str | None = "auto") -> BuildResult:
     """Build (or fetch from the cache) the firmware running `model_path` on `board_profile` (a
     BoardProfile, a built-in board name or a profile path).
 
     debug_fault: test builds only. 1 adds a request type 0x7E that makes the device take a HardFault;
     2 makes it fault at boot, before answering anything; 3 makes it hang at boot.
-    Raises UsageError (bad model, no port for the board, model too large for the board) and
+    kernels: the kernel set (resolve_kernels: auto, ref, dsp, mve), part of the cache key.
+    Raises UsageError (bad model, no port for the board, model too large for the board, a kernel
+    set the board's core cannot run) and
     EdgeAttackError (toolchain missing, build failed; the message names the log file).
     """
     from ..tflite.reader import load_model_bytes, read_model
 
     profile = _resolve_profile(board_profile)
     port = port_for(profile)
+    kernel_set = resolve_kernels(profile, kernels)
     require_toolchain()
     model_path = Path(model_path)
     model_bytes = load_model_bytes(model_path)
@@ -310,7 +353,7 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
         raise UsageError(f"{model_path}: the model has no input or no output tensor")
     in_bytes = int(info.input_tensors[0].nbytes or 0)
     out_bytes = int(info.output_tensors[0].nbytes or 0)
-    arena = arena_bytes_for(model_bytes, info)
+    arena = arena_bytes_for(model_bytes, info, kernel_set)
 
     # Before building: will it fit? (the aligned model can be a few bytes longer: 16 per buffer)
     flash_est, ram_est = _estimate(len(model_bytes) + 16 * len(info.buffers), arena, out_bytes,
@@ -321,11 +364,11 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
 
     options = {"EA_ARENA_SIZE": arena + 16, "EA_INPUT_BYTES": max(in_bytes, 1),
                "EA_OUTPUT_BYTES": max(out_bytes, 1), "EA_MAX_PAYLOAD": MAX_PAYLOAD,
-               "EA_RX_BUFFERS": RX_BUFFERS, "EA_STACK_SIZE": STACK_BYTES}
+               "EA_RX_BUFFERS": RX_BUFFERS, "EA_STACK_SIZE": STACK_BYTES, "EA_KERNELS": kernel_set}
     limits = runtime_limits(model_bytes, info)
     extra_cflags = f"-DEA_DEBUG_FAULT={int(debug_fault)}" if debug_fault else ""
     shared = {"format": BUILD_FORMAT, "sources": sources_digest(port), "port": port,
-              "kernel_path": KERNEL_PATH, "max_payload": MAX_PAYLOAD, "rx_buffers": RX_BUFFERS,
+              "kernel_path": kernel_set, "max_payload": MAX_PAYLOAD, "rx_buffers": RX_BUFFERS,
               "extra_cflags": extra_cflags, "toolchain": _toolchain_version(), "limits": limits}
     options.update(limits)
     key_material = json.dumps({**shared, "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
@@ -375,7 +418,7 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
                     "text": text, "data": data, "bss": bss, "flash_bytes": flash, "ram_bytes": ram,
                     "arena_bytes": arena, "input_bytes": in_bytes, "output_bytes": out_bytes,
                     "stack_bytes": STACK_BYTES, "rx_bytes": rx,
-                    "other_ram_bytes": ram + STACK_BYTES - (arena + 16) - rx,
+                    "other_ram_bytes": ram + STACK_BYTES - (arena + 16) - rx, "kernels": kernel_set,
                     "key": json.loads(key_material)}
             (tmp / "build.json").write_text(json.dumps(meta, indent=2) + "\n")
             shutil.rmtree(tmp / "build", ignore_errors=True)  # objects: not needed once linked
@@ -403,7 +446,8 @@ def _load_entry(entry: Path) -> BuildResult | None:
                        board=meta["board"], port=meta["port"], model_sha256=meta["model_sha256"],
                        arena_bytes=meta["arena_bytes"], input_bytes=meta["input_bytes"],
                        output_bytes=meta["output_bytes"], stack_bytes=meta["stack_bytes"],
-                       rx_bytes=meta["rx_bytes"], other_ram_bytes=meta["other_ram_bytes"], cached=True)
+                       rx_bytes=meta["rx_bytes"], other_ram_bytes=meta["other_ram_bytes"], cached=True,
+                       kernels=meta.get("kernels", "ref"))
 
 
 _OVERFLOW = re.compile(r"region [`']?(\w+)'? overflowed by (\d+) bytes|RAM overflow")

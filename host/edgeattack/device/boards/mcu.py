@@ -15,6 +15,8 @@ class McuBoard(BoardDriver):
     link_timeouts = LinkTimeouts(5.0, 30.0)
     time_source = "device"  # the chip's own cycle counter
     host_tools = ("arm-none-eabi-gcc",)
+    flash_options = ("kernels",)
+    kernels: str | None = None  # the kernel set to build (resolve_kernels); flash(kernels=...) sets it
 
     def _target(self) -> str:
         target = (self.profile.deploy or {}).get("target")
@@ -27,9 +29,13 @@ class McuBoard(BoardDriver):
         """Build the firmware for the model (cached); returns the BuildResult."""
         from ...firmware.build import build_firmware
 
-        return build_firmware(self._model(), self.profile)
+        return build_firmware(self._model(), self.profile, kernels=self.kernels)
 
     def flash(self, *, dry_run: bool = False, echo=print, **options) -> dict:
+        if options.get("kernels"):
+            from ...firmware.build import resolve_kernels
+
+            self.kernels = resolve_kernels(self.profile, options["kernels"])
         model, target = self._model(), self._target()
         if dry_run:
             echo(f"# plan: build the {self.name} firmware for {model}, then program it with pyOCD "

@@ -67,10 +67,11 @@ class QemuBoard(BoardDriver):
     """The qemu driver. Once started: `url` is what open_port() takes, `info` the firmware's first
     INFO reply, `proc` the QEMU process.
 
-    QemuBoard(profile, model_path, serial="tcp", cache_dir=None, debug_fault=None, build=None):
+    QemuBoard(profile, model_path, serial="tcp", cache_dir=None, debug_fault=None, build=None, kernels=None):
     serial "tcp" (url socket://127.0.0.1:PORT; QEMU waits for the first connection, bytes are never
     lost) or "pty" (url /dev/pts/N); cache_dir and debug_fault go to build_firmware (debug_fault:
-    test builds); build: an existing BuildResult to run instead of building.
+    test builds); build: an existing BuildResult to run instead of building; kernels: the kernel set
+    (edgeattack.firmware.build.resolve_kernels: auto, ref, dsp, mve; None = auto).
     """
 
     kind = "qemu"
@@ -78,9 +79,10 @@ class QemuBoard(BoardDriver):
     link_timeouts = LinkTimeouts(5.0, 30.0)
     time_source = "qemu-instructions"
     host_tools = ("arm-none-eabi-gcc", "qemu-system-arm")
+    flash_options = ("kernels",)
 
     def __init__(self, profile, model_path=None, *, serial: str = "tcp", cache_dir=None,
-                 debug_fault: int | None = None, build=None):
+                 debug_fault: int | None = None, build=None, kernels: str | None = None):
         super().__init__(profile, model_path)
         if self.profile.kind != self.kind:
             raise UsageError(f"board {self.name} is not a QEMU board (kind {self.profile.kind})")
@@ -90,6 +92,7 @@ class QemuBoard(BoardDriver):
         self.cache_dir = cache_dir
         self.debug_fault = debug_fault
         self.build = build
+        self.kernels = kernels
         self.proc: subprocess.Popen | None = None
         self.workdir: Path | None = None
         self.log_path: Path | None = None
@@ -118,11 +121,13 @@ class QemuBoard(BoardDriver):
             from ...firmware.build import build_firmware
 
             self.build = build_firmware(self._model(), self.profile, self.cache_dir,
-                                        debug_fault=self.debug_fault)
+                                        debug_fault=self.debug_fault, kernels=self.kernels)
         return self.build
 
     def flash(self, *, dry_run: bool = False, echo=print, **options) -> dict:
         """QEMU boards are flashed by building: commands then start QEMU with the cached firmware."""
+        if options.get("kernels"):
+            self.kernels = options["kernels"]
         model = self._model()
         if dry_run:
             echo(f"# plan: build the {self.name} firmware for {model} (cached by model hash); "
@@ -282,7 +287,8 @@ def qemu_command(profile, elf: Path, serial: str, port: int | None = None) -> li
 
 
 def start_qemu_board(profile, model_path, serial: str = "tcp", timeout: float = 60.0, *,
-                     cache_dir=None, debug_fault: int | None = None, build=None) -> QemuBoard:
+                     cache_dir=None, debug_fault: int | None = None, build=None,
+                     kernels: str | None = None) -> QemuBoard:
     """Build the firmware for `model_path` (cached), start QEMU for `profile` (a BoardProfile, a board
     name or a profile path) and wait until the firmware answers INFO with the model's SHA-256.
 
@@ -291,7 +297,7 @@ def start_qemu_board(profile, model_path, serial: str = "tcp", timeout: float = 
     and what QEMU printed. See QemuBoard for the arguments.
     """
     board = QemuBoard(profile, model_path, serial=serial, cache_dir=cache_dir, debug_fault=debug_fault,
-                      build=build)
+                      build=build, kernels=kernels)
     return board.start(timeout)
 
 
