@@ -48,23 +48,23 @@ def test_the_documented_operator_is_one_file_and_one_row(tmp_path):
     section = text[text.index("### Worked example"):]
     file_code, row_code = re.findall(r"```c\n(.*?)```", section, re.S)[:2]
     fw = _copy_runtime(tmp_path)
-    (fw / "runtime" / "ops" / "relu.c").write_text(file_code)
+    (fw / "runtime" / "ops" / "abs.c").write_text(file_code)
     table = fw / "runtime" / "ea_ops.c"
     src = table.read_text()
-    last = "    X(QUANTIZE, quantize, quantize)\n"
-    assert last in src
-    table.write_text(src.replace(last, row_code.rstrip("\n") + "\n" + last))
+    first = "    X(ADD, add, add)"
+    assert first in src
+    table.write_text(src.replace(first, row_code.strip().rstrip("\\").rstrip() + " \\\n" + first, 1))
     binary = _build(fw)
 
-    model = tmp_path / "relu.tflite"
-    model.write_bytes(_with_opcode(SEEDS[0].read_bytes(), 0, 19))  # op 0 becomes RELU
+    model = tmp_path / "abs.tflite"
+    model.write_bytes(_with_opcode(SEEDS[0].read_bytes(), 0, 101))  # op 0 becomes ABS
     rc, out, err = _ea_host(binary, "plan", model)
     assert "unsupported operator" not in err, err
-    assert rc == 0 or err.strip().startswith("ea_host: RELU at op 0: "), err
+    assert rc == 0 or err.strip().startswith("ea_host: ABS at op 0: "), err
     # The shipped runtime refuses it: the new file and row made the difference.
     from edgeattack.firmware.hostrt import host_binary
     rc, out, err = _ea_host(host_binary(), "plan", model)
-    assert rc == 2 and "unsupported operator RELU (builtin 19) at op 0" in err
+    assert rc == 2 and "unsupported operator ABS (builtin 101) at op 0" in err
 
 
 def test_a_kernel_set_replaces_reference_kernels_and_gets_scratch(tmp_path, tiny_tflite):

@@ -176,11 +176,11 @@ def _with_opcode(model: bytes, op_index: int, code: int) -> bytes:
 
 
 def test_unsupported_operator_is_named(binary, tmp_path):
-    p = tmp_path / "tanh.tflite"
-    p.write_bytes(_with_opcode(SEEDS[0].read_bytes(), 0, 28))  # TANH
+    p = tmp_path / "elu.tflite"
+    p.write_bytes(_with_opcode(SEEDS[0].read_bytes(), 0, 111))  # ELU
     rc, out, err = _ea_host(binary, "plan", p)
     _assert_clean_failure(rc, err, allowed=(2,))
-    assert "unsupported operator TANH (builtin 28) at op 0" in err
+    assert "unsupported operator ELU (builtin 111) at op 0" in err
 
 
 def test_arena_too_small_is_reported(binary, host):

@@ -271,6 +271,159 @@ def build_model(keras, tf, rng):
     return model, desc, (lo, hi)
 
 
+# ------------------------------------------------------------------------------------------ the newer operators
+
+def build_ops_model(keras, tf, rng):
+    """A random small model built around the operators added after the first twelve (family "ops"):
+    RELU, RELU6, LEAKY_RELU, CONCATENATION (up to 5 inputs, any axis), MUL, SUB, MAXIMUM, MINIMUM (same
+    shape and broadcast), LOGISTIC, TANH, HARD_SWISH, PADV2, STRIDED_SLICE, SPACE_TO_BATCH_ND /
+    BATCH_TO_SPACE_ND, ARG_MAX and TRANSPOSE_CONV, in chains of one to four steps, often after a
+    convolution so that activations carry non-trivial quantization."""
+    global tu_tf
+    tu_tf = tf
+    L = keras.layers
+    desc = []
+    h, w, c = int(rng.integers(2, 9)), int(rng.integers(2, 9)), int(rng.integers(1, 5))
+    inp = L.Input((h, w, c), batch_size=1)
+    desc.append(dict(op="input", shape=[h, w, c], kind="ops"))
+    x = inp
+
+    def shape_of(t):
+        return tuple(int(d) for d in t.shape[1:])
+
+    def conv(t, filters=None, k=None):
+        filters = filters or int(rng.integers(1, 6))
+        k = k or int(rng.choice([1, 3]))
+        return L.Conv2D(filters, k, padding="same")(t)
+
+    def const_like(t, full):
+        shp = (1,) + (shape_of(t) if full else (1, 1, shape_of(t)[-1]))
+        return rng.normal(0, float(rng.choice([0.3, 1.0, 3.0])), size=shp).astype(np.float32)
+
+    steps = ["relu", "relu6", "leaky", "concat", "mul", "sub", "maximum", "minimum", "sigmoid", "tanh",
+             "hard_swish", "padv2", "strided_slice", "space_batch", "tconv", "se"]
+    n_steps = int(rng.integers(1, 5))
+    for _ in range(n_steps):
+        step = str(rng.choice(steps))
+        if rng.random() < 0.4:  # a convolution first: its output has its own scale and zero point
+            x = conv(x)
+        shp = shape_of(x)
+        if step == "relu":
+            x = L.ReLU()(x)
+        elif step == "relu6":
+            x = L.ReLU(max_value=6.0)(x)
+        elif step == "leaky":
+            alpha = float(rng.choice([0.01, 0.1, 0.2, 0.3, 0.5]))
+            x = L.LeakyReLU(alpha)(x)
+            desc.append(dict(op="leaky_relu", alpha=alpha))
+            continue
+        elif step == "concat":
+            axis = int(rng.choice([-1, -1, 1, 2]))
+            n = int(rng.integers(2, 6))
+            same = shp[-1] if axis != -1 else None
+            branches = [x] + [conv(x, filters=same) for _ in range(n - 1)]
+            rng.shuffle(branches)
+            x = L.Concatenate(axis=axis)(branches)
+            desc.append(dict(op="concat", axis=axis, inputs=n))
+            continue
+        elif step in ("mul", "sub", "maximum", "minimum"):
+            kind = str(rng.choice(["tensor", "const", "broadcast"]))
+            fn = {"mul": lambda a, b: a * b, "sub": lambda a, b: a - b,
+                  "maximum": lambda a, b: tu_tf.maximum(a, b), "minimum": lambda a, b: tu_tf.minimum(a, b)}[step]
+            if kind == "tensor":
+                layer = {"mul": L.Multiply, "sub": L.Subtract, "maximum": L.Maximum, "minimum": L.Minimum}[step]
+                x = layer()([x, conv(x, filters=shp[-1])])
+            else:
+                k = const_like(x, kind == "const")
+                first = bool(rng.random() < 0.5)
+                x = L.Lambda(lambda t, k=k, f=fn, first=first: f(t, k) if first else f(k, t))(x)
+            desc.append(dict(op=step, kind=kind))
+            continue
+        elif step == "sigmoid":
+            x = L.Activation("sigmoid")(x)
+        elif step == "tanh":
+            x = L.Activation("tanh")(x)
+        elif step == "hard_swish":
+            x = L.Lambda(lambda t: t * tu_tf.nn.relu6(t + 3.0) * (1.0 / 6.0))(x)
+        elif step == "padv2":
+            pads = [[0, 0], [int(rng.integers(0, 3)), int(rng.integers(0, 3))],
+                    [int(rng.integers(0, 3)), int(rng.integers(0, 3))], [0, int(rng.integers(0, 2))]]
+            value = float(rng.choice([0.5, -1.0, 2.0, 0.25]))
+            x = L.Lambda(lambda t, p=pads, v=value: tu_tf.pad(t, p, constant_values=v))(x)
+            desc.append(dict(op="padv2", pads=pads, value=value))
+            continue
+        elif step == "strided_slice":
+            sl = []
+            for d in shp:
+                b = int(rng.integers(0, d))
+                e = int(rng.integers(b + 1, d + 1))
+                st = int(rng.choice([1, 1, 2, 3]))
+                if rng.random() < 0.2:
+                    b, e, st = e - 1, (b - 1 if b > 0 else None), -st  # backwards
+                sl.append((b, e, st))
+            shrink = bool(rng.random() < 0.2) and shp[0] > 0
+            x = L.Lambda(lambda t, sl=sl, shrink=shrink: t[(slice(None),) + ((sl[0][0],) if shrink else
+                                                                             (slice(*sl[0]),))
+                                                        + tuple(slice(*q) for q in sl[1:])])(x)
+            desc.append(dict(op="strided_slice", slices=sl, shrink=shrink))
+            if shrink:  # back to rank 4 for the next step
+                x = L.Reshape((1,) + shape_of(x))(x)
+            continue
+        elif step == "space_batch":
+            bh, bw = int(rng.choice([1, 2, 3])), int(rng.choice([2, 3]))
+            ph = (-shp[0]) % bh + bh * int(rng.integers(0, 2))
+            pw = (-shp[1]) % bw
+            pads = [[ph // 2, ph - ph // 2], [pw, 0]]
+            crop = bool(rng.random() < 0.7)
+            mid = str(rng.choice(["relu", "scale", "none"]))
+
+            def stb(t, b=(bh, bw), p=pads, crop=crop, mid=mid):
+                y = tu_tf.space_to_batch_nd(t, b, p)
+                y = tu_tf.nn.relu(y) if mid == "relu" else (y * 1.5 - 0.25 if mid == "scale" else y)
+                return tu_tf.batch_to_space(y, b, p if crop else [[0, 0], [0, 0]])
+
+            x = L.Lambda(stb)(x)
+            desc.append(dict(op="space_batch", block=[bh, bw], pads=pads, crop=crop, mid=mid))
+            continue
+        elif step == "tconv":
+            k = int(rng.integers(1, 4))
+            stride = int(rng.choice([1, 2, 2, 3]))
+            padding = str(rng.choice(["same", "valid"]))
+            act = _act(rng)
+            x = L.Conv2DTranspose(int(rng.integers(1, 5)), k, strides=stride, padding=padding,
+                                  use_bias=bool(rng.random() < 0.7),
+                                  activation="relu" if act == "relu" else None)(x)
+            if act == "relu6":
+                x = L.ReLU(max_value=6.0)(x)
+            desc.append(dict(op="tconv", k=k, stride=stride, padding=padding, act=act))
+            continue
+        else:  # squeeze-and-excitation: MEAN, FULLY_CONNECTED, LOGISTIC or HARD_SWISH, broadcast MUL
+            s_ = L.GlobalAveragePooling2D(keepdims=True)(x)
+            s_ = L.Dense(shp[-1])(s_)
+            s_ = L.Activation("sigmoid")(s_) if rng.random() < 0.6 else L.Lambda(
+                lambda t: t * tu_tf.nn.relu6(t + 3.0) * (1.0 / 6.0))(s_)
+            x = L.Multiply()([x, s_])
+        desc.append(dict(op=step))
+    if rng.random() < 0.15:
+        x = L.Lambda(lambda t: tu_tf.argmax(t, axis=-1, output_type=tu_tf.int32))(x)
+        desc.append(dict(op="argmax"))
+    model = keras.Model(inp, x)
+    _scale_weights(model, rng, desc)
+    lo = float(rng.choice([-1.0, 0.0, -5.0, -0.1]))
+    hi = float(rng.choice([1.0, 6.0, 0.1, 3.0]))
+    return model, desc, (lo, hi)
+
+
+def builtin_names(tfl: bytes) -> list[str]:
+    """The operators of a .tflite, in order, by builtin name."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    model = schema.ModelT.InitFromPackedBuf(bytearray(tfl), 0)
+    codes = [max(oc.deprecatedBuiltinCode, oc.builtinCode) for oc in model.operatorCodes]
+    return [names.get(codes[op.opcodeIndex], str(codes[op.opcodeIndex])) for op in model.subgraphs[0].operators]
+
+
 def convert(tf, model, rng, rep_range, float_io, per_channel_dense):
     lo, hi = rep_range
     shape = (1,) + tuple(int(d) for d in model.inputs[0].shape[1:])
@@ -331,8 +484,13 @@ def tflm_outputs(model_bytes, inputs):
 
 # TFLite builtin codes used below.
 _CONV, _DW, _FC, _ADD, _MEAN, _SOFTMAX, _DEQUANTIZE, _PAD, _PADV2 = 3, 4, 9, 0, 40, 25, 6, 34, 60
+_MUL, _SUB, _MAXIMUM, _MINIMUM, _LOGISTIC, _TANH, _HARD_SWISH, _RELU, _RELU6, _LEAKY_RELU, _ARG_MAX, _TCONV = (
+    18, 41, 55, 57, 14, 28, 117, 19, 21, 98, 56, 67)
 # Consumers that accept any input quantization (no equality or bias-scale check on their input).
-_FREE_CONSUMERS = {_CONV, _DW, _ADD, _MEAN, _SOFTMAX, _DEQUANTIZE}
+_FREE_CONSUMERS = {_CONV, _DW, _ADD, _MEAN, _SOFTMAX, _DEQUANTIZE, _MUL, _SUB, _MAXIMUM, _MINIMUM, _LOGISTIC, _TANH,
+                   _HARD_SWISH, _RELU, _RELU6, _LEAKY_RELU, _ARG_MAX, _TCONV}
+# Producers whose output quantization is free (they requantize into it).
+_FREE_PRODUCERS = {_CONV, _DW, _ADD, _MUL, _SUB, _RELU, _LEAKY_RELU, _TCONV}
 
 
 def mutate(tfl: bytes, rng) -> tuple[bytes, list]:
@@ -352,7 +510,7 @@ def mutate(tfl: bytes, rng) -> tuple[bytes, list]:
             consumers.setdefault(int(t), set()).add(codes[op.opcodeIndex])
     for op in sg.operators:
         code = codes[op.opcodeIndex]
-        if code not in (_CONV, _DW, _FC):
+        if code not in (_CONV, _DW, _FC, _TCONV):
             continue
         f = sg.tensors[op.inputs[1]]
         buf = model.buffers[f.buffer]
@@ -384,7 +542,7 @@ def mutate(tfl: bytes, rng) -> tuple[bytes, list]:
     produced_by = {int(op.outputs[0]): codes[op.opcodeIndex] for op in sg.operators}
     outputs = {int(t) for t in sg.outputs}
     for ti, t in enumerate(sg.tensors):
-        if produced_by.get(ti) not in (_CONV, _DW, _ADD) or t.type != 9 or t.quantization is None:
+        if produced_by.get(ti) not in _FREE_PRODUCERS or t.type != 9 or t.quantization is None:
             continue
         if not consumers.get(ti, set()) <= _FREE_CONSUMERS or (not consumers.get(ti) and ti not in outputs):
             continue
@@ -459,7 +617,7 @@ def mutate(tfl: bytes, rng) -> tuple[bytes, list]:
     return bytes(builder.Output()), notes
 
 
-def generate(count, seed, out: Path, mutants: int, worker: int = 0, jobs: int = 1):
+def generate(count, seed, out: Path, mutants: int, worker: int = 0, jobs: int = 1, family: str = "base"):
     """Models worker, worker + jobs, ... of `count` (so that jobs processes can share the work)."""
     import edgeattack.tfutil as tu
     from tflite_micro.python.tflite_micro import runtime
@@ -474,7 +632,7 @@ def generate(count, seed, out: Path, mutants: int, worker: int = 0, jobs: int = 
     mine = list(range(worker, count, jobs))
     k = 0
     while k < len(mine):
-        model, desc, rep_range = build_model(keras, tf, rng)
+        model, desc, rep_range = (build_ops_model if family == "ops" else build_model)(keras, tf, rng)
         float_io = bool(rng.random() < 0.12)
         per_channel_dense = bool(rng.random() < 0.3)
         try:
@@ -515,7 +673,7 @@ def generate(count, seed, out: Path, mutants: int, worker: int = 0, jobs: int = 
                 print(f"skip ({name}: TFLM or the aligner failed, wait status {status})", file=sys.stderr)
                 continue
             entries.append(dict(name=name, float_io=float_io, per_channel_dense=per_channel_dense, layers=desc,
-                                mutant=v, mutations=notes))
+                                mutant=v, mutations=notes, builtins=builtin_names(tfl)))
             k += 1
     return entries, failures
 
@@ -526,6 +684,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--mutants", type=int, default=2, help="mutated variants per converted model")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (each imports TensorFlow)")
+    ap.add_argument("--family", choices=("base", "ops"), default="base",
+                    help="base: the first twelve operators' model mix; ops: models built around the newer ones")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -533,7 +693,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.worker is not None:  # one share of the work, its entries in a partial manifest
-        entries, failures = generate(args.count, args.seed, out, args.mutants, args.worker, args.jobs)
+        entries, failures = generate(args.count, args.seed, out, args.mutants, args.worker, args.jobs, args.family)
         (out / f".part{args.worker}.json").write_text(json.dumps(dict(models=entries, failures=failures)))
         return
     t0 = time.time()
@@ -546,6 +706,7 @@ def main(argv=None):
 
     procs = [subprocess.Popen([sys.executable, __file__, "--count", str(args.count), "--seed", str(args.seed),
                                "--mutants", str(args.mutants), "--jobs", str(args.jobs), "--worker", str(w),
+                               "--family", args.family,
                                "--out", str(out)], preexec_fn=deathsig) for w in range(args.jobs)]
     try:
         codes = [p.wait() for p in procs]

@@ -159,13 +159,16 @@ static ea_status parse_operator(loader *L, const fb_table *ot, uint32_t i) {
     }
     op->reg = (uint8_t)reg;
     op->builtin = (uint8_t)code;
-    if (ins.count > 3) return ea_op_fail(m, i, "more than 3 inputs", NULL, 0, 0);
+    if (ins.count > EA_MAX_OP_INPUTS) return ea_op_fail(m, i, "more inputs than EA_MAX_OP_INPUTS: ", NULL, ins.count, 1);
     if (outs.count != 1) return ea_op_fail(m, i, "operators must have exactly one output", NULL, 0, 0);
     for (uint32_t k = 0; k < ins.count; k++) {
         const int32_t ti = fb_vec_i32(r, &ins, k);
         if (ti < -1 || ti >= (int32_t)m->n_tensors) return ea_op_fail(m, i, "input tensor index out of range: ", NULL, ti, 1);
-        op->in[k] = (int16_t)ti;
+        if (k < 3) op->in[k] = (int16_t)ti;
     }
+    /* Inputs past the third (CONCATENATION, STRIDED_SLICE, TRANSPOSE_CONV) are not kept in the operator
+     * slot: data_flow and prepare read them again from the flatbuffer (ea_prepare_ctx.inputs). */
+    op->n_in = (uint8_t)ins.count;
     const int32_t to = fb_vec_i32(r, &outs, 0);
     if (to < 0 || to >= (int32_t)m->n_tensors) return ea_op_fail(m, i, "output tensor index out of range: ", NULL, to, 1);
     op->out = (int16_t)to;
@@ -177,7 +180,9 @@ static ea_status prepare_op(loader *L, const fb_table *ot, uint32_t i) {
     ea_prepare_ctx c = {.m = L->m, .op = &L->m->ops[i], .index = i, .r = &L->r, .persistent = L->persistent};
     ea_status st = read_options(L, ot, i, &c.options_type, &c.options);
     if (st) return st;
+    if (fb_vector_field(&L->r, ot, 1, 4, "Operator.inputs", &c.inputs)) return ea_fail_at(L->m, "op", i);
     if ((st = ea_op_table[c.op->reg].prepare(&c))) return st;
+    if (c.inputs.count > 3 && !c.all_inputs_used) return ea_op_fail(L->m, i, "more than 3 inputs", NULL, 0, 0);
     L->persistent = c.persistent;
     L->scratch[i] = c.scratch_bytes;
     return EA_OK;
@@ -186,7 +191,20 @@ static ea_status prepare_op(loader *L, const fb_table *ot, uint32_t i) {
 /* ---------------------------------------------------------------- data flow */
 
 /* Lifetimes of the non-constant tensors, and the check that each is written before it is read. */
-static ea_status data_flow(ea_model *m) {
+/* Reads input k of operator i (k < its input count, validated by parse_operator). */
+static int32_t op_input(loader *L, const fb_vector *ops, uint32_t i, uint32_t k) {
+    const ea_op *op = &L->m->ops[i];
+    if (k < 3) return op->in[k];
+    fb_table ot;
+    fb_vector ins;
+    if (fb_vector_table(&L->r, ops, i, "SubGraph.operators", &ot) || fb_vector_field(&L->r, &ot, 1, 4, "Operator.inputs", &ins) ||
+        k >= ins.count)
+        return -1; /* cannot happen: parse_operator read the same vector */
+    return fb_vec_i32(&L->r, &ins, k);
+}
+
+static ea_status data_flow(loader *L, const fb_vector *ops) {
+    ea_model *m = L->m;
     ea_tensor *tin = &m->tensors[m->input];
     if (tin->is_const) return ea_fail(m, "model input tensor is constant", "");
     tin->producer_set = 1;
@@ -194,11 +212,12 @@ static ea_status data_flow(ea_model *m) {
     tin->last_op = 0;
     for (uint32_t i = 0; i < m->n_ops; i++) {
         ea_op *op = &m->ops[i];
-        for (int k = 0; k < 3; k++) {
-            if (op->in[k] < 0) continue;
-            ea_tensor *t = &m->tensors[op->in[k]];
+        for (uint32_t k = 0; k < op->n_in; k++) {
+            const int32_t ti = op_input(L, ops, i, k);
+            if (ti < 0) continue;
+            ea_tensor *t = &m->tensors[ti];
             if (t->is_const) continue;
-            if (!t->producer_set) return ea_op_fail(m, i, "reads tensor before it is written: ", NULL, op->in[k], 1);
+            if (!t->producer_set) return ea_op_fail(m, i, "reads tensor before it is written: ", NULL, ti, 1);
             t->last_op = (int16_t)i;
         }
         ea_tensor *o = &m->tensors[op->out];
@@ -221,7 +240,8 @@ static ea_status info(ea_model *m, int32_t idx, ea_tensor_info *ti, const char *
     switch (t->type) {
         case EA_T_INT8: ti->dtype = EA_DTYPE_INT8; break;
         case EA_T_FLOAT32: ti->dtype = EA_DTYPE_FLOAT32; break;
-        default: return ea_fail(m, what, " tensor must be int8 or float32");
+        case EA_T_INT32: ti->dtype = EA_DTYPE_INT32; break; /* ARG_MAX's class index */
+        default: return ea_fail(m, what, " tensor must be int8, int32 or float32");
     }
     ti->ndim = t->ndim;
     for (int d = 0; d < t->ndim; d++) ti->dims[d] = t->dims[d];
@@ -293,7 +313,7 @@ static ea_status load(ea_model *m, const uint8_t *data, uint32_t len) {
         if (fb_vector_table(&L->r, &ops, k, "SubGraph.operators", &ot)) return ea_fail_at(m, "op", k);
         if ((st = parse_operator(L, &ot, k))) return st;
     }
-    if ((st = data_flow(m))) return st;
+    if ((st = data_flow(L, &ops))) return st;
     for (uint32_t k = 0; k < ops.count; k++) {
         fb_table ot; /* read again: keeping every operator's table would cost RAM per operator */
         if (fb_vector_table(&L->r, &ops, k, "SubGraph.operators", &ot)) return ea_fail_at(m, "op", k);

@@ -1,5 +1,7 @@
 /* What operators share: error messages, tensor checks, window arithmetic and quantization parameters
  * derived exactly as TFLM's Prepare functions do (kernel_util.cc, padding.h). */
+#include <math.h>
+
 #include "ea_opnames.h"
 #include "ea_ops.h"
 #include "ea_quant.h"
@@ -170,4 +172,84 @@ void ea_fold_bias(const ea_model *m, const ea_op *op, int32_t *dst) {
 
 void ea_op_request_scratch(ea_prepare_ctx *c, int32_t bytes) {
     c->scratch_bytes = bytes > 0 ? (uint32_t)bytes : 0u;
+}
+
+/* ---------------------------------------------------------------- elementwise operators */
+
+ea_status ea_unary_prepare_common(ea_prepare_ctx *c) {
+    ea_status st;
+    if ((st = ea_need_s8(c, c->op->in[0], "input")) || (st = ea_need_s8(c, c->op->out, "output"))) return st;
+    if (c->m->tensors[c->op->in[0]].count != c->m->tensors[c->op->out].count)
+        return EA_OP_FAIL(c, "input and output sizes differ");
+    return EA_OK;
+}
+
+ea_status ea_binary_prepare_common(ea_prepare_ctx *c) {
+    const ea_op *op = c->op;
+    ea_status st;
+    if ((st = ea_need_s8(c, op->in[0], "first input")) || (st = ea_need_s8(c, op->in[1], "second input")) ||
+        (st = ea_need_s8(c, op->out, "output")))
+        return st;
+    int32_t da[6], db[6], dout[6];
+    ea_dims6_of(&c->m->tensors[op->in[0]], da);
+    ea_dims6_of(&c->m->tensors[op->in[1]], db);
+    ea_dims6_of(&c->m->tensors[op->out], dout);
+    for (int d = 0; d < 6; d++) {
+        const int32_t want = da[d] == 1 ? db[d] : da[d];
+        if ((da[d] != 1 && db[d] != 1 && da[d] != db[d]) || dout[d] != want)
+            return EA_OP_FAIL(c, "input shapes are not broadcastable to the output shape");
+    }
+    return EA_OK;
+}
+
+void ea_broadcast_binary_s8(ea_binary_row_fn row, const void *params, const int32_t d1[6], const int8_t *in1,
+                            const int32_t d2[6], const int8_t *in2, const int32_t dout[6], int8_t *out) {
+    int32_t s1[6], s2[6], st1 = 1, st2 = 1;
+    for (int d = 5; d >= 0; --d) {
+        s1[d] = d1[d] == 1 && dout[d] != 1 ? 0 : st1;
+        s2[d] = d2[d] == 1 && dout[d] != 1 ? 0 : st2;
+        st1 *= d1[d];
+        st2 *= d2[d];
+    }
+    int32_t o = 0;
+    for (int32_t i0 = 0; i0 < dout[0]; ++i0)
+        for (int32_t i1 = 0; i1 < dout[1]; ++i1)
+            for (int32_t i2 = 0; i2 < dout[2]; ++i2)
+                for (int32_t i3 = 0; i3 < dout[3]; ++i3)
+                    for (int32_t i4 = 0; i4 < dout[4]; ++i4) {
+                        const int32_t b1 = i0 * s1[0] + i1 * s1[1] + i2 * s1[2] + i3 * s1[3] + i4 * s1[4];
+                        const int32_t b2 = i0 * s2[0] + i1 * s2[1] + i2 * s2[2] + i3 * s2[3] + i4 * s2[4];
+                        row(params, dout[5], in1 + b1, s1[5], in2 + b2, s2[5], out + o);
+                        o += dout[5];
+                    }
+}
+
+void ea_binary_invoke_s8(const ea_model *m, const ea_op *op, ea_binary_row_fn row, const void *params) {
+    int32_t da[6], db[6], dout[6];
+    ea_dims6_of(&m->tensors[op->in[0]], da);
+    ea_dims6_of(&m->tensors[op->in[1]], db);
+    ea_dims6_of(&m->tensors[op->out], dout);
+    ea_broadcast_binary_s8(row, params, da, (const int8_t *)ea_tensor_data(m, op->in[0]), db,
+                           (const int8_t *)ea_tensor_data(m, op->in[1]), dout, (int8_t *)m->tensors[op->out].vdata);
+}
+
+int32_t ea_f64_to_i32_x86(double v) {
+    if (!(v > -2147483649.0 && v < 2147483648.0)) return INT32_MIN;
+    return (int32_t)v;
+}
+
+ea_status ea_sigmoid_prepare_common(ea_prepare_ctx *c, ea_sigmoid_params *p) {
+    ea_status st;
+    if ((st = ea_unary_prepare_common(c))) return st;
+    const ea_tensor *in = &c->m->tensors[c->op->in[0]];
+    /* CalculateArithmeticOpDataLogistic / Tanh's: input scale in Q4.27 as frexp's significand and exponent. */
+    int e = 0;
+    const double q = frexp((double)in->scale * (double)(1 << 27), &e);
+    if (e < 0 || e > 30) return EA_OP_FAIL(c, "input scale out of range");
+    p->in_zp = in->zero_point;
+    p->mult = ea_f64_to_i32_x86(round(q * 2147483648.0));
+    p->shift = e;
+    /* CalculateInputRadius(4, e, 31): floor(15 * 2^27 / 2^e). */
+    p->radius = (int32_t)floor(15.0 * (double)(1 << 27) / (double)((int64_t)1 << e));
+    return EA_OK;
 }

@@ -19,7 +19,20 @@
     X(SQUEEZE, reshape, reshape)                           \
     X(PADV2, padv2, pad)                                   \
     X(EXPAND_DIMS, reshape, reshape)                       \
-    X(QUANTIZE, quantize, quantize)
+    X(QUANTIZE, quantize, quantize)                        \
+    X(RELU, relu, relu)                                    \
+    X(RELU6, relu6, relu6)                                 \
+    X(LEAKY_RELU, leaky_relu, leaky_relu)                  \
+    X(CONCATENATION, concatenation, concatenation)         \
+    X(MUL, mul, mul)                                       \
+    X(SUB, sub, sub)                                       \
+    X(MAXIMUM, maximum, maximum)                           \
+    X(MINIMUM, minimum, minimum)                           \
+    X(LOGISTIC, logistic, logistic)                        \
+    X(TANH, tanh, tanh)                                    \
+    X(HARD_SWISH, hard_swish, hard_swish)                  \
+    X(SPACE_TO_BATCH_ND, space_to_batch_nd, space_to_batch_nd) \
+    X(BATCH_TO_SPACE_ND, batch_to_space_nd, batch_to_space_nd)
 
 #define EA_DECLARE_OP(code, prepare, invoke) EA_PREPARE(prepare); EA_INVOKE(invoke);
 EA_OPERATORS(EA_DECLARE_OP)

@@ -34,7 +34,12 @@ typedef struct {
     uint8_t options_type;    /* BuiltinOptions union type, 0 when the operator has none */
     uint32_t persistent;     /* persistent arena bytes reserved so far, every operator included */
     uint32_t scratch_bytes;  /* scratch this operator asked for (ea_op_request_scratch) */
+    fb_vector inputs;        /* every input tensor index (op->in keeps the first three): ea_prepare_input */
+    uint8_t all_inputs_used; /* set by a prepare that reads inputs past the third (else > 3 is refused) */
 } ea_prepare_ctx;
+
+/* Input k (< c->inputs.count) of the operator being prepared: a tensor index, or -1 when absent. */
+static inline int32_t ea_prepare_input(const ea_prepare_ctx *c, uint32_t k) { return fb_vec_i32(c->r, &c->inputs, k); }
 
 typedef ea_status (*ea_prepare_fn)(ea_prepare_ctx *c);
 typedef ea_status (*ea_invoke_fn)(ea_model *m, const ea_op *op);
@@ -151,5 +156,37 @@ static inline ea_requant ea_conv_requant(const ea_model *m, const ea_op *op, con
 static inline void *ea_op_scratch(const ea_model *m, const ea_op *op) {
     return op->scratch_offset == EA_NO_SCRATCH ? NULL : (void *)(m->arena + op->scratch_offset);
 }
+
+/* ---------------------------------------------------------------- elementwise helpers (ea_op_util.c) */
+
+/* Two int8 inputs and an int8 output whose 6-D shapes broadcast (each input dim equals the output's or
+ * is 1), as TFLM's ProcessBroadcastShapes accepts them. */
+ea_status ea_binary_prepare_common(ea_prepare_ctx *c);
+/* One row of a binary elementwise kernel: n outputs, input k advancing by its stride (0: broadcast). */
+typedef void (*ea_binary_row_fn)(const void *params, int32_t n, const int8_t *a, int32_t sa, const int8_t *b,
+                                 int32_t sb, int8_t *out);
+/* Walks the 6-D output in order, broadcasting each input (the loops of TFLM's Broadcast*6DSlow), calling
+ * `row` once per innermost row. */
+void ea_broadcast_binary_s8(ea_binary_row_fn row, const void *params, const int32_t d1[6], const int8_t *in1,
+                            const int32_t d2[6], const int8_t *in2, const int32_t dout[6], int8_t *out);
+/* The operator's two inputs and output as 6-D shapes, then ea_broadcast_binary_s8. */
+void ea_binary_invoke_s8(const ea_model *m, const ea_op *op, ea_binary_row_fn row, const void *params);
+/* One int8 input and an int8 output with the same element count. */
+ea_status ea_unary_prepare_common(ea_prepare_ctx *c);
+/* static_cast<int32_t>(value) as x86 executes it (cvttsd2si): NaN and out-of-range give INT32_MIN, what
+ * the TFLM oracle computes where C leaves the conversion undefined. */
+int32_t ea_f64_to_i32_x86(double v);
+
+/* LOGISTIC and TANH (int8): input offset, Q4.27 rescaling multiplier and exponent, saturation radius. */
+typedef struct {
+    int32_t in_zp, mult, shift, radius;
+} ea_sigmoid_params;
+ea_status ea_sigmoid_prepare_common(ea_prepare_ctx *c, ea_sigmoid_params *p);
+
+/* SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND (ops/space_to_batch_nd.c): rank 3 or 4 as NHWC (rank 3 has
+ * W = 1, as TFLM's ExtendShapeSpaceToBatch); the checks and constant block shape and paddings/crops
+ * (before and after per spatial dimension). */
+ea_dims4 ea_dims4_nhwc(const ea_tensor *t);
+ea_status ea_space_batch_prepare(ea_prepare_ctx *c, int32_t block[2], int32_t before[2], int32_t after[2]);
 
 #endif /* EA_OPS_H */

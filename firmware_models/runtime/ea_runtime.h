@@ -26,6 +26,8 @@ extern "C" {
 #define EA_MAX_OPCODES 64
 #endif
 #define EA_MAX_DIMS 6
+/* Most inputs of one operator (TFLM's CONCATENATION takes up to 10). */
+#define EA_MAX_OP_INPUTS 16
 #define EA_ERROR_LEN 160
 
 typedef enum { EA_OK = 0, EA_ERR_MODEL = 7, EA_ERR_RUNTIME = 8 } ea_status; /* = docs/protocol.md ERROR codes */
@@ -75,6 +77,7 @@ typedef struct {
     int16_t in[3];           /* tensor indices, -1 when absent */
     int16_t out;
     uint8_t channels;        /* EA_CHAN_* flags (ea_ops.h): per-output-channel data at arena + chan_offset */
+    uint8_t n_in;            /* inputs in the flatbuffer (those past in[2] are read from it again) */
     uint32_t chan_offset;
     uint32_t scratch_offset; /* the kernel's scratch buffer in the arena; EA_NO_SCRATCH when none */
     int32_t params[EA_OP_PARAM_WORDS];

@@ -31,7 +31,7 @@ from ..errors import EdgeAttackError, UsageError
 from ..resources import firmware_dir
 
 _TIMEOUT_S = 600
-_DTYPES = {"int8": np.int8, "float32": np.float32}
+_DTYPES = {"int8": np.int8, "float32": np.float32, "int32": np.int32}
 # Any sanitizer report is a failure (exit code != 0), never a warning that scrolls by.
 _SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:exitcode=86",
             "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=87"}

@@ -1,0 +1,45 @@
+/* LEAKY_RELU int8 (TFLM's QuantizeLeakyRelu): non-negative inputs are rescaled by in/out scale, negative
+ * ones by alpha * in/out scale. */
+#include "ea_ops.h"
+#include "ea_quant.h"
+
+enum { BO_LEAKY_RELU = 75 }; /* BuiltinOptions_LeakyReluOptions */
+
+typedef struct {
+    int32_t in_zp, out_zp, mult_identity, shift_identity, mult_alpha, shift_alpha;
+} leaky_relu_params;
+
+static void leaky_relu_s8(const leaky_relu_params *p, uint32_t n, const int8_t *in, int8_t *out) {
+    for (uint32_t i = 0; i < n; ++i) {
+        const int32_t x = (int32_t)in[i] - p->in_zp;
+        const int32_t y = x >= 0 ? ea_mbqm(x, p->mult_identity, p->shift_identity) : ea_mbqm(x, p->mult_alpha, p->shift_alpha);
+        out[i] = (int8_t)ea_clamp(ea_wrap_add(p->out_zp, y), -128, 127);
+    }
+}
+
+EA_PREPARE(leaky_relu) {
+    float alpha = 0.0f;
+    ea_status st;
+    if (c->options_type == BO_LEAKY_RELU && fb_f32(c->r, &c->options, 0, 0.0f, "LeakyReluOptions.alpha", &alpha))
+        return EA_OP_OPTIONS_FAIL(c);
+    if ((st = ea_unary_prepare_common(c))) return st;
+    const ea_tensor *in = &c->m->tensors[c->op->in[0]], *out = &c->m->tensors[c->op->out];
+    if (!(alpha >= 0.0f && alpha < 3.4e38f)) return EA_OP_FAIL(c, "alpha must be finite and non-negative");
+    /* CalculateOpDataLeakyRelu: both ratios computed in float, then widened. */
+    int32_t mi, si, ma, sa;
+    if (ea_quantize_multiplier((double)(in->scale * alpha / out->scale), &ma, &sa) || sa > 30 ||
+        ea_quantize_multiplier((double)(in->scale / out->scale), &mi, &si) || si > 30)
+        return EA_OP_FAIL(c, "input/output scale ratio out of range");
+    *EA_OP_PARAMS(leaky_relu_params, c->op) = (leaky_relu_params){
+        .in_zp = in->zero_point, .out_zp = out->zero_point, .mult_identity = mi, .shift_identity = si,
+        .mult_alpha = ma, .shift_alpha = sa,
+    };
+    return EA_OK;
+}
+
+EA_INVOKE(leaky_relu) {
+    const ea_tensor *out = &m->tensors[op->out];
+    leaky_relu_s8(EA_OP_CPARAMS(leaky_relu_params, op), out->count, (const int8_t *)ea_tensor_data(m, op->in[0]),
+                  (int8_t *)out->vdata);
+    return EA_OK;
+}
