@@ -268,38 +268,38 @@ def test_m55_over_pty_matches_tflm(tools, tiny, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def elu_model(tmp_path_factory):
-    """A model with ELU, an operator the C runtime does not implement."""
-    from edgeattack.tfutil import keras, set_seed
+def abs_model(tmp_path_factory):
+    """A model with ABS, an operator the C runtime does not implement."""
+    from edgeattack.tfutil import keras, set_seed, tf
 
-    k = keras()
+    k, t = keras(), tf()
     set_seed(0)
     model = k.Sequential([k.layers.Input((4, 4, 1)), k.layers.Flatten(),
-                          k.layers.Dense(6, activation="elu"), k.layers.Dense(3)])
-    path = _int8_model(model, (4, 4, 1), tmp_path_factory.mktemp("fw_elu") / "elu.tflite")
+                          k.layers.Dense(6), k.layers.Lambda(lambda v: t.abs(v)), k.layers.Dense(3)])
+    path = _int8_model(model, (4, 4, 1), tmp_path_factory.mktemp("fw_abs") / "abs.tflite")
     from edgeattack.tflite.reader import read_model
 
-    assert "ELU" in read_model(path.read_bytes()).distinct_ops
+    assert "ABS" in read_model(path.read_bytes()).distinct_ops
     return path
 
 
-def test_unsupported_operator_is_an_error_frame_not_a_fault(tools, elu_model):
+def test_unsupported_operator_is_an_error_frame_not_a_fault(tools, abs_model):
     from edgeattack.device.api import open_device
     from edgeattack.device.boards.qemu import start_qemu_board
     from edgeattack.link import messages as m
 
-    with start_qemu_board("qemu-m4", elu_model) as board:
-        assert "unsupported operator ELU" in board.info["error"]
+    with start_qemu_board("qemu-m4", abs_model) as board:
+        assert "unsupported operator ABS" in board.info["error"]
         with _client(board.url) as client:
             client.connect()
             with pytest.raises(DeviceError) as err:
                 client.infer(np.zeros((4, 4, 1), np.int8))
-            assert err.value.error_code == m.ERR_MODEL and "ELU" in str(err.value)
+            assert err.value.error_code == m.ERR_MODEL and "ABS" in str(err.value)
             assert client.info()["inferences"] == 0
         assert board.alive()  # answered, did not fault
         board.check()
-    with pytest.raises(DeviceError, match="ELU"):
-        with open_device("qemu-m4", elu_model):
+    with pytest.raises(DeviceError, match="ABS"):
+        with open_device("qemu-m4", abs_model):
             pass
 
 

@@ -35,12 +35,13 @@ def _versions() -> str:
     return ",".join(out)
 
 
-def ensure_models(count: int, seed: int, mutants: int, jobs: int, timeout: float = 3600) -> Path:
-    """Directory of generated models with TFLM outputs, generating them on first use (atomically)."""
+def ensure_models(count: int, seed: int, mutants: int, jobs: int, timeout: float = 3600, family: str = "base") -> Path:
+    """Directory of generated models with TFLM outputs, generating them on first use (atomically).
+    family: the generator's model mix (base: the first twelve operators; ops: the newer ones)."""
     from edgeattack.children import run
     from edgeattack.firmware.hostrt import cache_root
 
-    key = hashlib.sha256(GENERATOR.read_bytes() + f"|{_versions()}|{count}|{seed}|{mutants}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(GENERATOR.read_bytes() + f"|{_versions()}|{count}|{seed}|{mutants}|{family}".encode()).hexdigest()[:16]
     final = cache_root() / "random_models" / key
     if (final / "manifest.json").is_file():
         return final
@@ -48,7 +49,7 @@ def ensure_models(count: int, seed: int, mutants: int, jobs: int, timeout: float
     tmp = Path(tempfile.mkdtemp(prefix=".gen-", dir=final.parent))
     try:
         res = run([sys.executable, str(GENERATOR), "--count", str(count), "--seed", str(seed),
-                   "--mutants", str(mutants), "--jobs", str(jobs), "--out", str(tmp)], timeout=timeout, text=True)
+                   "--mutants", str(mutants), "--jobs", str(jobs), "--family", family, "--out", str(tmp)], timeout=timeout, text=True)
         if res.returncode != 0:
             raise RuntimeError(f"model generation failed (exit {res.returncode}, None = timed out):\n"
                                f"{res.stderr[-3000:]}")
@@ -111,9 +112,10 @@ def main(argv=None):
     ap.add_argument("--mutants", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--kernels", default="ref", help="kernel set compiled into the host runtime: ref or dsp")
+    ap.add_argument("--family", choices=("base", "ops"), default="base")
     args = ap.parse_args(argv)
     t0 = time.time()
-    d = ensure_models(args.count, args.seed, args.mutants, args.jobs)
+    d = ensure_models(args.count, args.seed, args.mutants, args.jobs, family=args.family)
     t1 = time.time()
     res = compare(d, args.kernels)
     t2 = time.time()

@@ -302,9 +302,8 @@ def build_ops_model(keras, tf, rng):
 
     steps = ["relu", "relu6", "leaky", "concat", "mul", "sub", "maximum", "minimum", "sigmoid", "tanh",
              "hard_swish", "padv2", "strided_slice", "space_batch", "tconv", "se"]
-    n_steps = int(rng.integers(1, 5))
-    for _ in range(n_steps):
-        step = str(rng.choice(steps))
+    for step in rng.choice(steps, size=int(rng.integers(2, 6)), replace=False):  # distinct: even coverage
+        step = str(step)
         if rng.random() < 0.4:  # a convolution first: its output has its own scale and zero point
             x = conv(x)
         shp = shape_of(x)
@@ -404,7 +403,7 @@ def build_ops_model(keras, tf, rng):
                 lambda t: t * tu_tf.nn.relu6(t + 3.0) * (1.0 / 6.0))(s_)
             x = L.Multiply()([x, s_])
         desc.append(dict(op=step))
-    if rng.random() < 0.15:
+    if rng.random() < 0.3:
         x = L.Lambda(lambda t: tu_tf.argmax(t, axis=-1, output_type=tu_tf.int32))(x)
         desc.append(dict(op="argmax"))
     model = keras.Model(inp, x)

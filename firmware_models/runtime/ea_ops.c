@@ -32,7 +32,10 @@
     X(TANH, tanh, tanh)                                    \
     X(HARD_SWISH, hard_swish, hard_swish)                  \
     X(SPACE_TO_BATCH_ND, space_to_batch_nd, space_to_batch_nd) \
-    X(BATCH_TO_SPACE_ND, batch_to_space_nd, batch_to_space_nd)
+    X(BATCH_TO_SPACE_ND, batch_to_space_nd, batch_to_space_nd) \
+    X(STRIDED_SLICE, strided_slice, strided_slice)         \
+    X(ARG_MAX, arg_max, arg_max)                           \
+    X(TRANSPOSE_CONV, transpose_conv, transpose_conv)
 
 #define EA_DECLARE_OP(code, prepare, invoke) EA_PREPARE(prepare); EA_INVOKE(invoke);
 EA_OPERATORS(EA_DECLARE_OP)
