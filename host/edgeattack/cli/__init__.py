@@ -36,6 +36,7 @@ COMMANDS = {
     "study": ("study", "Run a study (cached cells, local workers or Ray), then write its report."),
     "studies": ("studies", "List the built-in studies and their parts."),
     "extract": ("extract", "Steal the model a device runs: train replicas from its answers, fidelity per budget."),
+    "evaluate": ("evaluate", "Evaluate an int8 model on a board: robust accuracy over strong attacks, masking checks."),
     "invert": ("invert", "Reconstruct one input per class from a device's scores (model inversion)."),
 }
 
