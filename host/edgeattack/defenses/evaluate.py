@@ -110,8 +110,9 @@ def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: 
     if board is None:
         raise UsageError(f"evaluate {model.name}: give --board (the device that judges every attack, "
                          f"e.g. --board emu-tflm)")
-    if port is not None and board is None:
-        raise UsageError("--port needs --board too: the profile of the device at that port")
+    from ..profiles import get_profile
+
+    get_profile(board)  # an unknown board fails here, before anything heavy
     epsilons = [float(e) if e is not None else None for e in epsilons]
     if any(e is None for e in epsilons):
         raise UsageError("--eps: evaluate takes finite epsilons (pgd-unbounded is run for you)")
@@ -163,18 +164,18 @@ def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: 
         clean = dev.predict(x)
 
         def on_device(name, crafting, eps_list):
-            res = attacks[name](crafting, x, y, epsilons=eps_list, seed=seed, progress=progress)
-            if crafting is not dev:  # judged where it is deployed, against the same clean answers
-                from ..attacks.base import judged
-
-                res = judged(res, clean, np.stack([dev.predict(xa) for xa in res.x_adv]), "board",
-                             dev.model_sha256)
-            runs[name] = res
             from ..attacks import io
+            from ..attacks.base import judged
 
+            res = attacks[name](crafting, x, y, epsilons=eps_list, seed=seed, progress=progress)
+            # the .npz as `attack` writes it (success as judged on the crafting target)
             io.save_adversarial(tmp / f"{name}.npz", res, source_model_sha256=(
                 sha256_file(float_model) if crafting is source else dev.model_sha256),
                 target=crafting.describe())
+            if crafting is not dev:  # judged where it is deployed, against the same clean answers
+                res = judged(res, clean, np.stack([dev.predict(xa) for xa in res.x_adv]), "board",
+                             dev.model_sha256)
+            runs[name] = res
 
         for name in WHITEBOX:
             on_device(name, surrogate, epsilons)
