@@ -267,3 +267,67 @@ def test_load_adversarial_refuses_a_file_without_its_arrays(tmp_path):
     (tmp_path / "p.npz").write_bytes(b"not a zip")
     with pytest.raises(UsageError):
         load_adversarial(tmp_path / "p.npz")
+
+
+# --energy and --pace-baudrate on a board (as `session` has them) -----------------------------------
+
+def test_blackbox_energy_modes_reach_rows_and_records(models, tmp_path, capsys):
+    """--energy estimated: every query's energy from the profile's cited constants, per adversarial
+    example in the rows and per record; off: none anywhere; measured without a meter: one line."""
+    from edgeattack.results import read_results
+    from test_session_energy import NUCLEO_ESTIMATE, board_file
+
+    board = board_file(tmp_path, NUCLEO_ESTIMATE)
+    power = NUCLEO_ESTIMATE["estimate"]["active_power_w"]
+    common = ["attack", "square", "--board", board, "--model", models["int8"], "--budget", 20, "--eps", "0.2",
+              "-n", 4, "--range", "0,1", "--json"]
+    code, out, err = _cli(capsys, *common, "--energy", "estimated", "-o", tmp_path / "est")
+    assert code in (0, None), err
+    r = json.loads(out)["metrics"][0]
+    assert r["energy_source"] == "estimated" and r["energy_j"] > 0
+    assert r["energy_j"] == pytest.approx(r["device_time_s"] * power, rel=1e-6)  # median of the same sums
+    recs = read_results(tmp_path / "est" / "results.jsonl")
+    assert recs and all(x["energy_source"] == "estimated" for x in recs)
+    assert json.loads((tmp_path / "est" / "session.json").read_text())["settings"]["energy"] == "estimated"
+
+    code, out, err = _cli(capsys, *common, "--energy", "off", "-o", tmp_path / "off")
+    assert code in (0, None), err
+    r = json.loads(out)["metrics"][0]
+    assert r["energy_j"] is None and r["energy_source"] is None and r["device_time_s"] > 0
+    assert all(x["energy_j"] is None for x in read_results(tmp_path / "off" / "results.jsonl"))
+
+    code, out, err = _cli(capsys, *common[:-1], "--energy", "measured", "-o", tmp_path / "m")
+    assert code == 2 and err.strip().count("\n") == 0 and "has no energy meter" in err, err
+    assert not (tmp_path / "m").exists()
+
+
+def test_blackbox_energy_measured_by_a_meter_on_the_judging_session(models, tmp_path):
+    from edgeattack.attacks.run import run_attack
+    from edgeattack.results import read_results
+    from test_session_energy import board_file
+
+    n = 3  # the judging session sends n clean then n adversarial records: one window each
+    board = board_file(tmp_path, {"meter": "standin", "options": {
+        "windows": 2 * n, "power_w": [0.05], "durations_s": [0.2], "stall_s": 600}})
+    s = run_attack("square", models["int8"], epsilons=[0.2], board=str(board), budget=10, n=n,
+                   data_range=(0, 1), out=tmp_path / "r", energy="measured", progress=False)
+    recs = read_results(tmp_path / "r" / "results.jsonl")
+    assert len(recs) == 2 * n and all(x["energy_source"] == "measured" for x in recs)
+    assert all(x["energy_j"] == pytest.approx(0.05 * 0.2, rel=1e-9) for x in recs)
+    # the crafting queries ran outside any meter window: no energy is claimed for them
+    assert s["metrics"][0]["energy_source"] is None
+
+
+def test_blackbox_pace_baudrate_paces_the_crafting_link(models, tmp_path, capsys):
+    baud = 38400
+    code, out, err = _cli(capsys, "attack", "square", "--board", "emu-tflm", "--model", models["int8"], "--budget",
+                          10, "--eps", "0.2", "-n", 3, "--range", "0,1", "--pace-baudrate", baud,
+                          "--json", "-o", tmp_path / "r")
+    assert code in (0, None), err
+    r = json.loads(out)["metrics"][0]
+    # both directions are paced at 10 bit times per byte; they overlap, so at least half the bytes
+    line_s = r["wire_bytes_per_query"] * r["queries_total"] / 2 * 10 / baud
+    assert r["wall_time_s"] >= 0.9 * line_s > 0.05, (r["wall_time_s"], line_s)
+    code, out, err = _cli(capsys, "attack", "square", "--board", "emu-tflm", "--model", models["int8"],
+                          "--pace-baudrate", 0, "-o", tmp_path / "z")
+    assert code == 2 and "--pace-baudrate 0" in err and not (tmp_path / "z").exists()

@@ -132,6 +132,59 @@ def test_sigkill_then_resume_gives_the_same_summary(ci_run, tmp_path):
     assert run_identity(run) == run_identity(ref_run)
 
 
+def test_energy_mode_is_in_the_hash_of_every_board_cell():
+    from edgeattack.study.graph import build_cells
+    from edgeattack.study.spec import load_study, resolve
+
+    study = load_study("ci")
+    context = {"dataset_sha256": "0" * 64, "tool_version": "t", "firmware": {"emu-tflm": None}}
+    by_mode = {m: {(c.kind, json.dumps(c.labels, sort_keys=True)): c
+                   for c in build_cells(resolve({**study, "energy": m}, "ci"), context)}
+               for m in ("auto", "off")}
+    for key, c in by_mode["auto"].items():
+        other = by_mode["off"][key]
+        if c.kind in ("session", "blackbox"):
+            assert c.params["energy"] == "auto" and other.params["energy"] == "off"
+            assert c.hash != other.hash, key
+        elif c.kind in ("train", "compress"):
+            assert c.hash == other.hash, key
+
+
+def test_energy_mode_reaches_session_and_blackbox_cells(ci_run, tmp_path):
+    """A session and a blackbox cell of the ci run, run again on a board whose profile has cited
+    energy constants: --energy estimated puts energy in every record and row, off in none."""
+    from edgeattack.results import read_results
+    from edgeattack.study.execute import DevicePool, run_cell
+    from test_session_energy import NUCLEO_ESTIMATE, board_file
+
+    run, _, _ = ci_run
+    cells = _cells(run)
+    board = str(board_file(tmp_path, NUCLEO_ESTIMATE))
+    pool = DevicePool()
+    try:
+        for kind in ("session", "blackbox"):
+            c = next(c for c in cells.values() if c["kind"] == kind)
+            inputs = {i: {"dir": run / "cells" / i, "outputs": cells[i]["outputs"],
+                          "labels": cells[i]["labels"]} for i in c["inputs"]}
+            for mode in ("estimated", "off"):
+                spec = {**c, "params": {**c["params"], "board": board, "energy": mode}, "board": board}
+                out = tmp_path / f"{kind}-{mode}"
+                out.mkdir()
+                run_cell(spec, out, inputs, pool)
+                recs = read_results(out / "results.jsonl")
+                session = json.loads((out / ("session.json")).read_text())
+                assert recs and session["settings"]["energy"] == mode
+                if mode == "estimated":
+                    assert all(r["energy_source"] == "estimated" and r["energy_j"] > 0 for r in recs)
+                else:
+                    assert all(r["energy_j"] is None for r in recs)
+                if kind == "blackbox":
+                    row = json.loads((out / "attack.json").read_text())["metrics"][0]
+                    assert row["energy_source"] == ("estimated" if mode == "estimated" else None)
+    finally:
+        pool.close()
+
+
 def _study_file(tmp_path, **over) -> Path:
     doc = {"recipes": ["ptq-int8"], "boards": ["emu-tflm"], "epochs": 1,
            "parts": {"evasion": {"n": 5, "attacks": [{"attack": "fgsm", "eps": [0.1]}]}}}

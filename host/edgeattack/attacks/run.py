@@ -245,22 +245,41 @@ def resolve_range(data_range, model: ModelFacts, dataset) -> tuple[tuple[float, 
 def run_attack(attack: str, model, *, epsilons, target=None, board: str | None = None,
                port: str | None = None, dataset="digits", n: int = 100, norm: str | None = None,
                budget: int | None = None, data_range=None, seed: int | None = 0, params=None,
-               out, force: bool = False, progress: bool = True) -> dict:
+               out, force: bool = False, progress: bool = True, energy: str = "auto",
+               pace_baudrate: int | None = None, device=None) -> dict:
     """Craft `attack` and judge it (module docstring); returns the attack.json summary it wrote.
 
     epsilons: floats (None: unbounded, minimization attacks only); params: hyperparameters (values
     may be the strings of --set NAME=VALUE); n: the first n samples of the dataset's test split.
+    energy: `--energy auto|measured|estimated|off` on the board (CONVENTIONS; as `session` does:
+    estimated energy goes into every query's Result, so black-box rows and records carry it; a
+    meter measures the judging session's INFER windows). pace_baudrate: pace the link of a board
+    this host starts like a UART (as `session --pace-baudrate`). device: an open Device running the
+    judge model, used instead of starting `board` (a study's worker keeps its boards open).
     """
     from ..datasets import load_dataset
     from ..fileid import sha256_file
+    from ..link.pace import check_pace_baudrate
 
     atk = attack_params(attack, params or {}, norm, budget)
     model = _check_model(model, "--model")
     if target is not None:
         target = _check_model(target, "--target", (".tflite",))
+    if device is not None:
+        board = board or device.board
     on_device = board is not None or port is not None
     if port is not None and board is None:
         raise UsageError("--port needs --board too: the profile of the device at that port")
+    check_pace_baudrate(pace_baudrate)
+    if not on_device and (pace_baudrate is not None or energy in ("measured", "estimated")):
+        flag = "--pace-baudrate" if pace_baudrate is not None else f"--energy {energy}"
+        raise UsageError(f"{flag} applies to a board: give --board (energy and pacing are the device's)")
+    energy_use = None
+    if on_device:
+        from ..session import energy_use as _energy_use
+
+        # before any board starts: measured without a meter is one line
+        energy_use = _energy_use(device.profile if device is not None else board, energy)
     judge_model = target or (model if model.suffix.lower() == ".tflite" else None)
     if on_device and judge_model is None:
         raise UsageError(f"a board runs an int8 .tflite: give --target int8.tflite (or a .tflite "
@@ -298,8 +317,15 @@ def run_attack(attack: str, model, *, epsilons, target=None, board: str | None =
         if blackbox_on_device:
             from .targets import open_target
 
-            dev_target = stack.enter_context(open_target(judge_model, board=board, port=port,
-                                                         data_range=rng_range))
+            if device is not None:
+                from .targets import DeviceTarget
+
+                dev_target = DeviceTarget(device, data_range=rng_range)
+            else:
+                dev_target = stack.enter_context(open_target(
+                    judge_model, board=board, port=port, data_range=rng_range,
+                    device_options={"pace_baudrate": pace_baudrate}))
+            energy_use.attach(dev_target.device)
             crafting = dev_target
         else:
             from .targets import FloatTarget, SurrogateTarget
@@ -311,7 +337,8 @@ def run_attack(attack: str, model, *, epsilons, target=None, board: str | None =
         tmp = stack.enter_context(staged(outputs, force, on_device))
         summary = _craft_and_judge(atk, crafting, dev_target, x, y, ids, eps_list, seed, tmp,
                                    outputs, board=board, port=port, judge_model=judge_model,
-                                   source_sha=source_sha, header=header, progress=progress)
+                                   source_sha=source_sha, header=header, progress=progress,
+                                   energy_use=energy_use, pace_baudrate=pace_baudrate, device=device)
     return summary
 
 
@@ -329,7 +356,8 @@ def _query_bar(atk, n: int, n_eps: int, progress: bool):
 
 
 def _craft_and_judge(atk, crafting, dev_target, x, y, ids, eps_list, seed, tmp: Path, outputs,
-                     *, board, port, judge_model, source_sha, header, progress) -> dict:
+                     *, board, port, judge_model, source_sha, header, progress, energy_use=None,
+                     pace_baudrate=None, device=None) -> dict:
     from ..atomic import write_json
     from . import io
     from .base import judged
@@ -358,9 +386,11 @@ def _craft_and_judge(atk, crafting, dev_target, x, y, ids, eps_list, seed, tmp: 
             else:
                 from ..device.api import open_device
 
-                dev = stack.enter_context(open_device(board, judge_model, port=port))
+                dev = device if device is not None else stack.enter_context(
+                    open_device(board, judge_model, port=port, pace_baudrate=pace_baudrate))
+                energy_use.attach(dev)
                 info0 = dev.info()["inferences"]
-            records = _session_records(dev, tmp, outputs, judge_model, progress)
+            records = _session_records(dev, tmp, outputs, judge_model, progress, energy_use)
             info1 = dev.info()["inferences"]
         device_inferences = int(info1 - info0)
         clean = {r["id"]: r["pred"] for r in records if r["source"] == "clean"}
@@ -384,7 +414,8 @@ def _craft_and_judge(atk, crafting, dev_target, x, y, ids, eps_list, seed, tmp: 
     return summary
 
 
-def _session_records(dev, tmp: Path, outputs: Outputs, judge_model, progress: bool) -> list[dict]:
+def _session_records(dev, tmp: Path, outputs: Outputs, judge_model, progress: bool,
+                     energy_use=None) -> list[dict]:
     """Judge the adversarial .npz on the device with edgeattack.session (clean records from the
     file's own x, then each epsilon): the records of `session --adversarial`."""
     from ..results import read_results
@@ -392,5 +423,6 @@ def _session_records(dev, tmp: Path, outputs: Outputs, judge_model, progress: bo
 
     inputs = load_adversarial(tmp / ADVERSARIAL)
     inputs.path = outputs.npz  # name the file where it will be, not the staging copy
-    Session(dev, tmp, progress=progress, model_path=judge_model).run([inputs])
+    options = energy_use.session_options() if energy_use is not None else {}
+    Session(dev, tmp, progress=progress, model_path=judge_model, **options).run([inputs])
     return read_results(tmp / RESULTS)

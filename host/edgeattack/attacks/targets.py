@@ -274,16 +274,17 @@ def target(obj, board=None, port=None, *, data_range=None, **options):
                      f"or an open Device")
 
 
-def open_target(model, board=None, port=None, *, data_range=None, **options) -> "DeviceTarget":
-    """A DeviceTarget over `open_device(board, model, port)` that owns the device: close() (or
-    leaving its `with` block) disconnects and stops a board it started."""
+def open_target(model, board=None, port=None, *, data_range=None, device_options=None,
+                **options) -> "DeviceTarget":
+    """A DeviceTarget over `open_device(board, model, port, **device_options)` that owns the device:
+    close() (or leaving its `with` block) disconnects and stops a board it started."""
     from ..device.api import open_device
 
     if board is None:
         raise UsageError("a device target needs --board (the profile of the device at --port)")
     stack = contextlib.ExitStack()
     try:
-        dev = stack.enter_context(open_device(board, model, port=port))
+        dev = stack.enter_context(open_device(board, model, port=port, **(device_options or {})))
         t = DeviceTarget(dev, data_range=data_range, **options)
     except BaseException:
         stack.close()

@@ -25,13 +25,21 @@ from . import force_option, json_option, seed_option
               help="Data range of the inputs (default: the model's manifest, else its input quantization).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
               help="An attack hyperparameter, named as in Python (repeatable; `edgeattack attacks` lists them).")
+@click.option("--energy", type=click.Choice(["auto", "measured", "estimated", "off"]), default="auto",
+              show_default=True,
+              help="Energy on the board (as session): measured by the meter its profile names, estimated "
+                   "from its cited constants, auto (measured if there is a meter, else estimated where "
+                   "possible), or off.")
+@click.option("--pace-baudrate", type=int,
+              help="Emulator and QEMU boards: pace the link like a UART at this baud rate (as session; "
+                   "default: the profile's pace_baudrate, else unpaced).")
 @seed_option
 @click.option("-o", "--out", required=True, type=click.Path(),
               help="Output folder (adversarial.npz, attack.json), or an .npz with attack.json beside it.")
 @force_option
 @json_option("attack.json")
-def command(attack, model, target, board, port, dataset, n, eps, norm, budget, range_, sets, seed, out,
-            force, as_json):
+def command(attack, model, target, board, port, dataset, n, eps, norm, budget, range_, sets, energy,
+            pace_baudrate, seed, out, force, as_json):
     """Craft ATTACK on the crafting target and judge it: writes the adversarial .npz and attack.json.
 
     Crafting target: the surrogate of --target if given, else --model. Judge: the --board/--port
@@ -53,7 +61,7 @@ def command(attack, model, target, board, port, dataset, n, eps, norm, budget, r
     summary = run_attack(attack, model, epsilons=parse_epsilons(eps), target=target, board=board,
                          port=port, dataset=dataset, n=n, norm=norm, budget=budget,
                          data_range=parse_range(range_), seed=seed, params=parse_sets(sets), out=out,
-                         force=force)
+                         force=force, energy=energy, pace_baudrate=pace_baudrate)
     if as_json:
         click.echo(json_text(summary))
         return
@@ -66,6 +74,8 @@ def command(attack, model, target, board, port, dataset, n, eps, norm, budget, r
                f"  adv acc={_rate(r['adversarial_accuracy'], r['adversarial_accuracy_ci95'])}"
         if r.get("queries_median") is not None:
             line += f"  queries median={r['queries_median']:g}"
+        if r.get("energy_j") is not None:
+            line += f"  energy/example={r['energy_j'] * 1e6:.1f} uJ ({r['energy_source']})"
         if r.get("device_inferences") is not None:
             line += f"  device inferences={r['device_inferences']}"
         click.echo(line)

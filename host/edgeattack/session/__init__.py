@@ -11,9 +11,10 @@ from __future__ import annotations
 from ..results import RESULT_FIELDS, RESULTS, SCHEMA, SUMMARY, read_results, record_key, wilson_interval
 from .inputs import InputSet, check_ranges, load_adversarial, load_clean, load_dataset_inputs
 from .records import make_record, record_encoder
-from .runner import DEFAULT_INFLIGHT, Session, manifest_expectations, model_expectations, run_session
+from .runner import (DEFAULT_INFLIGHT, EnergyUse, Session, energy_use, manifest_expectations,
+                     model_expectations, run_session)
 
-__all__ = ["Session", "run_session", "DEFAULT_INFLIGHT", "InputSet", "load_clean", "load_adversarial",
+__all__ = ["Session", "run_session", "DEFAULT_INFLIGHT", "EnergyUse", "energy_use", "InputSet", "load_clean", "load_adversarial",
            "load_dataset_inputs", "check_ranges", "manifest_expectations", "model_expectations",
            "make_record", "record_encoder",
            # the results' format and readers, re-exported from edgeattack.results for older imports

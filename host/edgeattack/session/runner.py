@@ -403,6 +403,37 @@ def model_expectations(model_path, dev) -> tuple:
     return data_range or (-np.inf, np.inf), range_from or "unknown", classes
 
 
+@dataclass
+class EnergyUse:
+    """What `--energy MODE` means on one board (CONVENTIONS): the profile's cited estimate, or its
+    meter (not yet opened), or neither. Decided by energy_use() before a board starts, so a bad mode
+    (measured without a meter, estimated without constants) is one line with nothing started."""
+
+    mode: str
+    estimate: object = None  # energy.Estimate: each Result's energy_j from its device time
+    meter: object = None     # energy meter measuring each INFER window (a Session's records)
+
+    def attach(self, dev) -> None:
+        """Set the device's estimate (None when measured or off: its Results carry no energy)."""
+        dev.estimate = self.estimate
+
+    def session_options(self) -> dict:
+        """Session(..., **these): the meter and the mode recorded in session.json."""
+        return {"meter": self.meter, "energy": self.mode}
+
+
+def energy_use(board, energy: str = "auto") -> EnergyUse:
+    """`--energy auto|measured|estimated|off` on `board` (a name, a profile file or a BoardProfile);
+    used alike by session, attack and study."""
+    from ..energy import Estimate, resolve_energy_mode
+    from ..profiles import get_profile
+
+    use = resolve_energy_mode(get_profile(board), energy)
+    if isinstance(use, Estimate):
+        return EnergyUse(energy, estimate=use)
+    return EnergyUse(energy, meter=use)
+
+
 def run_session(board, model, inputs=None, adversarial=(), port: str | None = None, out="run",
                 resume: bool = False, warmup: int = 0, inflight: int | None = DEFAULT_INFLIGHT,
                 repeat: int = 1, faults=None, progress: bool = True, dataset=None, n: int | None = None,
@@ -413,8 +444,6 @@ def run_session(board, model, inputs=None, adversarial=(), port: str | None = No
     the first `n` samples (all without n), or `n` drawn with `seed`. `energy`: auto, measured,
     estimated or off (CONVENTIONS; energy.resolve_energy_mode decides from the board's profile)."""
     from ..device.api import open_device
-    from ..energy import Estimate, resolve_energy_mode
-    from ..profiles import get_profile
 
     if dataset is not None and inputs is not None:
         raise UsageError("give the clean inputs either as --inputs FILE.npz or as --dataset NAME, not both")
@@ -432,13 +461,12 @@ def run_session(board, model, inputs=None, adversarial=(), port: str | None = No
         # checked before a board starts: nothing to undo
         raise UsageError(f"{out} already holds a session; pass --resume to continue it, or choose another -o")
     # decided before a board starts: a bad --energy, or measured on a board without a meter, is one line
-    use = resolve_energy_mode(get_profile(board), energy)
-    meter = None if use is None or isinstance(use, Estimate) else use
-    if meter is not None and resume:
+    use = energy_use(board, energy)
+    if use.meter is not None and resume:
         raise UsageError("--resume cannot continue a run with measured energy (the meter's windows "
                          "cannot be split across runs): start a new run with another -o")
     with open_device(board, model, port=port, faults=faults, **device_options) as dev:
-        dev.estimate = use if isinstance(use, Estimate) else None
+        use.attach(dev)
         session = Session(dev, out, resume=resume, inflight=inflight, warmup=warmup, repeat=repeat,
-                          progress=progress, model_path=model, faults=faults, meter=meter, energy=energy)
+                          progress=progress, model_path=model, faults=faults, **use.session_options())
         return session.run(sets)

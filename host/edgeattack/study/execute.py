@@ -155,47 +155,38 @@ def _run_attack(spec, out, inputs, pool):
     return {"outputs": {"adversarial": "adv.npz", "summary": "attack.json"}, "model_sha256": source_sha}
 
 
-def _session(dev, out: Path, model: Path, adversarial: Path, warmup: int) -> dict:
-    from ..session import Session, load_adversarial
-
-    return Session(dev, out, warmup=warmup, progress=False, model_path=model).run([load_adversarial(adversarial)])
-
-
 def _run_session(spec, out, inputs, pool):
+    from ..session import Session, energy_use, load_adversarial
+
     p = spec["params"]
     model = _input(inputs, spec["inputs"][0], "model")
     adv = _input(inputs, spec["inputs"][1], "adversarial")
+    use = energy_use(p["board"], p["energy"])  # the study's --energy, as `session --energy` does
     dev = pool.get(p["board"], model)
-    s = _session(dev, out, model, adv, p["warmup"])
+    use.attach(dev)
+    s = Session(dev, out, warmup=p["warmup"], progress=False, model_path=model,
+                **use.session_options()).run([load_adversarial(adv)])
     return {"outputs": {"records": "results.jsonl", "summary": "session.json"},
             "model_sha256": s["model"]["sha256"], "device_inferences": s["device"]["inferences_run"]}
 
 
 def _run_blackbox(spec, out, inputs, pool):
-    from ..attacks import make
-    from ..attacks.blackbox.budgeted import cost_rows, per_sample
-    from ..attacks.io import save_adversarial, summary, write_summary
-    from ..attacks.targets import DeviceTarget
+    """The attack command's own run (attacks.run.run_attack) on the worker's open board: crafted
+    by querying the board, judged by it, its examples replayed as a session."""
+    from ..attacks.run import run_attack
 
     p = spec["params"]
     _fresh_graph_state(p["seed"])
-    data, x, y = _test_split(p["dataset"], p["n"])
+    data, x, _ = _test_split(p["dataset"], p["n"])
     model = _input(inputs, spec["inputs"][0], "model")
     dev = pool.get(p["board"], model)
-    t = DeviceTarget(dev, data_range=data.data_range)
-    atk = make(p["attack"], budget=p["budget"], **p["params"])
-    before = dev.info()["inferences"]
-    res = atk(t, x, y, epsilons=p["eps"], seed=p["seed"])
-    crafted = dev.info()["inferences"] - before
-    save_adversarial(out / "adv.npz", res, ids=np.arange(len(y)), source_model_sha256=dev.model_sha256,
-                     target=t.describe(), per_sample=per_sample(atk, res))
-    write_summary(out / "attack.json", summary(res, source_model_sha256=dev.model_sha256, target=t.describe(),
-                                               extra_rows=cost_rows(atk, res, device_inferences=crafted)))
-    s = _session(dev, out, model, out / "adv.npz", 0)  # the device's answers, record by record
+    s = run_attack(p["attack"], model, epsilons=p["eps"], board=p["board"], dataset=p["dataset"],
+                   n=len(x), budget=p["budget"], seed=p["seed"], params=p["params"], out=out / "adv.npz",
+                   force=True, progress=False, energy=p["energy"], device=dev)
     return {"outputs": {"adversarial": "adv.npz", "summary": "attack.json", "records": "results.jsonl",
                         "session": "session.json"},
-            "model_sha256": dev.model_sha256,
-            "device_inferences": crafted + (s["device"]["inferences_run"] or 0)}
+            "model_sha256": s["target"]["model_sha256"],
+            "device_inferences": s["metrics"][0]["device_inferences"]}
 
 
 def _run_transfer(spec, out, inputs, pool):
