@@ -6,10 +6,12 @@
  *                   the events, space-separated: F:<ver>:<type>:<seq>:<payloadhex>, O:<ver>:<type>:
  *                   <seq>:<len> (oversize, CRC good), E (empty), D:cobs|short|length|crc
  *   enc TYPE SEQ HEX  the wire bytes (COBS + 0x00) of a version-1 frame
+ *   encv VERSION TYPE SEQ HEX  the same for a frame of any version (v2 replies)
  *   crc HEX         CRC-32 of the bytes, 8 hex digits
  *   json_f32 BITS   ea_sb_json_f32 of the float32 with these bits (hex)
  *   cobsenc HEX     ea_cobs_encode of the bytes (no delimiter)
  *   cobsdec HEX     ea_cobs_decode of the bytes, or "ERR"
+ *   runs            how many inferences the model ran since the harness started (RESETs included)
  *   dev HEX         feed the bytes to the protocol server; answers the reply bytes it wrote
  *                   (hex, "-" when none). After a RESET reply the server is re-initialized, as the
  *                   device restarts.
@@ -17,8 +19,8 @@
  * The server's model is a stand-in written for these tests (not a neural network): input int8
  * [1,4,4,1] (16 bytes), output int8 [1,3]; out[k] = (sum(input) + 7k) mod 256; an input starting
  * with two 0x7F bytes makes the "inference" fail. argv[2] == "broken" gives a model that failed to
- * load. argv: MAX_PAYLOAD [ok|broken] [REPLY_CACHE_SLOTS (default 8)]. The real runtime is exercised
- * end to end on QEMU (tests/test_fw_qemu.py).
+ * load. argv: MAX_PAYLOAD [ok|broken] [REPLY_CACHE_SLOTS (default 8)] [INPUT_SLOTS (default 4)].
+ * The real runtime is exercised end to end on QEMU (tests/test_fw_qemu.py, test_fw_v2_qemu.py).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,7 @@ static ea_proto_model g_model;
 static ea_proto_buffers g_mem;
 static uint16_t g_max_payload;
 static uint64_t g_ticks;
+static unsigned long g_runs; /* successful test_invoke calls since start */
 
 /* Exact-size heap buffers so ASan catches any access past them. */
 static uint8_t *g_rx, *g_reply, *g_cache, *g_input, *g_output;
@@ -82,6 +85,7 @@ static int test_invoke(void *ctx, const uint8_t *input, uint8_t *output, char *m
     for (unsigned k = 0; k < 3; k++) {
         output[k] = (uint8_t)(sum + 7u * k);
     }
+    g_runs++;
     return 0;
 }
 
@@ -184,14 +188,16 @@ int main(int argc, char **argv)
     g_max_payload = (uint16_t)(argc > 1 ? atoi(argv[1]) : 256);
     int broken = argc > 2 && strcmp(argv[2], "broken") == 0;
     size_t slots = argc > 3 ? (size_t)atoi(argv[3]) : 8u;
+    uint32_t input_slots = argc > 4 ? (uint32_t)atoi(argv[4]) : 4u;
     size_t cache_cap = slots * EA_ERROR_FRAME_MAX; /* one slot per reply: none is larger here */
     size_t rx_cap = (size_t)g_max_payload + EA_FRAME_OVERHEAD;
     g_rx = xmalloc(rx_cap);
     g_reply = xmalloc(2048);
     g_cache = xmalloc(cache_cap);
-    g_input = xmalloc(16);
+    g_input = xmalloc(16u * input_slots); /* slot i at 16 i: exact size, ASan sees a slot overrun */
     g_output = xmalloc(3);
-    g_mem = (ea_proto_buffers){g_rx, rx_cap, g_reply, 2048, g_cache, cache_cap, g_input, 16, g_output, 3};
+    g_mem = (ea_proto_buffers){g_rx, rx_cap, g_reply, 2048, g_cache, cache_cap, g_input, 16u * input_slots,
+                               g_output, 3, input_slots};
     server_init(broken);
 
     uint8_t *rx_buf = xmalloc(rx_cap);
@@ -218,6 +224,22 @@ int main(int argc, char **argv)
             ea_cobs_write_frame(bytes, len, out_write, NULL);
             puthex(g_out_bytes, g_out_len);
             putchar('\n');
+        } else if (strncmp(line, "encv ", 5) == 0) {
+            char *end;
+            unsigned long version = strtoul(arg, &end, 10);
+            unsigned long type = strtoul(end, &end, 10);
+            unsigned long seq = strtoul(end, &end, 10);
+            while (*end == ' ') {
+                end++;
+            }
+            size_t n = unhex(end, bytes + EA_FRAME_HEADER, 0xFFFF);
+            size_t len = ea_frame_seal_v(bytes, (uint8_t)version, (uint8_t)type, (uint16_t)seq, (uint16_t)n);
+            g_out_len = 0;
+            ea_cobs_write_frame(bytes, len, out_write, NULL);
+            puthex(g_out_bytes, g_out_len);
+            putchar('\n');
+        } else if (strncmp(line, "runs", 4) == 0) {
+            printf("%lu\n", g_runs);
         } else if (strncmp(line, "crc ", 4) == 0) {
             size_t n = unhex(arg, bytes, MAX_LINE / 2);
             printf("%08x\n", (unsigned)ea_crc32(bytes, n));

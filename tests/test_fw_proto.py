@@ -326,9 +326,11 @@ def test_error_codes(harness):
 def test_other_version_is_answered_and_changes_nothing(harness):
     d = Dev(harness)
     d.info(30)
-    frames = d.send(m.LOAD, 31, m.pack_load(m.DTYPE_INT8, 16, 0, X), version=2)
+    frames = d.send(m.LOAD, 31, m.pack_load(m.DTYPE_INT8, 16, 0, X), version=3)
     assert len(frames) == 1 and frames[0].type == m.ERROR and frames[0].seq == 31
-    assert m.unpack_error(frames[0].payload) == (m.ERR_VERSION, "device speaks protocol v1")
+    assert frames[0].version == 1  # answered in a frame every host reads
+    assert m.unpack_error(frames[0].payload) == (m.ERR_VERSION, "device speaks protocols v1 and v2, "
+                                                                "request is v3")
     assert d.one(m.LOAD, 31, m.pack_load(m.DTYPE_INT8, 16, 0, X)).type == m.LOAD | m.REPLY
 
 

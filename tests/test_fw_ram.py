@@ -1,5 +1,6 @@
-"""The firmware's RAM budget (issue: "RAM use = arena + receive buffers + at most 8 KB") on qemu-m4:
-the linked ELF's data + bss + reserved stack against BuildResult's arena and receive buffers, the
+"""The firmware's RAM budget (issues: "RAM = arena + receive buffers + input slots + at most 8 KB") on
+qemu-m4: the linked ELF's data + bss + reserved stack against BuildResult's arena, receive buffers
+and protocol-v2 input slots, the
 stack's measured high-water mark (INFO stack_used, painted at boot) against its reservation after
 running the model, and that the model still matches TFLM with the smaller buffers.
 """
@@ -15,7 +16,7 @@ from test_fw_qemu import ZOO, _aligned, _check_identical, _random_inputs, no_qem
 pytestmark = pytest.mark.qemu
 
 TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-nm", "qemu-system-arm", "make")
-OVERHEAD_LIMIT = 8192  # bytes beyond arena + receive buffers the issue allows
+OVERHEAD_LIMIT = 8192  # bytes beyond arena + receive buffers + input slots the issues allow
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def _model(name, tiny_tflite, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["tiny", "cnn-digits", "resnet8"])
-def test_ram_is_arena_plus_receive_buffers_plus_8k(tools, name, tiny_tflite, tmp_path_factory):
+def test_ram_is_arena_plus_receive_buffers_plus_slots_plus_8k(tools, name, tiny_tflite, tmp_path_factory):
     from edgeattack.firmware.build import build_firmware, rx_buffer_bytes
     from edgeattack.device.boards.qemu import start_qemu_board
 
@@ -51,11 +52,13 @@ def test_ram_is_arena_plus_receive_buffers_plus_8k(tools, name, tiny_tflite, tmp
     sizes = _symbol_sizes(b.elf)
     assert sizes["g_arena"] == b.arena_bytes + 16
     assert sizes["g_rx"] + sizes["g_ring"] == b.rx_bytes == rx_buffer_bytes()
+    assert b.input_slots == 4 and sizes["g_input_slots"] == b.slot_bytes == 4 * b.input_bytes  # 4 MiB: room for 4
     used = b.data + b.bss + b.stack_bytes
-    assert used == b.ram_total == b.arena_bytes + 16 + b.rx_bytes + b.other_ram_bytes
-    assert used <= b.arena_bytes + b.rx_bytes + OVERHEAD_LIMIT, (
-        f"{name}: RAM {used} = arena {b.arena_bytes} + receive buffers {b.rx_bytes} + "
-        f"{used - b.arena_bytes - b.rx_bytes} (limit {OVERHEAD_LIMIT}); breakdown {b.ram_breakdown()}")
+    assert used == b.ram_total == b.arena_bytes + 16 + b.rx_bytes + b.slot_bytes + b.other_ram_bytes
+    assert used <= b.arena_bytes + b.rx_bytes + b.slot_bytes + OVERHEAD_LIMIT, (
+        f"{name}: RAM {used} = arena {b.arena_bytes} + receive buffers {b.rx_bytes} + input slots "
+        f"{b.slot_bytes} + {used - b.arena_bytes - b.rx_bytes - b.slot_bytes} (limit {OVERHEAD_LIMIT}); "
+        f"breakdown {b.ram_breakdown()}")
 
     with start_qemu_board("qemu-m4", model, build=b) as board:
         assert "error" not in board.info, board.info["error"]

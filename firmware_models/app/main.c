@@ -20,9 +20,15 @@ static uint8_t g_ring[EA_RX_RING_BYTES + 1u];
 /* Reply buffer and reply cache in one block: INFO's frame spans both (ea_proto.c, info_frame). */
 static _Alignas(4) uint8_t g_replies[((EA_REPLY_BYTES + 3) & ~3) + EA_CACHE_BYTES];
 #define REPLY_CAP ((EA_REPLY_BYTES + 3) & ~3)
-/* No input / output buffers of their own: LOAD assembles the input straight into the model's input
- * tensor (the runtime never overwrites it, so repeats see it intact) and INFER replies from the
- * output tensor. This one word stands in for both when the model failed to load. */
+#if EA_INPUT_SLOTS > 1
+/* The input slots of protocol v2 (v1's LOAD and INFER use slot 0): LOAD and PATCH write here and each
+ * inference copies its slot into the model's input tensor (model_invoke). */
+static _Alignas(16) uint8_t g_input_slots[EA_INPUT_SLOTS * EA_INPUT_BYTES];
+#endif
+/* No output buffer of its own: INFER replies from the model's output tensor. With one input slot
+ * there is no input buffer either: LOAD assembles the input straight into the model's input tensor
+ * (the runtime never overwrites it, so repeats see it intact). This one word stands in for both when
+ * the model failed to load. */
 static _Alignas(4) uint8_t g_no_model[4];
 static ea_proto g_proto;
 
@@ -156,10 +162,16 @@ int main(void)
         .cache = g_replies + REPLY_CAP, .cache_cap = sizeof g_replies - REPLY_CAP,
         .input = g_no_model, .input_cap = sizeof g_no_model,
         .output = g_no_model, .output_cap = sizeof g_no_model,
+        .input_slots = EA_INPUT_SLOTS,
     };
     if (pm.error == NULL) {
+#if EA_INPUT_SLOTS > 1
+        mem.input = g_input_slots;
+        mem.input_cap = sizeof g_input_slots;
+#else
         mem.input = ea_model_input(&g_model);
         mem.input_cap = pm.input.bytes;
+#endif
         /* the protocol only reads the output after an INFER, so the model's tensor serves */
         mem.output = (uint8_t *)(uintptr_t)ea_model_output(&g_model);
         mem.output_cap = pm.output.bytes;

@@ -94,7 +94,12 @@ ea_rx_status ea_rx_push(ea_rx *rx, uint8_t byte, ea_frame *out)
 
 size_t ea_frame_seal(uint8_t *frame, uint8_t type, uint16_t seq, uint16_t payload_len)
 {
-    frame[0] = (uint8_t)EA_PROTOCOL_VERSION;
+    return ea_frame_seal_v(frame, (uint8_t)EA_PROTOCOL_VERSION, type, seq, payload_len);
+}
+
+size_t ea_frame_seal_v(uint8_t *frame, uint8_t version, uint8_t type, uint16_t seq, uint16_t payload_len)
+{
+    frame[0] = version;
     frame[1] = type;
     ea_put_u16(frame + 2, seq);
     ea_put_u16(frame + 4, payload_len);

@@ -12,7 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EA_PROTOCOL_VERSION 1u
+#define EA_PROTOCOL_VERSION 1u   /* the version every host and device speaks (INFO opens in it) */
+#define EA_PROTOCOL_MAX 2u       /* the newest version this firmware answers (docs/protocol.md v2) */
 #define EA_FRAME_HEADER 6u
 #define EA_FRAME_CRC 4u
 #define EA_FRAME_OVERHEAD (EA_FRAME_HEADER + EA_FRAME_CRC)
@@ -52,7 +53,9 @@ void ea_rx_reset(ea_rx *rx);
 ea_rx_status ea_rx_push(ea_rx *rx, uint8_t byte, ea_frame *out);
 
 /* Fill in header and CRC around a payload already written at frame[EA_FRAME_HEADER].
- * Returns the frame size (payload_len + EA_FRAME_OVERHEAD). */
+ * Returns the frame size (payload_len + EA_FRAME_OVERHEAD). ea_frame_seal writes a version-1 frame,
+ * ea_frame_seal_v one of the given version (a v2 device answers in each request's version). */
+size_t ea_frame_seal_v(uint8_t *frame, uint8_t version, uint8_t type, uint16_t seq, uint16_t payload_len);
 size_t ea_frame_seal(uint8_t *frame, uint8_t type, uint16_t seq, uint16_t payload_len);
 
 static inline uint16_t ea_get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }

@@ -5,8 +5,6 @@
 #include "ea_cobs.h"
 #include "ea_strbuf.h" /* util/ */
 
-#define PROTOCOL_JSON_VERSION 1
-
 const char *ea_dtype_name(uint8_t dtype)
 {
     switch (dtype) {
@@ -43,6 +41,7 @@ int ea_proto_init(ea_proto *p, const ea_proto_io *io, const ea_proto_model *mode
     p->max_payload = max_payload;
     p->rx_buffers = rx_buffers;
     p->model_error = model->error;
+    p->reply_version = (uint8_t)EA_PROTOCOL_VERSION;
 
     /* The reply buffer holds any ERROR; INFO (about 500 bytes at least) goes into the larger of it
      * and the cache (make_info). */
@@ -52,25 +51,29 @@ int ea_proto_init(ea_proto *p, const ea_proto_io *io, const ea_proto_model *mode
     }
     ea_rx_init(&p->rx, mem->rx, (size_t)max_payload + EA_FRAME_OVERHEAD);
 
+    p->n_slots = mem->input_slots == 0u ? 1u : mem->input_slots;
+    if (p->n_slots > EA_SLOTS_MAX) {
+        p->n_slots = EA_SLOTS_MAX;
+    }
     size_t out_bytes = p->model_error == NULL ? model->output.bytes : 0u;
-    size_t infer_frame = EA_FRAME_OVERHEAD + EA_INFER_REPLY_HEADER + out_bytes;
+    size_t infer_frame = EA_INFER_FRAME_SIZE(out_bytes);
     if (p->model_error == NULL) {
-        if (model->input.bytes > mem->input_cap) {
-            p->model_error = "model input is larger than the firmware's input buffer "
+        if ((size_t)model->input.bytes * p->n_slots > mem->input_cap) {
+            p->model_error = "model input is larger than the firmware's input slots "
                              "(rebuild with a larger EA_INPUT_BYTES)";
         } else if (model->output.bytes > mem->output_cap || infer_frame > mem->reply_cap) {
             p->model_error = "model output is larger than the firmware's output buffer "
                              "(rebuild with a larger EA_OUTPUT_BYTES)";
         }
     }
-    p->slot_size = (uint32_t)max_size(EA_ERROR_FRAME_MAX,
-                                      p->model_error == NULL ? infer_frame : 0u);
-    p->slot_size = (p->slot_size + 3u) & ~3u;
-    p->slots = (uint32_t)(mem->cache_cap / p->slot_size);
-    if (p->slots > EA_REPLY_CACHE_MAX) {
-        p->slots = EA_REPLY_CACHE_MAX;
+    p->cache_slot_size = (uint32_t)max_size(EA_ERROR_FRAME_MAX,
+                                            p->model_error == NULL ? infer_frame : 0u);
+    p->cache_slot_size = (p->cache_slot_size + 3u) & ~3u;
+    p->cache_slots = (uint32_t)(mem->cache_cap / p->cache_slot_size);
+    if (p->cache_slots > EA_REPLY_CACHE_MAX) {
+        p->cache_slots = EA_REPLY_CACHE_MAX;
     }
-    if (p->slots == 0u) {
+    if (p->cache_slots == 0u) {
         return -1;
     }
     return 0;
@@ -84,6 +87,12 @@ static void send_frame(ea_proto *p, const uint8_t *frame, size_t len)
     ea_cobs_write_frame(frame, len, p->io.write, p->io.ctx);
 }
 
+/* Header and CRC around a payload at frame + EA_FRAME_HEADER, in the request's version. */
+static size_t seal(ea_proto *p, uint8_t *frame, uint8_t type, uint16_t seq, size_t payload_len)
+{
+    return ea_frame_seal_v(frame, p->reply_version, type, seq, (uint16_t)payload_len);
+}
+
 static void cache_clear(ea_proto *p)
 {
     memset(p->cache, 0, sizeof p->cache);
@@ -92,21 +101,21 @@ static void cache_clear(ea_proto *p)
 
 static void cache_put(ea_proto *p, uint16_t seq, const uint8_t *frame, size_t len)
 {
-    if (len > p->slot_size) {
+    if (len > p->cache_slot_size) {
         return; /* cannot happen with the sizes fixed at init; never cache a truncated reply */
     }
     uint32_t slot = p->cache_next;
-    memcpy(p->mem.cache + (size_t)slot * p->slot_size, frame, len);
+    memcpy(p->mem.cache + (size_t)slot * p->cache_slot_size, frame, len);
     p->cache[slot].seq = seq;
     p->cache[slot].len = (uint16_t)len;
-    p->cache_next = (slot + 1u) % p->slots;
+    p->cache_next = (slot + 1u) % p->cache_slots;
 }
 
 static const ea_cache_entry *cache_find(const ea_proto *p, uint16_t seq, const uint8_t **frame)
 {
-    for (uint32_t i = 0; i < p->slots; i++) {
+    for (uint32_t i = 0; i < p->cache_slots; i++) {
         if (p->cache[i].len != 0u && p->cache[i].seq == seq) {
-            *frame = p->mem.cache + (size_t)i * p->slot_size;
+            *frame = p->mem.cache + (size_t)i * p->cache_slot_size;
             return &p->cache[i];
         }
     }
@@ -128,7 +137,7 @@ static size_t make_error(ea_proto *p, uint16_t seq, uint16_t code, const char *m
     }
     ea_put_u16(pl, code);
     memcpy(pl + 2, msg, n);
-    return ea_frame_seal(p->mem.reply, EA_MSG_ERROR, seq, (uint16_t)(2u + n));
+    return seal(p, p->mem.reply, EA_MSG_ERROR, seq, 2u + n);
 }
 
 /* An error whose message is built from pieces. */
@@ -138,6 +147,18 @@ typedef struct {
 } msgbuf;
 
 static void msg_init(msgbuf *m) { ea_sb_init(&m->t, m->buf, sizeof m->buf); }
+
+static size_t bad_size(ea_proto *p, uint16_t seq, const char *what, size_t got, const char *rule, size_t want)
+{
+    msgbuf m;
+    msg_init(&m);
+    ea_sb_raw(&m.t, what);
+    ea_sb_raw(&m.t, " payload has ");
+    ea_sb_u64(&m.t, got);
+    ea_sb_raw(&m.t, rule);
+    ea_sb_u64(&m.t, want);
+    return make_error(p, seq, EA_PROTO_ERR_BAD_REQUEST, m.buf);
+}
 
 /* ------------------------------------------------------------------------------------------- */
 /* INFO */
@@ -196,7 +217,9 @@ static size_t make_info(ea_proto *p, uint16_t seq, const uint8_t **frame)
     ea_strbuf t;
     ea_sb_init(&t, (char *)buf + EA_FRAME_HEADER, room + 1u);
     ea_sb_raw(&t, "{\"protocol\": ");
-    ea_sb_u64(&t, PROTOCOL_JSON_VERSION);
+    ea_sb_u64(&t, p->reply_version); /* INFO reports the version it was asked in */
+    ea_sb_raw(&t, ", \"protocols\": [1, 2]");
+    json_field_u64(&t, "slots", p->n_slots);
     ea_sb_raw(&t, ", \"board\": ");
     ea_sb_json_str(&t, p->io.board);
     ea_sb_raw(&t, ", \"runtime\": ");
@@ -218,7 +241,7 @@ static size_t make_info(ea_proto *p, uint16_t seq, const uint8_t **frame)
     json_field_u64(&t, "tick_hz", p->io.tick_hz);
     json_field_u64(&t, "max_payload", p->max_payload);
     json_field_u64(&t, "rx_buffers", p->rx_buffers);
-    json_field_u64(&t, "reply_cache", p->slots);
+    json_field_u64(&t, "reply_cache", p->cache_slots);
     json_field_u64(&t, "inferences", p->inferences);
     json_field_u64(&t, "overruns", p->io.overruns != NULL ? p->io.overruns(p->io.ctx) : 0u);
     json_field_u64(&t, "crc_errors", p->crc_errors);
@@ -252,40 +275,59 @@ static size_t make_info(ea_proto *p, uint16_t seq, const uint8_t **frame)
         return make_error(p, seq, EA_PROTO_ERR_RUNTIME, "INFO does not fit the reply buffer");
     }
     *frame = buf;
-    return ea_frame_seal(buf, EA_MSG_INFO | EA_MSG_REPLY, seq, (uint16_t)t.len);
+    return seal(p, buf, EA_MSG_INFO | EA_MSG_REPLY, seq, t.len);
 }
 
 /* ------------------------------------------------------------------------------------------- */
-/* LOAD */
+/* input slots: LOAD assembly, PATCH */
 
-#define LOAD_HEADER 12u
+#define LOAD_HEADER 12u      /* LOAD: dtype u8, 3 reserved, total u32, offset u32 */
+#define SLOT_LOAD_HEADER 12u /* SLOT_LOAD: slot u8, dtype u8, 2 reserved, total u32, offset u32 */
+#define PATCH_HEADER 12u     /* PATCH: slot u8, flags u8, repeat u16, generation u32, runs u16, 2 reserved */
+#define PATCH_RUN 6u         /* each run: offset u32, length u16, then the bytes */
+#define PATCH_INFER 0x01u    /* PATCH flags bit 0: run INFER on the patched slot */
 
-/* A refused LOAD leaves no tensor loaded (docs/protocol.md), even after a complete one. */
-static size_t refuse_load(ea_proto *p, uint16_t seq, uint16_t code, const char *message)
+static uint8_t *slot_data(ea_proto *p, uint32_t slot)
 {
-    p->received = 0;
-    p->loaded = false;
+    return p->mem.input + (size_t)slot * p->model.input.bytes;
+}
+
+/* A refused LOAD or PATCH leaves its slot unloaded (docs/protocol.md), even after a complete one. */
+static void unload(ea_proto *p, uint32_t slot)
+{
+    p->received[slot] = 0;
+    p->loaded[slot] = false;
+}
+
+static size_t refuse(ea_proto *p, uint32_t slot, uint16_t seq, uint16_t code, const char *message)
+{
+    unload(p, slot);
     return make_error(p, seq, code, message);
 }
 
-static size_t do_load(ea_proto *p, const ea_frame *f)
+/* Slot index check (ERROR SLOT changes no slot). Returns 0 when the slot exists. */
+static size_t check_slot(ea_proto *p, uint16_t seq, uint32_t slot)
+{
+    if (slot < p->n_slots) {
+        return 0;
+    }
+    msgbuf m;
+    msg_init(&m);
+    ea_sb_raw(&m.t, "slot ");
+    ea_sb_u64(&m.t, slot);
+    ea_sb_raw(&m.t, " is out of range: this device has slots 0..");
+    ea_sb_u64(&m.t, p->n_slots - 1u);
+    ea_sb_raw(&m.t, " (INFO slots)");
+    return make_error(p, seq, EA_PROTO_ERR_SLOT, m.buf);
+}
+
+/* One LOAD chunk into `slot`, checked in docs/protocol.md's order. Returns 0 when accepted (then
+ * received[slot] is up to date), else the length of the ERROR reply built. */
+static size_t load_chunk(ea_proto *p, uint16_t seq, uint32_t slot, uint8_t dtype, uint32_t total,
+                         uint32_t offset, const uint8_t *data, uint32_t chunk)
 {
     msgbuf m;
     msg_init(&m);
-    if (f->len < LOAD_HEADER) {
-        ea_sb_raw(&m.t, "LOAD payload has ");
-        ea_sb_u64(&m.t, f->len);
-        ea_sb_raw(&m.t, " bytes, needs at least 12");
-        return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, m.buf);
-    }
-    if (p->model_error != NULL) {
-        return make_error(p, f->seq, EA_PROTO_ERR_MODEL, p->model_error);
-    }
-    const uint8_t *pl = f->payload;
-    uint8_t dtype = pl[0]; /* pl[1..3] reserved: ignored, as the host ignores them */
-    uint32_t total = ea_get_u32(pl + 4);
-    uint32_t offset = ea_get_u32(pl + 8);
-    uint32_t chunk = (uint32_t)f->len - LOAD_HEADER;
     uint32_t expected_total = p->model.input.bytes;
     if (dtype != p->model.input.dtype) {
         ea_sb_raw(&m.t, "LOAD dtype ");
@@ -294,22 +336,22 @@ static size_t do_load(ea_proto *p, const ea_frame *f)
         ea_sb_u64(&m.t, dtype);
         ea_sb_raw(&m.t, ") is not the model's input dtype ");
         ea_sb_raw(&m.t, ea_dtype_name(p->model.input.dtype));
-        return refuse_load(p, f->seq, EA_PROTO_ERR_DTYPE, m.buf);
+        return refuse(p, slot, seq, EA_PROTO_ERR_DTYPE, m.buf);
     }
     if (total != expected_total) {
         ea_sb_raw(&m.t, "LOAD total ");
         ea_sb_u64(&m.t, total);
         ea_sb_raw(&m.t, " is not the model's input size ");
         ea_sb_u64(&m.t, expected_total);
-        return refuse_load(p, f->seq, EA_PROTO_ERR_SIZE, m.buf);
+        return refuse(p, slot, seq, EA_PROTO_ERR_SIZE, m.buf);
     }
     /* docs/protocol.md's order: OFFSET is checked before the overrun SIZE */
-    if (offset != 0u && offset != p->received) {
+    if (offset != 0u && offset != p->received[slot]) {
         ea_sb_raw(&m.t, "LOAD chunk at offset ");
         ea_sb_u64(&m.t, offset);
         ea_sb_raw(&m.t, ", expected offset ");
-        ea_sb_u64(&m.t, p->received);
-        return refuse_load(p, f->seq, EA_PROTO_ERR_OFFSET, m.buf);
+        ea_sb_u64(&m.t, p->received[slot]);
+        return refuse(p, slot, seq, EA_PROTO_ERR_OFFSET, m.buf);
     }
     if (offset > total || chunk > total - offset) {
         ea_sb_raw(&m.t, "LOAD chunk of ");
@@ -319,19 +361,66 @@ static size_t do_load(ea_proto *p, const ea_frame *f)
         ea_sb_raw(&m.t, " overruns the input of ");
         ea_sb_u64(&m.t, total);
         ea_sb_raw(&m.t, " bytes");
-        return refuse_load(p, f->seq, EA_PROTO_ERR_SIZE, m.buf);
+        return refuse(p, slot, seq, EA_PROTO_ERR_SIZE, m.buf);
     }
     if (offset == 0u) {
-        p->received = 0; /* offset 0 starts a new tensor */
-        p->loaded = false;
+        unload(p, slot); /* offset 0 starts a new tensor: a new generation of the slot */
+        p->generation[slot]++;
     }
-    memcpy(p->mem.input + offset, pl + LOAD_HEADER, chunk);
-    p->received += chunk;
-    p->loaded = p->received == total;
+    memcpy(slot_data(p, slot) + offset, data, chunk);
+    p->received[slot] += chunk;
+    p->loaded[slot] = p->received[slot] == total;
+    return 0;
+}
+
+static size_t do_load(ea_proto *p, const ea_frame *f)
+{
+    if (f->len < LOAD_HEADER) {
+        return bad_size(p, f->seq, "LOAD", f->len, " bytes, needs at least ", LOAD_HEADER);
+    }
+    if (p->model_error != NULL) {
+        return make_error(p, f->seq, EA_PROTO_ERR_MODEL, p->model_error);
+    }
+    const uint8_t *pl = f->payload; /* pl[1..3] reserved: ignored, as the host ignores them */
+    uint32_t total = ea_get_u32(pl + 4);
+    size_t err = load_chunk(p, f->seq, 0u, pl[0], total, ea_get_u32(pl + 8), pl + LOAD_HEADER,
+                            (uint32_t)f->len - LOAD_HEADER);
+    if (err != 0u) {
+        return err;
+    }
     uint8_t *rp = reply_payload(p);
-    ea_put_u32(rp, p->received);
+    ea_put_u32(rp, p->received[0]);
     ea_put_u32(rp + 4, total);
-    return ea_frame_seal(p->mem.reply, EA_MSG_LOAD | EA_MSG_REPLY, f->seq, 8u);
+    return seal(p, p->mem.reply, EA_MSG_LOAD | EA_MSG_REPLY, f->seq, 8u);
+}
+
+static size_t do_slot_load(ea_proto *p, const ea_frame *f)
+{
+    if (f->len < SLOT_LOAD_HEADER) {
+        return bad_size(p, f->seq, "SLOT_LOAD", f->len, " bytes, needs at least ", SLOT_LOAD_HEADER);
+    }
+    const uint8_t *pl = f->payload;
+    uint32_t slot = pl[0];
+    size_t err = check_slot(p, f->seq, slot);
+    if (err != 0u) {
+        return err;
+    }
+    if (p->model_error != NULL) {
+        return refuse(p, slot, f->seq, EA_PROTO_ERR_MODEL, p->model_error);
+    }
+    uint32_t total = ea_get_u32(pl + 4);
+    err = load_chunk(p, f->seq, slot, pl[1], total, ea_get_u32(pl + 8), pl + SLOT_LOAD_HEADER,
+                     (uint32_t)f->len - SLOT_LOAD_HEADER);
+    if (err != 0u) {
+        return err;
+    }
+    uint8_t *rp = reply_payload(p);
+    rp[0] = (uint8_t)slot;
+    rp[1] = rp[2] = rp[3] = 0u;
+    ea_put_u32(rp + 4, p->generation[slot]);
+    ea_put_u32(rp + 8, p->received[slot]);
+    ea_put_u32(rp + 12, total);
+    return seal(p, p->mem.reply, EA_MSG_SLOT_LOAD | EA_MSG_REPLY, f->seq, 16u);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -353,38 +442,38 @@ static void timestamp(ea_proto *p, int level)
     }
 }
 
-static size_t do_infer(ea_proto *p, const ea_frame *f)
+static size_t not_loaded(ea_proto *p, uint16_t seq, const char *what, uint32_t slot)
 {
     msgbuf m;
     msg_init(&m);
-    if (f->len != 4u) {
-        ea_sb_raw(&m.t, "INFER payload has ");
-        ea_sb_u64(&m.t, f->len);
-        ea_sb_raw(&m.t, " bytes, expected 4");
-        return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, m.buf);
-    }
-    if (p->model_error != NULL) {
-        return make_error(p, f->seq, EA_PROTO_ERR_MODEL, p->model_error);
-    }
-    if (!p->loaded) {
-        ea_sb_raw(&m.t, "INFER without a complete input tensor (");
-        ea_sb_u64(&m.t, p->received);
-        ea_sb_raw(&m.t, " of ");
-        ea_sb_u64(&m.t, p->model.input.bytes);
-        ea_sb_raw(&m.t, " bytes loaded)");
-        return make_error(p, f->seq, EA_PROTO_ERR_NOT_LOADED, m.buf);
-    }
-    uint32_t repeat = ea_get_u16(f->payload);
+    ea_sb_raw(&m.t, what);
+    ea_sb_raw(&m.t, " without a complete input tensor in slot ");
+    ea_sb_u64(&m.t, slot);
+    ea_sb_raw(&m.t, " (");
+    ea_sb_u64(&m.t, p->received[slot]);
+    ea_sb_raw(&m.t, " of ");
+    ea_sb_u64(&m.t, p->model.input.bytes);
+    ea_sb_raw(&m.t, " bytes loaded)");
+    return make_error(p, seq, EA_PROTO_ERR_NOT_LOADED, m.buf);
+}
+
+/* Run the model `repeat` times (0 means 1) on the complete tensor of `slot` and write an INFER reply
+ * payload at rp. Returns 0 and its length in *len, or the length of the ERROR reply built. */
+static size_t run_slot(ea_proto *p, uint16_t seq, uint32_t slot, uint32_t repeat, uint8_t *rp, size_t *len)
+{
+    msgbuf m;
+    msg_init(&m);
     if (repeat == 0u) {
         repeat = 1u;
     }
     uint8_t *out = p->mem.output;
+    const uint8_t *in = slot_data(p, slot);
     int rc = 0;
     uint32_t first = p->inferences + 1u;
     timestamp(p, 1);
     uint64_t t0 = p->io.ticks(p->io.ctx);
     for (uint32_t i = 0; i < repeat && rc == 0; i++) {
-        rc = p->model.invoke(p->model.ctx, p->mem.input, out, m.buf, sizeof m.buf);
+        rc = p->model.invoke(p->model.ctx, in, out, m.buf, sizeof m.buf);
         if (rc == 0) {
             p->inferences++;
         }
@@ -396,26 +485,202 @@ static size_t do_infer(ea_proto *p, const ea_frame *f)
     log_event(p, 1, t1, p->inferences);
     if (rc != 0) {
         m.buf[sizeof m.buf - 1u] = '\0';
-        return make_error(p, f->seq, EA_PROTO_ERR_RUNTIME, m.buf[0] != '\0' ? m.buf : "inference failed");
+        return make_error(p, seq, EA_PROTO_ERR_RUNTIME, m.buf[0] != '\0' ? m.buf : "inference failed");
     }
-    uint8_t *rp = reply_payload(p);
     uint32_t out_bytes = p->model.output.bytes;
     ea_put_u64(rp, t1 - t0);
     ea_put_u32(rp + 8, p->inferences);
     rp[12] = p->model.output.dtype;
     rp[13] = rp[14] = rp[15] = 0u;
     memcpy(rp + EA_INFER_REPLY_HEADER, out, out_bytes);
-    return ea_frame_seal(p->mem.reply, EA_MSG_INFER | EA_MSG_REPLY, f->seq,
-                         (uint16_t)(EA_INFER_REPLY_HEADER + out_bytes));
+    *len = EA_INFER_REPLY_HEADER + out_bytes;
+    return 0;
+}
+
+static size_t do_infer(ea_proto *p, const ea_frame *f)
+{
+    if (f->len != 4u) {
+        return bad_size(p, f->seq, "INFER", f->len, " bytes, expected ", 4u);
+    }
+    if (p->model_error != NULL) {
+        return make_error(p, f->seq, EA_PROTO_ERR_MODEL, p->model_error);
+    }
+    if (!p->loaded[0]) {
+        return not_loaded(p, f->seq, "INFER", 0u);
+    }
+    size_t n = 0;
+    size_t err = run_slot(p, f->seq, 0u, ea_get_u16(f->payload), reply_payload(p), &n);
+    if (err != 0u) {
+        return err;
+    }
+    return seal(p, p->mem.reply, EA_MSG_INFER | EA_MSG_REPLY, f->seq, n);
+}
+
+/* PATCH and SLOT_INFER replies: slot, generation, then (when it ran) an INFER reply payload. */
+static size_t slot_reply(ea_proto *p, const ea_frame *f, uint32_t slot, bool infer, uint32_t repeat)
+{
+    uint8_t *rp = reply_payload(p);
+    size_t n = 0;
+    if (infer) {
+        size_t err = run_slot(p, f->seq, slot, repeat, rp + EA_SLOT_REPLY_HEADER, &n);
+        if (err != 0u) {
+            return err;
+        }
+    }
+    rp[0] = (uint8_t)slot;
+    rp[1] = rp[2] = rp[3] = 0u;
+    ea_put_u32(rp + 4, p->generation[slot]);
+    return seal(p, p->mem.reply, (uint8_t)(f->type | EA_MSG_REPLY), f->seq, EA_SLOT_REPLY_HEADER + n);
+}
+
+static size_t do_slot_infer(ea_proto *p, const ea_frame *f)
+{
+    if (f->len != 4u) {
+        return bad_size(p, f->seq, "SLOT_INFER", f->len, " bytes, expected ", 4u);
+    }
+    uint32_t slot = f->payload[0];
+    size_t err = check_slot(p, f->seq, slot);
+    if (err != 0u) {
+        return err;
+    }
+    if (p->model_error != NULL) {
+        return make_error(p, f->seq, EA_PROTO_ERR_MODEL, p->model_error);
+    }
+    if (!p->loaded[slot]) {
+        return not_loaded(p, f->seq, "SLOT_INFER", slot);
+    }
+    return slot_reply(p, f, slot, true, ea_get_u16(f->payload + 2));
+}
+
+/* PATCH, checked in docs/protocol.md's order; every run is checked before any is applied. */
+static size_t do_patch(ea_proto *p, const ea_frame *f)
+{
+    msgbuf m;
+    msg_init(&m);
+    const uint8_t *pl = f->payload;
+    if (f->len < PATCH_HEADER) {
+        return bad_size(p, f->seq, "PATCH", f->len, " bytes, needs at least ", PATCH_HEADER);
+    }
+    uint32_t slot = pl[0];
+    uint8_t flags = pl[1];
+    uint32_t repeat = ea_get_u16(pl + 2);
+    uint32_t generation = ea_get_u32(pl + 4);
+    uint32_t runs = ea_get_u16(pl + 8);
+    if ((flags & (uint8_t)~PATCH_INFER) != 0u) {
+        ea_sb_raw(&m.t, "PATCH flags ");
+        ea_sb_u64(&m.t, flags);
+        ea_sb_raw(&m.t, " has unknown bits (only bit 0, INFER, is defined)");
+        return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, m.buf);
+    }
+    /* The runs must fill the payload exactly. */
+    size_t pos = PATCH_HEADER;
+    for (uint32_t i = 0; i < runs; i++) {
+        if (pos + PATCH_RUN > f->len || pos + PATCH_RUN + ea_get_u16(pl + pos + 4) > f->len) {
+            ea_sb_raw(&m.t, "PATCH run ");
+            ea_sb_u64(&m.t, i);
+            ea_sb_raw(&m.t, " of ");
+            ea_sb_u64(&m.t, runs);
+            ea_sb_raw(&m.t, " runs past the payload's end");
+            return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, m.buf);
+        }
+        pos += PATCH_RUN + ea_get_u16(pl + pos + 4);
+    }
+    if (pos != f->len) {
+        ea_sb_raw(&m.t, "PATCH has ");
+        ea_sb_u64(&m.t, f->len - pos);
+        ea_sb_raw(&m.t, " bytes after its ");
+        ea_sb_u64(&m.t, runs);
+        ea_sb_raw(&m.t, " runs");
+        return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, m.buf);
+    }
+    size_t err = check_slot(p, f->seq, slot);
+    if (err != 0u) {
+        return err;
+    }
+    if (p->model_error != NULL) {
+        return refuse(p, slot, f->seq, EA_PROTO_ERR_MODEL, p->model_error);
+    }
+    if (!p->loaded[slot]) {
+        unload(p, slot);
+        ea_sb_raw(&m.t, "PATCH of slot ");
+        ea_sb_u64(&m.t, slot);
+        ea_sb_raw(&m.t, ", which holds no complete input (LOAD it first)");
+        return make_error(p, f->seq, EA_PROTO_ERR_NOT_LOADED, m.buf);
+    }
+    if (generation != p->generation[slot]) {
+        ea_sb_raw(&m.t, "PATCH computed against generation ");
+        ea_sb_u64(&m.t, generation);
+        ea_sb_raw(&m.t, " of slot ");
+        ea_sb_u64(&m.t, slot);
+        ea_sb_raw(&m.t, ", which is at generation ");
+        ea_sb_u64(&m.t, p->generation[slot]);
+        ea_sb_raw(&m.t, " (LOAD it again)");
+        return refuse(p, slot, f->seq, EA_PROTO_ERR_STALE, m.buf);
+    }
+    uint32_t total = p->model.input.bytes;
+    pos = PATCH_HEADER;
+    for (uint32_t i = 0; i < runs; i++) {
+        uint32_t offset = ea_get_u32(pl + pos);
+        uint32_t length = ea_get_u16(pl + pos + 4);
+        if (offset > total || length > total - offset) {
+            ea_sb_raw(&m.t, "PATCH run of ");
+            ea_sb_u64(&m.t, length);
+            ea_sb_raw(&m.t, " bytes at offset ");
+            ea_sb_u64(&m.t, offset);
+            ea_sb_raw(&m.t, " overruns slot ");
+            ea_sb_u64(&m.t, slot);
+            ea_sb_raw(&m.t, "'s ");
+            ea_sb_u64(&m.t, total);
+            ea_sb_raw(&m.t, " bytes");
+            return refuse(p, slot, f->seq, EA_PROTO_ERR_SIZE, m.buf);
+        }
+        pos += PATCH_RUN + length;
+    }
+    uint8_t *data = slot_data(p, slot);
+    pos = PATCH_HEADER;
+    for (uint32_t i = 0; i < runs; i++) {
+        uint32_t offset = ea_get_u32(pl + pos);
+        uint32_t length = ea_get_u16(pl + pos + 4);
+        memcpy(data + offset, pl + pos + PATCH_RUN, length);
+        pos += PATCH_RUN + length;
+    }
+    p->generation[slot]++;
+    return slot_reply(p, f, slot, (flags & PATCH_INFER) != 0u, repeat);
 }
 
 /* ------------------------------------------------------------------------------------------- */
 /* dispatch */
 
+static bool known_type(const ea_proto *p, uint8_t type)
+{
+    switch (type) {
+    case EA_MSG_LOAD:
+    case EA_MSG_INFER:
+    case EA_MSG_RESET:
+        return true;
+    case EA_MSG_SLOT_LOAD:
+    case EA_MSG_PATCH:
+    case EA_MSG_SLOT_INFER:
+        return p->reply_version >= 2u; /* v2 messages never ride in v1 frames */
+    case EA_MSG_DEBUG_FAULT:
+        return p->io.debug_fault != NULL; /* test builds only */
+    default:
+        return false;
+    }
+}
+
 static size_t execute(ea_proto *p, const ea_frame *f)
 {
     msgbuf m;
     msg_init(&m);
+    if (!known_type(p, f->type)) {
+        ea_sb_raw(&m.t, "unknown message type ");
+        ea_sb_u64(&m.t, f->type);
+        if (p->reply_version < 2u && f->type >= EA_MSG_SLOT_LOAD && f->type <= EA_MSG_SLOT_INFER) {
+            ea_sb_raw(&m.t, " in a v1 frame (slots and patches are protocol v2)");
+        }
+        return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, m.buf);
+    }
     if (f->oversize) {
         ea_sb_raw(&m.t, "payload of ");
         ea_sb_u64(&m.t, f->len);
@@ -428,35 +693,41 @@ static size_t execute(ea_proto *p, const ea_frame *f)
         return do_load(p, f);
     case EA_MSG_INFER:
         return do_infer(p, f);
+    case EA_MSG_SLOT_LOAD:
+        return do_slot_load(p, f);
+    case EA_MSG_PATCH:
+        return do_patch(p, f);
+    case EA_MSG_SLOT_INFER:
+        return do_slot_infer(p, f);
+    case EA_MSG_DEBUG_FAULT:
+        p->io.debug_fault(p->io.ctx);
+        return 0;
     case EA_MSG_RESET:
+    default:
         if (f->len != 0u) {
             return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, "RESET takes an empty payload");
         }
         p->reset_requested = true;
-        return ea_frame_seal(p->mem.reply, EA_MSG_RESET | EA_MSG_REPLY, f->seq, 0u);
-    case EA_MSG_DEBUG_FAULT:
-        if (p->io.debug_fault != NULL) {
-            p->io.debug_fault(p->io.ctx);
-            return 0;
-        }
-        break; /* not a test build: unknown */
-    default:
-        break;
+        return seal(p, p->mem.reply, EA_MSG_RESET | EA_MSG_REPLY, f->seq, 0u);
     }
-    ea_sb_raw(&m.t, "unknown message type ");
-    ea_sb_u64(&m.t, f->type);
-    return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, m.buf);
 }
 
 void ea_proto_handle(ea_proto *p, const ea_frame *f)
 {
     size_t len;
-    if (f->version != EA_PROTOCOL_VERSION) {
-        /* Another protocol's sequence numbers mean nothing here: answer, change no state. */
-        len = make_error(p, f->seq, EA_PROTO_ERR_VERSION, "device speaks protocol v1");
+    if (f->version < EA_PROTOCOL_VERSION || f->version > EA_PROTOCOL_MAX) {
+        /* Another protocol's sequence numbers mean nothing here: answer in a v1 frame (every host
+         * reads it), change no state. */
+        msgbuf m;
+        msg_init(&m);
+        ea_sb_raw(&m.t, "device speaks protocols v1 and v2, request is v");
+        ea_sb_u64(&m.t, f->version);
+        p->reply_version = (uint8_t)EA_PROTOCOL_VERSION;
+        len = make_error(p, f->seq, EA_PROTO_ERR_VERSION, m.buf);
         send_frame(p, p->mem.reply, len);
         return;
     }
+    p->reply_version = f->version; /* every reply is in its request's version */
     if (f->type == EA_MSG_INFO) {
         /* INFO always executes and resynchronizes: the host sends it first on every connection. */
         cache_clear(p);

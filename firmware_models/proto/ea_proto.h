@@ -1,5 +1,6 @@
-/* The device side of the edgeattack wire protocol v1 (docs/protocol.md): frames in, replies out,
- * sequence numbers and the reply cache, LOAD assembly, INFER windows, RESET, INFO as JSON.
+/* The device side of the edgeattack wire protocol, versions 1 and 2 (docs/protocol.md): frames in,
+ * replies out (each in its request's version), sequence numbers and the reply cache, LOAD assembly,
+ * INFER windows, RESET, INFO as JSON, and v2's input slots: SLOT_LOAD, PATCH, SLOT_INFER.
  *
  * Portable C11 without malloc: every buffer is given by the caller (ea_proto_buffers). The model
  * and the board are reached through the two tables below, so the same code runs in the firmware
@@ -18,6 +19,9 @@ enum {
     EA_MSG_LOAD = 0x02,
     EA_MSG_INFER = 0x03,
     EA_MSG_RESET = 0x04,
+    EA_MSG_SLOT_LOAD = 0x11,   /* v2 frames only */
+    EA_MSG_PATCH = 0x12,       /* v2 frames only */
+    EA_MSG_SLOT_INFER = 0x13,  /* v2 frames only */
     EA_MSG_ERROR = 0x7F,
     EA_MSG_REPLY = 0x80,
     EA_MSG_DEBUG_FAULT = 0x7E, /* test builds only (io.debug_fault): the device takes a HardFault */
@@ -33,6 +37,8 @@ enum {
     EA_PROTO_ERR_MODEL = 7,
     EA_PROTO_ERR_RUNTIME = 8,
     EA_PROTO_ERR_TOO_LARGE = 9,
+    EA_PROTO_ERR_STALE = 10,   /* PATCH computed against another generation of the slot */
+    EA_PROTO_ERR_SLOT = 11,    /* slot index >= INFO slots */
 };
 
 enum {
@@ -47,8 +53,14 @@ enum {
 #define EA_LOG_EVENTS 8u
 #define EA_MAX_RANK 6u
 #define EA_REPLY_CACHE_MAX 8u
+/* Input slots (v2) the state can track; the memory for them is the caller's (ea_proto_buffers). */
+#define EA_SLOTS_MAX 16u
 /* INFER reply: ticks u64, inferences u32, dtype u8, 3 reserved bytes, then the output. */
 #define EA_INFER_REPLY_HEADER 16u
+/* PATCH and SLOT_INFER replies start with slot u8, 3 reserved bytes, generation u32. */
+#define EA_SLOT_REPLY_HEADER 8u
+/* The largest reply carrying an output: a PATCH-with-INFER or SLOT_INFER reply. */
+#define EA_INFER_FRAME_SIZE(out_bytes) (EA_FRAME_OVERHEAD + EA_SLOT_REPLY_HEADER + EA_INFER_REPLY_HEADER + (out_bytes))
 /* Largest reply frame other than INFO and INFER: an ERROR with the longest message. */
 #define EA_ERROR_FRAME_MAX (EA_FRAME_OVERHEAD + 2u + EA_MAX_ERROR_MESSAGE)
 
@@ -96,9 +108,10 @@ typedef struct {
 } ea_proto_io;
 
 /* Caller-owned memory. Sizes: rx >= max_payload + EA_FRAME_OVERHEAD; reply >= the largest reply
- * frame (INFO's JSON, or an INFER reply: EA_FRAME_OVERHEAD + EA_INFER_REPLY_HEADER + output bytes);
- * cache >= one reply slot (reply_cache = cache / slot size, at most EA_REPLY_CACHE_MAX);
- * input >= model input bytes; output >= model output bytes. */
+ * frame (INFO's JSON, or EA_INFER_FRAME_SIZE(output bytes)); cache >= one reply slot (reply_cache =
+ * cache / slot size, at most EA_REPLY_CACHE_MAX); input >= input_slots x model input bytes (slot i
+ * at input + i x input bytes; input_slots 0 means 1, at most EA_SLOTS_MAX: INFO `slots`);
+ * output >= model output bytes. */
 typedef struct {
     uint8_t *rx;
     size_t rx_cap;
@@ -110,6 +123,7 @@ typedef struct {
     size_t input_cap;
     uint8_t *output;
     size_t output_cap;
+    uint32_t input_slots;
 } ea_proto_buffers;
 
 typedef struct {
@@ -135,14 +149,17 @@ typedef struct {
     /* sequence state */
     bool have_last;
     uint16_t last_seq;
-    uint32_t slot_size;
-    uint32_t slots;              /* reported as reply_cache */
-    uint32_t cache_next;         /* slot the next reply goes to (FIFO) */
+    uint8_t reply_version;       /* version of the request being answered: replies use it */
+    uint32_t cache_slot_size;
+    uint32_t cache_slots;        /* reported as reply_cache */
+    uint32_t cache_next;         /* cache slot the next reply goes to (FIFO) */
     ea_cache_entry cache[EA_REPLY_CACHE_MAX];
 
-    /* LOAD assembly */
-    uint32_t received;
-    bool loaded;
+    /* input slots (v1 LOAD / INFER use slot 0): LOAD assembly and generations */
+    uint32_t n_slots;            /* INFO slots */
+    uint32_t received[EA_SLOTS_MAX];
+    uint32_t generation[EA_SLOTS_MAX];
+    bool loaded[EA_SLOTS_MAX];
 
     /* counters since boot */
     uint32_t inferences;

@@ -2,13 +2,16 @@
 
     result = build_firmware("model.tflite", "qemu-m4")
     result.elf, result.text, result.data, result.bss, result.flash_bytes, result.ram_bytes
+    result.input_slots, result.slot_bytes, result.ram_breakdown()
 
 The model is exported with `edgeattack.tflite.export.export_model(path, "c", dir)` (16-byte aligned,
 SHA-256 embedded) and linked into `make -C firmware_models BOARD=<port> MODEL_DIR=... BUILD_DIR=...`.
 Builds are cached (CONVENTIONS: Packaging and builds) under a key made of the model's SHA-256, a hash
 of every firmware and port source, the board, the kernel set (resolve_kernels) and the build options; a cached
 ELF is returned without running make. Flash and RAM are checked against the board profile before
-building (from the model's size and the runtime's arena need) and again on the linked ELF.
+building (from the model's size and the runtime's arena need) and again on the linked ELF. The
+number of protocol-v2 input slots comes from the same budget (`input_slots_for`): RAM = arena +
+receive buffers + input slots + the firmware's own few kilobytes.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -46,6 +50,8 @@ KERNEL_CHOICES = ("auto", "ref", "dsp", "mve")
 KERNEL_SETS_WRITTEN = ("ref", "dsp")
 _DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
 _MVE_CORES = ("cortex-m55", "cortex-m85")
+# Protocol v2 input slots (EA_INPUT_SLOTS): this many where the board's RAM allows, else fewer.
+INPUT_SLOTS = 4
 
 # Pre-build estimate of what the firmware adds to the model (measured on qemu-m4 with -O2: protocol,
 # runtime, board port and libc about 30-60 KiB of code; beyond the arena and the receive buffers about
@@ -55,6 +61,7 @@ CODE_ESTIMATE = 96 * 1024
 STATIC_RAM_ESTIMATE = 4 * 1024
 TENSOR_RAM_ESTIMATE, OP_RAM_ESTIMATE = 96, 80
 REPLY_FRAMES = 7  # the reply buffer + the 6-slot reply cache (ea_config.h)
+SLOT_REPLY_HEADER = 8  # PATCH / SLOT_INFER replies carry slot and generation before the INFER reply
 # The stack reserved by the linker (EA_STACK_SIZE): the deepest use measured on qemu-m4 after running
 # every zoo model (INFO "stack_used", tests/test_fw_ram.py) is 1,296-1,312 bytes; the rest is margin
 # for a nested interrupt and kernel variation (docs/firmware.md, Memory).
@@ -70,7 +77,25 @@ def rx_buffer_bytes(max_payload: int = MAX_PAYLOAD, rx_buffers: int = RX_BUFFERS
     return (rx_buffers * wire + 1) + frame  # the ring keeps one slot free (RING_SLOTS)
 
 
-BUILD_FORMAT = 2  # bump when the cache entry layout changes
+def input_slots_for(ram_bytes: int | None, ram_without_slots: int, input_bytes: int) -> int:
+    """Protocol v2 input slots for a board: INPUT_SLOTS where its RAM holds them on top of
+    `ram_without_slots` (the firmware without slots), else the most that fit, down to 1 (one slot
+    takes no RAM of its own: it is the model's input tensor). A board without a RAM figure gets
+    INPUT_SLOTS."""
+    if not ram_bytes or input_bytes <= 0:
+        return INPUT_SLOTS
+    for k in range(INPUT_SLOTS, 1, -1):
+        if ram_without_slots + k * input_bytes <= ram_bytes:
+            return k
+    return 1
+
+
+def slot_ram_bytes(slots: int, input_bytes: int) -> int:
+    """RAM the input slots take (main.c g_input_slots): none for one slot."""
+    return slots * input_bytes if slots > 1 else 0
+
+
+BUILD_FORMAT = 3  # bump when the cache entry layout changes
 
 
 @dataclass(frozen=True)
@@ -93,7 +118,9 @@ class BuildResult:
     output_bytes: int
     stack_bytes: int = STACK_BYTES  # reserved by the linker on top of ram_bytes
     rx_bytes: int = 0        # receive buffers: the UART ring + the frame buffer (rx_buffer_bytes)
-    other_ram_bytes: int = 0  # data + bss + stack - arena - receive buffers (the firmware's overhead)
+    other_ram_bytes: int = 0  # data + bss + stack - arena - receive buffers - input slots (overhead)
+    input_slots: int = 1     # protocol v2 input slots (INFO slots)
+    slot_bytes: int = 0      # RAM of the input slots (slot_ram_bytes)
     cached: bool = False
     kernels: str = "ref"     # the kernel set linked in (resolve_kernels)
 
@@ -104,9 +131,20 @@ class BuildResult:
 
     def ram_breakdown(self) -> dict:
         """RAM by purpose: arena (the linked g_arena, with its alignment slack), receive buffers,
-        other (model tables, protocol state, reply buffer and cache, model input/output, stack)."""
+        input slots (protocol v2), other (model tables, protocol state, reply buffer and cache,
+        stack; `stack` repeats the stack's part of it)."""
         return {"arena": self.arena_bytes + 16, "rx_buffers": self.rx_bytes,
+                "input_slots": self.slot_bytes, "slots": self.input_slots,
                 "other": self.other_ram_bytes, "stack": self.stack_bytes, "total": self.ram_total}
+
+    def slots_message(self) -> str | None:
+        """One line when the board's RAM holds fewer than INPUT_SLOTS input slots, else None."""
+        if self.input_slots >= INPUT_SLOTS:
+            return None
+        return (f"board {self.board}: RAM for {self.input_slots} protocol-v2 input slot(s) of "
+                f"{self.input_bytes} bytes, not {INPUT_SLOTS}: black-box attacks keep at most "
+                f"{self.input_slots} sample(s) in flight (a board with more RAM, or a smaller model, "
+                f"gives {INPUT_SLOTS})")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -249,8 +287,9 @@ def runtime_limits(model_bytes: bytes, info) -> dict:
 
 
 def _estimate(model_len: int, arena: int, out_bytes: int, n_tensors: int, n_ops: int) -> tuple[int, int]:
+    """(flash, RAM) before building, without the input slots."""
     flash = model_len + CODE_ESTIMATE
-    reply = max(FRAME_OVERHEAD + 16 + out_bytes, 212)  # an INFER reply or the largest ERROR
+    reply = max(FRAME_OVERHEAD + SLOT_REPLY_HEADER + 16 + out_bytes, 212)  # a reply with output, or an ERROR
     ram = (arena + 16 + rx_buffer_bytes() + REPLY_FRAMES * reply + STATIC_RAM_ESTIMATE
            + TENSOR_RAM_ESTIMATE * n_tensors + OP_RAM_ESTIMATE * n_ops)
     return flash, ram + STACK_BYTES
@@ -358,13 +397,17 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
     # Before building: will it fit? (the aligned model can be a few bytes longer: 16 per buffer)
     flash_est, ram_est = _estimate(len(model_bytes) + 16 * len(info.buffers), arena, out_bytes,
                                    len(info.tensors), len(info.operators))
+    slots = input_slots_for(profile.ram_bytes, ram_est, in_bytes)
+    slot_bytes = slot_ram_bytes(slots, in_bytes)
+    ram_est += slot_bytes
     if (profile.flash_bytes and flash_est > profile.flash_bytes) or \
             (profile.ram_bytes and ram_est > profile.ram_bytes):
         raise _fit_error(model_path, profile, flash_est, ram_est, "estimated before building")
 
     options = {"EA_ARENA_SIZE": arena + 16, "EA_INPUT_BYTES": max(in_bytes, 1),
                "EA_OUTPUT_BYTES": max(out_bytes, 1), "EA_MAX_PAYLOAD": MAX_PAYLOAD,
-               "EA_RX_BUFFERS": RX_BUFFERS, "EA_STACK_SIZE": STACK_BYTES, "EA_KERNELS": kernel_set}
+               "EA_RX_BUFFERS": RX_BUFFERS, "EA_STACK_SIZE": STACK_BYTES, "EA_KERNELS": kernel_set,
+               "EA_INPUT_SLOTS": slots}
     limits = runtime_limits(model_bytes, info)
     extra_cflags = f"-DEA_DEBUG_FAULT={int(debug_fault)}" if debug_fault else ""
     shared = {"format": BUILD_FORMAT, "sources": sources_digest(port), "port": port,
@@ -387,6 +430,7 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
     with _locked(cache / f".{profile.name}-{key}.lock"):
         cached = _load_entry(entry)
         if cached is not None:
+            _tell_slots(cached)
             return cached
         cache.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=cache))
@@ -418,7 +462,9 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
                     "text": text, "data": data, "bss": bss, "flash_bytes": flash, "ram_bytes": ram,
                     "arena_bytes": arena, "input_bytes": in_bytes, "output_bytes": out_bytes,
                     "stack_bytes": STACK_BYTES, "rx_bytes": rx,
-                    "other_ram_bytes": ram + STACK_BYTES - (arena + 16) - rx, "kernels": kernel_set,
+                    "input_slots": slots, "slot_bytes": slot_bytes,
+                    "other_ram_bytes": ram + STACK_BYTES - (arena + 16) - rx - slot_bytes,
+                    "kernels": kernel_set,
                     "key": json.loads(key_material)}
             (tmp / "build.json").write_text(json.dumps(meta, indent=2) + "\n")
             shutil.rmtree(tmp / "build", ignore_errors=True)  # objects: not needed once linked
@@ -430,7 +476,14 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
             raise
     result = _load_entry(entry)
     assert result is not None
+    _tell_slots(result)
     return BuildResult(**{**result.__dict__, "cached": False})
+
+
+def _tell_slots(result: BuildResult) -> None:
+    message = result.slots_message()
+    if message:
+        logging.getLogger(__name__).warning(message)
 
 
 def _load_entry(entry: Path) -> BuildResult | None:
@@ -447,7 +500,8 @@ def _load_entry(entry: Path) -> BuildResult | None:
                        arena_bytes=meta["arena_bytes"], input_bytes=meta["input_bytes"],
                        output_bytes=meta["output_bytes"], stack_bytes=meta["stack_bytes"],
                        rx_bytes=meta["rx_bytes"], other_ram_bytes=meta["other_ram_bytes"], cached=True,
-                       kernels=meta.get("kernels", "ref"))
+                       kernels=meta.get("kernels", "ref"),
+                       input_slots=meta["input_slots"], slot_bytes=meta["slot_bytes"])
 
 
 _OVERFLOW = re.compile(r"region [`']?(\w+)'? overflowed by (\d+) bytes|RAM overflow")
