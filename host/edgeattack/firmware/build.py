@@ -95,7 +95,7 @@ def slot_ram_bytes(slots: int, input_bytes: int) -> int:
     return slots * input_bytes if slots > 1 else 0
 
 
-BUILD_FORMAT = 3  # bump when the cache entry layout changes
+BUILD_FORMAT = 4  # bump when the cache entry layout changes
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,7 @@ class BuildResult:
     other_ram_bytes: int = 0  # data + bss + stack - arena - receive buffers - input slots (overhead)
     input_slots: int = 1     # protocol v2 input slots (INFO slots)
     slot_bytes: int = 0      # RAM of the input slots (slot_ram_bytes)
+    ram_estimate: int = 0    # the pre-build RAM estimate without slots (input_slots_for's budget)
     cached: bool = False
     kernels: str = "ref"     # the kernel set linked in (resolve_kernels)
 
@@ -397,6 +398,7 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
     # Before building: will it fit? (the aligned model can be a few bytes longer: 16 per buffer)
     flash_est, ram_est = _estimate(len(model_bytes) + 16 * len(info.buffers), arena, out_bytes,
                                    len(info.tensors), len(info.operators))
+    ram_without_slots = ram_est
     slots = input_slots_for(profile.ram_bytes, ram_est, in_bytes)
     slot_bytes = slot_ram_bytes(slots, in_bytes)
     ram_est += slot_bytes
@@ -462,7 +464,7 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
                     "text": text, "data": data, "bss": bss, "flash_bytes": flash, "ram_bytes": ram,
                     "arena_bytes": arena, "input_bytes": in_bytes, "output_bytes": out_bytes,
                     "stack_bytes": STACK_BYTES, "rx_bytes": rx,
-                    "input_slots": slots, "slot_bytes": slot_bytes,
+                    "input_slots": slots, "slot_bytes": slot_bytes, "ram_estimate": ram_without_slots,
                     "other_ram_bytes": ram + STACK_BYTES - (arena + 16) - rx - slot_bytes,
                     "kernels": kernel_set,
                     "key": json.loads(key_material)}
@@ -501,7 +503,8 @@ def _load_entry(entry: Path) -> BuildResult | None:
                        output_bytes=meta["output_bytes"], stack_bytes=meta["stack_bytes"],
                        rx_bytes=meta["rx_bytes"], other_ram_bytes=meta["other_ram_bytes"], cached=True,
                        kernels=meta.get("kernels", "ref"),
-                       input_slots=meta["input_slots"], slot_bytes=meta["slot_bytes"])
+                       input_slots=meta["input_slots"], slot_bytes=meta["slot_bytes"],
+                       ram_estimate=meta["ram_estimate"])
 
 
 _OVERFLOW = re.compile(r"region [`']?(\w+)'? overflowed by (\d+) bytes|RAM overflow")
