@@ -140,24 +140,25 @@ static size_t make_error(ea_proto *p, uint16_t seq, uint16_t code, const char *m
     return seal(p, p->mem.reply, EA_MSG_ERROR, seq, 2u + n);
 }
 
-/* An error whose message is built from pieces. */
-typedef struct {
-    char buf[EA_MAX_ERROR_MESSAGE + 1u];
-    ea_strbuf t;
-} msgbuf;
-
-static void msg_init(msgbuf *m) { ea_sb_init(&m->t, m->buf, sizeof m->buf); }
+/* An error message built from pieces, in the state's one message buffer (not on the stack: the
+ * deepest call chain, PATCH with its INFER into the model's kernels, must fit a small stack). At most
+ * one message is being built at any time. */
+static ea_strbuf *msg_start(ea_proto *p)
+{
+    p->msg[0] = '\0';
+    ea_sb_init(&p->msg_sb, p->msg, sizeof p->msg);
+    return &p->msg_sb;
+}
 
 static size_t bad_size(ea_proto *p, uint16_t seq, const char *what, size_t got, const char *rule, size_t want)
 {
-    msgbuf m;
-    msg_init(&m);
-    ea_sb_raw(&m.t, what);
-    ea_sb_raw(&m.t, " payload has ");
-    ea_sb_u64(&m.t, got);
-    ea_sb_raw(&m.t, rule);
-    ea_sb_u64(&m.t, want);
-    return make_error(p, seq, EA_PROTO_ERR_BAD_REQUEST, m.buf);
+    ea_strbuf *t = msg_start(p);
+    ea_sb_raw(t, what);
+    ea_sb_raw(t, " payload has ");
+    ea_sb_u64(t, got);
+    ea_sb_raw(t, rule);
+    ea_sb_u64(t, want);
+    return make_error(p, seq, EA_PROTO_ERR_BAD_REQUEST, p->msg);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -311,14 +312,13 @@ static size_t check_slot(ea_proto *p, uint16_t seq, uint32_t slot)
     if (slot < p->n_slots) {
         return 0;
     }
-    msgbuf m;
-    msg_init(&m);
-    ea_sb_raw(&m.t, "slot ");
-    ea_sb_u64(&m.t, slot);
-    ea_sb_raw(&m.t, " is out of range: this device has slots 0..");
-    ea_sb_u64(&m.t, p->n_slots - 1u);
-    ea_sb_raw(&m.t, " (INFO slots)");
-    return make_error(p, seq, EA_PROTO_ERR_SLOT, m.buf);
+    ea_strbuf *t = msg_start(p);
+    ea_sb_raw(t, "slot ");
+    ea_sb_u64(t, slot);
+    ea_sb_raw(t, " is out of range: this device has slots 0..");
+    ea_sb_u64(t, p->n_slots - 1u);
+    ea_sb_raw(t, " (INFO slots)");
+    return make_error(p, seq, EA_PROTO_ERR_SLOT, p->msg);
 }
 
 /* One LOAD chunk into `slot`, checked in docs/protocol.md's order. Returns 0 when accepted (then
@@ -326,42 +326,41 @@ static size_t check_slot(ea_proto *p, uint16_t seq, uint32_t slot)
 static size_t load_chunk(ea_proto *p, uint16_t seq, uint32_t slot, uint8_t dtype, uint32_t total,
                          uint32_t offset, const uint8_t *data, uint32_t chunk)
 {
-    msgbuf m;
-    msg_init(&m);
+    ea_strbuf *t = msg_start(p);
     uint32_t expected_total = p->model.input.bytes;
     if (dtype != p->model.input.dtype) {
-        ea_sb_raw(&m.t, "LOAD dtype ");
-        ea_sb_raw(&m.t, ea_dtype_name(dtype));
-        ea_sb_raw(&m.t, " (code ");
-        ea_sb_u64(&m.t, dtype);
-        ea_sb_raw(&m.t, ") is not the model's input dtype ");
-        ea_sb_raw(&m.t, ea_dtype_name(p->model.input.dtype));
-        return refuse(p, slot, seq, EA_PROTO_ERR_DTYPE, m.buf);
+        ea_sb_raw(t, "LOAD dtype ");
+        ea_sb_raw(t, ea_dtype_name(dtype));
+        ea_sb_raw(t, " (code ");
+        ea_sb_u64(t, dtype);
+        ea_sb_raw(t, ") is not the model's input dtype ");
+        ea_sb_raw(t, ea_dtype_name(p->model.input.dtype));
+        return refuse(p, slot, seq, EA_PROTO_ERR_DTYPE, p->msg);
     }
     if (total != expected_total) {
-        ea_sb_raw(&m.t, "LOAD total ");
-        ea_sb_u64(&m.t, total);
-        ea_sb_raw(&m.t, " is not the model's input size ");
-        ea_sb_u64(&m.t, expected_total);
-        return refuse(p, slot, seq, EA_PROTO_ERR_SIZE, m.buf);
+        ea_sb_raw(t, "LOAD total ");
+        ea_sb_u64(t, total);
+        ea_sb_raw(t, " is not the model's input size ");
+        ea_sb_u64(t, expected_total);
+        return refuse(p, slot, seq, EA_PROTO_ERR_SIZE, p->msg);
     }
     /* docs/protocol.md's order: OFFSET is checked before the overrun SIZE */
     if (offset != 0u && offset != p->received[slot]) {
-        ea_sb_raw(&m.t, "LOAD chunk at offset ");
-        ea_sb_u64(&m.t, offset);
-        ea_sb_raw(&m.t, ", expected offset ");
-        ea_sb_u64(&m.t, p->received[slot]);
-        return refuse(p, slot, seq, EA_PROTO_ERR_OFFSET, m.buf);
+        ea_sb_raw(t, "LOAD chunk at offset ");
+        ea_sb_u64(t, offset);
+        ea_sb_raw(t, ", expected offset ");
+        ea_sb_u64(t, p->received[slot]);
+        return refuse(p, slot, seq, EA_PROTO_ERR_OFFSET, p->msg);
     }
     if (offset > total || chunk > total - offset) {
-        ea_sb_raw(&m.t, "LOAD chunk of ");
-        ea_sb_u64(&m.t, chunk);
-        ea_sb_raw(&m.t, " bytes at offset ");
-        ea_sb_u64(&m.t, offset);
-        ea_sb_raw(&m.t, " overruns the input of ");
-        ea_sb_u64(&m.t, total);
-        ea_sb_raw(&m.t, " bytes");
-        return refuse(p, slot, seq, EA_PROTO_ERR_SIZE, m.buf);
+        ea_sb_raw(t, "LOAD chunk of ");
+        ea_sb_u64(t, chunk);
+        ea_sb_raw(t, " bytes at offset ");
+        ea_sb_u64(t, offset);
+        ea_sb_raw(t, " overruns the input of ");
+        ea_sb_u64(t, total);
+        ea_sb_raw(t, " bytes");
+        return refuse(p, slot, seq, EA_PROTO_ERR_SIZE, p->msg);
     }
     if (offset == 0u) {
         unload(p, slot); /* offset 0 starts a new tensor: a new generation of the slot */
@@ -444,25 +443,23 @@ static void timestamp(ea_proto *p, int level)
 
 static size_t not_loaded(ea_proto *p, uint16_t seq, const char *what, uint32_t slot)
 {
-    msgbuf m;
-    msg_init(&m);
-    ea_sb_raw(&m.t, what);
-    ea_sb_raw(&m.t, " without a complete input tensor in slot ");
-    ea_sb_u64(&m.t, slot);
-    ea_sb_raw(&m.t, " (");
-    ea_sb_u64(&m.t, p->received[slot]);
-    ea_sb_raw(&m.t, " of ");
-    ea_sb_u64(&m.t, p->model.input.bytes);
-    ea_sb_raw(&m.t, " bytes loaded)");
-    return make_error(p, seq, EA_PROTO_ERR_NOT_LOADED, m.buf);
+    ea_strbuf *t = msg_start(p);
+    ea_sb_raw(t, what);
+    ea_sb_raw(t, " without a complete input tensor in slot ");
+    ea_sb_u64(t, slot);
+    ea_sb_raw(t, " (");
+    ea_sb_u64(t, p->received[slot]);
+    ea_sb_raw(t, " of ");
+    ea_sb_u64(t, p->model.input.bytes);
+    ea_sb_raw(t, " bytes loaded)");
+    return make_error(p, seq, EA_PROTO_ERR_NOT_LOADED, p->msg);
 }
 
 /* Run the model `repeat` times (0 means 1) on the complete tensor of `slot` and write an INFER reply
  * payload at rp. Returns 0 and its length in *len, or the length of the ERROR reply built. */
 static size_t run_slot(ea_proto *p, uint16_t seq, uint32_t slot, uint32_t repeat, uint8_t *rp, size_t *len)
 {
-    msgbuf m;
-    msg_init(&m);
+    (void)msg_start(p); /* the model writes its failure message there */
     if (repeat == 0u) {
         repeat = 1u;
     }
@@ -473,7 +470,7 @@ static size_t run_slot(ea_proto *p, uint16_t seq, uint32_t slot, uint32_t repeat
     timestamp(p, 1);
     uint64_t t0 = p->io.ticks(p->io.ctx);
     for (uint32_t i = 0; i < repeat && rc == 0; i++) {
-        rc = p->model.invoke(p->model.ctx, in, out, m.buf, sizeof m.buf);
+        rc = p->model.invoke(p->model.ctx, in, out, p->msg, sizeof p->msg);
         if (rc == 0) {
             p->inferences++;
         }
@@ -484,8 +481,8 @@ static size_t run_slot(ea_proto *p, uint16_t seq, uint32_t slot, uint32_t repeat
     log_event(p, 0, t0, first);
     log_event(p, 1, t1, p->inferences);
     if (rc != 0) {
-        m.buf[sizeof m.buf - 1u] = '\0';
-        return make_error(p, seq, EA_PROTO_ERR_RUNTIME, m.buf[0] != '\0' ? m.buf : "inference failed");
+        p->msg[sizeof p->msg - 1u] = '\0';
+        return make_error(p, seq, EA_PROTO_ERR_RUNTIME, p->msg[0] != '\0' ? p->msg : "inference failed");
     }
     uint32_t out_bytes = p->model.output.bytes;
     ea_put_u64(rp, t1 - t0);
@@ -555,8 +552,7 @@ static size_t do_slot_infer(ea_proto *p, const ea_frame *f)
 /* PATCH, checked in docs/protocol.md's order; every run is checked before any is applied. */
 static size_t do_patch(ea_proto *p, const ea_frame *f)
 {
-    msgbuf m;
-    msg_init(&m);
+    ea_strbuf *t = msg_start(p);
     const uint8_t *pl = f->payload;
     if (f->len < PATCH_HEADER) {
         return bad_size(p, f->seq, "PATCH", f->len, " bytes, needs at least ", PATCH_HEADER);
@@ -567,31 +563,31 @@ static size_t do_patch(ea_proto *p, const ea_frame *f)
     uint32_t generation = ea_get_u32(pl + 4);
     uint32_t runs = ea_get_u16(pl + 8);
     if ((flags & (uint8_t)~PATCH_INFER) != 0u) {
-        ea_sb_raw(&m.t, "PATCH flags ");
-        ea_sb_u64(&m.t, flags);
-        ea_sb_raw(&m.t, " has unknown bits (only bit 0, INFER, is defined)");
-        return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, m.buf);
+        ea_sb_raw(t, "PATCH flags ");
+        ea_sb_u64(t, flags);
+        ea_sb_raw(t, " has unknown bits (only bit 0, INFER, is defined)");
+        return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, p->msg);
     }
     /* The runs must fill the payload exactly. */
     size_t pos = PATCH_HEADER;
     for (uint32_t i = 0; i < runs; i++) {
         if (pos + PATCH_RUN > f->len || pos + PATCH_RUN + ea_get_u16(pl + pos + 4) > f->len) {
-            ea_sb_raw(&m.t, "PATCH run ");
-            ea_sb_u64(&m.t, i);
-            ea_sb_raw(&m.t, " of ");
-            ea_sb_u64(&m.t, runs);
-            ea_sb_raw(&m.t, " runs past the payload's end");
-            return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, m.buf);
+            ea_sb_raw(t, "PATCH run ");
+            ea_sb_u64(t, i);
+            ea_sb_raw(t, " of ");
+            ea_sb_u64(t, runs);
+            ea_sb_raw(t, " runs past the payload's end");
+            return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, p->msg);
         }
         pos += PATCH_RUN + ea_get_u16(pl + pos + 4);
     }
     if (pos != f->len) {
-        ea_sb_raw(&m.t, "PATCH has ");
-        ea_sb_u64(&m.t, f->len - pos);
-        ea_sb_raw(&m.t, " bytes after its ");
-        ea_sb_u64(&m.t, runs);
-        ea_sb_raw(&m.t, " runs");
-        return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, m.buf);
+        ea_sb_raw(t, "PATCH has ");
+        ea_sb_u64(t, f->len - pos);
+        ea_sb_raw(t, " bytes after its ");
+        ea_sb_u64(t, runs);
+        ea_sb_raw(t, " runs");
+        return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, p->msg);
     }
     size_t err = check_slot(p, f->seq, slot);
     if (err != 0u) {
@@ -602,20 +598,20 @@ static size_t do_patch(ea_proto *p, const ea_frame *f)
     }
     if (!p->loaded[slot]) {
         unload(p, slot);
-        ea_sb_raw(&m.t, "PATCH of slot ");
-        ea_sb_u64(&m.t, slot);
-        ea_sb_raw(&m.t, ", which holds no complete input (LOAD it first)");
-        return make_error(p, f->seq, EA_PROTO_ERR_NOT_LOADED, m.buf);
+        ea_sb_raw(t, "PATCH of slot ");
+        ea_sb_u64(t, slot);
+        ea_sb_raw(t, ", which holds no complete input (LOAD it first)");
+        return make_error(p, f->seq, EA_PROTO_ERR_NOT_LOADED, p->msg);
     }
     if (generation != p->generation[slot]) {
-        ea_sb_raw(&m.t, "PATCH computed against generation ");
-        ea_sb_u64(&m.t, generation);
-        ea_sb_raw(&m.t, " of slot ");
-        ea_sb_u64(&m.t, slot);
-        ea_sb_raw(&m.t, ", which is at generation ");
-        ea_sb_u64(&m.t, p->generation[slot]);
-        ea_sb_raw(&m.t, " (LOAD it again)");
-        return refuse(p, slot, f->seq, EA_PROTO_ERR_STALE, m.buf);
+        ea_sb_raw(t, "PATCH computed against generation ");
+        ea_sb_u64(t, generation);
+        ea_sb_raw(t, " of slot ");
+        ea_sb_u64(t, slot);
+        ea_sb_raw(t, ", which is at generation ");
+        ea_sb_u64(t, p->generation[slot]);
+        ea_sb_raw(t, " (LOAD it again)");
+        return refuse(p, slot, f->seq, EA_PROTO_ERR_STALE, p->msg);
     }
     uint32_t total = p->model.input.bytes;
     pos = PATCH_HEADER;
@@ -623,16 +619,16 @@ static size_t do_patch(ea_proto *p, const ea_frame *f)
         uint32_t offset = ea_get_u32(pl + pos);
         uint32_t length = ea_get_u16(pl + pos + 4);
         if (offset > total || length > total - offset) {
-            ea_sb_raw(&m.t, "PATCH run of ");
-            ea_sb_u64(&m.t, length);
-            ea_sb_raw(&m.t, " bytes at offset ");
-            ea_sb_u64(&m.t, offset);
-            ea_sb_raw(&m.t, " overruns slot ");
-            ea_sb_u64(&m.t, slot);
-            ea_sb_raw(&m.t, "'s ");
-            ea_sb_u64(&m.t, total);
-            ea_sb_raw(&m.t, " bytes");
-            return refuse(p, slot, f->seq, EA_PROTO_ERR_SIZE, m.buf);
+            ea_sb_raw(t, "PATCH run of ");
+            ea_sb_u64(t, length);
+            ea_sb_raw(t, " bytes at offset ");
+            ea_sb_u64(t, offset);
+            ea_sb_raw(t, " overruns slot ");
+            ea_sb_u64(t, slot);
+            ea_sb_raw(t, "'s ");
+            ea_sb_u64(t, total);
+            ea_sb_raw(t, " bytes");
+            return refuse(p, slot, f->seq, EA_PROTO_ERR_SIZE, p->msg);
         }
         pos += PATCH_RUN + length;
     }
@@ -671,22 +667,21 @@ static bool known_type(const ea_proto *p, uint8_t type)
 
 static size_t execute(ea_proto *p, const ea_frame *f)
 {
-    msgbuf m;
-    msg_init(&m);
+    ea_strbuf *t = msg_start(p);
     if (!known_type(p, f->type)) {
-        ea_sb_raw(&m.t, "unknown message type ");
-        ea_sb_u64(&m.t, f->type);
+        ea_sb_raw(t, "unknown message type ");
+        ea_sb_u64(t, f->type);
         if (p->reply_version < 2u && f->type >= EA_MSG_SLOT_LOAD && f->type <= EA_MSG_SLOT_INFER) {
-            ea_sb_raw(&m.t, " in a v1 frame (slots and patches are protocol v2)");
+            ea_sb_raw(t, " in a v1 frame (slots and patches are protocol v2)");
         }
-        return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, m.buf);
+        return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, p->msg);
     }
     if (f->oversize) {
-        ea_sb_raw(&m.t, "payload of ");
-        ea_sb_u64(&m.t, f->len);
-        ea_sb_raw(&m.t, " bytes is larger than max_payload ");
-        ea_sb_u64(&m.t, p->max_payload);
-        return make_error(p, f->seq, EA_PROTO_ERR_TOO_LARGE, m.buf);
+        ea_sb_raw(t, "payload of ");
+        ea_sb_u64(t, f->len);
+        ea_sb_raw(t, " bytes is larger than max_payload ");
+        ea_sb_u64(t, p->max_payload);
+        return make_error(p, f->seq, EA_PROTO_ERR_TOO_LARGE, p->msg);
     }
     switch (f->type) {
     case EA_MSG_LOAD:
@@ -718,12 +713,11 @@ void ea_proto_handle(ea_proto *p, const ea_frame *f)
     if (f->version < EA_PROTOCOL_VERSION || f->version > EA_PROTOCOL_MAX) {
         /* Another protocol's sequence numbers mean nothing here: answer in a v1 frame (every host
          * reads it), change no state. */
-        msgbuf m;
-        msg_init(&m);
-        ea_sb_raw(&m.t, "device speaks protocols v1 and v2, request is v");
-        ea_sb_u64(&m.t, f->version);
+        ea_strbuf *t = msg_start(p);
+        ea_sb_raw(t, "device speaks protocols v1 and v2, request is v");
+        ea_sb_u64(t, f->version);
         p->reply_version = (uint8_t)EA_PROTOCOL_VERSION;
-        len = make_error(p, f->seq, EA_PROTO_ERR_VERSION, m.buf);
+        len = make_error(p, f->seq, EA_PROTO_ERR_VERSION, p->msg);
         send_frame(p, p->mem.reply, len);
         return;
     }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "ea_frame.h"
+#include "ea_strbuf.h" /* util/ */
 
 enum {
     EA_MSG_INFO = 0x01,
@@ -170,6 +171,8 @@ typedef struct {
     uint32_t log_count;          /* events ever logged; the last EA_LOG_EVENTS are kept */
 
     bool reset_requested;
+    char msg[EA_MAX_ERROR_MESSAGE + 1u]; /* the ERROR message being built (ea_proto.c msg_start) */
+    ea_strbuf msg_sb;
 } ea_proto;
 
 /* Returns 0, or -1 when a buffer is too small for the protocol itself (rx, reply, cache); buffers
