@@ -110,13 +110,18 @@ def logits_model(model):
 
     k = keras()
     last = model.layers[-1]
-    act = getattr(last, "activation", None)
-    is_softmax = isinstance(last, k.layers.Softmax) or (
+    inner = getattr(last, "layer", last)  # tfmot's QAT and pruning wrappers hold the layer they wrap
+    act = getattr(inner, "activation", None)
+    is_softmax = isinstance(inner, k.layers.Softmax) or (
         act is not None and getattr(act, "__name__", "") == "softmax")
     if not is_softmax:
         return model
-    if isinstance(last, (k.layers.Softmax, k.layers.Activation)):
+    if isinstance(inner, (k.layers.Softmax, k.layers.Activation)):
         return k.Model(model.inputs, last.input, name=f"{model.name}_logits")
+    if inner is not last:
+        raise UsageError(f"{model.name}: its last layer {last.name} wraps a {type(inner).__name__} "
+                         f"with a softmax activation; gradients need the logits, so end the model "
+                         f"in a separate Softmax layer (the zoo models do)")
     # a layer with a softmax activation: the same layer, linear, sharing the weights
     cfg = last.get_config()
     cfg["activation"] = "linear"

@@ -48,6 +48,9 @@ class LazyGroup(click.Group):
     def get_command(self, ctx, name):
         if name not in COMMANDS:
             return None
+        # Defense steps are recipe steps once registered: every command that reads a recipe sees
+        # them (the package is light: no TensorFlow).
+        importlib.import_module("edgeattack.defenses")
         module = importlib.import_module(f"{__name__}.{COMMANDS[name][0]}")
         return module.command
 

@@ -30,6 +30,13 @@ class StepContext:
     zoo_name: str | None = None     # zoo model the current float model is (None once reshaped)
     zoo_width: float | None = None
     done: list = field(default_factory=list)   # names of the steps already run
+    recipe_steps: list = field(default_factory=list)  # the whole recipe (steps look back at it)
+    step: Any = None                # the step running now
+    # A training hook a step left for the fine-tuning after it (adv-train: adversarial training).
+    # hook(model) changes how model.fit trains that compiled model and returns a function that
+    # undoes the change (or None); compression never looks inside.
+    train_hook: Any = None
+    fits: list = field(default_factory=list)   # (desc, trained through the hook) per fit this step
 
     # -------------------------------------------------------------------------------------- output
     def echo(self, message: str) -> None:
@@ -49,10 +56,16 @@ class StepContext:
                         self.data.y_test)
 
     def fit(self, model, epochs: int, lr: float, batch_size: int, desc: str, callbacks=(),
-            x=None, y=None, loss=None) -> None:
-        """Compile with Adam(lr) and train on the training split (shuffled by the seeded TF RNG)."""
+            x=None, y=None, loss=None, hook=None) -> None:
+        """Compile with Adam(lr) and train on the training split (shuffled by the seeded TF RNG).
+
+        Trains through `hook`, else through the run's train_hook unless the running step says
+        `adversarial: false`."""
         if epochs <= 0:
             return
+        if hook is None and self.train_hook is not None:
+            opted_out = self.step is not None and self.step.params.get("adversarial") is False
+            hook = None if opted_out else self.train_hook
         from ..tfutil import keras
         from ..train import compile_for_classification, tqdm_callback
 
@@ -61,11 +74,17 @@ class StepContext:
             compile_for_classification(model, lr)
         else:
             model.compile(optimizer=k.optimizers.Adam(lr), loss=loss)
+        undo = hook(model) if hook is not None else None
+        self.fits.append((desc, hook is not None))
         cbs = list(callbacks)
         if self.progress:
             cbs.append(tqdm_callback(k, epochs, desc))
-        model.fit(self.data.x_train if x is None else x, self.data.y_train if y is None else y,
-                  epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=cbs)
+        try:
+            model.fit(self.data.x_train if x is None else x, self.data.y_train if y is None else y,
+                      epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=cbs)
+        finally:
+            if undo is not None:
+                undo()
 
     def rng(self, salt: int = 0) -> np.random.Generator:
         """A NumPy generator derived from the run's seed (salted per use, so uses do not interfere)."""

@@ -14,7 +14,8 @@ from ..datasets import Dataset, is_named, load_dataset
 from ..errors import UsageError
 from ..fileid import sha256_file
 from .context import StepContext, log
-from .recipe import CONVERT, QAT, Recipe, load_recipe
+from .recipe import CONVERT, QAT, load_recipe
+from .steps import run_step
 
 MODEL_FILE = "model.keras"
 TFLITE_FILE = "model.tflite"
@@ -50,34 +51,6 @@ def load_keras_model(path: Path):
             raise UsageError(f"{path}: not a Keras model ({first}); give a .keras, .h5 or "
                              f"SavedModel folder") from None
     return load_model(path)
-
-
-def _run_step(ctx: StepContext, step, recipe: Recipe) -> dict:
-    if step.kind == CONVERT:
-        from . import convert
-
-        return convert.run(ctx, step)
-    if step.kind == QAT:
-        from . import qat
-
-        return qat.run(ctx, step, recipe.steps)
-    if step.name in ("prune", "cluster"):
-        from . import sparsity
-
-        return sparsity.run(ctx, step)
-    if step.name == "distill":
-        from . import distill
-
-        return distill.run(ctx, step)
-    if step.name == "lowrank":
-        from . import lowrank
-
-        return lowrank.run(ctx, step)
-    if step.name == "prune-channels":
-        from . import channels
-
-        return channels.run(ctx, step)
-    raise AssertionError(step.name)
 
 
 def _load_source(model, dataset, desc):
@@ -156,18 +129,23 @@ def compress(model_path_or_keras, recipe, out, dataset=None, seed: int = 0, forc
     set_seed(seed)
 
     ctx = StepContext(model=model, data=data, seed=seed, progress=progress, meta=meta,
-                      zoo_name=meta.get("model"), zoo_width=meta.get("width"))
+                      zoo_name=meta.get("model"), zoo_width=meta.get("width"),
+                      recipe_steps=recipe.steps)
     source_acc = ctx.accuracy()
     ctx.echo(f"source model: {model.count_params()} params, accuracy {source_acc:.4f} on "
              f"{data.name} test ({len(data.x_test)} samples)")
     records, acc = [], source_acc
     for i, step in enumerate(recipe.steps, 1):
         t0 = time.monotonic()
-        details = _run_step(ctx, step, recipe)
+        ctx.step, ctx.fits = step, []
+        details = run_step(ctx, step)
         ctx.done.append(step.name)
         rec = {"step": step.name, "params": step.params, "accuracy_before": acc}
         if step.appended:
             rec["appended"] = True
+        if any(hooked for _, hooked in ctx.fits) or (ctx.fits and ctx.train_hook is not None):
+            # which steps trained through an earlier step's hook (adv-train), and which opted out
+            rec["adversarial"] = any(hooked for _, hooked in ctx.fits)
         if step.kind == CONVERT:
             rec["accuracy_after"] = None  # filled in with the LiteRT accuracy below
         elif step.kind == QAT:

@@ -66,7 +66,7 @@ def strip_quantization(qat_model, float_model):
     return clone
 
 
-def run(ctx: StepContext, step, recipe_steps) -> dict:
+def run(ctx: StepContext, step) -> dict:
     p = step.params
     details: dict = {}
     base = ctx.model
@@ -79,8 +79,17 @@ def run(ctx: StepContext, step, recipe_steps) -> dict:
                                            preserve_sparsity=step.name == "pcqat")
         details["cluster"]["accuracy"] = ctx.accuracy(base)
         ctx.echo(f"  clustered: accuracy {details['cluster']['accuracy']:.4f}")
-    preserve = qat_preserve(recipe_steps, step)
+    return {**details, **train_qat(ctx, base, qat_preserve(ctx.recipe_steps, step), p,
+                                   f"{step.name} (QAT)")}
+
+
+def train_qat(ctx: StepContext, base, preserve: str, p: dict, desc: str, prepare=None,
+              hook=None) -> dict:
+    """Wrap `base` for QAT, let `prepare(qat_model)` add to it (a regulariser), fine-tune with
+    p's epochs/lr/batch_size, and leave the QAT model and its stripped float twin on ctx."""
     qat_model = quantize(base, preserve)
+    if prepare is not None:
+        prepare(qat_model)
     tf_log = logging.getLogger("tensorflow")
     level = tf_log.level
     if "clusters" in preserve and not log.isEnabledFor(logging.DEBUG):
@@ -88,14 +97,13 @@ def run(ctx: StepContext, step, recipe_steps) -> dict:
         # "Gradients do not exist for variables ..." on every batch, by design (FACTS).
         tf_log.setLevel(logging.ERROR)
     try:
-        ctx.fit(qat_model, p["epochs"], p["lr"], p["batch_size"], f"{step.name} (QAT)")
+        ctx.fit(qat_model, p["epochs"], p["lr"], p["batch_size"], desc, hook=hook)
     finally:
         tf_log.setLevel(level)
     ctx.qat_model = qat_model
     ctx.model = strip_quantization(qat_model, base)
-    details["preserve"] = preserve
-    details["qat_accuracy"] = ctx.accuracy(qat_model)
-    details["float_accuracy"] = ctx.accuracy(ctx.model)
+    details = {"preserve": preserve, "qat_accuracy": ctx.accuracy(qat_model),
+               "float_accuracy": ctx.accuracy(ctx.model)}
     if "sparsity" in preserve:
         details["kernel_sparsity"] = kernel_sparsity(ctx.model)
     if "clusters" in preserve:

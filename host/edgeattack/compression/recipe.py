@@ -2,7 +2,8 @@
 
 A recipe is a YAML list of steps run in order, each `{step: NAME, PARAM: VALUE, ...}`, or a mapping
 with `steps:` and optional `name:` / `description:`. Built-in recipes live in `recipes/NAME.yaml`
-beside this module. Everything here is plain Python (no TensorFlow), so the CLI can validate a recipe
+beside this module, or beside the package that registered the step (steps.py, the registry, where
+this module registers compression's own steps). Everything here is plain Python (no TensorFlow), so the CLI can validate a recipe
 before paying for the TensorFlow import. docs/recipes.md documents the schema for users.
 """
 from __future__ import annotations
@@ -14,27 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from .steps import (CONVERT, FLOAT, PROVIDED_ELSEWHERE, QAT, STEP_HELP, STEP_KINDS,  # noqa: F401
+                    STEP_PARAMS, Param, StepDef, get_step, register_step, registered)
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
+# compression's own built-in recipes; packages that register steps may add theirs (builtin_names()).
 BUILTIN_RECIPES = ("ptq-int8", "dynamic-range", "float16", "prune", "cluster", "qat", "pqat", "cqat",
                    "pcqat", "distill", "lowrank", "prune-channels")
-
-# Step kinds: "float" steps change the float Keras model; "qat" steps make a quantization-aware model
-# that only an int8 conversion may follow; "convert" steps produce the .tflite and end the recipe.
-FLOAT, QAT, CONVERT = "float", "qat", "convert"
-
-
-@dataclass(frozen=True)
-class Param:
-    """One step parameter: its type (see _TYPES), default, allowed range or choices, and help."""
-
-    type: str
-    default: Any
-    help: str
-    min: float | None = None
-    max: float | None = None
-    max_exclusive: bool = False
-    choices: tuple = ()
 
 
 def _fit(epochs: int, lr: float, prefix: str = "", what: str = "fine-tuning") -> dict[str, Param]:
@@ -45,6 +32,13 @@ def _fit(epochs: int, lr: float, prefix: str = "", what: str = "fine-tuning") ->
 
 
 _BATCH = {"batch_size": Param("int", 32, "batch size for fine-tuning and distillation", min=1)}
+
+# Every fine-tuning step takes `adversarial`: after a step that sets a training hook (adv-train),
+# fine-tuning trains through the hook unless the step says false (plain fine-tuning would erase the
+# robustness the earlier step trained in).
+ADVERSARIAL = {"adversarial": Param("bool?", None, "train through an earlier adv-train step's "
+                                                   "adversarial training (default: yes when one "
+                                                   "ran before; false: plain fine-tuning)")}
 
 _PRUNE = {
     "target_sparsity": Param("float", 0.75, "fraction of each conv/dense kernel set to zero", min=0,
@@ -67,28 +61,28 @@ _CLUSTER = {
 
 _QAT_PRESERVE = ("auto", "none", "sparsity", "clusters", "sparsity+clusters")
 
-STEP_PARAMS: dict[str, dict[str, Param]] = {
+_PARAMS: dict[str, dict[str, Param]] = {
     "ptq-int8": {
         "samples": Param("int", 200, "representative samples from the training split for calibration",
                          min=1),
     },
     "dynamic-range": {},
     "float16": {},
-    "prune": {**_PRUNE, **_fit(4, 2e-3, what="pruning"), **_BATCH},
+    "prune": {**_PRUNE, **_fit(4, 2e-3, what="pruning"), **_BATCH, **ADVERSARIAL},
     "cluster": {**_CLUSTER,
                 "preserve_sparsity": Param("bool?", None, "keep zero weights at zero (default: "
                                                           "true when a prune step ran before)"),
-                **_fit(3, 1e-4, what="clustering fine-tuning"), **_BATCH},
+                **_fit(3, 1e-4, what="clustering fine-tuning"), **_BATCH, **ADVERSARIAL},
     "qat": {"preserve": Param("str", "auto", "what QAT keeps: auto follows the recipe's earlier "
                                              "prune/cluster steps", choices=_QAT_PRESERVE),
-            **_fit(3, 5e-4, what="quantization-aware training"), **_BATCH},
+            **_fit(3, 5e-4, what="quantization-aware training"), **_BATCH, **ADVERSARIAL},
     "pqat": {**_PRUNE, **_fit(4, 2e-3, "prune_", "pruning"),
-             **_fit(3, 5e-4, what="quantization-aware training"), **_BATCH},
+             **_fit(3, 5e-4, what="quantization-aware training"), **_BATCH, **ADVERSARIAL},
     "cqat": {**_CLUSTER, **_fit(3, 1e-4, "cluster_", "clustering fine-tuning"),
-             **_fit(3, 5e-4, what="quantization-aware training"), **_BATCH},
+             **_fit(3, 5e-4, what="quantization-aware training"), **_BATCH, **ADVERSARIAL},
     "pcqat": {**_PRUNE, **_fit(4, 2e-3, "prune_", "pruning"),
               **_CLUSTER, **_fit(3, 1e-4, "cluster_", "clustering fine-tuning"),
-              **_fit(3, 5e-4, what="quantization-aware training"), **_BATCH},
+              **_fit(3, 5e-4, what="quantization-aware training"), **_BATCH, **ADVERSARIAL},
     "distill": {
         "width": Param("float", 0.5, "the student's zoo width multiplier", min=0, max_exclusive=False),
         "student": Param("str?", None, "zoo model of the student (default: the teacher's, from "
@@ -98,7 +92,7 @@ STEP_PARAMS: dict[str, dict[str, Param]] = {
         "temperature": Param("float", 4.0, "softmax temperature of the soft targets", min=0),
         "alpha": Param("float", 0.1, "weight of the hard-label loss (1 - alpha: soft targets)",
                        min=0, max=1),
-        **_fit(30, 2e-3, what="distillation"), **_BATCH,
+        **_fit(30, 2e-3, what="distillation"), **_BATCH, **ADVERSARIAL,
     },
     "lowrank": {
         "energy": Param("float?", None, "keep the smallest rank holding this fraction of the squared "
@@ -114,7 +108,7 @@ STEP_PARAMS: dict[str, dict[str, Param]] = {
                                             "and every Dense but the classifier)"),
         "min_params": Param("int", 1000, "skip layers with fewer weights than this (default "
                                          "selection only)", min=0),
-        **_fit(5, 5e-4, what="fine-tuning"), **_BATCH,
+        **_fit(5, 5e-4, what="fine-tuning"), **_BATCH, **ADVERSARIAL,
     },
     "prune-channels": {
         "ratio": Param("float", 0.5, "fraction of each prunable layer's channels (filters, units) "
@@ -123,16 +117,22 @@ STEP_PARAMS: dict[str, dict[str, Param]] = {
                        choices=("l1", "l2")),
         "layers": Param("list[str]?", None, "names of layers whose channels to prune (default: "
                                             "every prunable Conv2D and Dense)"),
-        **_fit(10, 1e-3, what="fine-tuning"), **_BATCH,
+        **_fit(10, 1e-3, what="fine-tuning"), **_BATCH, **ADVERSARIAL,
     },
 }
 
-STEP_KINDS = {"ptq-int8": CONVERT, "dynamic-range": CONVERT, "float16": CONVERT,
-              "prune": FLOAT, "cluster": FLOAT, "distill": FLOAT, "lowrank": FLOAT,
-              "prune-channels": FLOAT,
-              "qat": QAT, "pqat": QAT, "cqat": QAT, "pcqat": QAT}
+_KINDS = {"ptq-int8": CONVERT, "dynamic-range": CONVERT, "float16": CONVERT,
+          "prune": FLOAT, "cluster": FLOAT, "distill": FLOAT, "lowrank": FLOAT,
+          "prune-channels": FLOAT,
+          "qat": QAT, "pqat": QAT, "cqat": QAT, "pcqat": QAT}
 
-STEP_HELP = {
+# the module under compression/ whose run(ctx, step) runs each step
+_MODULES = {"ptq-int8": "convert", "dynamic-range": "convert", "float16": "convert",
+            "prune": "sparsity", "cluster": "sparsity", "distill": "distill", "lowrank": "lowrank",
+            "prune-channels": "channels",
+            "qat": "qat", "pqat": "qat", "cqat": "qat", "pcqat": "qat"}
+
+_HELP = {
     "ptq-int8": "full-integer post-training quantization, int8 input and output",
     "dynamic-range": "int8 weights, float activations (LiteRT / Pi only, not TFLM)",
     "float16": "float16 weights (LiteRT / Pi only, not TFLM)",
@@ -213,9 +213,23 @@ class Recipe:
                 "steps": [s.describe() for s in self.steps]}
 
 
+def builtin_paths() -> dict[str, Path]:
+    """Built-in recipe name -> YAML: compression's own, then those of registered steps (a package
+    that registers a step may ship a recipe of the step's name; it is listed once registered)."""
+    paths = {name: RECIPES_DIR / f"{name}.yaml" for name in BUILTIN_RECIPES}
+    for step in registered().values():
+        if step.recipe is not None:
+            paths.setdefault(step.name, Path(step.recipe))
+    return paths
+
+
+def builtin_names() -> list[str]:
+    return list(builtin_paths())
+
+
 def builtin_recipes() -> list[Recipe]:
     """Every built-in recipe, parsed (what `edgeattack recipes` lists)."""
-    return [load_recipe(name) for name in BUILTIN_RECIPES]
+    return [load_recipe(name) for name in builtin_names()]
 
 
 def load_recipe(name_or_path) -> Recipe:
@@ -225,17 +239,19 @@ def load_recipe(name_or_path) -> Recipe:
     if isinstance(name_or_path, (list, dict)):
         return parse_recipe(name_or_path, "<python>", "custom")
     text = os.fspath(name_or_path)
-    if text in BUILTIN_RECIPES:
-        path = RECIPES_DIR / f"{text}.yaml"
-        return parse_recipe(_read_yaml(path, text), f"builtin:{text}", text)
+    builtins = builtin_paths()
+    if text in builtins:
+        return parse_recipe(_read_yaml(builtins[text], text), f"builtin:{text}", text)
     path = Path(text)
     if path.suffix.lower() in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise UsageError(f"--recipe {text}: no such file; give a built-in recipe "
-                             f"({', '.join(BUILTIN_RECIPES)}) or a recipe .yaml file")
+                             f"({', '.join(builtins)}) or a recipe .yaml file")
         return parse_recipe(_read_yaml(path, text), str(path), path.stem)
+    if text in PROVIDED_ELSEWHERE:
+        get_step(text, f"--recipe {text}")  # raises: says which package to import
     raise UsageError(f"--recipe {text}: unknown recipe; give a built-in recipe "
-                     f"({', '.join(BUILTIN_RECIPES)}) or a recipe .yaml file")
+                     f"({', '.join(builtins)}) or a recipe .yaml file")
 
 
 def _read_yaml(path: Path, shown: str):
@@ -277,10 +293,7 @@ def _parse_step(entry, index: int, where: str) -> Step:
         raise UsageError(f"{where}: step {index}: write each step as a mapping with a 'step' key, "
                          f"e.g. {{step: prune, target_sparsity: 0.5}}")
     name = entry["step"]
-    if name not in STEP_PARAMS:
-        raise UsageError(f"{where}: step {index}: unknown step {name!r}; known steps: "
-                         f"{', '.join(STEP_PARAMS)}")
-    spec = STEP_PARAMS[name]
+    spec = get_step(name, f"{where}: step {index}").params
     given = {k: v for k, v in entry.items() if k != "step"}
     params = {}
     for key, value in given.items():
@@ -323,41 +336,62 @@ def _check_value(p: Param, value, what: str):
     return value
 
 
-def _check_combinations(name: str, params: dict, what: str) -> None:
-    if name in ("prune", "pqat", "pcqat"):
-        if params["begin_step"] is not None and params["begin_epoch"] is not None:
-            raise UsageError(f"{what}: give begin_step or begin_epoch, not both")
-        if params["end_step"] is not None and params["end_epoch"] is not None:
-            raise UsageError(f"{what}: give end_step or end_epoch, not both")
-        if params["initial_sparsity"] > params["target_sparsity"]:
-            raise UsageError(f"{what}: initial_sparsity {params['initial_sparsity']} exceeds "
-                             f"target_sparsity {params['target_sparsity']}")
-        epochs = params["epochs" if name == "prune" else "prune_epochs"]
-        if epochs < 1:
-            raise UsageError(f"{what}: pruning needs at least 1 epoch ({'epochs' if name == 'prune' else 'prune_epochs'}: "
-                             f"{epochs}); the masks update during training")
-    if STEP_KINDS[name] == QAT and params["epochs"] < 1:
-        raise UsageError(f"{what}: quantization-aware training needs at least 1 epoch (epochs: "
-                         f"{params['epochs']}); it calibrates the fake-quantization ranges")
-    if name == "lowrank":
-        if params["energy"] is not None and params["ratio"] is not None:
-            raise UsageError(f"{what}: give energy or ratio, not both")
-        if params["energy"] is None and params["ratio"] is None:
-            params["energy"] = 0.9
-        for key in ("energy", "ratio"):
-            if params[key] == 0:
-                raise UsageError(f"{what}: parameter {key!r} must be > 0")
-    if name == "prune-channels" and params["ratio"] <= 0:
+def _check_prune(params: dict, what: str) -> None:
+    if params["begin_step"] is not None and params["begin_epoch"] is not None:
+        raise UsageError(f"{what}: give begin_step or begin_epoch, not both")
+    if params["end_step"] is not None and params["end_epoch"] is not None:
+        raise UsageError(f"{what}: give end_step or end_epoch, not both")
+    if params["initial_sparsity"] > params["target_sparsity"]:
+        raise UsageError(f"{what}: initial_sparsity {params['initial_sparsity']} exceeds "
+                         f"target_sparsity {params['target_sparsity']}")
+    key = "epochs" if "prune_epochs" not in params else "prune_epochs"
+    if params[key] < 1:
+        raise UsageError(f"{what}: pruning needs at least 1 epoch ({key}: {params[key]}); the "
+                         f"masks update during training")
+
+
+def _check_lowrank(params: dict, what: str) -> None:
+    if params["energy"] is not None and params["ratio"] is not None:
+        raise UsageError(f"{what}: give energy or ratio, not both")
+    if params["energy"] is None and params["ratio"] is None:
+        params["energy"] = 0.9
+    for key in ("energy", "ratio"):
+        if params[key] == 0:
+            raise UsageError(f"{what}: parameter {key!r} must be > 0")
+
+
+def _check_distill(params: dict, what: str) -> None:
+    if params["epochs"] < 1:
+        raise UsageError(f"{what}: distillation needs at least 1 epoch (epochs: "
+                         f"{params['epochs']}); the student starts untrained")
+    if params["width"] <= 0 or any(w <= 0 for w in params["assistants"]):
+        raise UsageError(f"{what}: widths must be > 0")
+    if params["temperature"] <= 0:
+        raise UsageError(f"{what}: parameter 'temperature' must be > 0")
+
+
+def _check_prune_channels(params: dict, what: str) -> None:
+    if params["ratio"] <= 0:
         raise UsageError(f"{what}: parameter 'ratio' must be in (0, 1) (got {params['ratio']!r}); "
                          f"it is the fraction of each layer's channels removed")
-    if name == "distill":
-        if params["epochs"] < 1:
-            raise UsageError(f"{what}: distillation needs at least 1 epoch (epochs: "
-                             f"{params['epochs']}); the student starts untrained")
-        if params["width"] <= 0 or any(w <= 0 for w in params["assistants"]):
-            raise UsageError(f"{what}: widths must be > 0")
-        if params["temperature"] <= 0:
-            raise UsageError(f"{what}: parameter 'temperature' must be > 0")
+
+
+_CHECKS = {"prune": _check_prune, "pqat": _check_prune, "pcqat": _check_prune,
+           "lowrank": _check_lowrank, "distill": _check_distill,
+           "prune-channels": _check_prune_channels}
+
+for _name, _params in _PARAMS.items():
+    register_step(StepDef(_name, _KINDS[_name], _params, _HELP[_name],
+                          run=f"{__package__}.{_MODULES[_name]}:run", check=_CHECKS.get(_name)))
+
+
+def _check_combinations(name: str, params: dict, what: str) -> None:
+    step = get_step(name)
+    if step.kind == QAT and params["epochs"] < 1:
+        raise UsageError(f"{what}: quantization-aware training needs at least 1 epoch (epochs: "
+                         f"{params['epochs']}); it calibrates the fake-quantization ranges")
+    if step.check is not None:
+        step.check(params, what)
 
 
 def _check_order(recipe: Recipe, where: str) -> None:
@@ -379,6 +413,15 @@ def _check_order(recipe: Recipe, where: str) -> None:
         if steps[-1].kind == CONVERT and steps[-1].name != "ptq-int8":
             raise UsageError(f"{where}: a quantization-aware model converts only with ptq-int8, "
                              f"not {steps[-1].name}")
+    hooked = False
+    for i, s in enumerate(steps, 1):
+        spec = get_step(s.name).params.get("adversarial")
+        # `adversarial: true` on a step whose default is "follow an earlier hook" needs that hook
+        if spec is not None and spec.default is None and s.params["adversarial"] and not hooked:
+            raise UsageError(f"{where}: step {i} ({s.name}): adversarial: true needs an adv-train "
+                             f"step before it (its settings are what the fine-tuning uses); add "
+                             f"one, or drop the parameter")
+        hooked = hooked or get_step(s.name).sets_train_hook
     if steps[-1].kind != CONVERT:
         steps.append(Step("ptq-int8", {k: p.default for k, p in STEP_PARAMS["ptq-int8"].items()},
                           {}, appended=True))

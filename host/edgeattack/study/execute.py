@@ -126,6 +126,7 @@ def _run_train(spec, out, inputs, pool):
 
 
 def _run_compress(spec, out, inputs, pool):
+    from .. import defenses  # noqa: F401  (registers the defense steps; workers may be fresh processes)
     from ..compression import compress
     from ..datasets import load_dataset
 

@@ -150,6 +150,7 @@ def _eps(value, where, field) -> list:
 
 
 def _check_recipes(names, where, field) -> None:
+    from .. import defenses  # noqa: F401  (registers the defense steps)
     from ..compression.recipe import load_recipe
 
     for r in names:

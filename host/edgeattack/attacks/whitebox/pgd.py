@@ -12,6 +12,22 @@ from ..base import Attack, Param, register
 from . import graph
 
 
+def ascend(gradient, x_start, x, eps, stepsize, steps, lo, hi, norm: str):
+    """The PGD iteration, in TensorFlow (to be traced inside a tf.function): `steps` times
+    x_a <- clip(x + P(x_a + stepsize * dir(gradient(x_a)) - x)). `gradient(x_a)` is the gradient
+    of the loss to increase. The attacks below and adversarial training (edgeattack.defenses)
+    both run this loop, each with its own loss."""
+    tf = graph.tf()
+
+    def body(i, xa):
+        xa = xa + stepsize * graph.direction(gradient(xa), norm)
+        xa = x + graph.project(xa - x, eps, norm)
+        return i + 1, tf.clip_by_value(xa, lo, hi)
+
+    _, xa = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), x_start))
+    return xa
+
+
 def gradient_loop(target, norm: str, targeted: bool):
     """The compiled PGD loop for one target, norm and direction (cached on the target)."""
 
@@ -21,14 +37,10 @@ def gradient_loop(target, norm: str, targeted: bool):
 
         @tf.function(reduce_retracing=True, autograph=False)
         def loop(x_start, x, labels, eps, stepsize, steps, lo, hi):
-            def body(i, xa):
-                _, g, _ = graph.ce_gradient(target.logits_tf, xa, labels)
-                xa = xa + (sign * stepsize) * graph.direction(g, norm)
-                xa = x + graph.project(xa - x, eps, norm)
-                return i + 1, tf.clip_by_value(xa, lo, hi)
+            def gradient(xa):
+                return graph.ce_gradient(target.logits_tf, xa, labels)[1]
 
-            _, xa = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), x_start))
-            return xa
+            return ascend(gradient, x_start, x, eps, sign * stepsize, steps, lo, hi, norm)
 
         return loop
 
