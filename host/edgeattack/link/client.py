@@ -60,6 +60,7 @@ class ClientStats:
     retries: int = 0
     reconnects: int = 0
     stale_replies: int = 0
+    reloads: int = 0  # PATCHes the device refused (STALE / NOT_LOADED) and sent again as full loads
     frames_dropped: dict = field(default_factory=dict)
 
 
@@ -70,6 +71,7 @@ class _Job:
     slot: int = -1  # v2: the input slot this input goes to
     data: bytes = b""  # v2: the input's wire bytes (the slot's content once acknowledged)
     code: int = 0  # v2: its dtype code
+    repeat: int = 1
     first_sent: float | None = None
     retries: int = 0
     result: InferResult | None = None
@@ -107,6 +109,7 @@ class Client:
       InferResult, in order; `slots` (v2) pins each input to an input slot (taken mod `slots`)
     slots: the device's input slots (1 on a v1 device). version: the protocol in use.
     reset() -> None: RESET the device (its counters go back to 0).
+    A PATCH refused STALE or NOT_LOADED is sent again as a full load (stats.reloads).
     stats: ClientStats. Errors: DeviceError (no answer, wrong protocol version, ERROR replies with
       `.error_code` and `.device_message` set), UsageError (an input dtype with no wire code).
     """
@@ -402,7 +405,7 @@ class Client:
     def _make_slot_job(self, index: int, code: int, data: bytes, repeat: int, slot: int) -> _Job:
         """A v2 input: a PATCH against the slot's acknowledged input when that is smaller, else
         SLOT_LOAD chunk(s) and SLOT_INFER."""
-        job = _Job(index, [], slot=slot, data=data, code=code)
+        job = _Job(index, [], slot=slot, data=data, code=code, repeat=repeat)
         requests = job.requests
         total = len(data)
         state = self._slot_state[slot]
@@ -419,14 +422,40 @@ class Client:
                 patched = True
                 self.stats.payload_bytes_sent += size - m.PATCH_HEADER.size
         if not patched:
-            chunk = self._max_payload - m.SLOT_LOAD_HEADER.size
-            for offset in range(0, max(total, 1), chunk):
-                requests.append(_Request(m.SLOT_LOAD, m.pack_slot_load(
-                    slot, code, total, offset, data[offset:offset + chunk]), job))
-            requests.append(_Request(m.SLOT_INFER, m.pack_slot_infer(slot, repeat), job))
-            self.stats.payload_bytes_sent += total
+            requests += self._full_load(job)
         job.open_requests = len(requests)
         return job
+
+    def _full_load(self, job: _Job) -> list:
+        """SLOT_LOAD chunk(s) and SLOT_INFER of a v2 job's input."""
+        data, total = job.data, len(job.data)
+        chunk = self._max_payload - m.SLOT_LOAD_HEADER.size
+        requests = [_Request(m.SLOT_LOAD, m.pack_slot_load(job.slot, job.code, total, offset,
+                                                            data[offset:offset + chunk]), job)
+                    for offset in range(0, max(total, 1), chunk)]
+        requests.append(_Request(m.SLOT_INFER, m.pack_slot_infer(job.slot, job.repeat), job))
+        self.stats.payload_bytes_sent += total
+        return requests
+
+    def _reload(self, req: _Request, frame: Frame) -> bool:
+        """A PATCH refused STALE or NOT_LOADED (the slot changed or emptied behind this host's back:
+        another host on the board, a device that restarted) ran nothing and left its slot unloaded:
+        send the job again as a full load, ahead of everything not yet sent. False for other
+        errors."""
+        try:
+            code, text = m.unpack_error(frame.payload)
+        except m.MalformedPayload:
+            return False
+        if req.type != m.PATCH or req.job is None or code not in (m.ERR_STALE, m.ERR_NOT_LOADED):
+            return False
+        job = req.job
+        self.stats.reloads += 1
+        log.info("device at %s refused a PATCH of slot %d (%s: %s): sending the input again as a full "
+                 "load", self.port_name, job.slot, m.error_name(code), text)
+        job.requests = self._full_load(job)
+        job.open_requests = len(job.requests)
+        self._pending.extendleft(reversed(job.requests))
+        return True
 
     def _room_for_more(self) -> bool:
         # Admit another input only when its first request could go out now.
@@ -569,6 +598,8 @@ class Client:
             self._window = int(cwnd)
         self.stats.requests += 1
         if frame.type == m.ERROR:
+            if self._reload(req, frame):
+                return
             self._on_error(req, frame)
         if req.job is not None:
             self._complete(req, frame)
