@@ -237,3 +237,46 @@ def test_existing_output_needs_force(digits_ptq, tmp_path, capsys):
                         "-n", 5, "-o", out)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--force" in err
     assert (out / "mine.txt").read_text() == "mine"
+
+
+# the study part ----------------------------------------------------------------------------------
+
+def test_chained_recipe_is_the_defense_then_the_chain():
+    from edgeattack.compression.recipe import load_recipe
+    from edgeattack.study.spec import chained, defense_recipes
+
+    assert "prune-channels" in defense_recipes()
+    r = chained("prune-channels", "pqat")
+    assert r["name"] == "prune-channels+pqat"
+    assert [s["step"] for s in r["steps"]] == ["prune-channels", "pqat", "ptq-int8"]
+    assert r["steps"][0]["ratio"] == 0.5  # the defense's own parameters kept
+    assert load_recipe(r).name == "prune-channels+pqat"
+
+
+def _defenses_study(tmp_path, **part):
+    import yaml
+
+    body = {"n": 8, "eps": [0.1, 0.2], "defenses": ["prune-channels"], "chains": [], "budget": 20,
+            "latency_n": 3, "params": {"apgd-ce": {"steps": 5}}, **part}
+    doc = {"recipes": ["ptq-int8"], "boards": ["emu-tflm"], "epochs": 2, "parts": {"defenses": body}}
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    return p
+
+
+@pytest.mark.parametrize("part, words", [
+    ({"chains": ["nosuch"]}, ["parts.defenses.chains", "nosuch"]),
+    ({"params": {"cw": {}}}, ["parts.defenses.params.cw"]),
+    ({"params": {"pgd": {"stepz": 1}}}, ["parts.defenses.params.pgd", "stepz"]),
+    ({"eps": [0]}, ["parts.defenses.eps"]),
+])
+def test_defenses_part_bad_input(tmp_path, part, words):
+    from edgeattack.errors import UsageError
+    from edgeattack.study.spec import load_study
+
+    with pytest.raises(UsageError) as e:
+        load_study(_defenses_study(tmp_path, **part))
+    assert all(w in str(e.value) for w in words) and "\n" not in str(e.value)
+
+
+# The part run in a study, its summary table and the report: tests/test_study.py (the ci study).

@@ -19,7 +19,7 @@ from conftest import run_cli
 from edgeattack import children
 from edgeattack.study.identity import run_identity
 
-KINDS = {"train", "compress", "attack", "session", "blackbox", "transfer", "backdoor"}
+KINDS = {"train", "compress", "attack", "session", "blackbox", "transfer", "backdoor", "evaluate"}
 
 
 def _cli():
@@ -59,7 +59,7 @@ def test_ci_study_writes_the_contract_layout(ci_run):
     study = yaml.safe_load((run / "study.yaml").read_text())
     # every default is filled in
     assert study["threads"] == 1 and study["energy"] == "auto" and study["width"] == 1.0
-    assert set(study["parts"]) == {"evasion", "blackbox", "transfer", "backdoor"}
+    assert set(study["parts"]) == {"evasion", "blackbox", "transfer", "backdoor", "defenses"}
     assert study["parts"]["blackbox"]["attacks"][0]["params"]["p_init"] == 0.3
     cells = _cells(run)
     assert len(cells) == summary["cells"] == summary["computed"] and not summary["failed"]
@@ -83,8 +83,24 @@ def test_ci_study_writes_the_contract_layout(ci_run):
     bb = next(c for c in cells.values() if c["kind"] == "blackbox")
     att = json.loads((run / "cells" / bb["hash"] / "attack.json").read_text())
     assert att["metrics"][0]["budget"] == 30 and att["target"]["board"] == "emu-tflm"
+    # the defenses part: ptq-int8 evaluated on the board, robust accuracy and flags in the report
+    ev = next(c for c in cells.values() if c["kind"] == "evaluate")
+    e = json.loads((run / "cells" / ev["hash"] / ev["outputs"]["summary"]).read_text())
+    assert e["target"]["model_sha256"] == ev["model_sha256"] == next(
+        cells[i] for i in ev["inputs"])["model_sha256"]
+    assert e["params"]["apgd-ce"]["steps"] == 5 and e["params"]["square"]["budget"] == 20
     # the CLI ends by writing the report over the run folder
     assert summary["report"] and (run / "report.html").is_file() and (run / "summary.json").is_file()
+    report = json.loads((run / "summary.json").read_text())
+    (row,) = report["tables"]["defenses"]
+    assert row["recipe"] == "ptq-int8" and row["board"] == "emu-tflm" and row["n"] == 8
+    assert row["robust_accuracy@0.1"] == next(r["robust_accuracy"] for r in e["metrics"]
+                                              if r["attack"] == "all" and r["eps"] == 0.1)
+    assert row["tflite_bytes"] > 0 and row["latency_p50_s"] > 0 and row["time_source"] == "host-wall"
+    # 8 samples cannot show unbounded PGD's success above 0.95: the flag says so, with its evidence
+    assert "unbounded-fails" in row["masking_flags"]
+    assert any(f["sign"] == "unbounded-fails" for f in report["tables"]["masking_flags"])
+    assert "<h3>masking_flags</h3>" in (run / "report.html").read_text()
     # the progress display names cells and where they run
     assert "done, " in stderr and "@ worker-" in stderr
 

@@ -94,12 +94,13 @@ def _attacks(epsilons, data_range, shape, budget: int, sets: dict) -> dict:
 def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: int = 100,
              float_model=None, dataset=None, seed: int | None = 0, budget: int = DEFAULT_BUDGET,
              params: dict | None = None, data_range=None, out, force: bool = False,
-             progress: bool = True) -> dict:
+             progress: bool = True, device=None) -> dict:
     """Evaluate the int8 `model` on `board` (module docstring); returns the evaluate.json it wrote.
 
     epsilons: L-inf budgets in the input's units; n: the first n test samples of `dataset` (default:
     the dataset its manifest names, else digits); params: {attack: {name: value}} hyperparameters
-    (attack one of ATTACKS); float_model: the float parent for transfer (default: see float_parent).
+    (attack one of ATTACKS); float_model: the float parent for transfer (default: see float_parent);
+    device: an open Device already running `model` (e.g. a study's), used instead of starting one.
     """
     from ..atomic import atomic_dir, check_output, write_json
     from ..attacks.run import _check_model, facts, resolve_range
@@ -158,7 +159,12 @@ def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: 
     set_seed(seed)
     runs: dict[str, tuple] = {}  # row name -> (judged AttackResult, epsilons it ran at)
     with contextlib.ExitStack() as stack:
-        dev = stack.enter_context(open_target(model, board=board, port=port, data_range=rng_range))
+        if device is not None:
+            from ..attacks.targets import DeviceTarget
+
+            dev = DeviceTarget(device, data_range=rng_range)
+        else:
+            dev = stack.enter_context(open_target(model, board=board, port=port, data_range=rng_range))
         tmp = stack.enter_context(atomic_dir(out, force=force))
         info0 = dev.device.info()["inferences"]
         clean = dev.predict(x)

@@ -54,6 +54,8 @@ def summarize(run: RunFolder) -> dict:
         "backdoor": [],
         "extraction": [],
         "cross_board": [],
+        "defenses": [],
+        "masking_flags": [],
         "comparisons": [],
     }
     figures = {}
@@ -66,6 +68,7 @@ def summarize(run: RunFolder) -> dict:
     figures["backdoor"], tables["backdoor"] = _backdoor(run)
     figures["extraction"], tables["extraction"] = _extraction(run)
     figures["cross-board"], tables["cross_board"] = _cross_board(run)
+    tables["defenses"], tables["masking_flags"] = _defenses(run)
 
     comparisons = compare_robustness(ev["outcomes"]) + compare_latency(tables["latency"])
     tables["comparisons"] = comparisons
@@ -466,6 +469,51 @@ def _extraction(run: RunFolder):
     if not series:
         return None, rows
     return {"x_label": "queries spent", "y_label": "fidelity (agreement with the device)", "series": series}, rows
+
+
+# defenses ------------------------------------------------------------------------------------------------
+
+def _defenses(run: RunFolder):
+    """One row per evaluated artifact and board (the defenses part): clean and robust accuracy per
+    eps with intervals, masking flags, int8 size, clean latency and energy on that board; and one row
+    per masking flag with its evidence."""
+    rows, flags = [], []
+    for c in run.of_kind("evaluate"):
+        s = c.json("summary", "evaluate.json") or {}
+        inputs = c.meta.get("inputs") or []
+        comp = run.by_hash(inputs[0]) if inputs else None
+        m = (comp.json("summary", "manifest.json") if comp is not None else None) or {}
+        lat = c.json("session", "session.json") or {}
+        clean = next((r for r in lat.get("metrics") or [] if r.get("source") == "clean"), {})
+        row = {"recipe": c.label("recipe"), "defense": c.label("defense"), "chain": c.label("chain"),
+               "board": c.label("board"), "n": s.get("n"), "clean_accuracy": s.get("clean_accuracy"),
+               "clean_accuracy_ci95": s.get("clean_accuracy_ci95")}
+        for r in s.get("metrics") or []:
+            if r.get("attack") == "all":
+                row[f"robust_accuracy@{r['eps']:g}"] = r["robust_accuracy"]
+                row[f"robust_accuracy@{r['eps']:g}_ci95"] = r["robust_accuracy_ci95"]
+        row["masking_flags"] = ", ".join(f["sign"] for f in s.get("masking_flags") or []) or "none"
+        row["tflite_bytes"] = m.get("tflite_bytes")
+        row["latency_p50_s"] = (clean.get("latency_s") or {}).get("p50")
+        row["time_source"] = lat.get("time_source")
+        row["energy_j"] = (lat.get("energy") or {}).get("energy_j")
+        row["energy_source"] = (lat.get("energy") or {}).get("source")
+        rows.append(row)
+        for f in s.get("masking_flags") or []:
+            for case in f["evidence"]["cases"]:
+                flags.append({"recipe": row["recipe"], "board": row["board"], "sign": f["sign"],
+                              "evidence": _case_text(case)})
+    return sorted(rows, key=lambda r: (str(r["recipe"]), str(r["board"]))), flags
+
+
+def _case_text(case: dict) -> str:
+    """A masking flag's comparison in one line: each rate with its interval."""
+    parts = []
+    for key, v in case.items():
+        if isinstance(v, dict) and "attack_success_rate" in v:
+            lo, hi = v["attack_success_rate_ci95"]
+            parts.append(f"{v['attack']} eps {v['eps']:g}: {v['attack_success_rate']:.3f} [{lo:.3f}, {hi:.3f}]")
+    return "; ".join(parts)
 
 
 # cross-board disagreement ------------------------------------------------------------------------------

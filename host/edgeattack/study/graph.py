@@ -83,10 +83,11 @@ def build_cells(study: dict, context: dict) -> list[Cell]:
                    {**common, "model": model, "width": study["width"], "epochs": study["epochs"],
                     "threads": study["threads"]})
 
-    def compress(recipe):
+    def compress(recipe, spec=None):
+        """`spec`: an inline recipe (a chained defense) named `recipe`."""
         t = train()
         return add(("compress", recipe), "compress", "shared", {**base, "recipe": recipe},
-                   {**common, "recipe": recipe}, [t.hash])
+                   {**common, "recipe": recipe if spec is None else spec}, [t.hash])
 
     parts = study["parts"]
     ev = parts.get("evasion")
@@ -145,6 +146,18 @@ def build_cells(study: dict, context: dict) -> list[Cell]:
                  "rate": bd["rate"], "epochs": bd["epochs"], "n": bd["n"], "recipes": bd["recipes"],
                  "compress_data": bd["compress_data"], "board": board, "threads": study["threads"]},
                 [], board)
+    de = parts.get("defenses")
+    if de:
+        for art in de["artifacts"]:
+            comp = compress(art["name"], None if isinstance(art["recipe"], str) else art["recipe"])
+            for board in de["boards"]:
+                add(("evaluate", art["name"], board), "evaluate", "defenses",
+                    {**base, "recipe": art["name"], "defense": art["defense"], "chain": art["chain"],
+                     "attack": "all", "board": board, "eps": None},
+                    {**common, "eps": de["eps"], "n": de["n"], "budget": de["budget"],
+                     "params": de["params"], "latency_n": de["latency_n"], "board": board,
+                     "energy": study["energy"]},
+                    [comp.hash], board)
     for c in cells:
         c.labels["part"] = c.part
     return cells

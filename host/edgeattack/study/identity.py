@@ -35,7 +35,7 @@ def cell_identity(run: Path, h: str) -> dict:
     if "records" in files:
         recs = [r for r in read_results(d / files["records"]) if not r.get("warmup")]
         out["records"] = sorted((record_key(r), r["pred"], r["output_raw"], r["model_sha256"]) for r in recs)
-    if c["kind"] in ("transfer", "backdoor"):
+    if c["kind"] in ("transfer", "backdoor", "evaluate"):
         out["rows"] = _rows(d / files["summary"])
     return out
 

@@ -24,13 +24,15 @@ from ..errors import UsageError
 
 SCHEMA = 1
 # CONVENTIONS' study parts; the first four run today, the rest are refused until their commands exist.
-AVAILABLE_PARTS = ("evasion", "blackbox", "transfer", "backdoor")
+AVAILABLE_PARTS = ("evasion", "blackbox", "transfer", "backdoor", "defenses")
 PENDING_PARTS = {
     "poisoning": "`edgeattack poison` in a study",
     "extraction": "`edgeattack extract`",
     "inversion": "`edgeattack invert`",
-    "defenses": "the defense steps and `edgeattack evaluate`",
 }
+# CONVENTIONS' defense steps (and prune-channels, which anp builds on): the defenses part's default
+# is every one of them that has a built-in recipe in this version.
+DEFENSE_RECIPES = ("adv-train", "dq", "anp", "dkd", "fine-prune", "prune-channels")
 CRAFTED_ON = ("float", "surrogate")
 ENERGY = ("auto", "measured", "estimated", "off")
 
@@ -43,6 +45,8 @@ PART_DEFAULTS = {
     "blackbox": {"n": 50, "boards": None, "recipes": None, "attacks": None},
     "transfer": {"n": 100, "attack": "pgd", "eps": [0.1], "params": {}, "sources": None,
                  "boards": None, "recipes": None},
+    "defenses": {"n": 100, "eps": [0.05, 0.1], "defenses": None, "chains": ["prune", "pqat"],
+                 "budget": 200, "params": {}, "latency_n": 20, "boards": None, "recipes": None},
     "backdoor": {"n": 200, "trigger": "patch:3", "target_class": 0, "rate": 0.1, "epochs": None,
                  "compress_data": "clean", "boards": None, "recipes": None},
 }
@@ -304,4 +308,64 @@ def _part_backdoor(p, where, field, s):
         parse_trigger(str(p["trigger"]), (8, 8, 1))
     except UsageError as e:
         _err(where, f"{field}.trigger", str(e))
+    return p
+
+
+def defense_recipes() -> list[str]:
+    """The defenses with a built-in recipe in this version (CONVENTIONS names)."""
+    from ..compression.recipe import BUILTIN_RECIPES
+
+    return [d for d in DEFENSE_RECIPES if d in BUILTIN_RECIPES]
+
+
+def chained(defense: str, chain: str) -> dict:
+    """The recipe `defense` then `chain`: the defense's steps up to its final int8 conversion, then
+    the chain's steps (which end in their own conversion); named "DEFENSE+CHAIN"."""
+    from ..compression.recipe import load_recipe
+
+    def steps(name):
+        return [{"step": st.name, **st.given} for st in load_recipe(name).steps]
+
+    first = steps(defense)
+    if first and first[-1]["step"] == "ptq-int8":
+        first = first[:-1]
+    return {"name": f"{defense}+{chain}", "steps": first + steps(chain)}
+
+
+def _part_defenses(p, where, field, s):
+    """Artifacts: the part's recipes (the undefended baselines), each defense's built-in recipe, and
+    each defense chained with each of `chains`; each evaluated on each board."""
+    from ..compression.recipe import load_recipe
+    from ..defenses.evaluate import ATTACKS
+    from ..attacks.run import attack_params
+
+    p["eps"] = _eps(p["eps"], where, f"{field}.eps")
+    p["budget"] = _int(p["budget"], where, f"{field}.budget")
+    p["latency_n"] = _int(p["latency_n"], where, f"{field}.latency_n", lo=0)
+    available = defense_recipes()
+    p["defenses"] = (available if p["defenses"] is None else [] if p["defenses"] == []
+                     else _names(p["defenses"], where, f"{field}.defenses"))
+    _check_recipes(p["defenses"], where, f"{field}.defenses")
+    p["chains"] = [] if not p["chains"] else _names(p["chains"], where, f"{field}.chains")
+    _check_recipes(p["chains"], where, f"{field}.chains")
+    params = _mapping(p["params"], where, f"{field}.params")
+    for name, given in params.items():
+        if name not in ATTACKS:
+            _err(where, f"{field}.params.{name}", f"choose attacks among {', '.join(ATTACKS)}")
+        try:
+            attack_params("pgd" if name in ("transfer", "pgd-unbounded") else name,
+                          _mapping(given, where, f"{field}.params.{name}"), "linf")
+        except UsageError as e:
+            _err(where, f"{field}.params.{name}", str(e))
+    artifacts = [{"name": r, "recipe": r, "defense": None, "chain": None} for r in p["recipes"]]
+    for d in p["defenses"]:
+        artifacts.append({"name": d, "recipe": d, "defense": d, "chain": None})
+        for c in p["chains"]:
+            recipe = chained(d, c)
+            try:
+                load_recipe(recipe)
+            except UsageError as e:
+                _err(where, f"{field}.chains", f"{d} then {c}: {e}")
+            artifacts.append({"name": recipe["name"], "recipe": recipe, "defense": d, "chain": c})
+    p["artifacts"] = artifacts
     return p
