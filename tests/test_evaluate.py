@@ -117,6 +117,10 @@ def test_plain_ptq_int8_shape_arithmetic_and_no_flags(digits_ptq, tmp_path, caps
     # a plain model: success rises with epsilon, unbounded PGD fools every sample, no flag
     assert by[("pgd-unbounded", 1.0)]["attack_success_rate_ci95"][0] >= 0.95
     assert s["masking_flags"] == []
+    # square's rows carry its cost per adversarial example (as attack.json's black-box rows do)
+    sq = by[("square", 0.1)]
+    assert sq["budget"] == 100 and sq["queries_total"] > 0 and sq["wire_bytes_per_query"] > 0
+    assert sq["time_source"] == "host-wall" and sq["energy_source"] is None
     # one board for everything: every inference accounted for (clean + judging + square's queries)
     assert s["device_inferences"] > 4 * 2 * N
 
@@ -219,6 +223,7 @@ def unsupported(tmp_path_factory):
     (["{plain}", "--board", "emu-tflm", "--set", "cw.steps=1"], "ATTACK.NAME=VALUE"),
     (["{plain}", "--board", "emu-tflm", "--budget", "0"], "budget"),
     (["{plain}", "--board", "nosuchboard"], "nosuchboard"),
+    (["{plain}", "--board", "emu-tflm", "--energy", "measured"], "no energy meter"),
 ])
 def test_bad_input_is_one_line(digits_ptq, unsupported, tmp_path, capsys, argv, message):
     fmt = {"plain": str(digits_ptq.out / "model.tflite"), "tanh": str(unsupported)}

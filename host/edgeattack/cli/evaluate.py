@@ -24,13 +24,16 @@ from . import force_option, json_option, seed_option
 @click.option("--set", "sets", multiple=True, metavar="ATTACK.NAME=VALUE",
               help="A hyperparameter of one attack, e.g. pgd.steps=20 (attacks: pgd, apgd-ce, fgsm, "
                    "transfer, square, pgd-unbounded; repeatable).")
+@click.option("--energy", type=click.Choice(["auto", "measured", "estimated", "off"]), default="auto",
+              show_default=True, help="Energy on the board, as `attack` takes it (estimated: per "
+                                      "square example in its rows).")
 @seed_option
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
               help="Output folder: evaluate.json and each attack's adversarial .npz.")
 @force_option
 @json_option("evaluate.json")
-def command(model, board, port, eps, n, float_model, dataset, budget, range_, sets, seed, out, force,
-            as_json):
+def command(model, board, port, eps, n, float_model, dataset, budget, range_, sets, energy, seed, out,
+            force, as_json):
     """Attack the int8 MODEL on a board with white-box PGD, APGD-CE and FGSM (on its surrogate),
     transfer from its float parent, black-box Square and unbounded PGD; report robust accuracy per
     epsilon and the gradient-masking signs (docs/defenses.md).
@@ -47,7 +50,7 @@ def command(model, board, port, eps, n, float_model, dataset, budget, range_, se
     summary = evaluate(model, board=board, port=port, epsilons=parse_epsilons(eps), n=n,
                        float_model=float_model, dataset=dataset, seed=seed, budget=budget,
                        params=parse_attack_sets(sets), data_range=parse_range(range_), out=out,
-                       force=force)
+                       force=force, energy=energy)
     if as_json:
         click.echo(json_text(summary))
         return

@@ -94,13 +94,16 @@ def _attacks(epsilons, data_range, shape, budget: int, sets: dict) -> dict:
 def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: int = 100,
              float_model=None, dataset=None, seed: int | None = 0, budget: int = DEFAULT_BUDGET,
              params: dict | None = None, data_range=None, out, force: bool = False,
-             progress: bool = True, device=None) -> dict:
+             progress: bool = True, device=None, energy: str = "auto") -> dict:
     """Evaluate the int8 `model` on `board` (module docstring); returns the evaluate.json it wrote.
 
     epsilons: L-inf budgets in the input's units; n: the first n test samples of `dataset` (default:
     the dataset its manifest names, else digits); params: {attack: {name: value}} hyperparameters
     (attack one of ATTACKS); float_model: the float parent for transfer (default: see float_parent);
-    device: an open Device already running `model` (e.g. a study's), used instead of starting one.
+    device: an open Device already running `model` (e.g. a study's), used instead of starting one;
+    energy: `--energy auto|measured|estimated|off` as `attack` takes it (an estimate puts energy per
+    adversarial example into square's rows; a meter measures session windows only, so evaluate
+    records none).
     """
     from ..atomic import atomic_dir, check_output, write_json
     from ..attacks.run import _check_model, facts, resolve_range
@@ -113,7 +116,10 @@ def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: 
                          f"e.g. --board emu-tflm)")
     from ..profiles import get_profile
 
+    from ..session import energy_use
+
     get_profile(board)  # an unknown board fails here, before anything heavy
+    use = energy_use(board, energy)  # so does a bad --energy
     epsilons = [float(e) if e is not None else None for e in epsilons]
     if any(e is None for e in epsilons):
         raise UsageError("--eps: evaluate takes finite epsilons (pgd-unbounded is run for you)")
@@ -165,6 +171,7 @@ def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: 
             dev = DeviceTarget(device, data_range=rng_range)
         else:
             dev = stack.enter_context(open_target(model, board=board, port=port, data_range=rng_range))
+        use.attach(dev.device)
         tmp = stack.enter_context(atomic_dir(out, force=force))
         info0 = dev.device.info()["inferences"]
         clean = dev.predict(x)
@@ -192,6 +199,12 @@ def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: 
         device_inferences = int(dev.device.info()["inferences"] - info0)
 
         summary = _summary(runs, clean, y, epsilons, attacks)
+        from ..attacks.blackbox.budgeted import cost_rows
+
+        # square's cost per adversarial example: queries, wire bytes, device time, energy
+        square_rows = [r for r in summary["rows"] if r["attack"] == BLACKBOX]
+        for row, cost in zip(square_rows, cost_rows(attacks[BLACKBOX], runs[BLACKBOX], device_inferences)):
+            row.update(cost)
         from .. import __version__
         from .masking import masking_flags
 

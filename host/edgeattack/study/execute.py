@@ -237,20 +237,22 @@ def _run_backdoor(spec, out, inputs, pool):
 
 def _run_evaluate(spec, out, inputs, pool):
     from ..defenses.evaluate import evaluate
-    from ..session import Session, load_dataset_inputs
+    from ..session import Session, energy_use, load_dataset_inputs
 
     p = spec["params"]
     _fresh_graph_state(p["seed"])
     model = _input(inputs, spec["inputs"][0], "model")
+    use = energy_use(p["board"], p["energy"])
     dev = pool.get(p["board"], model)
     # the float parent for transfer is the model.keras compress wrote beside the .tflite
     s = evaluate(model, board=p["board"], device=dev, epsilons=p["eps"], n=p["n"], dataset=p["dataset"],
                  seed=p["seed"], budget=p["budget"], params=p["params"], out=out / "evaluate",
-                 force=True, progress=False)
+                 force=True, progress=False, energy=p["energy"])
     outputs = {"summary": "evaluate/evaluate.json"}
     if p["latency_n"]:  # clean inferences timed (and their energy estimated) on the same device
+        use.attach(dev)
         Session(dev, out / "latency", warmup=1, progress=False, model_path=model,
-                energy=p["energy"]).run([load_dataset_inputs(p["dataset"], p["latency_n"])])
+                **use.session_options()).run([load_dataset_inputs(p["dataset"], p["latency_n"])])
         outputs["session"] = "latency/session.json"
     return {"outputs": outputs, "model_sha256": s["target"]["model_sha256"],
             "device_inferences": s["device_inferences"]}
