@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 _DISCONNECT = (serial.SerialException, OSError, EOFError)
 HOST_PROTOCOL = 2  # the newest protocol this host speaks (docs/protocol.md, "Version 2")
 MIN_WINDOW = 2  # requests: a single-LOAD input and its INFER
+# On a paced line (link.pace.PacedPort) the timeouts grow by the line time of the bytes in flight
+# plus one reply of at most this many bytes (an INFO reply, or an output) beyond its output tensor.
+PACED_REPLY_BYTES = 2048
 
 
 @dataclass
@@ -155,6 +158,8 @@ class Client:
         self._outbox: list[bytes] = []  # frames assigned a sequence number, not yet written
         self._out_shape: list | None = None  # INFO's output shape, when it is a valid one
         self._out_size = -1
+        self._byte_s = 0.0  # seconds per byte on a paced line (PacedPort.byte_s); 0: unpaced
+        self._reply_allow = PACED_REPLY_BYTES  # reply bytes a paced line's timeouts allow for
         self._last_progress = time.monotonic()
         self._need_sync = True
         self._broken = False  # a read or write failed: reopen before the next read
@@ -197,6 +202,7 @@ class Client:
             raise
 
     def _setup(self, port) -> None:
+        self._byte_s = float(getattr(port, "byte_s", 0.0) or 0.0)
         if hasattr(port, "timeout"):
             port.timeout = min(0.05, self.timeout / 4)  # read poll; our own timers decide
         if hasattr(port, "write_timeout"):
@@ -263,6 +269,7 @@ class Client:
             self._out_shape, self._out_size = shape, int(np.prod(shape))
         else:
             self._out_shape, self._out_size = None, -1
+        self._reply_allow = PACED_REPLY_BYTES + 4 * max(self._out_size, 0)  # float32 at most
         return info
 
     def _choose_version(self, info: dict) -> None:
@@ -556,12 +563,14 @@ class Client:
                 return
         if not self._inflight:
             return
-        if now - self._last_progress > self.total_timeout:
+        # A paced line takes its time: the bytes in flight and a reply must cross it first.
+        line = self._byte_s * (self._inflight_bytes + self._reply_allow) if self._byte_s else 0.0
+        if now - self._last_progress > self.total_timeout + line:
             self._abandon(drain=False)
             raise DeviceError(f"no answer from {self.port_name} after {self.total_timeout:g} s "
                               f"(is the board running and the port right?)")
         oldest = self._inflight[0]
-        if now - max(oldest.sent_at, self._last_progress) > self.timeout:
+        if now - max(oldest.sent_at, self._last_progress) > self.timeout + line:
             self._go_back_n()
 
     def _retire(self, req: _Request) -> None:

@@ -162,6 +162,11 @@ class FaultyPort:
         return not self._broken and self._port.is_open
 
     @property
+    def byte_s(self) -> float:
+        """Seconds per byte of a paced line underneath (link.pace.PacedPort), else 0."""
+        return getattr(self._port, "byte_s", 0.0)
+
+    @property
     def in_waiting(self) -> int:
         self._check()
         return 1 if self._held else self._port.in_waiting
