@@ -37,13 +37,14 @@ def check(params: dict, where: str) -> None:
 
 
 def kernels(model) -> list:
-    """The conv/dense kernel variables of a model, looking inside tfmot wrappers."""
-    found = []
+    """The conv/dense kernel variables of a model. Read from the weights, not the layer attribute:
+    inside a QAT wrapper `layer.kernel` is the fake-quantized tensor of the wrapper's own graph."""
+    found, seen = [], set()
     for layer in model.layers:
-        inner = getattr(layer, "layer", layer)
-        for attr in ("kernel", "depthwise_kernel"):
-            v = getattr(inner, attr, None)
-            if v is not None and len(v.shape) >= 2:
+        for v in layer.weights:
+            base = v.name.rsplit("/", 1)[-1].split(":")[0]
+            if base in ("kernel", "depthwise_kernel") and len(v.shape) >= 2 and id(v) not in seen:
+                seen.add(id(v))
                 found.append(v)
     return found
 
