@@ -248,9 +248,17 @@ def test_existing_output_needs_force(digits_ptq, tmp_path, capsys):
 
 def test_chained_recipe_is_the_defense_then_the_chain():
     from edgeattack.compression.recipe import load_recipe
+    from edgeattack.errors import UsageError
     from edgeattack.study.spec import chained, defense_recipes
 
-    assert "prune-channels" in defense_recipes()
+    assert {"adv-train", "dq", "prune-channels"} <= set(defense_recipes())
+    assert [s["step"] for s in chained("adv-train", "prune")["steps"]] == ["adv-train", "prune", "ptq-int8"]
+    # dq is quantization-aware: only the conversion may follow it, so prune goes first; dq and
+    # pqat (both quantization-aware) make no recipe
+    assert [s["step"] for s in chained("dq", "prune")["steps"]] == ["prune", "dq", "ptq-int8"]
+    assert chained("dq", "prune")["name"] == "prune+dq"
+    with pytest.raises(UsageError, match="do not chain in either order"):
+        chained("dq", "pqat")
     r = chained("prune-channels", "pqat")
     assert r["name"] == "prune-channels+pqat"
     assert [s["step"] for s in r["steps"]] == ["prune-channels", "pqat", "ptq-int8"]

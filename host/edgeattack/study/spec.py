@@ -313,29 +313,43 @@ def _part_backdoor(p, where, field, s):
 
 def defense_recipes() -> list[str]:
     """The defenses with a built-in recipe in this version (CONVENTIONS names)."""
-    from ..compression.recipe import BUILTIN_RECIPES
+    from .. import defenses  # noqa: F401  (registers the defense steps and their recipes)
+    from ..compression.recipe import builtin_names
 
-    return [d for d in DEFENSE_RECIPES if d in BUILTIN_RECIPES]
+    names = set(builtin_names())
+    return [d for d in DEFENSE_RECIPES if d in names]
+
+
+def _steps_before_conversion(name: str) -> list[dict]:
+    from ..compression.recipe import load_recipe
+
+    steps = [{"step": st.name, **st.given} for st in load_recipe(name).steps]
+    return steps[:-1] if steps and steps[-1]["step"] == "ptq-int8" else steps
 
 
 def chained(defense: str, chain: str) -> dict:
-    """The recipe `defense` then `chain`: the defense's steps up to its final int8 conversion, then
-    the chain's steps (which end in their own conversion); named "DEFENSE+CHAIN"."""
+    """The recipe `defense` then `chain`, named "DEFENSE+CHAIN": the defense's steps up to its int8
+    conversion, then the chain's. Where that order is not a valid recipe (a quantization-aware
+    defense such as dq admits only the conversion after it), the chain's steps come first instead
+    ("CHAIN+DEFENSE"); a UsageError when neither order is valid (two quantization-aware steps)."""
     from ..compression.recipe import load_recipe
 
-    def steps(name):
-        return [{"step": st.name, **st.given} for st in load_recipe(name).steps]
-
-    first = steps(defense)
-    if first and first[-1]["step"] == "ptq-int8":
-        first = first[:-1]
-    return {"name": f"{defense}+{chain}", "steps": first + steps(chain)}
+    a, b = _steps_before_conversion(defense), _steps_before_conversion(chain)
+    tries = [(f"{defense}+{chain}", a + b), (f"{chain}+{defense}", b + a)]
+    errors = []
+    for name, steps in tries:
+        recipe = {"name": name, "steps": steps + [{"step": "ptq-int8"}]}
+        try:
+            load_recipe(recipe)
+            return recipe
+        except UsageError as e:
+            errors.append(str(e).removeprefix("<python>: "))
+    raise UsageError(f"{defense} and {chain} do not chain in either order ({errors[0]})")
 
 
 def _part_defenses(p, where, field, s):
     """Artifacts: the part's recipes (the undefended baselines), each defense's built-in recipe, and
     each defense chained with each of `chains`; each evaluated on each board."""
-    from ..compression.recipe import load_recipe
     from ..defenses.evaluate import ATTACKS
     from ..attacks.run import attack_params
 
@@ -358,14 +372,15 @@ def _part_defenses(p, where, field, s):
         except UsageError as e:
             _err(where, f"{field}.params.{name}", str(e))
     artifacts = [{"name": r, "recipe": r, "defense": None, "chain": None} for r in p["recipes"]]
+    p["skipped"] = []  # combinations that make no valid recipe, with the reason (kept in study.yaml)
     for d in p["defenses"]:
         artifacts.append({"name": d, "recipe": d, "defense": d, "chain": None})
         for c in p["chains"]:
-            recipe = chained(d, c)
             try:
-                load_recipe(recipe)
+                recipe = chained(d, c)
             except UsageError as e:
-                _err(where, f"{field}.chains", f"{d} then {c}: {e}")
+                p["skipped"].append({"defense": d, "chain": c, "reason": str(e)})
+                continue
             artifacts.append({"name": recipe["name"], "recipe": recipe, "defense": d, "chain": c})
     p["artifacts"] = artifacts
     return p
