@@ -112,6 +112,7 @@ def test_plain_ptq_int8_shape_arithmetic_and_no_flags(digits_ptq, tmp_path, caps
             assert np.array_equal(adv[a]["x"], x) and adv[a]["x_adv"].shape[:2] == (2, N)
             robust &= t.predict(adv[a]["x_adv"][e]) == y
         assert row["robust"] == robust.sum() and row["robust_accuracy"] == robust.sum() / N
+        assert row["robust_ids"] == [int(i) for i in np.flatnonzero(robust)]
         assert row["robust"] <= min(by[(a, eps)]["clean_correct"] - by[(a, eps)]["successes"]
                                     for a in attacks)
     # a plain model: success rises with epsilon, unbounded PGD fools every sample, no flag

@@ -231,6 +231,7 @@ def _summary(runs: dict, clean, y, epsilons, attacks) -> dict:
     """The rows: one per (attack, eps), then one "all" row per eps (robust accuracy)."""
     from ..attacks.io import metrics_rows
     from ..results import wilson_interval
+    from ..results.metrics import robust_accuracy
 
     rows = []
     for name, res in runs.items():
@@ -245,14 +246,15 @@ def _summary(runs: dict, clean, y, epsilons, attacks) -> dict:
             rows.append(row)
     n = len(y)
     correct = np.asarray(clean) == y
-    for e, eps in enumerate(epsilons):
+    for eps in epsilons:
         names = [name for name in runs if name != UNBOUNDED]
-        robust = correct.copy()
-        for name in names:
-            robust &= runs[name].pred[runs[name].epsilons.index(eps)] == y
-        k = int(robust.sum())
-        rows.append({"attack": "all", "eps": eps, "n": n, "attacks": names, "robust": k,
-                     "robust_accuracy": k / n, "robust_accuracy_ci95": wilson_interval(k, n),
-                     "clean_correct": int(correct.sum())})
+        correct_by = {name: runs[name].pred[runs[name].epsilons.index(eps)] == y for name in names}
+        r = robust_accuracy(correct_by, correct)
+        robust = np.logical_and.reduce([correct, *correct_by.values()])
+        rows.append({"attack": "all", "eps": eps, "n": n, "attacks": names, "robust": r["correct"],
+                     "robust_accuracy": r["robust_accuracy"], "robust_accuracy_ci95": r["robust_accuracy_ci95"],
+                     "clean_correct": int(correct.sum()),
+                     # which samples (test-split indices) survived: paired comparisons between models
+                     "robust_ids": [int(i) for i in np.flatnonzero(robust)]})
     k = int(correct.sum())
     return {"rows": rows, "clean_accuracy": k / n, "clean_accuracy_ci95": wilson_interval(k, n)}
