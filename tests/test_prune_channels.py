@@ -157,7 +157,7 @@ def test_int8_artifact_is_smaller_with_fewer_macs(digits_model, digits_ptq, tmp_
     from fixtures_compress import compress_digits
 
     res = compress_digits(digits_model, tmp_path_factory, "prune-channels",
-                          [{"step": "prune-channels", "ratio": 0.5, "epochs": 4}])
+                          [{"step": "prune-channels", "ratio": 0.5, "epochs": 2}])
     m, base = res.manifest, digits_ptq.manifest
     assert m["recipe"]["steps"][-1]["step"] == "ptq-int8"
     assert m["weight_buffer_bytes"] <= 0.6 * base["weight_buffer_bytes"]

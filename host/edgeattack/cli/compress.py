@@ -7,10 +7,13 @@ from . import force_option, json_option, seed_option
 @click.argument("model", type=click.Path())
 @click.option("--recipe", "recipe", required=True,
               help="Built-in recipe (ptq-int8, dynamic-range, float16, prune, cluster, qat, pqat, "
-                   "cqat, pcqat, distill, lowrank, and the defenses' adv-train, dq, ...: "
-                   "`edgeattack recipes` lists them) or a recipe .yaml file (docs/recipes.md).")
+                   "cqat, pcqat, distill, lowrank, prune-channels, and the defenses' adv-train, "
+                   "dq, ...: `edgeattack recipes` lists them) or a recipe .yaml file (docs/recipes.md).")
 @click.option("--dataset", default=None,
               help="Calibration/fine-tuning data (default: the dataset in the model's train.json).")
+@click.option("--clean-data", default=None, metavar="FRACTION|NPZ",
+              help="The defender's clean data, for steps that take it (fine-prune): a fraction of "
+                   "the training split, or an .npz with x (and y).")
 @click.option("-o", "--out", required=True, type=click.Path(),
               help="Output folder (model.keras, model.tflite, manifest.json).")
 @click.option("--float-baseline", is_flag=True,
@@ -19,7 +22,7 @@ from . import force_option, json_option, seed_option
 @force_option
 @json_option("manifest.json")
 @click.pass_context
-def command(ctx, model, recipe, dataset, out, float_baseline, seed, force, as_json):
+def command(ctx, model, recipe, dataset, clean_data, out, float_baseline, seed, force, as_json):
     """Compress a float Keras MODEL (.keras, .h5 or SavedModel) with a recipe.
 
     Writes OUT/model.keras (the float model after the last float step), OUT/model.tflite (16-byte
@@ -30,12 +33,12 @@ def command(ctx, model, recipe, dataset, out, float_baseline, seed, force, as_js
     from pathlib import Path
 
     from ..atomic import check_output
-    from ..compression.recipe import load_recipe
+    from ..compression.recipe import load_recipe, with_clean_data
     from ..errors import UsageError
 
     # Cheap checks first, so a typo fails before TensorFlow loads.
     check_output(out, force)
-    parsed = load_recipe(recipe)
+    parsed = with_clean_data(load_recipe(recipe), clean_data)
     if not Path(model).exists():
         raise UsageError(f"{model}: no such model; give a .keras, .h5 or SavedModel folder")
 

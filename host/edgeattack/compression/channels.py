@@ -355,3 +355,13 @@ def run(ctx: StepContext, step) -> dict:
                f"accuracy before fine-tuning {ctx.accuracy():.4f}")
     ctx.fit(ctx.model, p["epochs"], p["lr"], p["batch_size"], "prune-channels fine-tune")
     return details
+
+
+def channel_spaces(model) -> list[dict]:
+    """Every channel space of a model (for defenses that score channels themselves): producers,
+    members, every layer whose output is in it (topological order), width, and why it cannot be
+    pruned (empty when it can)."""
+    g, _ = analyse(model)
+    return [{"producers": list(s.producers), "members": list(s.members), "layers": list(s.layers),
+             "channels": s.channels, "blocked": list(s.blocked)}
+            for s in (g.spaces[r] for r in g.roots())]

@@ -149,7 +149,8 @@ _HELP = {
 }
 
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-               "list[float]": "a list of numbers", "list[str]": "a list of strings"}
+               "list[float]": "a list of numbers", "list[str]": "a list of strings",
+               "fraction|path": "a fraction or an .npz path"}
 
 
 def type_words(t: str) -> str:
@@ -171,6 +172,8 @@ def _conforms(t: str, value) -> bool:
         return isinstance(value, bool)
     if t == "str":
         return isinstance(value, str)
+    if t == "fraction|path":
+        return isinstance(value, str) or _conforms("float", value)
     if t == "list[float]":
         return isinstance(value, list) and all(_conforms("float", v) for v in value)
     if t == "list[str]":
@@ -425,6 +428,35 @@ def _check_order(recipe: Recipe, where: str) -> None:
     if steps[-1].kind != CONVERT:
         steps.append(Step("ptq-int8", {k: p.default for k, p in STEP_PARAMS["ptq-int8"].items()},
                           {}, appended=True))
+
+
+def with_clean_data(recipe: Recipe, value) -> Recipe:
+    """Give `value` (the CLI's --clean-data: a fraction of the training split or an .npz path) to
+    every step taking `clean_data` that does not set it; then a step still without clean data, or
+    --clean-data given to a recipe with no such step, is a UsageError. Runs before any work."""
+    takers = [s for s in recipe.steps if "clean_data" in STEP_PARAMS.get(s.name, {})]
+    if value is not None:
+        if not takers:
+            raise UsageError(f"--clean-data: recipe {recipe.name} has no step that takes clean data "
+                             f"(fine-prune does)")
+        try:
+            parsed = float(value)
+        except (TypeError, ValueError):
+            parsed = str(value)
+            if not Path(parsed).is_file():
+                raise UsageError(f"--clean-data {value}: no such file; give a fraction of the "
+                                 f"training split (e.g. 0.3) or an .npz with x") from None
+        if isinstance(parsed, float) and not 0 < parsed < 1:
+            raise UsageError(f"--clean-data {value}: give a fraction strictly between 0 and 1 of "
+                             f"the training split, or an .npz with x")
+        for s in takers:
+            if "clean_data" not in s.given:
+                s.params["clean_data"] = parsed
+    for s in takers:
+        if s.params["clean_data"] is None:
+            raise UsageError(f"{s.name} needs the defender's clean data: pass --clean-data "
+                             f"FRACTION|NPZ or set the step's clean_data (e.g. clean_data: 0.3)")
+    return recipe
 
 
 def qat_preserve(recipe_steps: list[Step], step: Step) -> str:
