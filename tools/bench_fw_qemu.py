@@ -52,14 +52,14 @@ def int8_zoo_model(name: str, width: float, out_dir: Path, seed: int = 0) -> Pat
     return path
 
 
-def measure(board: str, model: Path, samples: int) -> dict:
+def measure(board: str, model: Path, samples: int, kernels: str = "auto") -> dict:
     from edgeattack.firmware.build import build_firmware
     from edgeattack.device.boards.qemu import start_qemu_board
     from edgeattack.link.client import Client
     from edgeattack.link.transport import open_port
     from edgeattack.tflite.analysis import layer_macs
 
-    build = build_firmware(model, board)
+    build = build_firmware(model, board, kernels=kernels)
     macs = sum(row["macs"] for row in layer_macs(model.read_bytes()))
     with start_qemu_board(board, model, build=build) as b:
         info = b.info
@@ -83,7 +83,7 @@ def measure(board: str, model: Path, samples: int) -> dict:
             "text": build.text, "data": build.data, "bss": build.bss, "flash_bytes": build.flash_bytes,
             "ram_bytes": build.ram_bytes, "stack_bytes": build.stack_bytes,
             "arena_bytes": build.arena_bytes, "model_bytes": model.stat().st_size,
-            "ram": build.ram_breakdown(), "stack_used": stack_used}
+            "ram": build.ram_breakdown(), "stack_used": stack_used, "kernels": build.kernels}
 
 
 def session(model: Path, n: int) -> dict:

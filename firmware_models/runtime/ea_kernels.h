@@ -48,12 +48,36 @@ typedef struct {
 void ea_mat_s8(const ea_requant *q, const int8_t *w, int32_t rows, int32_t depth, const int8_t *x, int32_t x_stride,
                int32_t cols, int8_t *out, int32_t out_stride);
 
-/* One requantized output of row (channel) r from its accumulator. Not inlined: kept out of the
- * kernels' hot loops, it frees their registers (and stack) for the accumulators. */
+/* One channel's requantization constants, taken once per channel (a kernel hoists them out of its
+ * loops): MultiplyByQuantizedMultiplier(acc, mult, shift) = RoundingDivideByPOT(SRDHM(acc << left,
+ * mult), right). mult is in [0, 2^31) (ea_quantize_multiplier), so SRDHM's one overflow case
+ * (INT32_MIN x INT32_MIN) cannot occur; right is in [0, 31]. */
+typedef struct {
+    int32_t mult, left, right, mask, half_mask;
+} ea_rq;
+
+static inline ea_rq ea_rq_of(const ea_requant *q, int32_t r) {
+    const int32_t i = q->per_channel ? r : 0, shift = q->shift[i];
+    const int32_t right = shift > 0 ? 0 : -shift;
+    const int32_t mask = (int32_t)((1u << right) - 1u);
+    const ea_rq c = {q->mult[i], shift > 0 ? shift : 0, right, mask, mask >> 1};
+    return c;
+}
+
+/* ea_mbqm's result (ea_quant.h) for these constants, + out_offset, clamped: the same value, fewer steps. */
+static inline int8_t ea_rq_out(const ea_rq *c, const ea_requant *q, uint32_t acc) {
+    const int32_t x = (int32_t)(acc << c->left);
+    const int32_t y = (int32_t)(((int64_t)x * (int64_t)c->mult + ((int64_t)1 << 30)) >> 31);
+    const int32_t neg = (int32_t)((uint32_t)y >> 31);
+    const int32_t z = (y >> c->right) + ((y & c->mask) > c->half_mask + neg ? 1 : 0);
+    return (int8_t)ea_clamp(ea_wrap_add(z, q->out_offset), q->act_min, q->act_max);
+}
+
+/* One requantized output of row (channel) r from its accumulator (outside hot loops). Not inlined:
+ * it keeps the kernels' registers (and stack) for their accumulators. */
 __attribute__((noinline, unused)) static int8_t ea_requant_s8(const ea_requant *q, uint32_t acc, int32_t r) {
-    const int32_t i = q->per_channel ? r : 0;
-    const int32_t v = ea_wrap_add(ea_mbqm((int32_t)acc, q->mult[i], q->shift[i]), q->out_offset);
-    return (int8_t)ea_clamp(v, q->act_min, q->act_max);
+    const ea_rq c = ea_rq_of(q, r);
+    return ea_rq_out(&c, q, acc);
 }
 
 /* Convolutions read the folded bias (never the model's raw bias) and the per-channel multipliers. */

@@ -16,12 +16,13 @@ static inline int32_t ea_wrap_shl(int32_t x, int shift) { return (int32_t)((uint
 
 static inline int32_t ea_clamp(int32_t x, int32_t lo, int32_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
-/* round(a * b / 2^31), saturating the single overflow case (-1 * -1). */
+/* round(a * b / 2^31), saturating the single overflow case (-1 * -1). gemmlowp writes it as
+ * (ab + nudge) / 2^31 with nudge 2^30 for ab >= 0 and 1 - 2^30 below, and a division that truncates;
+ * for ab < 0 that truncation is floor((ab + 1 - 2^30 + 2^31 - 1) / 2^31), so both cases are
+ * floor((ab + 2^30) / 2^31): one add and an arithmetic shift (the hot path of every requantization). */
 static inline int32_t ea_srdhm(int32_t a, int32_t b) {
     if (a == b && a == INT32_MIN) return INT32_MAX;
-    const int64_t ab = (int64_t)a * (int64_t)b;
-    const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31)); /* C division truncates, as in C++ */
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31); /* >> of a negative: arithmetic */
 }
 
 /* x / 2^exponent rounded to nearest, ties away from zero (exponent in [0, 31]). */

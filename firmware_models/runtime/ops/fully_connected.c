@@ -21,6 +21,7 @@ EA_KERNEL __attribute__((optimize("no-tree-reassoc"))) void ea_mat_s8(const ea_r
     for (; r + 2 <= rows; r += 2) {
         const int8_t *w0 = w + r * depth, *w1 = w0 + depth;
         const uint32_t b0 = (uint32_t)q->bias[r], b1 = (uint32_t)q->bias[r + 1];
+        const ea_rq q0 = ea_rq_of(q, r), q1 = ea_rq_of(q, r + 1);
         int32_t c = 0;
         for (; c + 2 <= cols; c += 2) {
             const int8_t *x0 = x + c * x_stride, *x1 = x0 + x_stride, *p0 = w0, *p1 = w1;
@@ -41,10 +42,10 @@ EA_KERNEL __attribute__((optimize("no-tree-reassoc"))) void ea_mat_s8(const ea_r
             for (; k > 0; --k) EA_MAC_2X2();
 #undef EA_MAC_2X2
             int8_t *o = out + c * out_stride + r;
-            o[0] = ea_requant_s8(q, a00, r);
-            o[1] = ea_requant_s8(q, a01, r + 1);
-            o[out_stride] = ea_requant_s8(q, a10, r);
-            o[out_stride + 1] = ea_requant_s8(q, a11, r + 1);
+            o[0] = ea_rq_out(&q0, q, a00);
+            o[1] = ea_rq_out(&q1, q, a01);
+            o[out_stride] = ea_rq_out(&q0, q, a10);
+            o[out_stride + 1] = ea_rq_out(&q1, q, a11);
         }
         for (; c < cols; ++c) {
             const int8_t *x0 = x + c * x_stride, *p0 = w0, *p1 = w1;

@@ -1,0 +1,164 @@
+#!/usr/bin/env python
+"""Kernel sets compared on QEMU: instructions per MAC of a whole inference, footprint, and a cycle
+estimate of the hot inner loops.
+
+    python tools/bench_kernels.py                                  # qemu-m4 ref vs dsp, qemu-m55 dsp
+    python tools/bench_kernels.py --models resnet8 --json kernels.json
+
+For every zoo model (untrained, int8, full width, as tools/bench_fw_qemu.py builds them) and every
+(board, kernel set) pair of --runs, the firmware is built with that set (build_firmware(kernels=...))
+and one inference is counted under `-icount shift=0` (1 instruction = 1 ns of guest time): the whole
+inference, every operator included, divided by the model's MACs. Footprint: text/data/bss of the
+linked ELF (text includes the model array; "code" = text minus the model's bytes).
+
+Cycle estimate (labelled an estimate: QEMU counts instructions, not cycles): the innermost loop with
+the most multiply-accumulates per instruction in ea_mat_s8 (CONV_2D, FULLY_CONNECTED) and in the
+depthwise kernel is found in the qemu-m4 ELF's disassembly, and each instruction of one iteration is
+given its Cortex-M4 cycles from the Cortex-M4 Technical Reference Manual (ARM DDI 0439B, table 3-1):
+ALU, SXTB16, MUL/MLA/SMLAD/SMLABB 1; a load 2, but neighbouring single loads pipeline so a run of n
+loads takes n + 1; a taken branch 1 + P with P = 2 (the TRM gives 1-3 for the pipeline refill);
+zero wait-state memory assumed. MACs per iteration: MLA, SMLABB, SMLATT 1, SMLAD 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ZOO = ["cnn-digits", "cnn-mnist", "resnet8", "dscnn", "mobilenet-tiny"]
+RUNS = "qemu-m4:ref,qemu-m4:dsp,qemu-m55:ref,qemu-m55:dsp"
+MAC_INSNS = {"mla": 1, "smlabb": 1, "smlatt": 1, "smlabt": 1, "smlatb": 1, "smlad": 2, "smladx": 2}
+HOT_FUNCTIONS = ("ea_mat_s8", "ea_depthwise_conv_s8")
+TAKEN_BRANCH_REFILL = 2
+
+
+def _bench_fw_qemu():
+    spec = importlib.util.spec_from_file_location("bench_fw_qemu", Path(__file__).with_name("bench_fw_qemu.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _functions(elf: Path) -> dict[str, list[tuple[int, str, str]]]:
+    """Disassembly per function: [(address, mnemonic, operands)]."""
+    out = subprocess.run(["arm-none-eabi-objdump", "-d", "--no-show-raw-insn", str(elf)], capture_output=True,
+                         text=True, check=True).stdout
+    funcs, cur = {}, None
+    for line in out.splitlines():
+        m = re.match(r"^[0-9a-f]+ <([^>]+)>:$", line)
+        if m:
+            cur = funcs.setdefault(m.group(1), [])
+            continue
+        m = re.match(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$", line)
+        if m and cur is not None:
+            cur.append((int(m.group(1), 16), m.group(2).split(".")[0], m.group(3)))
+    return funcs
+
+
+def _is_branch(mn: str) -> bool:
+    return bool(re.fullmatch(r"b(eq|ne|cs|cc|hs|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?", mn))
+
+
+def hot_loop(insns) -> dict | None:
+    """The backward-branch loop with the most MACs per instruction (at least 2 MACs), and its
+    estimated Cortex-M4 cycles per iteration."""
+    best = None
+    for i, (addr, mn, ops) in enumerate(insns):
+        if not _is_branch(mn):
+            continue
+        m = re.match(r"([0-9a-f]+)", ops)
+        target = int(m.group(1), 16) if m else None
+        if target is None or target > addr:
+            continue
+        body = [x for x in insns if target <= x[0] <= addr]
+        macs = sum(MAC_INSNS.get(x[1], 0) for x in body)
+        if macs < 2:
+            continue
+        density = macs / len(body)
+        if best is None or density > best[0]:
+            best = (density, body, macs)
+    if best is None:
+        return None
+    _, body, macs = best
+    cycles, run = 0, 0
+    for _, mn, _ in body:
+        if mn.startswith("ldr") and mn not in ("ldrd",) and not mn.startswith("ldm"):
+            run += 1
+            continue
+        if run:
+            cycles += run + 1
+            run = 0
+        if mn == "ldrd":
+            cycles += 3
+        elif _is_branch(mn):
+            cycles += 1 + TAKEN_BRANCH_REFILL  # the loop's closing branch, taken
+        else:
+            cycles += 1
+    if run:
+        cycles += run + 1
+    return {"instructions": len(body), "macs": macs, "cycles": cycles,
+            "instructions_per_mac": round(len(body) / macs, 2), "cycles_per_mac": round(cycles / macs, 2),
+            "mnemonics": " ".join(x[1] for x in body)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", default=RUNS, help=f"comma-separated board:kernels pairs (default {RUNS})")
+    ap.add_argument("--models", default=",".join(ZOO), help="comma-separated zoo models")
+    ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    fw = _bench_fw_qemu()
+    runs = [tuple(r.split(":")) for r in args.runs.split(",")]
+    rows, loops = [], {}
+    with tempfile.TemporaryDirectory(prefix="bench_kernels_") as tmp:
+        for name in args.models.split(","):
+            path = fw.int8_zoo_model(name, args.width, Path(tmp))
+            for board, kernels in runs:
+                row = fw.measure(board, path, 1, kernels)
+                row.update(board=board, kernels=kernels, model=name)
+                rows.append(row)
+                if "error" in row:
+                    print(f"{board:9s} {kernels:4s} {name:15s} error: {row['error']}", flush=True)
+                    continue
+                code = row["text"] - row["model_bytes"]
+                print(f"{board:9s} {kernels:4s} {name:15s} MACs {row['macs']:>11,d}  instructions "
+                      f"{row['instructions']:>12,d}  instr/MAC {row['instructions_per_mac']:6.2f}  text "
+                      f"{row['text']:>8,d} (code {code:,d})  data {row['data']:>5,d}  bss {row['bss']:>7,d}",
+                      flush=True)
+                if board == "qemu-m4" and (board, kernels) not in loops:
+                    from edgeattack.firmware.build import build_firmware
+
+                    funcs = _functions(build_firmware(path, board, kernels=kernels).elf)
+                    loops[(board, kernels)] = {f: hot_loop(funcs.get(f, [])) for f in HOT_FUNCTIONS}
+    print("\ninstructions per MAC, whole inference (ratio = first run / each run):")
+    first = runs[0]
+    for name in args.models.split(","):
+        by = {(r["board"], r["kernels"]): r for r in rows if r["model"] == name and "error" not in r}
+        base = by.get(first, {}).get("instructions")
+        cells = []
+        for run in runs:
+            r = by.get(run)
+            if r:
+                ratio = f" (x{base / r['instructions']:.2f})" if base else ""
+                cells.append(f"{run[0]}:{run[1]} {r['instructions_per_mac']:.2f}{ratio}")
+        print(f"  {name:15s} " + "  ".join(cells))
+    print("\nhot inner loops on qemu-m4 (Cortex-M4 TRM cycle estimate, zero wait states):")
+    for (board, kernels), fs in loops.items():
+        for f, lp in fs.items():
+            if lp:
+                print(f"  {kernels:4s} {f:22s} {lp['instructions']:3d} instructions, {lp['macs']:3d} MACs: "
+                      f"{lp['instructions_per_mac']:.2f} instr/MAC, estimated {lp['cycles_per_mac']:.2f} cycles/MAC")
+    if args.json:
+        args.json.write_text(json.dumps({"models": rows, "hot_loops": {f"{b}:{k}": v for (b, k), v in loops.items()}},
+                                        indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
