@@ -18,21 +18,25 @@ void ea_mat_s8(const ea_requant *q, const int8_t *w, int32_t rows, int32_t depth
             uint32_t a00 = b0, a01 = b1, a10 = b0, a11 = b1;
             int32_t k = depth;
             for (; k >= 4; k -= 4) {
-                const uint32_t wa = ea_read_s8x4(p0), wb = ea_read_s8x4(p1);
-                const uint32_t xa = ea_read_s8x4(x0), xb = ea_read_s8x4(x1);
-                p0 += 4, p1 += 4, x0 += 4, x1 += 4;
+                /* each widened word is used twice: by both rows (x) or both columns (w) */
+                const uint32_t wa = ea_read_s8x4(p0), xa = ea_read_s8x4(x0);
+                p0 += 4, x0 += 4;
                 const uint32_t wa0 = ea_sxtb16(wa), wa1 = ea_sxtb16_ror8(wa);
-                const uint32_t wb0 = ea_sxtb16(wb), wb1 = ea_sxtb16_ror8(wb);
                 const uint32_t xa0 = ea_sxtb16(xa), xa1 = ea_sxtb16_ror8(xa);
                 a00 = ea_smlad(wa0, xa0, a00);
-                a01 = ea_smlad(wb0, xa0, a01);
                 a00 = ea_smlad(wa1, xa1, a00);
-                a01 = ea_smlad(wb1, xa1, a01);
+                const uint32_t xb = ea_read_s8x4(x1);
+                x1 += 4;
                 const uint32_t xb0 = ea_sxtb16(xb), xb1 = ea_sxtb16_ror8(xb);
                 a10 = ea_smlad(wa0, xb0, a10);
-                a11 = ea_smlad(wb0, xb0, a11);
                 a10 = ea_smlad(wa1, xb1, a10);
+                const uint32_t wb = ea_read_s8x4(p1);
+                p1 += 4;
+                const uint32_t wb0 = ea_sxtb16(wb), wb1 = ea_sxtb16_ror8(wb);
+                a11 = ea_smlad(wb0, xb0, a11);
                 a11 = ea_smlad(wb1, xb1, a11);
+                a01 = ea_smlad(wb0, xa0, a01);
+                a01 = ea_smlad(wb1, xa1, a01);
             }
             for (; k > 0; --k) {
                 const int32_t u = *p0++, v = *p1++, s = *x0++, t = *x1++;
