@@ -32,8 +32,8 @@
 #ifndef EA_INPUT_SLOTS
 #define EA_INPUT_SLOTS 4
 #endif
-#if EA_INPUT_SLOTS < 1 || EA_INPUT_SLOTS > 16
-#error "EA_INPUT_SLOTS must be 1..16 (EA_SLOTS_MAX)"
+#if EA_INPUT_SLOTS < 1 || EA_INPUT_SLOTS > 8
+#error "EA_INPUT_SLOTS must be 1..8 (ea_proto.h EA_SLOTS_MAX)"
 #endif
 /* Tensor arena (the runtime's ea_model_arena_needed, plus its 16-byte alignment slack). */
 #ifndef EA_ARENA_SIZE

@@ -55,7 +55,7 @@ enum {
 #define EA_MAX_RANK 6u
 #define EA_REPLY_CACHE_MAX 8u
 /* Input slots (v2) the state can track; the memory for them is the caller's (ea_proto_buffers). */
-#define EA_SLOTS_MAX 16u
+#define EA_SLOTS_MAX 8u
 /* INFER reply: ticks u64, inferences u32, dtype u8, 3 reserved bytes, then the output. */
 #define EA_INFER_REPLY_HEADER 16u
 /* PATCH and SLOT_INFER replies start with slot u8, 3 reserved bytes, generation u32. */
