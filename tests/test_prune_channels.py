@@ -91,6 +91,25 @@ def test_rebuilt_model_equals_the_masked_original(name, width, joined):
     np.testing.assert_allclose(_logits(new, x), masked, atol=2e-5, rtol=1e-4)
 
 
+def test_sequential_model_with_batchnorm_after_flatten_and_dense():
+    from edgeattack.compression.channels import prune_channels
+    from edgeattack.tfutil import keras
+
+    k = keras()
+    m = k.Sequential([k.layers.InputLayer((6, 6, 2)), k.layers.Conv2D(6, 3, activation="relu"),
+                      k.layers.BatchNormalization(), k.layers.Flatten(),
+                      k.layers.Dense(10, activation="relu"), k.layers.BatchNormalization(),
+                      k.layers.Dense(3)])
+    rng = np.random.default_rng(0)
+    m.set_weights([rng.uniform(0.1, 1.0, w.shape).astype(np.float32) for w in m.get_weights()])
+    new, details = prune_channels(m, 0.5)
+    assert [(s["channels_after"], len(s["members"])) for s in details["spaces"]] == [(3, 1), (5, 1)]
+    x = rng.random((8, 6, 6, 2)).astype(np.float32)
+    masked = _masked(m, details).predict(x, verbose=0)
+    assert np.abs(masked - m.predict(x, verbose=0)).max() > 1e-3
+    np.testing.assert_allclose(new.predict(x, verbose=0), masked, atol=2e-5, rtol=1e-4)
+
+
 def test_unprunable_spaces_are_skipped_with_a_reason_or_refused():
     from edgeattack.compression.channels import prune_channels
     from edgeattack.tfutil import keras

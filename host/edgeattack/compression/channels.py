@@ -90,13 +90,13 @@ class _Graph:
         return sorted(self.spaces)
 
 
-def _inputs(config: dict, sequential: bool) -> list[tuple[str, list[str]]]:
-    """(layer name, names of the layers feeding it) in topological order."""
+def _inputs(config: dict, sequential: bool) -> list[tuple[str, str, list[str]]]:
+    """(layer name, class name, names of the layers feeding it) in topological order."""
     out, prev = [], None
     for entry in config["layers"]:
-        name = entry["config"]["name"]
+        name, cls = entry["config"]["name"], entry["class_name"]
         if sequential:
-            out.append((name, [prev] if prev else []))
+            out.append((name, cls, [prev] if prev else []))
             prev = name
             continue
         nodes = entry.get("inbound_nodes") or []
@@ -108,7 +108,7 @@ def _inputs(config: dict, sequential: bool) -> list[tuple[str, list[str]]]:
             items = node["args"] if isinstance(node, dict) else node
             for item in items:
                 srcs.append(item[0] if isinstance(item, (list, tuple)) else item)
-        out.append((name, srcs))
+        out.append((name, cls, srcs))
     return out
 
 
@@ -122,7 +122,10 @@ def analyse(model) -> tuple[_Graph, dict[str, tuple]]:
     config = model.get_config()
     g = _Graph()
     out: dict[str, tuple] = {}
-    for name, srcs in _inputs(config, sequential):
+    for name, cls, srcs in _inputs(config, sequential):
+        if cls == "InputLayer":  # a Sequential's config lists it; its model.layers does not
+            out[name] = (None, None)
+            continue
         layer = model.get_layer(name)
         cls = type(layer).__name__
         ins = [out.get(s, (None, None)) for s in srcs]
@@ -133,9 +136,7 @@ def analyse(model) -> tuple[_Graph, dict[str, tuple]]:
                 g.block(gid, reason)
             out[name] = (None, None)
 
-        if cls == "InputLayer":
-            out[name] = (None, None)
-        elif cls in ("Conv2D", "Dense"):
+        if cls in ("Conv2D", "Dense"):
             if cls == "Conv2D" and (layer.groups != 1 or layer.data_format != "channels_last"):
                 barrier()
                 continue
