@@ -6,9 +6,10 @@ export EDGEATTACK_VENV := $(VENV)
 setup:
 	tools/setup.sh
 
-# The main job on the embedded default: bundled digits data, emulated boards, fully offline.
+# The main job on the embedded default: the default study (bundled digits data, emu-tflm and the
+# qemu-m4 emulated board, fully offline), ending with runs/default/report.html.
 demo: setup
-	$(VENV)/bin/edgeattack demo -o runs/demo --force
+	$(VENV)/bin/edgeattack study default -o runs/default --force
 
 # Every test. Under CI=true nothing that needs QEMU, the toolchain, sshd or TFLM may skip.
 test: setup

@@ -141,3 +141,31 @@ def build_run(root: Path) -> Path:
 def report_run(tmp_path_factory) -> Path:
     """The run folder (cells only: no summary.json, tables/ or report.html yet)."""
     return build_run(tmp_path_factory.mktemp("report") / "run")
+
+
+def check_report_figures(run: Path) -> dict:
+    """report.html beside summary.json: every figure embedded as a non-blank PNG with the very data
+    of summary.json beside it, every omitted one named. Returns the summary."""
+    import base64
+    import io
+    import json
+    import re
+
+    import numpy as np
+    from PIL import Image
+
+    html = (run / "report.html").read_text()
+    summary = json.loads((run / "summary.json").read_text())
+    assert not re.search(r"https?://", html)  # loads offline: nothing fetched
+    figs = re.findall(r'<figure id="fig-([\w-]+)"><img alt="[^"]*" src="data:image/png;base64,([^"]+)">'
+                      r'.*?<script type="application/json" id="data-([\w-]+)">(.*?)</script></figure>', html, re.S)
+    assert [f[0] for f in figs] == [f["id"] for f in summary["figures"]]
+    for (fid, b64, data_id, data), fig in zip(figs, summary["figures"]):
+        assert data_id == fid
+        assert json.loads(data) == fig["data"]  # the series plotted are the summary's
+        img = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"))
+        assert img.shape[0] > 100 and img.shape[1] > 100
+        assert len(np.unique(img.reshape(-1, 3), axis=0)) > 10 and img.std() > 5, fid
+    for omitted in summary["omitted_figures"]:
+        assert f"Omitted: {omitted['title']}" in html
+    return summary

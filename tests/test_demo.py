@@ -27,3 +27,18 @@ def test_demo_bad_recipe_fails_before_training(tmp_path):
     assert proc.returncode == 2
     assert "nope" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "d").exists()
+
+
+def test_make_demo_runs_the_default_study():
+    """The README's main-job command is the default study (which ends with its report), not the
+    older `edgeattack demo`."""
+    from pathlib import Path
+
+    from edgeattack.study.spec import load_study
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text().splitlines()
+    start = makefile.index("demo: setup")
+    recipe = [ln.strip() for ln in makefile[start + 1:] if ln.startswith("\t")][:1]
+    assert recipe == ["$(VENV)/bin/edgeattack study default -o runs/default --force"]
+    study = load_study("default")  # built in, on the embedded default
+    assert study["dataset"] == "digits" and set(study["boards"]) == {"emu-tflm", "qemu-m4"}

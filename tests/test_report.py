@@ -2,11 +2,8 @@
 self-contained report.html, rendered in headless Chromium; bad input refused with one line."""
 from __future__ import annotations
 
-import base64
 import csv
-import io
 import json
-import re
 
 import numpy as np
 import pytest
@@ -99,23 +96,9 @@ def test_findings_rule():
 
 
 def test_report_html_is_self_contained_and_matches_summary(written):
-    from PIL import Image
+    from fixtures_report import check_report_figures
 
-    html = (written / "report.html").read_text()
-    summary = json.loads((written / "summary.json").read_text())
-    assert not re.search(r"https?://", html)  # loads offline: nothing fetched
-    figs = re.findall(r'<figure id="fig-([\w-]+)"><img alt="[^"]*" src="data:image/png;base64,([^"]+)">'
-                      r'.*?<script type="application/json" id="data-([\w-]+)">(.*?)</script></figure>', html, re.S)
-    assert [f[0] for f in figs] == [f["id"] for f in summary["figures"]]
-    for (fid, b64, data_id, data), fig in zip(figs, summary["figures"]):
-        assert data_id == fid
-        assert json.loads(data) == fig["data"]  # the series plotted are the summary's
-        img = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"))
-        assert img.shape[0] > 100 and img.shape[1] > 100
-        assert len(np.unique(img.reshape(-1, 3), axis=0)) > 10 and img.std() > 5, fid
-    for omitted in summary["omitted_figures"]:
-        assert f"Omitted: {omitted['title']}" in html
-
+    summary = check_report_figures(written)
     for name, rows in summary["tables"].items():
         path = written / "tables" / f"{name}.csv"
         assert path.exists() == bool(rows), name

@@ -19,7 +19,8 @@ from conftest import run_cli
 from edgeattack import children
 from edgeattack.study.identity import run_identity
 
-KINDS = {"train", "compress", "attack", "session", "blackbox", "transfer", "backdoor", "evaluate"}
+KINDS = {"train", "compress", "attack", "session", "blackbox", "transfer", "backdoor", "evaluate", "poison",
+         "extract", "invert"}
 
 
 def _cli():
@@ -59,7 +60,8 @@ def test_ci_study_writes_the_contract_layout(ci_run):
     study = yaml.safe_load((run / "study.yaml").read_text())
     # every default is filled in
     assert study["threads"] == 1 and study["energy"] == "auto" and study["width"] == 1.0
-    assert set(study["parts"]) == {"evasion", "blackbox", "transfer", "backdoor", "defenses"}
+    assert set(study["parts"]) == {"evasion", "blackbox", "transfer", "backdoor", "defenses", "poisoning",
+                                   "extraction", "inversion"}
     assert study["parts"]["blackbox"]["attacks"][0]["params"]["p_init"] == 0.3
     cells = _cells(run)
     assert len(cells) == summary["cells"] == summary["computed"] and not summary["failed"]
@@ -103,6 +105,34 @@ def test_ci_study_writes_the_contract_layout(ci_run):
     assert "<h3>masking_flags</h3>" in (run / "report.html").read_text()
     # the progress display names cells and where they run
     assert "done, " in stderr and "@ worker-" in stderr
+
+
+def test_poisoning_extraction_inversion_reach_the_report(ci_run):
+    """The parts run the commands' own functions; their rows reach summary.json, tables/*.csv and
+    the report, whose backdoor and extraction figures render from this real data."""
+    from fixtures_report import check_report_figures
+
+    run, _, _ = ci_run
+    cells = {c["kind"]: c for c in _cells(run).values()}
+    poison = json.loads((run / "cells" / cells["poison"]["hash"] / "poison" / "poison.json").read_text())
+    extract = json.loads((run / "cells" / cells["extract"]["hash"] / "extract" / "extract.json").read_text())
+    invert = json.loads((run / "cells" / cells["invert"]["hash"] / "invert" / "invert.json").read_text())
+    assert poison["command"] == "poison" and {r["artifact"] for r in poison["metrics"]} == {"float", "ptq-int8"}
+    assert [r["queries"] for r in extract["metrics"]] == [50, 150]
+    # extraction queried the compress cell's model on the board: every query an inference
+    assert extract["target"]["model_sha256"] == cells["compress"]["model_sha256"] == cells["extract"]["model_sha256"]
+    assert all(r["device_inferences"] == r["queries"] for r in extract["metrics"])
+    assert {r["class"] for r in invert["metrics"] if r.get("route") == "device"} == {0, 1}
+
+    summary = check_report_figures(run)
+    figures = {f["id"]: f["data"] for f in summary["figures"]}
+    assert {"backdoor", "extraction"} <= set(figures)
+    assert figures["extraction"]["series"][0]["x"] == [50, 150]
+    assert [r["fidelity"] for r in summary["tables"]["extraction"]] == [r["fidelity"] for r in extract["metrics"]]
+    assert len(summary["tables"]["poisoning"]) == len(poison["metrics"])
+    assert len(summary["tables"]["inversion"]) == len(invert["metrics"])
+    for name in ("poisoning", "extraction", "inversion", "backdoor"):
+        assert (run / "tables" / f"{name}.csv").is_file(), name
 
 
 def test_rerun_with_resume_computes_nothing(ci_run):
@@ -218,7 +248,9 @@ def _study_file(tmp_path, **over) -> Path:
     ({"parts": {"evasion": {"attacks": [{"attack": "square", "eps": [0.1]}]}}}, ["blackbox"]),
     ({"parts": {"evasion": {"attacks": [{"attack": "fgsm"}]}}}, ["attacks[0].eps"]),
     ({"parts": {"stealing": {}}}, ["parts.stealing", "unknown part"]),
-    ({"parts": {"extraction": {}}}, ["parts.extraction", "not available yet"]),
+    ({"parts": {"poisoning": {"kind": "flop"}}}, ["parts.poisoning.kind", "flop"]),
+    ({"parts": {"extraction": {"budgets": [0]}}}, ["parts.extraction.budgets"]),
+    ({"parts": {"inversion": {"budget": 5}}}, ["parts.inversion.budget", "2 x probes"]),
     ({"epoch": 3}, ["epoch", "unknown field"]),
 ])
 def test_bad_study_is_one_line_and_writes_nothing(tmp_path, over, words):

@@ -52,7 +52,9 @@ def summarize(run: RunFolder) -> dict:
         "transfer": [],
         "blackbox": _blackbox_table(run),
         "backdoor": [],
+        "poisoning": _command_rows(run, "poison", "poison.json"),
         "extraction": [],
+        "inversion": _command_rows(run, "invert", "invert.json"),
         "cross_board": [],
         "defenses": [],
         "masking_flags": [],
@@ -446,6 +448,17 @@ def _backdoor(run: RunFolder):
     if not panels:
         return None, rows
     return {"y_label": "rate", "panels": panels}, rows
+
+
+def _command_rows(run: RunFolder, kind: str, name: str) -> list[dict]:
+    """The metrics rows of every `kind` cell's <command>.json (poison, invert), with the cell's labels."""
+    rows = []
+    for c in run.of_kind(kind):
+        s = c.json("summary", name) or {}
+        for r in s.get("metrics") or []:
+            rows.append({"cell": c.hash, **_describe(c, "recipe", "board"), "attack": s.get("attack"),
+                         **{k: v for k, v in r.items() if not isinstance(v, (dict, list)) or k.endswith("_ci95")}})
+    return rows
 
 
 # extraction -----------------------------------------------------------------------------------------------

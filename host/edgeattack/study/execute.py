@@ -231,7 +231,7 @@ def _run_backdoor(spec, out, inputs, pool):
     run_backdoor(out / "backdoor", model=p["model"], dataset=p["dataset"], trigger=p["trigger"],
                  target_class=p["target_class"], rate=p["rate"], recipes=p["recipes"], board=p["board"],
                  compress_data=p["compress_data"], epochs=p["epochs"], n=p["n"], seed=p["seed"],
-                 force=True, progress=False)
+                 activated=bool(p.get("activated")), force=True, progress=False)
     return {"outputs": {"summary": "backdoor/backdoor.json"}, "model_sha256": None}
 
 
@@ -256,6 +256,62 @@ def _run_evaluate(spec, out, inputs, pool):
         outputs["session"] = "latency/session.json"
     return {"outputs": outputs, "model_sha256": s["target"]["model_sha256"],
             "device_inferences": s["device_inferences"]}
+
+
+def _run_poison(spec, out, inputs, pool):
+    """`edgeattack poison KIND` (attacks.poisoning.run_poison): poisoned training, the recipes on the
+    defender's data, every artifact judged on the board."""
+    from ..attacks.poisoning import run_poison
+
+    p = spec["params"]
+    _fresh_graph_state(p["seed"])
+    run_poison(out / "poison", p["kind"], model=p["model"], dataset=p["dataset"], rate=p["rate"],
+               source_class=p["source_class"], target_class=p["target_class"], eps=p["eps"],
+               settings=p["params"], recipes=p["recipes"], board=p["board"],
+               compress_data=p["compress_data"], epochs=p["epochs"], pretrain_epochs=p["pretrain_epochs"],
+               prune_ratios=p["prune_ratios"], n=p["n"], seed=p["seed"], force=True, progress=False)
+    return {"outputs": {"summary": "poison/poison.json"}, "model_sha256": None}
+
+
+def _device_target(p, inputs, spec, pool):
+    """(model file, a DeviceTarget giving scores over the worker's open board running it)."""
+    from ..attacks.targets import DeviceTarget
+    from ..session import manifest_expectations
+
+    model = _input(inputs, spec["inputs"][0], "model")
+    data_range = manifest_expectations(model)[0]
+    return model, DeviceTarget(pool.get(p["board"], model), data_range=data_range, output="scores")
+
+
+def _run_extract(spec, out, inputs, pool):
+    """`edgeattack extract` (attacks.exploratory.extraction.extract) against the recipe's artifact."""
+    from .. import __version__
+    from ..attacks.exploratory.extraction import extract, write_extract
+
+    p = spec["params"]
+    _fresh_graph_state(p["seed"])
+    _, target = _device_target(p, inputs, spec, pool)
+    res = extract(target=target, dataset=p["dataset"], budgets=p["budgets"], pool=p["pool"],
+                  augment=p["augment"], output=p["output"], replica=p["replica"], width=p["width"],
+                  epochs=p["epochs"], seed=p["seed"], **p["params"])
+    write_extract(res, out / "extract", force=True, tool_version=__version__)
+    return {"outputs": {"summary": "extract/extract.json"}, "model_sha256": target.model_sha256,
+            "device_inferences": max((r.get("device_inferences") or 0 for r in res.rows), default=None)}
+
+
+def _run_invert(spec, out, inputs, pool):
+    """`edgeattack invert` (attacks.exploratory.inversion.invert) against the recipe's artifact."""
+    from .. import __version__
+    from ..attacks.exploratory.inversion import invert, write_invert
+
+    p = spec["params"]
+    _fresh_graph_state(p["seed"])
+    _, target = _device_target(p, inputs, spec, pool)
+    res = invert(target=target, dataset=p["dataset"], classes=p["classes"], budget=p["budget"],
+                 shortcut_budgets=p["shortcut_budgets"], seed=p["seed"], **p["params"])
+    write_invert(res, out / "invert", force=True, tool_version=__version__)
+    return {"outputs": {"summary": "invert/invert.json", "reconstructions": "invert/reconstructions.npz"},
+            "model_sha256": target.model_sha256}
 
 
 def check_runnable(board: str) -> None:

@@ -17,7 +17,8 @@ HASH_CHARS = 20
 
 @dataclass
 class Cell:
-    kind: str                 # train, compress, attack, session, blackbox, transfer, backdoor
+    kind: str                 # train, compress, attack, session, blackbox, transfer, backdoor,
+                              # poison, extract, invert
     part: str                 # the study part, or "shared" (train, compress)
     labels: dict
     params: dict
@@ -144,7 +145,8 @@ def build_cells(study: dict, context: dict) -> list[Cell]:
                 {**base, "attack": "badnets", "board": board, "recipe": None, "eps": None},
                 {**common, "model": model, "trigger": bd["trigger"], "target_class": bd["target_class"],
                  "rate": bd["rate"], "epochs": bd["epochs"], "n": bd["n"], "recipes": bd["recipes"],
-                 "compress_data": bd["compress_data"], "board": board, "threads": study["threads"]},
+                 "compress_data": bd["compress_data"], "board": board, "threads": study["threads"],
+                 **({"activated": True} if bd.get("activated_by_quantization") else {})},
                 [], board)
     de = parts.get("defenses")
     if de:
@@ -158,6 +160,30 @@ def build_cells(study: dict, context: dict) -> list[Cell]:
                      "params": de["params"], "latency_n": de["latency_n"], "board": board,
                      "energy": study["energy"]},
                     [comp.hash], board)
+    po = parts.get("poisoning")
+    if po:
+        keys = ("kind", "rate", "source_class", "target_class", "eps", "params", "epochs", "prune_ratios",
+                "pretrain_epochs", "compress_data", "n", "recipes")
+        for board in po["boards"]:
+            add(("poison", board), "poison", "poisoning",
+                {**base, "attack": po["kind"], "board": board, "recipe": None, "eps": None},
+                {**common, "model": model, **{k: po[k] for k in keys}, "board": board,
+                 "threads": study["threads"]},
+                [], board)
+    # extraction and inversion query each recipe's artifact on each board
+    for part, kind, keys in (("extraction", "extract", ("budgets", "pool", "augment", "output", "epochs",
+                                                        "params")),
+                             ("inversion", "invert", ("budget", "classes", "shortcut_budgets", "params"))):
+        q = parts.get(part)
+        if not q:
+            continue
+        for board in q["boards"]:
+            for r in q["recipes"]:
+                add((kind, r, board), kind, part,
+                    {**base, "recipe": r, "attack": part, "board": board, "crafted_on": "board", "eps": None},
+                    {**common, **{k: q[k] for k in keys}, "replica": model, "width": study["width"],
+                     "board": board, "threads": study["threads"]},
+                    [compress(r).hash], board)
     for c in cells:
         c.labels["part"] = c.part
     return cells

@@ -28,7 +28,8 @@ from .spec import load_study
 STUDY_FILE = "study.yaml"
 # Ready cells start longest first (training runs, then what unblocks the most cells), so a long cell
 # does not end up alone on the critical path.
-FIRST = ("backdoor", "train", "compress", "transfer", "evaluate", "blackbox", "attack", "session")
+FIRST = ("train", "backdoor", "poison", "compress", "extract", "invert", "transfer", "evaluate", "blackbox",
+         "attack", "session")
 
 
 def dataset_sha256(spec: str) -> str:

@@ -23,13 +23,10 @@ from pathlib import Path
 from ..errors import UsageError
 
 SCHEMA = 1
-# CONVENTIONS' study parts; the first four run today, the rest are refused until their commands exist.
-AVAILABLE_PARTS = ("evasion", "blackbox", "transfer", "backdoor", "defenses")
-PENDING_PARTS = {
-    "poisoning": "`edgeattack poison` in a study",
-    "extraction": "`edgeattack extract`",
-    "inversion": "`edgeattack invert`",
-}
+# CONVENTIONS' study parts (all run today; a part named here before its cells exist is refused).
+AVAILABLE_PARTS = ("evasion", "blackbox", "transfer", "backdoor", "poisoning", "extraction", "inversion",
+                   "defenses")
+PENDING_PARTS: dict = {}
 # CONVENTIONS' defense steps (and prune-channels, which anp builds on): the defenses part's default
 # is every one of them that has a built-in recipe in this version.
 DEFENSE_RECIPES = ("adv-train", "dq", "anp", "dkd", "fine-prune", "prune-channels")
@@ -48,8 +45,21 @@ PART_DEFAULTS = {
     "defenses": {"n": 100, "eps": [0.05, 0.1], "defenses": None, "chains": ["prune", "pqat"],
                  "budget": 200, "params": {}, "latency_n": 20, "boards": None, "recipes": None},
     "backdoor": {"n": 200, "trigger": "patch:3", "target_class": 0, "rate": 0.1, "epochs": None,
-                 "compress_data": "clean", "boards": None, "recipes": None},
+                 "compress_data": "clean", "activated_by_quantization": False, "boards": None,
+                 "recipes": None},
+    # `edgeattack poison KIND` (one cell per board): n test samples judged (a seeded draw)
+    "poisoning": {"n": 200, "kind": "flip-targeted", "rate": 0.1, "source_class": 1, "target_class": 7,
+                  "eps": 0.1, "params": {}, "epochs": None, "prune_ratios": None, "pretrain_epochs": None,
+                  "compress_data": "clean", "boards": None, "recipes": None},
+    # `edgeattack extract` (one cell per recipe and board); epochs: the replica's (default the study's)
+    "extraction": {"budgets": [100, 300, 1000], "pool": "heldout", "augment": "jacobian",
+                   "output": "labels", "epochs": None, "params": {}, "boards": None, "recipes": None},
+    # `edgeattack invert` (one cell per recipe and board): budget = device queries per class
+    "inversion": {"budget": 2000, "classes": None, "shortcut_budgets": [], "params": {}, "boards": None,
+                  "recipes": None},
 }
+EXTRACT_PARAMS = ("lam", "batch_size")
+INVERT_PARAMS = ("probes", "sigma", "lr", "init", "judge_epochs", "whitebox_steps")
 ATTACK_DEFAULTS = {"evasion": {"attack": None, "eps": None, "params": {}},
                    "blackbox": {"attack": None, "eps": None, "budget": 300, "params": {}}}
 
@@ -235,7 +245,8 @@ def resolve(doc, where: str, default_name: str = "study") -> dict:
             _err(where, field, f"unknown part {part!r}; parts are {', '.join(AVAILABLE_PARTS)} "
                                f"(pending: {', '.join(PENDING_PARTS)})")
         p = _fill(_mapping(body or {}, where, field), PART_DEFAULTS[part], where, f"{field}.")
-        p["n"] = _int(p["n"], where, f"{field}.n")
+        if "n" in p:
+            p["n"] = _int(p["n"], where, f"{field}.n")
         for key, top in (("recipes", s["recipes"]), ("boards", s["boards"])):
             p[key] = top if p[key] is None else _names(p[key], where, f"{field}.{key}")
         _check_recipes(p["recipes"], where, f"{field}.recipes")
@@ -383,4 +394,80 @@ def _part_defenses(p, where, field, s):
                 continue
             artifacts.append({"name": recipe["name"], "recipe": recipe, "defense": d, "chain": c})
     p["artifacts"] = artifacts
+    return p
+
+
+def _checked(where, field, check, *args):
+    """check(*args), its UsageError turned into one StudyError naming the field."""
+    try:
+        return check(*args)
+    except UsageError as e:
+        _err(where, field, str(e))
+
+
+def _params(p, where, field, allowed) -> dict:
+    params = _mapping(p["params"], where, f"{field}.params")
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        _err(where, f"{field}.params.{unknown[0]}", f"unknown parameter (known: {', '.join(allowed)})")
+    for k, v in params.items():
+        _number(v, where, f"{field}.params.{k}", open_lo=k not in ("init",), lo=-1e9 if k == "init" else 0.0)
+    return dict(params)
+
+
+def _part_poisoning(p, where, field, s):
+    from ..attacks.poisoning import data as pdata
+    from ..attacks.poisoning.poison import check_kind, check_prune_ratios, check_settings
+
+    p["kind"] = _checked(where, f"{field}.kind", check_kind, p["kind"])
+    p["rate"] = _checked(where, f"{field}.rate", pdata.check_rate, p["rate"])
+    p["source_class"] = _int(p["source_class"], where, f"{field}.source_class", lo=0)
+    p["target_class"] = _int(p["target_class"], where, f"{field}.target_class", lo=0)
+    p["eps"] = _number(p["eps"], where, f"{field}.eps")
+    p["params"] = _checked(where, f"{field}.params", check_settings, p["kind"],
+                           dict(_mapping(p["params"], where, f"{field}.params")))
+    p["epochs"] = s["epochs"] if p["epochs"] is None else _int(p["epochs"], where, f"{field}.epochs")
+    p["pretrain_epochs"] = (s["epochs"] if p["pretrain_epochs"] is None
+                            else _int(p["pretrain_epochs"], where, f"{field}.pretrain_epochs"))
+    if p["prune_ratios"] is not None:
+        p["prune_ratios"] = _checked(where, f"{field}.prune_ratios", check_prune_ratios, p["prune_ratios"])
+    if p["compress_data"] not in ("clean", "poisoned"):
+        _err(where, f"{field}.compress_data", "choose clean or poisoned")
+    return p
+
+
+def _part_extraction(p, where, field, s):
+    from ..attacks.exploratory.extraction import AUGMENTS, OUTPUTS, check_budgets
+    from ..attacks.exploratory.pools import POOLS
+
+    budgets = p["budgets"] if isinstance(p["budgets"], list) else [p["budgets"]]
+    if not all(isinstance(b, int) and not isinstance(b, bool) for b in budgets):
+        _err(where, f"{field}.budgets", f"expected a list of query counts, got {p['budgets']!r}")
+    p["budgets"] = _checked(where, f"{field}.budgets", check_budgets, budgets)
+    if p["pool"] not in POOLS and not str(p["pool"]).endswith(".npz"):
+        _err(where, f"{field}.pool", f"{p['pool']!r}: choose {', '.join(POOLS)} or an .npz file")
+    for key, allowed in (("augment", AUGMENTS), ("output", OUTPUTS)):
+        if p[key] not in allowed:
+            _err(where, f"{field}.{key}", f"{p[key]!r}: choose {' or '.join(allowed)}")
+    p["epochs"] = s["epochs"] if p["epochs"] is None else _int(p["epochs"], where, f"{field}.epochs")
+    p["params"] = _params(p, where, field, EXTRACT_PARAMS)
+    return p
+
+
+def _part_inversion(p, where, field, s):
+    from ..attacks.exploratory.extraction import check_budgets
+
+    p["budget"] = _int(p["budget"], where, f"{field}.budget")
+    if p["classes"] is not None:
+        if not isinstance(p["classes"], list) or not p["classes"]:
+            _err(where, f"{field}.classes", "expected a list of class indices (or leave it out: all)")
+        p["classes"] = [_int(c, where, f"{field}.classes[{i}]", lo=0) for i, c in enumerate(p["classes"])]
+    if p["shortcut_budgets"]:
+        p["shortcut_budgets"] = _checked(where, f"{field}.shortcut_budgets", check_budgets,
+                                         list(p["shortcut_budgets"]))
+    p["params"] = _params(p, where, field, INVERT_PARAMS)
+    probes = int(p["params"].get("probes", 10))
+    if p["budget"] < 2 * probes:
+        _err(where, f"{field}.budget", f"one gradient estimate takes {2 * probes} queries (2 x probes); "
+                                       f"give a budget of at least {2 * probes}")
     return p
