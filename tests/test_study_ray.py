@@ -100,4 +100,9 @@ def test_ray_cluster_gives_the_local_summary(local_ci, ray_cluster, tmp_path):
     assert board_bound and all(c["host"].startswith("ray:") for c in cells.values())
     for c in board_bound:
         assert c["node_resources"] == ["board:emu-tflm"], c
+    # a Ray worker keeps its emulated board open across cells on the same model (as a local worker
+    # does): a later cell finds the inferences of earlier ones on the device's counter
+    before = [json.loads((run / "cells" / c["hash"] / "session.json").read_text())["device"]["inferences_before"]
+              for c in board_bound if c["kind"] in ("session", "blackbox")]
+    assert len(before) == 3 and max(before) > 0, before
     assert run_identity(run) == run_identity(local)

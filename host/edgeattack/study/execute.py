@@ -36,7 +36,10 @@ class DevicePool:
         key = (board, sha256_file(model_path))
         if key in self._open:
             self._open.move_to_end(key)
-            return self._open[key][1]
+            dev = self._open[key][1]
+            if _answers(dev):
+                return dev
+            self._open.pop(key)[0].close()  # it died since (a crash, a killed emulator): start it again
         stack = contextlib.ExitStack()
         try:
             dev = stack.enter_context(open_device(board, model_path))
@@ -58,6 +61,17 @@ class DevicePool:
         while self._open:
             _, (stack, _) = self._open.popitem()
             stack.close()
+
+
+def _answers(dev) -> bool:
+    """Whether a device kept open still answers INFO (one round trip, no inference)."""
+    from ..errors import EdgeAttackError
+
+    try:
+        dev.info()
+        return True
+    except (EdgeAttackError, OSError):
+        return False
 
 
 def fix_threads(n: int) -> None:

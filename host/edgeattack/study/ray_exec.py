@@ -34,6 +34,25 @@ def check_reachable(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+_POOL = None  # this Ray worker process's open boards, kept across its tasks (see _worker_pool)
+
+
+def _worker_pool():
+    """The DevicePool of this Ray worker process: a board the host starts (emulated, QEMU) stays
+    open for the worker's later cells on the same board and model, as in a local worker, instead of
+    starting once per cell. Its boards die with the worker (they are started with
+    edgeattack.children) and are stopped at the worker's exit."""
+    global _POOL
+    if _POOL is None:
+        import atexit
+
+        from .execute import DevicePool
+
+        _POOL = DevicePool()
+        atexit.register(_POOL.close)
+    return _POOL
+
+
 def _files(folder: Path, rels) -> dict:
     return {rel: (folder / rel).read_bytes() for rel in rels}
 
@@ -46,9 +65,10 @@ def _task(spec: dict, inputs: dict, threads: int) -> dict:
 
     import ray
 
+    from ..device import board_for
     from ..errors import EdgeAttackError as _E
     from . import cache
-    from .execute import DevicePool, fix_threads, run_cell
+    from .execute import fix_threads, run_cell
 
     fix_threads(threads)
     node = ray.get_runtime_context().get_node_id()
@@ -64,17 +84,23 @@ def _task(spec: dict, inputs: dict, threads: int) -> dict:
                 (d / rel).parent.mkdir(parents=True, exist_ok=True)
                 (d / rel).write_bytes(data)
             local_inputs[h] = {"dir": d, "outputs": i["outputs"], "labels": i["labels"]}
-        pool = DevicePool()
+        pool = _worker_pool()
+        board = spec.get("board")
         try:
             d = cache.fresh(run, spec["hash"])
             result = run_cell(spec, d, local_inputs, pool)
             reply.update(ok=True, result=result, files=_files(d, result["outputs"].values()))
         except _E as e:
             reply.update(ok=False, error=str(e))
+            if board:
+                pool.drop(board)
         except Exception as e:  # noqa: BLE001 - the cell's failure, reported to the driver
             reply.update(ok=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            if board:
+                pool.drop(board)
         finally:
-            pool.close()
+            if board and not board_for(board).started_by_host:
+                pool.drop(board)  # a physical board's port is free for the next task, wherever it runs
     reply["finished"] = cache.now()
     return reply
 
