@@ -180,12 +180,11 @@ def test_sigkill_then_resume_gives_the_same_summary(ci_run, tmp_path):
 
 def test_energy_mode_is_in_the_hash_of_every_board_cell():
     from edgeattack.study.graph import build_cells
-    from edgeattack.study.spec import load_study, resolve
+    from edgeattack.study.spec import load_study
 
-    study = load_study("ci")
     context = {"dataset_sha256": "0" * 64, "tool_version": "t", "firmware": {"emu-tflm": None}}
     by_mode = {m: {(c.kind, json.dumps(c.labels, sort_keys=True)): c
-                   for c in build_cells(resolve({**study, "energy": m}, "ci"), context)}
+                   for c in build_cells(load_study("ci", energy=m), context)}
                for m in ("auto", "off")}
     for key, c in by_mode["auto"].items():
         other = by_mode["off"][key]
@@ -194,6 +193,21 @@ def test_energy_mode_is_in_the_hash_of_every_board_cell():
             assert c.hash != other.hash, key
         elif c.kind in ("train", "compress"):
             assert c.hash == other.hash, key
+
+
+def test_energy_flag_on_a_study_is_checked_against_its_boards(tmp_path):
+    """--energy overrides the study file's before it is resolved (regression: the resolved study
+    was resolved again, which the defenses part's derived fields refused)."""
+    proc = run_cli("study", "ci", "-o", tmp_path / "r", "--energy", "measured", timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "energy" in lines[0] and "emu-tflm has no energy meter" in lines[0], lines
+    assert not (tmp_path / "r").exists()
+    from edgeattack.study.run import prepare_run
+
+    study, _, _ = prepare_run("ci", tmp_path / "r", resume=False, force=False, energy="off")
+    assert study["energy"] == "off" and study["parts"]["defenses"]["artifacts"]
+    assert not (tmp_path / "r").exists()
 
 
 def test_energy_mode_reaches_session_and_blackbox_cells(ci_run, tmp_path):

@@ -90,11 +90,7 @@ def _write_study(run: Path, study: dict) -> None:
 
 def prepare_run(study_ref, out, *, resume: bool, force: bool, energy: str | None) -> tuple[dict, Path, bool]:
     """(resolved study, run folder, whether to empty it first); checks only, writes nothing."""
-    study = load_study(study_ref)
-    if energy is not None:
-        from .spec import resolve
-
-        study = resolve({**study, "energy": energy}, f"--energy {energy}", study["name"])
+    study = load_study(study_ref, energy=energy)
     run = Path(out)
     if run.exists() and not run.is_dir():
         raise UsageError(f"{run} is a file; give a folder for the study's run (-o RUN/)")

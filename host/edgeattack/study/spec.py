@@ -102,12 +102,16 @@ def find_study(name_or_path) -> tuple[Path, str]:
     return p, f"study {s}"
 
 
-def load_study(name_or_path) -> dict:
-    """The resolved study (a dict with every default filled in), validated."""
+def load_study(name_or_path, energy: str | None = None) -> dict:
+    """The resolved study (a dict with every default filled in), validated. `energy` (the command
+    line's --energy) overrides the file's before it is resolved: a resolved study is not resolved
+    twice (parts such as defenses add derived fields)."""
     from ..yamlload import load_yaml
 
     path, shown = find_study(name_or_path)
     doc = load_yaml(path, shown, hint="a study file is a YAML mapping (docs/studies.md)")
+    if energy is not None:
+        doc = {**_mapping(doc if doc is not None else {}, shown, "(top)"), "energy": energy}
     return resolve(doc, shown, default_name=path.stem)
 
 
