@@ -20,6 +20,14 @@
 /* A reference kernel: weak, so that a variant of the same name in kernels/<EA_KERNELS>/ wins. */
 #define EA_KERNEL __attribute__((weak))
 
+/* GCC's reassociation turns a chain of multiply-accumulates (wrapping uint32 sums) into a tree of
+ * products and spills them; keep the chains for the MLA it should emit. Other compilers: nothing. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define EA_KEEP_MAC_CHAINS __attribute__((optimize("no-tree-reassoc")))
+#else
+#define EA_KEEP_MAC_CHAINS
+#endif
+
 typedef struct {
     int32_t n, h, w, c;
 } ea_dims4;

@@ -15,7 +15,7 @@ typedef struct {
 /* Why it is shaped so: with the input offset folded into the bias, each step is one int8 x int8
  * multiply-accumulate; a 2 x 2 block (two channels, two columns) loads 4 values for 4 MACs, and the
  * accumulators wrap modulo 2^32 exactly as TFLM's int32 sums do (uint32 here: no undefined overflow). */
-EA_KERNEL __attribute__((optimize("no-tree-reassoc"))) void ea_mat_s8(const ea_requant *q, const int8_t *w, int32_t rows, int32_t depth, const int8_t *x,
+EA_KERNEL EA_KEEP_MAC_CHAINS void ea_mat_s8(const ea_requant *q, const int8_t *w, int32_t rows, int32_t depth, const int8_t *x,
                          int32_t x_stride, int32_t cols, int8_t *out, int32_t out_stride) {
     int32_t r = 0;
     for (; r + 2 <= rows; r += 2) {
