@@ -39,3 +39,60 @@ def test_new_operators_match_tflm_byte_for_byte(ops_models):
     detail = "\n".join(json.dumps(f)[:400] for f in res["failures"][:10])
     assert not res["failures"], f"{len(res['failures'])} of {res['models']} models differ from TFLM:\n{detail}"
     assert res["matching_outputs"] == res["inputs"]
+
+
+def _convert(build, shape):
+    import numpy as np
+
+    from edgeattack.compression.convert import to_tflite
+    from edgeattack.tflite.align import align_16
+    from edgeattack.tfutil import keras, set_seed, tf
+
+    set_seed(0)
+    model = build(keras(), tf())
+    x = np.random.default_rng(0).random((16, *shape), dtype=np.float32)
+    return align_16(to_tflite(model, "int8", x))
+
+
+def test_padded_space_to_batch_pads_with_the_zero_point_as_litert():
+    """TFLM pads SPACE_TO_BATCH_ND with an offset its Prepare never sets (arena garbage, 0 when fresh);
+    the firmware pads with the output zero point (real 0.0), as LiteRT's reference kernel does."""
+    import numpy as np
+
+    from edgeattack.firmware.hostrt import run_host
+    from edgeattack.tflite.reader import read_model
+    from edgeattack.tflite.runtimes import LiteRTRunner
+
+    def build(k, t):
+        inp = k.layers.Input((5, 5, 2), batch_size=1)
+        x = k.layers.Conv2D(3, 1)(inp)  # an activation with a non-zero zero point
+        return k.Model(inp, k.layers.Lambda(lambda v: t.space_to_batch_nd(v, [2, 2], [[1, 0], [0, 1]]))(x))
+
+    tfl = _convert(build, (5, 5, 2))
+    info = read_model(tfl)
+    assert "SPACE_TO_BATCH_ND" in info.distinct_ops
+    assert info.output_tensors[0].zero_point != 0
+    xs = np.random.default_rng(1).integers(-128, 128, size=(6, 1, 5, 5, 2), dtype=np.int8)
+    lite = LiteRTRunner(tfl, resolver="reference")
+    ref = np.stack([np.asarray(lite.invoke_raw(x)) for x in xs])
+    got = run_host(tfl, xs)
+    assert np.array_equal(got.reshape(ref.shape), ref)
+    assert (got == info.output_tensors[0].zero_point).any()  # the padding is there
+
+
+def test_batch_free_dilated_conv_is_refused_naming_the_operator():
+    """Keras' Input without a batch size makes the converter lower a dilated convolution to
+    SPACE_TO_BATCH_ND / CONV_2D / BATCH_TO_SPACE_ND with batch 1 stored where the data has 4 batches
+    (TFLM then writes past the tensor): the firmware's loader refuses it with the operator's name."""
+    from edgeattack.errors import EdgeAttackError
+    from edgeattack.firmware.hostrt import host_plan
+    from edgeattack.tflite.reader import read_model
+
+    def build(k, t):
+        inp = k.layers.Input((8, 8, 3))
+        return k.Model(inp, k.layers.Conv2D(4, 3, dilation_rate=2, padding="same")(inp))
+
+    tfl = _convert(build, (8, 8, 3))
+    assert {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"} <= set(read_model(tfl).distinct_ops)
+    with pytest.raises(EdgeAttackError, match="SPACE_TO_BATCH_ND at op 0: output shape does not match"):
+        host_plan(tfl)

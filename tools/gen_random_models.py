@@ -273,17 +273,31 @@ def build_model(keras, tf, rng):
 
 # ------------------------------------------------------------------------------------------ the newer operators
 
-def build_ops_model(keras, tf, rng):
+def build_ops_model(keras, tf, rng, turn=0):
     """A random small model built around the operators added after the first twelve (family "ops"):
     RELU, RELU6, LEAKY_RELU, CONCATENATION (up to 5 inputs, any axis), MUL, SUB, MAXIMUM, MINIMUM (same
     shape and broadcast), LOGISTIC, TANH, HARD_SWISH, PADV2, STRIDED_SLICE, SPACE_TO_BATCH_ND /
-    BATCH_TO_SPACE_ND, ARG_MAX and TRANSPOSE_CONV, in chains of one to four steps, often after a
-    convolution so that activations carry non-trivial quantization."""
+    BATCH_TO_SPACE_ND, ARG_MAX and TRANSPOSE_CONV, in chains of three to six steps, often after a
+    convolution so that activations carry non-trivial quantization. `turn` rotates the steps every
+    model must have."""
     global tu_tf
     tu_tf = tf
     L = keras.layers
     desc = []
     h, w, c = int(rng.integers(2, 9)), int(rng.integers(2, 9)), int(rng.integers(1, 5))
+    # A fixed batch size: without one the converter lowers a dilated convolution to SPACE_TO_BATCH_ND,
+    # CONV_2D, BATCH_TO_SPACE_ND whose stored shapes keep batch 1 where the data has block x block
+    # batches; TFLM then writes past those tensors (the C runtime refuses such a model).
+    # Three steps in turn (so that every operator gets its share of the few conversions) plus up to three
+    # drawn ones. RELU and RELU6 go first, on the model input: after a convolution, MUL or SUB the
+    # converter fuses them; they are never drawn together.
+    steps = ["relu", "concat", "mul", "sub", "maximum", "minimum", "sigmoid", "relu6", "tanh", "hard_swish",
+             "padv2", "strided_slice", "space_batch", "tconv", "se", "leaky"]
+    chosen = [steps[(3 * turn + j) % len(steps)] for j in range(3)]
+    extra = [str(st) for st in rng.choice(steps, size=int(rng.integers(0, 4)), replace=False)]
+    chosen += [st for st in extra if st not in chosen]
+    first = ([st for st in chosen[:3] if st in ("relu", "relu6")] or [st for st in chosen if st in ("relu", "relu6")])[:1]
+    chosen = first + [st for st in chosen if st not in ("relu", "relu6")]
     inp = L.Input((h, w, c), batch_size=1)
     desc.append(dict(op="input", shape=[h, w, c], kind="ops"))
     x = inp
@@ -300,11 +314,8 @@ def build_ops_model(keras, tf, rng):
         shp = (1,) + (shape_of(t) if full else (1, 1, shape_of(t)[-1]))
         return rng.normal(0, float(rng.choice([0.3, 1.0, 3.0])), size=shp).astype(np.float32)
 
-    steps = ["relu", "relu6", "leaky", "concat", "mul", "sub", "maximum", "minimum", "sigmoid", "tanh",
-             "hard_swish", "padv2", "strided_slice", "space_batch", "tconv", "se"]
-    for step in rng.choice(steps, size=int(rng.integers(2, 6)), replace=False):  # distinct: even coverage
-        step = str(step)
-        if rng.random() < 0.4:  # a convolution first: its output has its own scale and zero point
+    for step in chosen:
+        if step not in ("relu", "relu6") and rng.random() < 0.4:  # a convolution first: its own quantization
             x = conv(x)
         shp = shape_of(x)
         if step == "relu":
@@ -369,20 +380,21 @@ def build_ops_model(keras, tf, rng):
                 x = L.Reshape((1,) + shape_of(x))(x)
             continue
         elif step == "space_batch":
-            bh, bw = int(rng.choice([1, 2, 3])), int(rng.choice([2, 3]))
-            ph = (-shp[0]) % bh + bh * int(rng.integers(0, 2))
-            pw = (-shp[1]) % bw
-            pads = [[ph // 2, ph - ph // 2], [pw, 0]]
-            crop = bool(rng.random() < 0.7)
+            # Unpadded SPACE_TO_BATCH_ND only (blocks that divide the size): TFLM pads with an offset it
+            # never initialises (see ops/space_to_batch_nd.c). BATCH_TO_SPACE_ND crops are exact.
+            bh = int(rng.choice([b for b in (1, 2, 3) if shp[0] % b == 0]))
+            bw = int(rng.choice([b for b in (1, 2, 3) if shp[1] % b == 0]))
+            crops = [[int(rng.integers(0, 2)), 0], [0, int(rng.integers(0, 2))]]
+            crops = [[min(c0, shp[i] - 1), c1 if shp[i] - c0 - c1 >= 1 else 0] for i, (c0, c1) in enumerate(crops)]
             mid = str(rng.choice(["relu", "scale", "none"]))
 
-            def stb(t, b=(bh, bw), p=pads, crop=crop, mid=mid):
-                y = tu_tf.space_to_batch_nd(t, b, p)
+            def stb(t, b=(bh, bw), crops=crops, mid=mid):
+                y = tu_tf.space_to_batch_nd(t, b, [[0, 0], [0, 0]])
                 y = tu_tf.nn.relu(y) if mid == "relu" else (y * 1.5 - 0.25 if mid == "scale" else y)
-                return tu_tf.batch_to_space(y, b, p if crop else [[0, 0], [0, 0]])
+                return tu_tf.batch_to_space(y, b, crops)
 
             x = L.Lambda(stb)(x)
-            desc.append(dict(op="space_batch", block=[bh, bw], pads=pads, crop=crop, mid=mid))
+            desc.append(dict(op="space_batch", block=[bh, bw], crops=crops, mid=mid))
             continue
         elif step == "tconv":
             k = int(rng.integers(1, 4))
@@ -507,12 +519,29 @@ def mutate(tfl: bytes, rng) -> tuple[bytes, list]:
     for op in sg.operators:
         for t in op.inputs:
             consumers.setdefault(int(t), set()).add(codes[op.opcodeIndex])
+    users: dict[int, int] = {}
+    for t in sg.tensors:
+        users[t.buffer] = users.get(t.buffer, 0) + 1
+
+    def own_buffer(t):
+        """t's buffer, copied first if other tensors share it: the converter stores identical constants
+        once (a zero bias and zero crops), and rewriting one must not rewrite the other."""
+        if t.buffer and users.get(t.buffer, 0) > 1:
+            users[t.buffer] -= 1
+            copy = schema.BufferT()
+            old = model.buffers[t.buffer].data
+            copy.data = None if old is None else np.array(old, np.uint8).copy()
+            model.buffers.append(copy)
+            t.buffer = len(model.buffers) - 1
+            users[t.buffer] = 1
+        return model.buffers[t.buffer]
+
     for op in sg.operators:
         code = codes[op.opcodeIndex]
         if code not in (_CONV, _DW, _FC, _TCONV):
             continue
         f = sg.tensors[op.inputs[1]]
-        buf = model.buffers[f.buffer]
+        buf = own_buffer(f)
         if buf.data is None or len(buf.data) == 0:
             continue
         n = len(buf.data)
@@ -531,7 +560,7 @@ def mutate(tfl: bytes, rng) -> tuple[bytes, list]:
             f.quantization.scale = (sc * (10 ** rng.uniform(-1, 1, size=sc.shape))).astype(np.float32).tolist()
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
             b = sg.tensors[op.inputs[2]]
-            bb = model.buffers[b.buffer]
+            bb = own_buffer(b)
             if bb.data is not None and len(bb.data):
                 lim = int(2 ** rng.integers(4, 24))
                 bias = rng.integers(-lim, lim, size=len(bb.data) // 4).astype("<i4")
@@ -629,9 +658,13 @@ def generate(count, seed, out: Path, mutants: int, worker: int = 0, jobs: int = 
     tmp.mkdir(parents=True, exist_ok=True)
     entries, failures = [], 0
     mine = list(range(worker, count, jobs))
-    k = 0
+    k = conversions = 0
     while k < len(mine):
-        model, desc, rep_range = (build_ops_model if family == "ops" else build_model)(keras, tf, rng)
+        if family == "ops":
+            model, desc, rep_range = build_ops_model(keras, tf, rng, turn=5 * worker + conversions)
+        else:
+            model, desc, rep_range = build_model(keras, tf, rng)
+        conversions += 1
         float_io = bool(rng.random() < 0.12)
         per_channel_dense = bool(rng.random() < 0.3)
         try:

@@ -23,6 +23,8 @@ static uint64_t work_estimate(const ea_model *m) {
             per = f->count;
         } else if (op->builtin == 1 || op->builtin == 17 || op->builtin == 40) {
             per = in->count;
+        } else if (op->builtin == 67 && op->in[1] >= 0) { /* TRANSPOSE_CONV: input x filter scatter */
+            w += (uint64_t)in->count * m->tensors[op->in[1]].count;
         }
         w += (uint64_t)out->count * per + in->count;
     }

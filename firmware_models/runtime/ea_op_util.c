@@ -245,11 +245,12 @@ ea_status ea_sigmoid_prepare_common(ea_prepare_ctx *c, ea_sigmoid_params *p) {
     /* CalculateArithmeticOpDataLogistic / Tanh's: input scale in Q4.27 as frexp's significand and exponent. */
     int e = 0;
     const double q = frexp((double)in->scale * (double)(1 << 27), &e);
-    if (e < 0 || e > 30) return EA_OP_FAIL(c, "input scale out of range");
+    if (e < 0 || e > 62) return EA_OP_FAIL(c, "input scale out of range");
     p->in_zp = in->zero_point;
     p->mult = ea_f64_to_i32_x86(round(q * 2147483648.0));
-    p->shift = e;
-    /* CalculateInputRadius(4, e, 31): floor(15 * 2^27 / 2^e). */
+    /* CalculateInputRadius(4, e, 31): floor(15 * 2^27 / 2^e). From e = 31 it is 0 and every input
+     * saturates, so the rescaling (whose shift would overflow) is never used. */
     p->radius = (int32_t)floor(15.0 * (double)(1 << 27) / (double)((int64_t)1 << e));
+    p->shift = e > 30 ? 30 : e;
     return EA_OK;
 }

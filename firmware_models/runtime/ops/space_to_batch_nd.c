@@ -1,11 +1,13 @@
 /* SPACE_TO_BATCH_ND int8 (TFLM's reference_ops::SpaceToBatchND), rank 3 or 4: each output batch takes
- * every block-th pixel of the zero-padded input. The padding value is 0, not the zero point: TFLM's
- * kernel passes an output offset its Prepare never sets (its persistent buffer starts zeroed). */
+ * every block-th pixel of the padded input. Padding is the output zero point (real 0.0), as LiteRT's
+ * kernel fills it. TFLM's kernel fills it with SpaceToBatchParams.output_offset, which its Prepare never
+ * sets: its padding is whatever its arena held (0 in a fresh process), so only unpadded
+ * SPACE_TO_BATCH_ND is byte-comparable with TFLM. */
 #include "ea_ops.h"
 #include "ea_quant.h"
 
 typedef struct {
-    int32_t block_h, block_w, pad_top, pad_left;
+    int32_t block_h, block_w, pad_top, pad_left, pad_value;
 } space_batch_params;
 
 ea_dims4 ea_dims4_nhwc(const ea_tensor *t) {
@@ -53,6 +55,7 @@ EA_PREPARE(space_to_batch_nd) {
         return EA_OP_FAIL(c, "output shape does not match the block shape and paddings");
     *EA_OP_PARAMS(space_batch_params, c->op) = (space_batch_params){
         .block_h = block[0], .block_w = block[1], .pad_top = before[0], .pad_left = before[1],
+        .pad_value = c->m->tensors[c->op->out].zero_point,
     };
     return EA_OK;
 }
@@ -71,7 +74,7 @@ EA_INVOKE(space_to_batch_nd) {
                 int8_t *o = out + ((ob * d.out.h + oh) * d.out.w + ow) * depth;
                 const int32_t ih = oh * p->block_h + shift_h - p->pad_top, iw = ow * p->block_w + shift_w - p->pad_left;
                 if (ih < 0 || ih >= d.in.h || iw < 0 || iw >= d.in.w) {
-                    for (int32_t k = 0; k < depth; ++k) o[k] = 0;
+                    for (int32_t k = 0; k < depth; ++k) o[k] = (int8_t)p->pad_value;
                 } else {
                     ea_copy_bytes((uint32_t)depth, (const uint8_t *)(in + ((ib * d.in.h + ih) * d.in.w + iw) * depth),
                                   (uint8_t *)o);
