@@ -46,4 +46,7 @@ def test_resnet8_200_samples_on_qemu_m4_under_two_minutes(tmp_path_factory, tmp_
         q = quantize_input(x[r["id"]][None], d.scale, d.zero_point)
         assert r["output_raw"] == np.asarray(runner.invoke_raw(q)).reshape(-1).tolist()
     instr = [r["device_instructions"] for r in records]
-    assert min(instr) > 50_000_000  # ~12.5 M MACs at ~9 instructions per MAC
+    # the instruction counter is live: ~12.5 M MACs cost at least one instruction each (the DSP
+    # kernels reach ~2.3 per MAC), and the work hardly depends on the data (clamps and saturation
+    # branches move it by about 0.1%)
+    assert min(instr) > 12_500_000 and max(instr) < 1.01 * min(instr), (min(instr), max(instr))

@@ -218,28 +218,50 @@ def timed(fn, repeats: int):
     return out, float(np.median(times)), times
 
 
-def speed_pgd(target, x, y, repeats: int, eps: float = EPS, steps: int = 20) -> list[dict]:
+def interleaved(fns: dict, repeats: int) -> tuple[dict, dict, dict]:
+    """(last results, median wall seconds, all times) per name: one warm-up each, then `repeats`
+    rounds that run every function once in turn, so a load swing on a shared machine hits all sides
+    alike (a ratio of medians from separate blocks of runs would not be)."""
+    out = {k: f() for k, f in fns.items()}
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            out[k] = f()
+            times[k].append(time.perf_counter() - t0)
+    return out, {k: float(np.median(v)) for k, v in times.items()}, times
+
+
+def speed_pgd(target, x, y, repeats: int, eps: float = EPS, steps: int = 20,
+              art_batches: tuple = (None, 32)) -> list[dict]:
+    """PGD-20 on the whole set, ours (one batch) against ART at each of `art_batches` (None: the
+    whole set as one batch), timed interleaved."""
     from art.attacks.evasion import ProjectedGradientDescent
 
     from edgeattack.attacks import make
 
     clf = art_classifier(target)
     attack = make("pgd", steps=steps, rel_stepsize=0.1, random_start=False)
+    yy = onehot(y, target.num_classes)
     # the public call, clean and adversarial predictions included
-    ours, t_ours, times_ours = timed(lambda: _with_batch(
-        target, len(x), lambda: attack(target, x, y, epsilons=[eps], seed=0).x_adv[0]), repeats)
-    correct = target.predict(x) == y
-    ok_ours = fooled(target, ours, y) & correct
-    rows = []
-    for bs in (len(x), 32):
+    fns = {"ours": lambda: _with_batch(target, len(x),
+                                       lambda: attack(target, x, y, epsilons=[eps], seed=0).x_adv[0])}
+    for bs in art_batches:
         art_attack = ProjectedGradientDescent(clf, norm=np.inf, eps=eps, eps_step=0.1 * eps, max_iter=steps,
-                                              num_random_init=0, batch_size=bs, verbose=False)
-        yy = onehot(y, target.num_classes)
-        art, t_art, times_art = timed(lambda: art_attack.generate(x, y=yy), repeats)
-        ok_art = fooled(target, art, y) & correct
+                                              num_random_init=0, batch_size=bs or len(x), verbose=False)
+        fns[f"art{bs or len(x)}"] = (lambda a: lambda: a.generate(x, y=yy))(art_attack)
+    res, med, times = interleaved(fns, repeats)
+    correct = target.predict(x) == y
+    ok_ours = fooled(target, res["ours"], y) & correct
+    rows = []
+    for bs in art_batches:
+        key = f"art{bs or len(x)}"
+        ok_art = fooled(target, res[key], y) & correct
+        ratios = [a / o for a, o in zip(times[key], times["ours"])]
         rows.append({"attack": "pgd", "steps": steps, "eps": eps, "n": len(x), "ours_batch": len(x),
-                     "art_batch": bs, "ours_s": t_ours, "art_s": t_art, "speedup": t_art / t_ours,
-                     "ours_times": times_ours, "art_times": times_art,
+                     "art_batch": bs or len(x), "ours_s": med["ours"], "art_s": med[key],
+                     "speedup": med[key] / med["ours"], "speedup_per_round": ratios,
+                     "ours_times": times["ours"], "art_times": times[key],
                      "ours": rate(ok_ours, int(correct.sum())), "art": rate(ok_art, int(correct.sum()))})
     return rows
 
@@ -299,6 +321,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cw-repeats", type=int, default=3,
                     help="timed C&W runs (ART's C&W takes minutes per run)")
     ap.add_argument("--board", default="qemu-m4")
+    ap.add_argument("--art-batches", default="all,32",
+                    help="ART batch sizes for the PGD speed ratio (all = the whole set as one batch)")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
     parts = args.parts.split(",")
@@ -319,7 +343,8 @@ def main(argv=None) -> int:
         if "speed" in parts:
             xa = np.concatenate([d.x_train, d.x_test])
             ya = np.concatenate([d.y_train, d.y_test])
-            out["speed"] = speed_pgd(t, xa, ya, args.repeats) + [
+            art_batches = tuple(None if b == "all" else int(b) for b in args.art_batches.split(","))
+            out["speed"] = speed_pgd(t, xa, ya, args.repeats, art_batches=art_batches) + [
                 speed_cw(t, d.x_test[:args.cw_n], d.y_test[:args.cw_n], args.cw_repeats, args.cw_batch)]
             _print("speed", out["speed"])
         if "surrogate" in parts:
