@@ -1,60 +1,13 @@
 /* SOFTMAX int8 -> int8 (output scale 1/256, zero point -128), bit-exact with TFLM's
  * reference_ops::Softmax<int8_t, int8_t>: gemmlowp fixed-point exp() on Q5.26 input differences,
  * a Q12.19 sum of exponentials and a Newton-Raphson reciprocal. No lookup tables. */
+#include "ea_fixedpoint.h"
 #include "ea_ops.h"
 #include "ea_quant.h"
 
 enum { BO_SOFTMAX = 9 }; /* BuiltinOptions_SoftmaxOptions */
 
 enum { SCALED_DIFF_INTEGER_BITS = 5, ACCUM_INTEGER_BITS = 12 };
-
-/* exp(a) for a in [-1/4, 0), Q0.31 in and out: Taylor expansion around -1/8. */
-static int32_t exp_on_interval_between_negative_one_quarter_and_0_excl(int32_t a) {
-    const int32_t constant_term = 1895147668;     /* exp(-1/8) */
-    const int32_t constant_1_over_3 = 715827883;  /* 1/3 */
-    const int32_t x = a + (1 << 28);              /* a + 1/8 */
-    const int32_t x2 = ea_srdhm(x, x);
-    const int32_t x3 = ea_srdhm(x2, x);
-    const int32_t x4 = ea_srdhm(x2, x2);
-    const int32_t x4_over_4 = ea_rdbypot(x4, 2);
-    const int32_t poly = ea_rdbypot(ea_wrap_add(ea_srdhm(ea_wrap_add(x4_over_4, x3), constant_1_over_3), x2), 1);
-    return ea_wrap_add(constant_term, ea_srdhm(constant_term, ea_wrap_add(x, poly)));
-}
-
-/* exp(a) for a <= 0 given in Q5.26; result in Q0.31. */
-static int32_t exp_on_negative_values(int32_t a) {
-    const int fractional_bits = 31 - SCALED_DIFF_INTEGER_BITS; /* 26 */
-    const int32_t one_quarter = (int32_t)1 << (fractional_bits - 2);
-    const int32_t mask = one_quarter - 1;
-    const int32_t a_mod_quarter_minus_one_quarter = (a & mask) - one_quarter;
-    /* Rescale Q5.26 -> Q0.31: saturating multiply by 2^5. */
-    int32_t result = exp_on_interval_between_negative_one_quarter_and_0_excl(
-        ea_sat_shl(a_mod_quarter_minus_one_quarter, SCALED_DIFF_INTEGER_BITS));
-    const int32_t remainder = ea_wrap_sub(a_mod_quarter_minus_one_quarter, a);
-    /* Barrel shifter: multiply by exp(-2^k) for each set bit k = -2..4 of the remainder. */
-    static const int32_t multipliers[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
-    for (int k = -2; k <= 4; ++k) {
-        if (remainder & ((int32_t)1 << (fractional_bits + k))) result = ea_srdhm(result, multipliers[k + 2]);
-    }
-    if (a == 0) result = INT32_MAX; /* exp(0) = 1 */
-    return result;
-}
-
-/* 1 / (1 + a) for a in [0, 1), Q0.31 in and out (Newton-Raphson, 3 iterations in Q2.29). */
-static int32_t one_over_one_plus_x_for_x_in_0_1(int32_t a) {
-    const int64_t sum = (int64_t)a + INT32_MAX;
-    const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2); /* RoundingHalfSum(a, 1) */
-    const int32_t constant_48_over_17 = 1515870810;
-    const int32_t constant_neg_32_over_17 = -1010580540;
-    const int32_t f2_one = (int32_t)1 << 29; /* 1.0 in Q2.29 */
-    int32_t x = ea_wrap_add(constant_48_over_17, ea_srdhm(half_denominator, constant_neg_32_over_17));
-    for (int i = 0; i < 3; ++i) {
-        const int32_t half_denominator_times_x = ea_srdhm(half_denominator, x);
-        const int32_t one_minus_half_denominator_times_x = ea_wrap_sub(f2_one, half_denominator_times_x);
-        x = ea_wrap_add(x, ea_sat_shl(ea_srdhm(x, one_minus_half_denominator_times_x), 2));
-    }
-    return ea_sat_shl(x, 1); /* Q2.29 * 1/2 -> Q0.31 */
-}
 
 static int clz32(uint32_t v) {
     int n = 0;
@@ -80,7 +33,7 @@ EA_KERNEL void ea_softmax_s8(const ea_softmax_params *p, int32_t outer, int32_t 
             const int32_t diff = row[c] - max_in_row;
             if (diff >= diff_min) {
                 const int32_t scaled = ea_srdhm(ea_wrap_shl(diff, left_shift), mult);
-                sum_of_exps = ea_wrap_add(sum_of_exps, ea_rdbypot(exp_on_negative_values(scaled), ACCUM_INTEGER_BITS));
+                sum_of_exps = ea_wrap_add(sum_of_exps, ea_rdbypot(ea_fp_exp_on_negative_values(scaled, SCALED_DIFF_INTEGER_BITS), ACCUM_INTEGER_BITS));
             }
         }
 
@@ -89,7 +42,7 @@ EA_KERNEL void ea_softmax_s8(const ea_softmax_params *p, int32_t outer, int32_t 
         const int num_bits_over_unit = ACCUM_INTEGER_BITS - headroom_plus_one;
         const int32_t shifted_sum_minus_one =
             (int32_t)(((uint32_t)sum_of_exps << (headroom_plus_one & 31)) - ((uint32_t)1 << 31));
-        const int32_t shifted_scale = one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one);
+        const int32_t shifted_scale = ea_sat_shl(ea_fp_reciprocal_q2(shifted_sum_minus_one), 1); /* Q2.29 -> Q0.31 */
         int exponent = num_bits_over_unit + 31 - 8;
         if (exponent < 0) exponent = 0; /* cannot happen: the row maximum contributes exp(0) */
         if (exponent > 31) exponent = 31;
@@ -98,7 +51,7 @@ EA_KERNEL void ea_softmax_s8(const ea_softmax_params *p, int32_t outer, int32_t 
             const int32_t diff = row[c] - max_in_row;
             if (diff >= diff_min) {
                 const int32_t scaled = ea_srdhm(ea_wrap_shl(diff, left_shift), mult);
-                const int32_t e = exp_on_negative_values(scaled);
+                const int32_t e = ea_fp_exp_on_negative_values(scaled, SCALED_DIFF_INTEGER_BITS);
                 const int32_t unsat = ea_rdbypot(ea_srdhm(shifted_scale, e), exponent);
                 orow[c] = (int8_t)ea_clamp(unsat - 128, -128, 127);
             } else {
