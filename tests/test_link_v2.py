@@ -228,3 +228,31 @@ def test_patched_queries_under_faults_are_exact(device_factory):
     assert client.stats.retries > 0 and c["corrupted"] and c["dropped"] and c["disconnects"] >= 1
     print(f"faults {c}, retries {client.stats.retries}, clean wire {clean_wire} B, "
           f"faulty {client.stats.wire_bytes_sent + client.stats.wire_bytes_received} B")
+
+
+class TwiceInfoServer(ProtocolServer):
+    """Answers the opening v1 INFO twice, as a device does when a slow line made the host resend
+    it: the second answer reaches the host after it has moved to v2."""
+
+    late = None
+
+    def handle_frame(self, frame):
+        reply = super().handle_frame(frame)
+        if frame.type == m.INFO and frame.version == 1 and reply is not None:
+            self.late = reply  # sent again ahead of the next answer
+            return reply
+        if self.late is not None and reply is not None:
+            reply, self.late = self.late + reply, None
+        return reply
+
+
+def test_late_second_answer_to_the_opening_info_is_stale_not_a_version_error(device_factory):
+    dev = device_factory(SumHandler(nbytes=64))
+    dev.server.__class__ = TwiceInfoServer
+    xs = varied(5, nbytes=64)
+    with Client(lambda: open_port(dev.url), timeout=0.5, total_timeout=5) as client:
+        client.connect()
+        assert client.version == 2
+        results = [client.infer(x) for x in xs]
+        assert client.stats.stale_replies == 1
+    assert [int(r.output_raw[0, 0]) for r in results] == [int(x.astype(int).sum()) for x in xs]

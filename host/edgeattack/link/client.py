@@ -586,6 +586,11 @@ class Client:
 
     def _on_frame(self, frame: Frame, now: float) -> None:
         if frame.version != self.version:
+            if frame.version < self.version and frame.type == m.INFO | m.REPLY:
+                # The v1 INFO that opened the session was sent twice (a retransmit on a slow
+                # line) and this is the second answer, arriving after the switch to v2.
+                self.stats.stale_replies += 1
+                return
             self._abandon(drain=False)
             raise DeviceError(f"device at {self.port_name}: device speaks protocol "
                               f"v{frame.version}, this host speaks v{self.version}")
