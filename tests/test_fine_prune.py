@@ -12,7 +12,7 @@ import pytest
 
 from edgeattack.errors import UsageError
 
-pytest_plugins = ["fixtures_poisoning"]
+pytest_plugins = ["fixtures_poisoning", "fixtures_compress"]
 
 
 def test_fine_prune_removes_the_backdoor_on_the_device(badnets_run, tmp_path):
@@ -75,7 +75,7 @@ def test_bad_parameters_are_one_line(step, message):
     ("ptq-int8", "0.3", "--clean-data: recipe ptq-int8 has no step that takes clean data"),
     ("fine-prune", "1.5", "--clean-data 1.5: give a fraction strictly between 0 and 1"),
     ("fine-prune", "nowhere.npz", "--clean-data nowhere.npz: no such file"),
-    ("fine-prune", None, "fine-prune needs the defender's clean data: pass --clean-data"),
+    ("fine-prune", None, "step 1 (fine-prune) needs the defender's clean data: set the step's clean_data"),
 ])
 def test_clean_data_option_is_checked_before_any_work(recipe, value, message):
     import edgeattack.defenses  # noqa: F401
@@ -88,3 +88,61 @@ def test_clean_data_option_is_checked_before_any_work(recipe, value, message):
     assert r.steps[0].params["clean_data"] == 0.2  # the recipe's own value wins
     r = with_clean_data(load_recipe("fine-prune"), "0.4")
     assert r.steps[0].params["clean_data"] == 0.4
+
+
+def test_python_compress_refuses_missing_clean_data_before_any_step(tmp_path):
+    """The model path does not exist: had any step (or the model's loading) come first, the error
+    would be another one."""
+    import edgeattack.defenses  # noqa: F401
+    from edgeattack.compression import compress
+
+    with pytest.raises(UsageError) as e:
+        compress(tmp_path / "absent.keras", [{"step": "adv-train", "epochs": 1},
+                                             {"step": "fine-prune"}, {"step": "ptq-int8"}],
+                 tmp_path / "out", progress=False)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("step 2 (fine-prune) needs the defender's clean data")
+    assert "clean_data: 0.3" in msg and "--clean-data" in msg
+    assert not (tmp_path / "out").exists()
+
+
+def test_defenses_study_gives_fine_prune_a_clean_split_and_the_cell_compresses(digits_model, tmp_path):
+    """The built-in `defenses` study's fine-prune artifacts (alone and chained) carry the part's
+    clean_data (a fraction of the training split); artifacts needing none keep their built-in
+    recipe; such a recipe compresses (at a reduced scale: one fine-tuning epoch)."""
+    from edgeattack.compression import compress
+    from edgeattack.compression.recipe import load_recipe, with_clean_data
+    from edgeattack.study.spec import load_study
+
+    part = load_study("defenses")["parts"]["defenses"]
+    assert part["clean_data"] == 0.2
+    arts = {a["name"]: a for a in part["artifacts"]}
+    pruned = [a for a in arts.values() if a["defense"] == "fine-prune"]
+    assert {a["name"] for a in pruned} >= {"fine-prune", "fine-prune+prune", "fine-prune+pqat"}
+    for a in pruned:
+        steps = [st for st in a["recipe"]["steps"] if st["step"] == "fine-prune"]
+        assert [st["clean_data"] for st in steps] == [0.2], a
+        with_clean_data(load_recipe(a["recipe"]), None)  # what compress checks first: passes
+    assert arts["ptq-int8"]["recipe"] == "ptq-int8" and arts["adv-train"]["recipe"] == "adv-train"
+
+    recipe = arts["fine-prune"]["recipe"]
+    tiny = {**recipe, "steps": [{**st, "epochs": 1} if st["step"] == "fine-prune" else st
+                                for st in recipe["steps"]]}
+    res = compress(digits_model, tiny, tmp_path / "fp", seed=0, progress=False)
+    details = res.manifest["steps"][0]["details"]
+    assert details["clean_data"] == "0.2 of the training split"
+    assert details["labels"] == "the training split's" and details["samples"] == 287
+    assert res.manifest["conversion"] == "int8" and res.tflite_path.is_file()
+
+
+def test_defenses_part_clean_data_is_checked():
+    from edgeattack.study.spec import StudyError, resolve
+
+    for bad, message in ((1.5, "1.5: give a fraction strictly between 0 and 1"),
+                         ("nowhere.npz", "nowhere.npz: no such file"),
+                         (True, "expected a fraction of the training split")):
+        doc = {"boards": ["emu-tflm"], "parts": {"defenses": {"defenses": ["fine-prune"],
+                                                               "clean_data": bad}}}
+        with pytest.raises(StudyError) as e:
+            resolve(doc, "s.yaml")
+        assert f"s.yaml: parts.defenses.clean_data: {message}" in str(e.value)

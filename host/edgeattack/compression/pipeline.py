@@ -14,7 +14,7 @@ from ..datasets import Dataset, is_named, load_dataset
 from ..errors import UsageError
 from ..fileid import sha256_file
 from .context import StepContext, log
-from .recipe import CONVERT, QAT, load_recipe
+from .recipe import CONVERT, QAT, load_recipe, with_clean_data
 from .steps import run_step
 
 MODEL_FILE = "model.keras"
@@ -116,7 +116,8 @@ def compress(model_path_or_keras, recipe, out, dataset=None, seed: int = 0, forc
     """
     from ..tfutil import keras, set_seed
 
-    recipe = load_recipe(recipe)
+    # a step missing the defender's clean data fails here, before any step runs
+    recipe = with_clean_data(load_recipe(recipe), None)
     out = Path(out)
     check_output(out, force)
     desc = str(model_path_or_keras) if isinstance(model_path_or_keras, (str, os.PathLike)) \

@@ -452,10 +452,11 @@ def with_clean_data(recipe: Recipe, value) -> Recipe:
         for s in takers:
             if "clean_data" not in s.given:
                 s.params["clean_data"] = parsed
-    for s in takers:
-        if s.params["clean_data"] is None:
-            raise UsageError(f"{s.name} needs the defender's clean data: pass --clean-data "
-                             f"FRACTION|NPZ or set the step's clean_data (e.g. clean_data: 0.3)")
+    for i, s in enumerate(recipe.steps, 1):
+        if "clean_data" in STEP_PARAMS.get(s.name, {}) and s.params["clean_data"] is None:
+            raise UsageError(f"step {i} ({s.name}) needs the defender's clean data: set the step's "
+                             f"clean_data (a fraction of the training split, e.g. clean_data: 0.3, "
+                             f"or an .npz) or pass --clean-data FRACTION|NPZ")
     return recipe
 
 

@@ -42,8 +42,11 @@ PART_DEFAULTS = {
     "blackbox": {"n": 50, "boards": None, "recipes": None, "attacks": None},
     "transfer": {"n": 100, "attack": "pgd", "eps": [0.1], "params": {}, "sources": None,
                  "boards": None, "recipes": None},
+    # clean_data: what a step needing the defender's clean data (fine-prune) gets when its recipe
+    # gives none: a fraction of the study's training split (the study trains on clean data)
     "defenses": {"n": 100, "eps": [0.05, 0.1], "defenses": None, "chains": ["prune", "pqat"],
-                 "budget": 200, "params": {}, "latency_n": 20, "boards": None, "recipes": None},
+                 "budget": 200, "params": {}, "latency_n": 20, "clean_data": 0.2, "boards": None,
+                 "recipes": None},
     "backdoor": {"n": 200, "trigger": "patch:3", "target_class": 0, "rate": 0.1, "epochs": None,
                  "compress_data": "clean", "activated_by_quantization": False, "boards": None,
                  "recipes": None},
@@ -362,12 +365,50 @@ def chained(defense: str, chain: str) -> dict:
     raise UsageError(f"{defense} and {chain} do not chain in either order ({errors[0]})")
 
 
+def _clean_data(value, where, field):
+    """The defenses part's clean_data: a fraction in (0, 1) of the training split, or an .npz."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not 0 < value < 1:
+            _err(where, field, f"{value}: give a fraction strictly between 0 and 1 of the training "
+                               f"split, or an .npz with x")
+        return float(value)
+    if isinstance(value, str) and value.endswith(".npz"):
+        if not Path(value).is_file():
+            _err(where, field, f"{value}: no such file; give a fraction of the training split "
+                               f"(e.g. 0.2) or an .npz with x")
+        return value
+    _err(where, field, f"expected a fraction of the training split in (0, 1) or an .npz path, "
+                       f"got {value!r}")
+
+
+def given_clean_data(recipe, value):
+    """`recipe` (a built-in name or an inline {name, steps}) with `value` given as clean_data to
+    every step that takes it and sets none (fine-prune); the recipe itself, unchanged, when no step
+    needs it (so other cells keep their hashes)."""
+    from ..compression.recipe import load_recipe
+    from ..compression.steps import STEP_PARAMS
+
+    if isinstance(recipe, str):
+        loaded = load_recipe(recipe)
+        named = {"name": recipe, "steps": [{"step": st.name, **st.given} for st in loaded.steps]}
+    else:
+        named = recipe
+    takers = [st for st in named["steps"] if "clean_data" in STEP_PARAMS.get(st["step"], {})
+              and st.get("clean_data") is None]
+    if not takers:
+        return recipe
+    return {**named, "steps": [{**st, "clean_data": value} if any(st is t for t in takers) else st
+                               for st in named["steps"]]}
+
+
 def _part_defenses(p, where, field, s):
     """Artifacts: the part's recipes (the undefended baselines), each defense's built-in recipe, and
-    each defense chained with each of `chains`; each evaluated on each board."""
+    each defense chained with each of `chains`; each evaluated on each board. A step that needs the
+    defender's clean data and has none (fine-prune's built-in recipe) gets the part's clean_data."""
     from ..defenses.evaluate import ATTACKS
     from ..attacks.run import attack_params
 
+    p["clean_data"] = _clean_data(p["clean_data"], where, f"{field}.clean_data")
     p["eps"] = _eps(p["eps"], where, f"{field}.eps")
     p["budget"] = _int(p["budget"], where, f"{field}.budget")
     p["latency_n"] = _int(p["latency_n"], where, f"{field}.latency_n", lo=0)
@@ -386,17 +427,20 @@ def _part_defenses(p, where, field, s):
                           _mapping(given, where, f"{field}.params.{name}"), "linf")
         except UsageError as e:
             _err(where, f"{field}.params.{name}", str(e))
-    artifacts = [{"name": r, "recipe": r, "defense": None, "chain": None} for r in p["recipes"]]
+    clean = p["clean_data"]
+    artifacts = [{"name": r, "recipe": given_clean_data(r, clean), "defense": None, "chain": None}
+                 for r in p["recipes"]]
     p["skipped"] = []  # combinations that make no valid recipe, with the reason (kept in study.yaml)
     for d in p["defenses"]:
-        artifacts.append({"name": d, "recipe": d, "defense": d, "chain": None})
+        artifacts.append({"name": d, "recipe": given_clean_data(d, clean), "defense": d, "chain": None})
         for c in p["chains"]:
             try:
                 recipe = chained(d, c)
             except UsageError as e:
                 p["skipped"].append({"defense": d, "chain": c, "reason": str(e)})
                 continue
-            artifacts.append({"name": recipe["name"], "recipe": recipe, "defense": d, "chain": c})
+            artifacts.append({"name": recipe["name"], "recipe": given_clean_data(recipe, clean),
+                              "defense": d, "chain": c})
     p["artifacts"] = artifacts
     return p
 
