@@ -61,6 +61,7 @@ class BoardProfile:
     # optional fields (CONVENTIONS "Board lifecycle"): absent in older profiles
     pace_baudrate: int | None = None
     protocol: str = "edgeattack"
+    mlperf: dict | None = None  # --protocol mlperf: {model: NAME, input_offset: N} overrides
     path: Path | None = None  # the file it was read from
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,6 +116,11 @@ _FIELDS: dict[str, tuple[Any, str]] = {
 _OPTIONAL: dict[str, tuple[Any, str]] = {
     "pace_baudrate": (_opt(_int_pos), "a positive integer (baud) or null"),
     "protocol": (lambda v: v in PROTOCOLS, f"one of {', '.join(PROTOCOLS)}"),
+    "mlperf": (_opt(lambda v: isinstance(v, dict) and set(v) <= {"model", "input_offset"}
+                    and _opt(_name)(v.get("model"))
+                    and (v.get("input_offset") is None or (isinstance(v["input_offset"], int)
+                                                           and 0 <= v["input_offset"] <= 255))),
+               "a mapping with optional model (ic01, kws01, vww01, ad01, ...) and input_offset (0..255)"),
 }
 
 

@@ -246,7 +246,7 @@ def run_attack(attack: str, model, *, epsilons, target=None, board: str | None =
                port: str | None = None, dataset="digits", n: int = 100, norm: str | None = None,
                budget: int | None = None, data_range=None, seed: int | None = 0, params=None,
                out, force: bool = False, progress: bool = True, energy: str = "auto",
-               pace_baudrate: int | None = None, device=None) -> dict:
+               pace_baudrate: int | None = None, device=None, protocol: str | None = None) -> dict:
     """Craft `attack` and judge it (module docstring); returns the attack.json summary it wrote.
 
     epsilons: floats (None: unbounded, minimization attacks only); params: hyperparameters (values
@@ -256,6 +256,7 @@ def run_attack(attack: str, model, *, epsilons, target=None, board: str | None =
     meter measures the judging session's INFER windows). pace_baudrate: pace the link of a board
     this host starts like a UART (as `session --pace-baudrate`). device: an open Device running the
     judge model, used instead of starting `board` (a study's worker keeps its boards open).
+    protocol: the board's wire protocol ("edgeattack", "mlperf"; default: its profile's).
     """
     from ..datasets import load_dataset
     from ..fileid import sha256_file
@@ -324,7 +325,7 @@ def run_attack(attack: str, model, *, epsilons, target=None, board: str | None =
             else:
                 dev_target = stack.enter_context(open_target(
                     judge_model, board=board, port=port, data_range=rng_range,
-                    device_options={"pace_baudrate": pace_baudrate}))
+                    device_options={"pace_baudrate": pace_baudrate, "protocol": protocol}))
             energy_use.attach(dev_target.device)
             crafting = dev_target
         else:
@@ -338,7 +339,8 @@ def run_attack(attack: str, model, *, epsilons, target=None, board: str | None =
         summary = _craft_and_judge(atk, crafting, dev_target, x, y, ids, eps_list, seed, tmp,
                                    outputs, board=board, port=port, judge_model=judge_model,
                                    source_sha=source_sha, header=header, progress=progress,
-                                   energy_use=energy_use, pace_baudrate=pace_baudrate, device=device)
+                                   energy_use=energy_use, pace_baudrate=pace_baudrate, device=device,
+                                   protocol=protocol)
     return summary
 
 
@@ -357,7 +359,7 @@ def _query_bar(atk, n: int, n_eps: int, progress: bool):
 
 def _craft_and_judge(atk, crafting, dev_target, x, y, ids, eps_list, seed, tmp: Path, outputs,
                      *, board, port, judge_model, source_sha, header, progress, energy_use=None,
-                     pace_baudrate=None, device=None) -> dict:
+                     pace_baudrate=None, device=None, protocol=None) -> dict:
     from ..atomic import write_json
     from . import io
     from .base import judged
@@ -387,7 +389,8 @@ def _craft_and_judge(atk, crafting, dev_target, x, y, ids, eps_list, seed, tmp: 
                 from ..device.api import open_device
 
                 dev = device if device is not None else stack.enter_context(
-                    open_device(board, judge_model, port=port, pace_baudrate=pace_baudrate))
+                    open_device(board, judge_model, port=port, pace_baudrate=pace_baudrate,
+                                protocol=protocol))
                 energy_use.attach(dev)
                 info0 = dev.info()["inferences"]
             records = _session_records(dev, tmp, outputs, judge_model, progress, energy_use)

@@ -184,6 +184,8 @@ class DeviceTarget(Target):
         super().__init__()
         if output not in ("scores", "labels"):
             raise UsageError(f"target output {output!r}: choose scores or labels")
+        if getattr(device, "attackable", True) is False:
+            raise UsageError(f"board {device.board}: {device.why_not_attackable}")
         self.device = device
         self.output = output
         self.decimals = decimals

@@ -33,13 +33,15 @@ from . import force_option, json_option, seed_option
 @click.option("--pace-baudrate", type=int,
               help="Emulator and QEMU boards: pace the link like a UART at this baud rate (as session; "
                    "default: the profile's pace_baudrate, else unpaced).")
+@click.option("--protocol", type=click.Choice(["edgeattack", "mlperf"]),
+              help="The board's wire protocol (as session; default: the profile's, else edgeattack).")
 @seed_option
 @click.option("-o", "--out", required=True, type=click.Path(),
               help="Output folder (adversarial.npz, attack.json), or an .npz with attack.json beside it.")
 @force_option
 @json_option("attack.json")
 def command(attack, model, target, board, port, dataset, n, eps, norm, budget, range_, sets, energy,
-            pace_baudrate, seed, out, force, as_json):
+            pace_baudrate, protocol, seed, out, force, as_json):
     """Craft ATTACK on the crafting target and judge it: writes the adversarial .npz and attack.json.
 
     Crafting target: the surrogate of --target if given, else --model. Judge: the --board/--port
@@ -61,7 +63,7 @@ def command(attack, model, target, board, port, dataset, n, eps, norm, budget, r
     summary = run_attack(attack, model, epsilons=parse_epsilons(eps), target=target, board=board,
                          port=port, dataset=dataset, n=n, norm=norm, budget=budget,
                          data_range=parse_range(range_), seed=seed, params=parse_sets(sets), out=out,
-                         force=force, energy=energy, pace_baudrate=pace_baudrate)
+                         force=force, energy=energy, pace_baudrate=pace_baudrate, protocol=protocol)
     if as_json:
         click.echo(json_text(summary))
         return

@@ -35,6 +35,9 @@ import click
 @click.option("--pace-baudrate", type=int, help="Emulator and QEMU boards: pace the link like a UART at this "
                                                "baud rate (8N1, both directions); default: the profile's "
                                                "pace_baudrate, else unpaced.")
+@click.option("--protocol", type=click.Choice(["edgeattack", "mlperf"]),
+              help="The device's wire protocol (default: the profile's protocol, else edgeattack); "
+                   "mlperf speaks MLPerf Tiny's DUT protocol (docs/mlperf.md).")
 @click.option("--kernels", type=click.Choice(["auto", "ref", "dsp", "mve"]),
               help="QEMU boards: the firmware's kernel set (default auto: the best the board's core runs).")
 @click.option("--timeout", type=float, help="Seconds before an unanswered request is resent.")
@@ -45,7 +48,7 @@ import click
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
               help="Run folder: results.jsonl and session.json are written here.")
 def command(board, model, inputs, dataset, n, seed, adversarial, port, host, resume, inflight, warmup,
-            repeat, energy, faults, pace_baudrate, kernels, timeout, total_timeout, no_progress, as_json, out):
+            repeat, energy, faults, pace_baudrate, protocol, kernels, timeout, total_timeout, no_progress, as_json, out):
     """Stream clean and adversarial inputs to a device and record every answer.
 
     Emulated and QEMU boards are started for the run and stopped at the end. Writes
@@ -80,7 +83,8 @@ def command(board, model, inputs, dataset, n, seed, adversarial, port, host, res
                           resume=resume, warmup=warmup, inflight=inflight, repeat=repeat,
                           faults=faults, progress=not no_progress, dataset=dataset, n=n, seed=seed,
                           energy=energy, timeout=timeout, total_timeout=total_timeout,
-                          pace_baudrate=pace_baudrate, **({"kernels": kernels} if kernels else {}))
+                          pace_baudrate=pace_baudrate, **({"kernels": kernels} if kernels else {}),
+                          **({"protocol": protocol} if protocol else {}))
     if as_json:
         from pathlib import Path
 

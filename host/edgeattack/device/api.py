@@ -322,7 +322,8 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
                 timeout: float | None = None, total_timeout: float | None = None,
                 startup_timeout: float = 60.0, max_inflight: int | None = None,
                 check_model: bool = True, pace_baudrate: int | None = None,
-                link_protocol: int = 2, kernels: str | None = None) -> Iterator[Device]:
+                link_protocol: int = 2, kernels: str | None = None,
+                protocol: str | None = None) -> Iterator[Device]:
     """Connect to (or start) a board running `model`; yield a Device; clean up on exit.
 
     board: a profile name or path (or a BoardProfile). model: the .tflite file the device runs (its
@@ -338,11 +339,16 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
     auto), checked against the board's core before anything starts.
     link_protocol: the newest wire protocol to use (2: slots and patches when the device offers
     them; 1: full loads only, the reference the benchmarks compare against).
+    protocol: "edgeattack" or "mlperf" (MLPerf Tiny's DUT protocol, edgeattack.device.mlperf);
+    default: the profile's `protocol`.
     """
     from ..link.client import Client
     from ..link.transport import open_port
 
     profile = get_profile(board)
+    protocol = protocol or profile.protocol
+    if protocol not in ("edgeattack", "mlperf"):
+        raise UsageError(f"--protocol {protocol}: choose edgeattack or mlperf")
     # bad arguments are usage errors before any board starts
     check_seconds(timeout, "timeout")
     check_seconds(total_timeout, "total timeout")
@@ -357,6 +363,8 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
     check_pace_baudrate(pace_baudrate)
     pace = pace_baudrate if pace_baudrate is not None else profile.pace_baudrate
     driver = board_for(profile, model_path)
+    if protocol == "mlperf":
+        driver.protocol = protocol  # a board built here runs the MLPerf-mode firmware
     if kernels is not None:
         if "kernels" not in driver.flash_options or not driver.started_by_host:
             raise UsageError(f"--kernels applies to boards this host builds and starts (qemu); {profile.name} "
@@ -396,24 +404,34 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
             return injector.wrap(p) if injector is not None else p
 
         factory.url = url  # the Client names the port by it in errors
-        client = Client(factory, timeout=timeout, total_timeout=total_timeout, max_inflight=max_inflight,
-                        protocol=link_protocol)
-        stack.callback(client.close)
-        with _faults_paused(injector):
-            info = client.connect()
-        if info.get("error"):
-            raise DeviceError(f"board {profile.name} at {url} could not load its model: {info['error']}")
-        got = info.get("model_sha256")
-        if expected is not None and got != expected:
-            aligned = _aligned_sha256(model_path)
-            if got != aligned:
-                also = f" ({aligned} once 16-byte aligned)" if aligned not in (None, expected) else ""
-                raise DeviceError(f"board {profile.name} at {url} runs model sha256 {got}, but "
-                                  f"{model_path} has sha256 {expected}{also} (deploy this model, or "
-                                  f"give the model the device runs)")
-        if info.get("board") and info["board"] != profile.name:
-            log.warning("device at %s reports board %r, profile is %r", url, info["board"], profile.name)
-        device = Device(client, profile, info, faults=injector, driver=driver)
+        if protocol == "mlperf":
+            from .mlperf import connect_mlperf
+
+            with _faults_paused(injector):
+                device = connect_mlperf(factory, profile, model_path, driver, timeout=timeout,
+                                        total_timeout=total_timeout, expected_sha256=expected,
+                                        aligned_sha256=_aligned_sha256(model_path) if expected else None,
+                                        faults=injector)
+            stack.callback(device.close)
+        else:
+            client = Client(factory, timeout=timeout, total_timeout=total_timeout, max_inflight=max_inflight,
+                            protocol=link_protocol)
+            stack.callback(client.close)
+            with _faults_paused(injector):
+                info = client.connect()
+            if info.get("error"):
+                raise DeviceError(f"board {profile.name} at {url} could not load its model: {info['error']}")
+            got = info.get("model_sha256")
+            if expected is not None and got != expected:
+                aligned = _aligned_sha256(model_path)
+                if got != aligned:
+                    also = f" ({aligned} once 16-byte aligned)" if aligned not in (None, expected) else ""
+                    raise DeviceError(f"board {profile.name} at {url} runs model sha256 {got}, but "
+                                      f"{model_path} has sha256 {expected}{also} (deploy this model, or "
+                                      f"give the model the device runs)")
+            if info.get("board") and info["board"] != profile.name:
+                log.warning("device at %s reports board %r, profile is %r", url, info["board"], profile.name)
+            device = Device(client, profile, info, faults=injector, driver=driver)
         device.port_url = url
         device.pace_baudrate = pace
         device.model_file_sha256 = expected

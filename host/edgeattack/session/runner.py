@@ -320,6 +320,10 @@ class Session:
             "model": {"path": None if self.model_path is None else str(self.model_path),
                       "sha256": dev.model_sha256,
                       "file_sha256": getattr(dev, "model_file_sha256", None),
+                      # how the device's model was confirmed: INFO's SHA-256, or (MLPerf Tiny
+                      # firmware that does not report one) only the benchmark name profile% gives
+                      "model_check": getattr(dev, "model_check", "sha256"),
+                      "protocol": getattr(dev, "protocol", "edgeattack"),
                       "input": info_before.get("input"),
                       "output": info_before.get("output")},
             "inputs": state["fingerprint"]["inputs"],

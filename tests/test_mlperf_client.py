@@ -1,0 +1,146 @@
+"""The MLPerf Tiny DUT client against the transcripts in tests/vectors/mlperf_dut.json.
+
+A scripted device on a real pty plays each transcript: it checks that the host writes exactly each
+`tx` command and answers with exactly its `rx`. The error forms (a db buffer smaller than the input,
+the "Input db has ..." complaint, a damaged readback) are ones reference firmware prints; edgeattack's
+own MLPerf-mode firmware is checked against real QEMU in test_mlperf_qemu.py.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeattack.errors import DeviceError
+from edgeattack.link.mlperf import (DutExpectation, MlperfClient, encode_input, format_score,
+                                    model_name_for, parse_scores)
+from edgeattack.link.transport import open_port, open_pty
+
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "mlperf_dut.json").read_text())
+
+
+class ScriptedDut:
+    """Plays one transcript on the device end of a pty, in a thread."""
+
+    def __init__(self, exchanges):
+        self.exchanges = list(exchanges)
+        self.master, self.path, self.slave_fd = open_pty(timeout=0.02)
+        self.error: str | None = None
+        self.done = 0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        buf = b""
+        while not self._stop.is_set():
+            try:
+                buf += self.master.read_some(4096)
+            except Exception:  # noqa: BLE001 - host side closed
+                return
+            while b"%" in buf:
+                cmd, buf = buf.split(b"%", 1)
+                cmd = cmd.decode("latin-1") + "%"
+                if self.done >= len(self.exchanges):
+                    self.error = f"unexpected extra command {cmd!r}"
+                    return
+                want = self.exchanges[self.done]
+                if cmd != want["tx"]:
+                    self.error = f"exchange {self.done}: host sent {cmd!r}, transcript says {want['tx']!r}"
+                    return
+                self.master.write(want["rx"].encode("latin-1"))
+                self.done += 1
+
+    def close(self):
+        self._stop.set()
+        self.thread.join(timeout=2)
+        self.master.close()
+        import os
+
+        os.close(self.slave_fd)
+
+
+def _client(dut, case):
+    model = VECTORS["model"]
+    expect = DutExpectation(model=model["mlperf_model"], input_bytes=case.get("input_bytes", model["input_bytes"]),
+                            outputs=model["outputs"], input_offset=model["input_offset"],
+                            sha256=case.get("sha256"))
+
+    def factory():
+        return open_port(dut.path)
+
+    factory.url = dut.path
+    return MlperfClient(factory, expect, timeout=1.0, total_timeout=5.0, command_timeout=0.5)
+
+
+@pytest.mark.parametrize("case", VECTORS["cases"], ids=[c["name"] for c in VECTORS["cases"]])
+def test_transcript(case):
+    dut = ScriptedDut(case["exchanges"])
+    client = _client(dut, case)
+    expect = case["expect"]
+    q = np.array(case.get("input_q", VECTORS["model"]["input_q"]), dtype=np.int8)
+    try:
+        if "error" in expect:
+            with pytest.raises(DeviceError) as err:
+                client.connect()
+                client.infer(q)
+            assert expect["error"] in str(err.value)
+            assert "\n" not in str(err.value)
+        else:
+            info = client.connect()
+            for key in ("mlperf_model", "model_sha256"):
+                if key in expect:
+                    assert info[key] == expect[key]
+            if not expect.get("connect_only"):
+                r = client.infer(q)
+                assert r.output_raw.dtype == np.float32
+                np.testing.assert_array_equal(r.output_raw, np.array(expect["scores"], dtype=np.float32))
+                if "ticks" in expect:
+                    assert r.ticks == expect["ticks"]
+                if "inferences" in expect:
+                    assert r.inferences == expect["inferences"]
+                for key in ("load_mismatches", "retries"):
+                    if key in expect:
+                        value = client.load_mismatches if key == "load_mismatches" else client.stats.retries
+                        assert value == expect[key]
+                assert client.loads_verified == 1
+        assert dut.error is None, dut.error
+        assert dut.done == len(case["exchanges"]), f"transcript stopped at {dut.done}: {dut.error}"
+    finally:
+        client.close()
+        dut.close()
+
+
+def test_sha_mismatch_is_one_line():
+    case = next(c for c in VECTORS["cases"] if c["name"] == "sha256_in_name")
+    dut = ScriptedDut(case["exchanges"])
+    client = _client(dut, {**case, "sha256": "0" * 64})
+    try:
+        with pytest.raises(DeviceError, match="reports model sha256 5f5f.* in name%, but the model given"):
+            client.connect()
+    finally:
+        client.close()
+        dut.close()
+
+
+def test_input_bytes_follow_the_reference_conventions():
+    q = np.array([-128, -1, 0, 127], dtype=np.int8)
+    assert encode_input(q, 128) == bytes([0, 127, 128, 255])  # ic01 / vww01: uint8 = q + 128
+    assert encode_input(q, 0) == q.tobytes()                  # kws01: the int8 bytes themselves
+    assert model_name_for((32, 32, 3), 10) == "ic01"
+    assert model_name_for((49, 10, 1), 12) == "kws01"
+    assert model_name_for((96, 96, 3), 2) == "vww01"
+    assert model_name_for((8, 8, 1), 10) == "ea-custom"
+
+
+def test_scores_round_like_c_printf():
+    # exact binary ties round to even, as glibc's and newlib's %0.3f do
+    assert format_score(0.0625) == "0.062"
+    assert format_score(0.1875) == "0.188"
+    assert format_score(np.float32(1 / 256) * 3) == "0.012"
+    assert format_score(-0.0001) == "-0.000"
+    assert parse_scores("0.062, 0.938,-0.000") is not None
+    assert parse_scores("0.062,0.9x8") is None
