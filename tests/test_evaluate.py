@@ -225,13 +225,16 @@ def unsupported(tmp_path_factory):
     (["{plain}", "--board", "emu-tflm", "--budget", "0"], "budget"),
     (["{plain}", "--board", "nosuchboard"], "nosuchboard"),
     (["{plain}", "--board", "emu-tflm", "--energy", "measured"], "no energy meter"),
+    # the float parent must be a float model (the message names no .tflite as an option)
+    (["{plain}", "--board", "emu-tflm", "--model", "{plain}"], "--model {plain}: give a float .keras model"),
 ])
 def test_bad_input_is_one_line(digits_ptq, unsupported, tmp_path, capsys, argv, message):
     fmt = {"plain": str(digits_ptq.out / "model.tflite"), "tanh": str(unsupported)}
     out = tmp_path / "out"
     code, _, err = _cli(capsys, "evaluate", *[a.format(**fmt) for a in argv], "-n", 5, "-o", out)
     lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and message in lines[0], err
+    assert code == 2 and len(lines) == 1 and message.format(**fmt) in lines[0], err
+    assert "tflite" not in lines[0].split(": give ")[-1] or "--model" not in argv, err
     assert not out.exists()
 
 

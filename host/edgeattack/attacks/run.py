@@ -164,11 +164,14 @@ def staged(outputs: Outputs, force: bool, on_device: bool):
 
 # models ---------------------------------------------------------------------------------------------
 
-def _check_model(path, what: str, suffixes=MODEL_SUFFIXES) -> Path:
+def check_model_file(path, what: str, suffixes=MODEL_SUFFIXES) -> Path:
+    """`path` as a Path, refused in one line (naming it as `what`, e.g. "--model") when its suffix
+    is not one of `suffixes` or the file does not exist; nothing is loaded."""
     p = Path(path)
     if p.suffix.lower() not in suffixes:
-        kinds = "an int8 .tflite" if suffixes == (".tflite",) else "a float .keras model or an int8 .tflite"
-        raise UsageError(f"{what} {p}: give {kinds}")
+        kinds = [k for k, given in (("a float .keras model", {".keras", ".h5"} & set(suffixes)),
+                                    ("an int8 .tflite", ".tflite" in suffixes)) if given]
+        raise UsageError(f"{what} {p}: give {' or '.join(kinds)}")
     if not p.is_file():
         raise UsageError(f"{what} {p} does not exist")
     return p
@@ -263,9 +266,9 @@ def run_attack(attack: str, model, *, epsilons, target=None, board: str | None =
     from ..link.pace import check_pace_baudrate
 
     atk = attack_params(attack, params or {}, norm, budget)
-    model = _check_model(model, "--model")
+    model = check_model_file(model, "--model")
     if target is not None:
-        target = _check_model(target, "--target", (".tflite",))
+        target = check_model_file(target, "--target", (".tflite",))
     if device is not None:
         board = board or device.board
     on_device = board is not None or port is not None

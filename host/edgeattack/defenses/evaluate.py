@@ -106,11 +106,11 @@ def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: 
     records none).
     """
     from ..atomic import atomic_dir, check_output, write_json
-    from ..attacks.run import _check_model, facts, resolve_range
+    from ..attacks.run import check_model_file, facts, resolve_range
     from ..datasets import load_dataset
     from ..fileid import sha256_file
 
-    model = _check_model(model, "model", (".tflite",))
+    model = check_model_file(model, "model", (".tflite",))
     if board is None:
         raise UsageError(f"evaluate {model.name}: give --board (the device that judges every attack, "
                          f"e.g. --board emu-tflm)")
@@ -126,7 +126,7 @@ def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: 
     check_output(out, force)
     manifest = _manifest(model)
     if float_model is not None:
-        float_model = _check_model(float_model, "--model", (".keras", ".h5"))
+        float_model = check_model_file(float_model, "--model", (".keras", ".h5"))
     else:
         float_model = float_parent(model, manifest)
     if dataset is None:
