@@ -2,7 +2,7 @@
 samples): the int8 artifact of adv-train -> ptq-int8 resists the project's PGD on its int8 surrogate
 clearly better than plain ptq-int8; fine-tuning after adv-train trains adversarially unless told not
 to, and the manifest says so; dq's penalty makes the kernels closer to orthogonal than plain QAT.
-The full-scale figures come from tools/bench_advtrain.py (docs/benchmarks.md)."""
+The full-scale figures come from tools/bench_defenses.py (docs/benchmarks.md)."""
 from __future__ import annotations
 
 import numpy as np

@@ -104,6 +104,7 @@ def test_plain_ptq_int8_shape_arithmetic_and_no_flags(digits_ptq, tmp_path, caps
     x, y = adv["pgd"]["x"], adv["pgd"]["y"]
     correct = t.predict(x) == y
     assert correct.sum() == round(s["clean_accuracy"] * N)
+    assert s["clean_ids"] == [int(i) for i in np.flatnonzero(correct)]
     for e, eps in enumerate((0.1, 0.2)):
         row = by[("all", eps)]
         assert row["attacks"] == attacks and row["clean_correct"] == correct.sum()

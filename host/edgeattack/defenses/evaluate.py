@@ -218,6 +218,8 @@ def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: 
             "dataset": ds.name, "data_range": list(rng_range), "data_range_from": range_from,
             "epsilons": epsilons, "unbounded_eps": width, "attacks": list(runs),
             "clean_accuracy": summary["clean_accuracy"], "clean_accuracy_ci95": summary["clean_accuracy_ci95"],
+            # which samples (test-split indices) the device got right when clean: paired comparisons
+            "clean_ids": [int(i) for i in np.flatnonzero(np.asarray(clean) == y)],
             "device_inferences": device_inferences,
             "metrics": summary["rows"],
         }
