@@ -191,3 +191,82 @@ void ea_sb_json_f32(ea_strbuf *t, float f)
         put(t, digits + nd - (size_t)frac_digits, (size_t)frac_digits);
     }
 }
+
+/* f = m * 2^e exactly (m < 2^24). Negative e: round(m * 10^d / 2^-e) with ties to even, in 64 bits
+ * (m * 10^9 < 2^54). Non-negative e: the value is an integer of up to 128 bits, kept in base-10^9
+ * limbs and doubled e times; its decimals are zeros. */
+void ea_sb_f32_fixed(ea_strbuf *t, float f, unsigned decimals)
+{
+    static const uint32_t pow10[10] = {1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u,
+                                       100000000u, 1000000000u};
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    uint32_t exp = (bits >> 23) & 0xFFu;
+    uint32_t frac = bits & 0x7FFFFFu;
+    if (decimals > 9u) {
+        decimals = 9u;
+    }
+    if (bits >> 31) {
+        put(t, "-", 1);
+    }
+    if (exp == 0xFFu) {
+        ea_sb_raw(t, frac ? "nan" : "inf");
+        return;
+    }
+    uint64_t m = exp ? (frac | 0x800000u) : frac;
+    int e = exp ? (int)exp - 150 : -149;
+    char digits[48];
+    size_t nd = 0;
+    if (e < 0) {
+        uint64_t num = m * pow10[decimals];
+        unsigned k = (unsigned)(-e);
+        uint64_t q = 0;
+        if (k < 64u) {
+            q = num >> k;
+            uint64_t r = num & ((1ull << k) - 1u);
+            uint64_t half = 1ull << (k - 1u);
+            if (r > half || (r == half && (q & 1u))) {
+                q++;
+            }
+        }
+        /* q = value * 10^decimals: print it with at least decimals + 1 digits */
+        do {
+            digits[nd++] = (char)('0' + q % 10u);
+            q /= 10u;
+        } while (q != 0u || nd < decimals + 1u);
+    } else {
+        uint32_t limb[5] = {(uint32_t)(m % 1000000000u), (uint32_t)(m / 1000000000u), 0u, 0u, 0u};
+        for (int i = 0; i < e; i++) {
+            uint32_t carry = 0u;
+            for (size_t j = 0; j < 5u; j++) {
+                uint32_t v = limb[j] * 2u + carry;
+                carry = v >= 1000000000u;
+                limb[j] = carry ? v - 1000000000u : v;
+            }
+        }
+        for (unsigned i = 0; i < decimals; i++) {
+            digits[nd++] = '0';
+        }
+        size_t top = 4u;
+        while (top > 0u && limb[top] == 0u) {
+            top--;
+        }
+        for (size_t j = 0; j <= top; j++) {
+            uint32_t v = limb[j];
+            for (int i = 0; i < 9 && (j < top || v != 0u || i == 0); i++) {
+                digits[nd++] = (char)('0' + v % 10u);
+                v /= 10u;
+            }
+        }
+    }
+    /* digits are least significant first; the point goes before the last `decimals` of them */
+    char out[52];
+    size_t n = 0;
+    for (size_t i = nd; i-- > 0;) {
+        out[n++] = digits[i];
+        if (i == decimals && decimals > 0u) {
+            out[n++] = '.';
+        }
+    }
+    put(t, out, n);
+}

@@ -29,5 +29,8 @@ void ea_sb_json_str(ea_strbuf *t, const char *s);
 /* The exact decimal value of a float32 as a JSON number (NaN/Inf -> null), so that
  * json.loads(text) == float(numpy.float32(f)) on the host. */
 void ea_sb_json_f32(ea_strbuf *t, float f);
+/* A float32 with `decimals` (0..9) digits after the point, as C's printf("%.*f") prints it: the exact
+ * binary value rounded to nearest, ties to even; "-" for a set sign bit (also -0.000, -nan), "nan", "inf". */
+void ea_sb_f32_fixed(ea_strbuf *t, float f, unsigned decimals);
 
 #endif

@@ -237,8 +237,15 @@ class DeviceTarget(Target):
             else:
                 out[i] = r.output
         if self.decimals is not None and self.output == "scores":
-            out = np.round(out, self.decimals)
+            out = printed(out, self.decimals)
         return out
+
+
+def printed(scores: np.ndarray, decimals: int) -> np.ndarray:
+    """Scores as a firmware printing them with C's "%.{decimals}f" reports them (the exact binary
+    value rounded half to even, as MLPerf Tiny's %0.3f replies), read back as float32."""
+    flat = [float("%.*f" % (decimals, v)) for v in np.asarray(scores, np.float32).reshape(-1).tolist()]
+    return np.array(flat, dtype=np.float32).reshape(np.shape(scores))
 
 
 def input_range(scale, zero_point, dtype=np.int8) -> tuple[float, float]:

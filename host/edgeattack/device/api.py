@@ -364,6 +364,10 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
     pace = pace_baudrate if pace_baudrate is not None else profile.pace_baudrate
     driver = board_for(profile, model_path)
     if protocol == "mlperf":
+        if port is None and driver.started_by_host and profile.kind != "qemu":
+            raise UsageError(f"--protocol mlperf: board {profile.name} runs edgeattack's agent, which "
+                             f"speaks only edgeattack's protocol; use a qemu board, or --port to a "
+                             f"device running MLPerf Tiny firmware")
         driver.protocol = protocol  # a board built here runs the MLPerf-mode firmware
     if kernels is not None:
         if "kernels" not in driver.flash_options or not driver.started_by_host:

@@ -12,10 +12,12 @@ model differs by firmware: edgeattack's MLPerf-mode firmware reports the model's
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from ..errors import UsageError
-from ..link.mlperf import MODELS, DutExpectation, MlperfClient, input_offset_for, model_name_for
+from ..errors import DeviceError, UsageError
+from ..link.mlperf import MODELS, DutExpectation, MlperfClient, dut_settings, name_sha256
 from .api import Device
 
 PROTOCOL_CHOICES = ("edgeattack", "mlperf")
@@ -37,6 +39,14 @@ class MlperfDevice(Device):
         self.why_not_attackable = None if not one_score else (
             f"the device runs {self.mlperf_model} ({MODELS[self.mlperf_model]['task']}): it answers one "
             f"anomaly score, not class scores, so there is nothing to misclassify (sessions record it)")
+
+    @property
+    def link_checks(self) -> dict:
+        """What made the text link trustworthy (session.json `link`): loads read back equal to the
+        bytes sent, loads redone after a differing readback, resynchronizations."""
+        c = self.client
+        return {"loads_verified": c.loads_verified, "load_mismatches": c.load_mismatches,
+                "resyncs": c.resyncs}
 
     def info(self) -> dict:
         # No wire traffic: the DUT protocol has nothing fresh to report but the host's counts.
@@ -61,9 +71,7 @@ def expectation(profile, model_path, model_sha256: str | None) -> tuple[DutExpec
                          f"{inp.dtype} (give the int8 .tflite)")
     sample = inp.shape[1:] if len(inp.shape) > 1 and inp.shape[0] == 1 else inp.shape
     outputs = int(np.prod(out.shape)) if out.shape else 1
-    options = dict(getattr(profile, "mlperf", None) or {})
-    name = options.get("model") or model_name_for(sample, outputs)
-    offset = int(options["input_offset"]) if "input_offset" in options else input_offset_for(name)
+    name, offset = dut_settings(sample, outputs, getattr(profile, "mlperf", None))
     scores = 1 if MODELS.get(name, {}).get("scores") == "one" else outputs
     quant = inp.quant
     expect = DutExpectation(model=name, input_bytes=int(inp.nbytes), outputs=scores,
@@ -91,8 +99,6 @@ def connect_mlperf(factory, profile, model_path, driver, *, timeout: float, tota
         sha = got.get("model_sha256")
         known = {s for s in (expected_sha256, aligned_sha256) if s}
         if sha and known and sha not in known:
-            from ..errors import DeviceError
-
             raise DeviceError(f"board {profile.name} at {client.port_name} reports model sha256 {sha} "
                               f"in name%, but {model_path} has sha256 {expected_sha256} (deploy this "
                               f"model, or give the model the device runs)")
@@ -103,3 +109,39 @@ def connect_mlperf(factory, profile, model_path, driver, *, timeout: float, tota
     except BaseException:
         client.close()
         raise
+
+
+def probe_name(board, connect, deadline: float, timeout: float) -> dict:
+    """A QEMU board's start-up check for the MLPerf-mode firmware: ask `name%` (again each second
+    while it boots) over `connect()`'s link until the reply names the model's SHA-256."""
+    link = None
+    while link is None:
+        board.check()
+        try:
+            link = connect()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise DeviceError(f"QEMU board {board.name}: cannot connect to {board.url} within "
+                                  f"{timeout:g} s") from None
+            time.sleep(0.02)
+    try:
+        text, next_send = "", 0.0
+        while time.monotonic() < deadline:
+            board.check()
+            now = time.monotonic()
+            if now >= next_send:
+                link.write(b"name%")
+                next_send = now + 1.0
+            try:
+                text += link.read().decode("latin-1")
+            except OSError:
+                time.sleep(0.05)  # QEMU exiting: check() reports why
+                continue
+            sha = name_sha256(text)
+            if sha:
+                return {"model_sha256": sha, "protocol": "mlperf"}
+        board.check()
+        raise DeviceError(f"QEMU board {board.name} did not answer name% with its model's SHA-256 "
+                          f"within {timeout:g} s on {board.url}")
+    finally:
+        link.close()

@@ -227,7 +227,8 @@ def sources_digest(port: str) -> str:
     """SHA-256 over every file the firmware build reads: Makefile, app/, proto/, runtime/, port/, util/,
     the port and the shared Cortex-M code (paths and contents, in a stable order)."""
     fw, bd = firmware_dir(), boards_dir()
-    roots = [(fw, ["Makefile"], ["app", "proto", "runtime", "port", "util"]), (bd, [], [port, "cortex-m"])]
+    roots = [(fw, ["Makefile"], ["app", "proto", "mlperf", "runtime", "port", "util"]),
+             (bd, [], [port, "cortex-m"])]
     h = hashlib.sha256()
     for base, files, dirs in roots:
         paths = [base / f for f in files]
@@ -370,13 +371,15 @@ def _export(model_path: Path, out_dir: Path, arena: int) -> str:
 
 
 def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: int | None = None,
-                   jobs: int = 2, kernels: str | None = "auto") -> BuildResult:
+                   jobs: int = 2, kernels: str | None = "auto", protocol: str = "edgeattack") -> BuildResult:
     """Build (or fetch from the cache) the firmware running `model_path` on `board_profile` (a
     BoardProfile, a built-in board name or a profile path).
 
     debug_fault: test builds only. 1 adds a request type 0x7E that makes the device take a HardFault;
     2 makes it fault at boot, before answering anything; 3 makes it hang at boot.
     kernels: the kernel set (resolve_kernels: auto, ref, dsp, mve), part of the cache key.
+    protocol: "edgeattack", or "mlperf" for the MLPerf-mode firmware (docs/mlperf.md: MLPerf Tiny's
+    DUT protocol, its benchmark name and input offset from link.mlperf.dut_settings).
     Raises UsageError (bad model, no port for the board, model too large for the board, a kernel
     set the board's core cannot run) and
     EdgeAttackError (toolchain missing, build failed; the message names the log file).
@@ -400,7 +403,8 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
     flash_est, ram_est = _estimate(len(model_bytes) + 16 * len(info.buffers), arena, out_bytes,
                                    len(info.tensors), len(info.operators))
     ram_without_slots = ram_est
-    slots = input_slots_for(profile.ram_bytes, ram_est, in_bytes)
+    # the MLPerf-mode firmware has no input slots: its db buffer is the model's input tensor
+    slots = input_slots_for(profile.ram_bytes, ram_est, in_bytes) if protocol != "mlperf" else 1
     slot_bytes = slot_ram_bytes(slots, in_bytes)
     ram_est += slot_bytes
     if (profile.flash_bytes and flash_est > profile.flash_bytes) or \
@@ -411,6 +415,16 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
                "EA_OUTPUT_BYTES": max(out_bytes, 1), "EA_MAX_PAYLOAD": MAX_PAYLOAD,
                "EA_RX_BUFFERS": RX_BUFFERS, "EA_STACK_SIZE": STACK_BYTES, "EA_KERNELS": kernel_set,
                "EA_INPUT_SLOTS": slots}
+    if protocol == "mlperf":
+        from ..link.mlperf import dut_settings
+
+        inp = info.input_tensors[0]
+        sample = inp.shape[1:] if len(inp.shape) > 1 and inp.shape[0] == 1 else inp.shape
+        name, offset = dut_settings(sample, int(info.output_tensors[0].size),
+                                    getattr(profile, "mlperf", None))
+        options.update({"EA_APP": "mlperf", "MLPERF_MODEL": name, "EA_MLPERF_OFFSET": offset})
+    elif protocol != "edgeattack":
+        raise UsageError(f"protocol {protocol!r}: choose edgeattack or mlperf")
     limits = runtime_limits(model_bytes, info)
     extra_cflags = f"-DEA_DEBUG_FAULT={int(debug_fault)}" if debug_fault else ""
     shared = {"format": BUILD_FORMAT, "sources": sources_digest(port), "port": port,
@@ -433,7 +447,8 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
     with _locked(cache / f".{profile.name}-{key}.lock"):
         cached = _load_entry(entry)
         if cached is not None:
-            _tell_slots(cached)
+            if protocol != "mlperf":  # no slots in MLPerf mode: nothing to say
+                _tell_slots(cached)
             return cached
         cache.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=cache))
@@ -479,7 +494,8 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
             raise
     result = _load_entry(entry)
     assert result is not None
-    _tell_slots(result)
+    if protocol != "mlperf":
+        _tell_slots(result)
     return BuildResult(**{**result.__dict__, "cached": False})
 
 

@@ -346,7 +346,7 @@ class Session:
                        "overruns": (info_after or info_before).get("overruns"),
                        "crc_errors": (info_after or info_before).get("crc_errors")},
             "link": {"queries": dev.queries, "wire_bytes": dev.wire_bytes, "retries": dev.retries,
-                     "reconnects": dev.reconnects},
+                     "reconnects": dev.reconnects, **getattr(dev, "link_checks", {})},
             "time_estimated": any(r.get("time_estimated") for r in body),
             "time_source": time_source_of(body),
             "energy": self._energy_summary(body),

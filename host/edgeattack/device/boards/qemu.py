@@ -93,6 +93,7 @@ class QemuBoard(BoardDriver):
         self.debug_fault = debug_fault
         self.build = build
         self.kernels = kernels
+        self.protocol = "edgeattack"  # "mlperf": the MLPerf-mode firmware (docs/mlperf.md)
         self.proc: subprocess.Popen | None = None
         self.workdir: Path | None = None
         self.log_path: Path | None = None
@@ -121,7 +122,8 @@ class QemuBoard(BoardDriver):
             from ...firmware.build import build_firmware
 
             self.build = build_firmware(self._model(), self.profile, self.cache_dir,
-                                        debug_fault=self.debug_fault, kernels=self.kernels)
+                                        debug_fault=self.debug_fault, kernels=self.kernels,
+                                        **({"protocol": self.protocol} if self.protocol != "edgeattack" else {}))
         return self.build
 
     def flash(self, *, dry_run: bool = False, echo=print, **options) -> dict:
@@ -228,7 +230,12 @@ class QemuBoard(BoardDriver):
             deadline = time.monotonic() + timeout
             if self.serial == "pty":
                 self._url = _wait_for_pty(self, deadline)
-            self.info = _probe_info(self, deadline, timeout)
+            if self.protocol == "mlperf":
+                from ..mlperf import probe_name
+
+                self.info = probe_name(self, lambda: _Link(self), deadline, timeout)
+            else:
+                self.info = _probe_info(self, deadline, timeout)
             sha = self.info.get("model_sha256")
             if sha != self.build.model_sha256:
                 raise DeviceError(f"QEMU board {self.name} runs model {sha}, expected "
