@@ -64,7 +64,7 @@ class ScriptedDut:
 
 
 def _client(dut, case):
-    model = VECTORS["model"]
+    model = {**VECTORS["model"], **case.get("model", {})}
     expect = DutExpectation(model=model["mlperf_model"], input_bytes=case.get("input_bytes", model["input_bytes"]),
                             outputs=model["outputs"], input_offset=model["input_offset"],
                             sha256=case.get("sha256"))
@@ -145,3 +145,28 @@ def test_scores_round_like_c_printf():
     assert format_score(-0.0001) == "-0.000"
     assert parse_scores("0.062, 0.938,-0.000") is not None
     assert parse_scores("0.062,0.9x8") is None
+
+
+def test_anomaly_detection_is_recorded_not_attacked():
+    """An ad01 device's one score goes into a Result (sessions record it); attacks refuse it."""
+    from edgeattack.attacks.targets import DeviceTarget
+    from edgeattack.device.mlperf import MlperfDevice
+    from edgeattack.errors import UsageError
+    from edgeattack.profiles import get_profile
+
+    case = next(c for c in VECTORS["cases"] if c["name"] == "anomaly_detection")
+    dut = ScriptedDut(case["exchanges"])
+    client = _client(dut, case)
+    try:
+        got = client.connect()
+        info = {**got, "input": {"shape": [1, 8], "dtype": "int8", "scale": 0.5, "zero_point": 0},
+                "output": {"shape": [1], "dtype": "float32", "scale": None, "zero_point": None},
+                "tick_hz": 1_000_000}
+        dev = MlperfDevice(client, get_profile("nucleo-l4r5zi"), info)
+        r = dev.infer(np.arange(8, dtype=np.int8))
+        assert r.output.tolist() == [12.375] and r.device_time_s == pytest.approx(0.004)
+        with pytest.raises(UsageError, match="ad01 .anomaly detection.: it answers one anomaly score"):
+            DeviceTarget(dev)
+    finally:
+        client.close()
+        dut.close()

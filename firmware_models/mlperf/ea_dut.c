@@ -116,7 +116,8 @@ static void db_load(ea_dut *d, const char *arg)
         ea_sb_u64(&l.sb, (uint64_t)n);
         ea_sb_raw(&l.sb, " requested]");
         line_end(d, &l);
-        d->size = 0;
+        d->size = 0; /* a refused load leaves no load in progress */
+        d->pos = 0;
         return;
     }
     d->size = (size_t)n;

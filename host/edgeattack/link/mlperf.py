@@ -58,7 +58,8 @@ _NAME = re.compile(r"m-name-(.*)")
 _SHA = re.compile(r"sha256[=:\s-]*([0-9a-f]{64})", re.I)
 _MODEL = re.compile(r"m-model-\[([^\]]*)\]")
 _EXPECTING = re.compile(r"m-\[Expecting (\d+) bytes\]")
-_TOO_BIG = re.compile(r"Supplied buffer size (\d+) exceeds maximum of (\d+)")
+_TOO_BIG = re.compile(r"Supplied buffer size (\d+) exceeds maximum of (\d+)")  # the reference's form
+_TOO_BIG_E = re.compile(r"e-\[db buffer holds (\d+) bytes, (\d+) requested\]")  # edgeattack firmware's
 _DB_SIZE = re.compile(r"Input db has (\d+) element\w*, expected (\d+)")
 _BUFFER = re.compile(r"m-buffer-((?:[0-9a-fA-F]{2}-)*[0-9a-fA-F]{2})")
 _WARMUP = re.compile(r"m-warmup-start-(\d+)")
@@ -307,8 +308,11 @@ class MlperfClient:
         n = len(data)
         lines = self._command(f"db load {n}")
         big = _find(_TOO_BIG, lines)
-        if big and int(big.group(1)) == n:
-            raise DeviceError(f"device at {self.port_name}: its db buffer holds {big.group(2)} bytes, "
+        size = (int(big.group(1)), int(big.group(2))) if big else None
+        big = _find(_TOO_BIG_E, lines)
+        size = (int(big.group(2)), int(big.group(1))) if big else size
+        if size and size[0] == n:
+            raise DeviceError(f"device at {self.port_name}: its db buffer holds {size[1]} bytes, "
                               f"the model's input needs {n} (build the firmware with a larger "
                               f"MAX_DB_INPUT_SIZE, or use a smaller model)")
         _raise_errors(lines, "db load")
