@@ -36,38 +36,56 @@ def logits_model(student):
     return k.Model(student.inputs, last.input)
 
 
-def distill_into(ctx: StepContext, teacher, student, p: dict, desc: str) -> None:
-    from ..tfutil import keras
-
-    k = keras()
-    t, alpha, classes = p["temperature"], p["alpha"], ctx.data.classes
-    soft = soft_targets(teacher, ctx.data.x_train, t)
+def kd_targets(ctx: StepContext, teacher, temperature: float, what: str = "distill") -> np.ndarray:
+    """One y array for distillation: the one-hot labels, then the teacher's soft targets."""
+    classes = ctx.data.classes
+    soft = soft_targets(teacher, ctx.data.x_train, temperature)
     if soft.shape[-1] != classes:
-        raise UsageError(f"distill: the teacher has {soft.shape[-1]} outputs but the dataset "
+        raise UsageError(f"{what}: the teacher has {soft.shape[-1]} outputs but the dataset "
                          f"{ctx.data.name} has {classes} classes")
     hard = np.eye(classes, dtype=np.float32)[ctx.data.y_train]
-    packed = np.concatenate([hard, soft], axis=1)  # one y array: labels then soft targets
+    return np.concatenate([hard, soft], axis=1)
+
+
+def kd_loss(classes: int, temperature: float, alpha: float):
+    """loss(packed y, student logits) per sample: the Hinton loss of the module docstring."""
+    from ..tfutil import keras
+
+    ce, t = keras().losses.categorical_crossentropy, temperature
 
     def loss(y_true, logits):
-        ce = k.losses.categorical_crossentropy
         hard_loss = ce(y_true[:, :classes], logits, from_logits=True)
         soft_loss = ce(y_true[:, classes:], logits / t, from_logits=True)
         return alpha * hard_loss + (1.0 - alpha) * (t * t) * soft_loss
 
+    return loss
+
+
+def distill_into(ctx: StepContext, teacher, student, p: dict, desc: str) -> None:
+    packed = kd_targets(ctx, teacher, p["temperature"])
+    loss = kd_loss(ctx.data.classes, p["temperature"], p["alpha"])
     ctx.fit(logits_model(student), p["epochs"], p["lr"], p["batch_size"], desc, y=packed, loss=loss)
 
 
-def run(ctx: StepContext, step) -> dict:
-    from ..zoo import ZOO, build_model
+def student_name(ctx: StepContext, p: dict, what: str = "distill") -> str:
+    """The zoo model a student is built from: the step's `student`, else the teacher's own."""
+    from ..zoo import ZOO
 
-    p = step.params
     name = p["student"] or ctx.zoo_name
     if name is None:
-        raise UsageError("distill: the model has no train.json naming its zoo model, so the "
-                         f"student is unknown; add `student: NAME` to the distill step "
+        raise UsageError(f"{what}: the model has no train.json naming its zoo model, so the "
+                         f"student is unknown; add `student: NAME` to the {what} step "
                          f"(one of {', '.join(ZOO)})")
     if name not in ZOO:
-        raise UsageError(f"distill: student {name!r} is not a zoo model; use one of {', '.join(ZOO)}")
+        raise UsageError(f"{what}: student {name!r} is not a zoo model; use one of {', '.join(ZOO)}")
+    return name
+
+
+def run(ctx: StepContext, step) -> dict:
+    from ..zoo import build_model
+
+    p = step.params
+    name = student_name(ctx, p)
     teacher = ctx.model
     chain = []
     for width in [*p["assistants"], p["width"]]:

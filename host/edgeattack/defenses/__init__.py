@@ -11,4 +11,4 @@ Built-in recipes of the defenses (the step, then ptq-int8) live in `recipes/` be
 """
 from __future__ import annotations
 
-from . import adv_train, anp, dq, fine_prune  # noqa: F401  (each registers its step on import)
+from . import adv_train, anp, dkd, dq, fine_prune  # noqa: F401  (each registers its step on import)
