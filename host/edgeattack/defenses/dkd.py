@@ -18,6 +18,10 @@ firmware runs), so ptq-int8 turns
 it into one int8 .tflite. The hard vote (majority of the students' top-1, ties broken by the soft
 vote) cannot be one graph of int8 operators the firmware runs, so the step records its accuracy
 from the students' own float outputs, beside each student's and the soft vote's.
+
+What differs from the paper: it adds members one at a time, a "reverse knowledge distillation" term
+pushing each new member's latent space away from the (frozen) earlier members'; here the students
+train at once with a symmetric pairwise similarity penalty.
 """
 from __future__ import annotations
 
@@ -187,6 +191,7 @@ def run(ctx, step) -> dict:
     kd = kd_loss(classes, p["temperature"], p["alpha"])
     starts = np.cumsum([0, *([classes] * n), *dims])
 
+    @tf.autograph.experimental.do_not_convert  # plain tensor code; autograph only warns about it
     def loss(y_true, out):
         parts = [out[:, starts[j]:starts[j + 1]] for j in range(len(starts) - 1)]
         task = tf.add_n([kd(y_true, z) for z in parts[:n]]) / n
