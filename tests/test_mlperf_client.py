@@ -170,3 +170,44 @@ def test_anomaly_detection_is_recorded_not_attacked():
     finally:
         client.close()
         dut.close()
+
+
+def test_profile_name_check_and_profile_overrides(tiny_tflite, tmp_path):
+    """Firmware that reports no SHA-256 is confirmed by its profile% name only (model_check
+    "profile-name", records carry the model file's hash); a profile's `mlperf` section overrides the
+    benchmark name and the input offset; a bad one is one line naming the field."""
+    from edgeattack.device.mlperf import connect_mlperf, expectation
+    from edgeattack.errors import UsageError
+    from edgeattack.fileid import sha256_file
+    from edgeattack.profiles import get_profile
+
+    R = "\r\n"
+    name = "m-name-dut-[unspecified]" + R + "m-ready" + R
+    dut = ScriptedDut([{"tx": "name%", "rx": name}, {"tx": "name%", "rx": name},
+                       {"tx": "profile%", "rx": "m-profile-[x]" + R + "m-model-[ea-custom]" + R + "m-ready" + R}])
+
+    def factory():
+        return open_port(dut.path)
+
+    factory.url = dut.path
+    sha = sha256_file(tiny_tflite)
+    profile = get_profile("nucleo-l4r5zi")
+    dev = connect_mlperf(factory, profile, tiny_tflite, None, timeout=5.0, total_timeout=10.0,
+                         expected_sha256=sha, aligned_sha256=None)
+    try:
+        assert dev.model_check == "profile-name" and dev.model_sha256 == sha
+        assert dev.client.expect.input_bytes == 64 and dev.client.expect.outputs == 10
+        assert dev.client.expect.input_offset == 0 and dev.mlperf_model == "ea-custom"
+        assert dev.output_shape == (1, 10) and dev.tick_hz == 1e6
+    finally:
+        dev.close()
+        dut.close()
+
+    text = (Path(profile.path).read_text() + "protocol: mlperf\nmlperf: {model: ic01, input_offset: 128}\n")
+    (tmp_path / "mine.yaml").write_text(text.replace("name: nucleo-l4r5zi", "name: mine"))
+    mine = get_profile(str(tmp_path / "mine.yaml"))
+    expect, _ = expectation(mine, tiny_tflite, None)
+    assert (mine.protocol, expect.model, expect.input_offset) == ("mlperf", "ic01", 128)
+    (tmp_path / "bad.yaml").write_text(text.replace("input_offset: 128", "input_offset: 300"))
+    with pytest.raises(UsageError, match="field 'mlperf' must be"):
+        get_profile(str(tmp_path / "bad.yaml"))

@@ -5,23 +5,27 @@ still completes, identical, every load read back equal to what was sent."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from conftest import require_tool
-from test_fw_qemu import no_qemu_left, zoo_model  # noqa: F401 - autouse fixture
+from test_fw_qemu import no_qemu_left  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.qemu
 N = 12
 
 
 @pytest.fixture(scope="module")
-def digits_model(tmp_path_factory):
-    """The zoo's digits CNN (8x8x1, 10 classes) as int8: not a benchmark shape, so the firmware
-    names it ea-custom and takes int8 bytes as they are."""
+def digits_model(tiny_tflite, tmp_path_factory):
+    """The tests' shared int8 CNN on digits-shaped inputs (8x8x1, 10 classes: CONV_2D, MAX_POOL_2D,
+    FULLY_CONNECTED, SOFTMAX): not a benchmark shape, so the firmware names it ea-custom and takes
+    int8 bytes as they are."""
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
-    return zoo_model("cnn-digits", tmp_path_factory.mktemp("mlperf"), input_shape=(8, 8, 1))
+    path = tmp_path_factory.mktemp("mlperf") / "digits.tflite"
+    shutil.copy(tiny_tflite, path)
+    return path
 
 
 def _tflm_printed(model, q):
