@@ -53,78 +53,63 @@ def _half_width(k: int, n: int) -> float:
     return (hi - lo) / 2
 
 
-class _Counting:
-    """ART's view of the device: Device.infer_many behind a predict function that counts rows."""
+@pytest.fixture(scope="module")
+def bench():
+    """tools/bench_blackbox.py: the comparisons with ART run here at reduced scale, and there at
+    full scale for docs/benchmarks.md."""
+    import importlib.util
+    from pathlib import Path
 
-    def __init__(self, device):
-        self.dev = device.device
-        self.count = 0
-
-    def __call__(self, xb):
-        xb = np.asarray(xb, dtype=np.float32)
-        self.count += len(xb)
-        return np.stack([r.output for r in self.dev.infer_many(iter(xb))])
+    path = Path(__file__).resolve().parent.parent / "tools" / "bench_blackbox.py"
+    spec = importlib.util.spec_from_file_location("bench_blackbox", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def test_square_beats_art_square_through_the_device_at_equal_queries(device, clean_correct):
-    from art.attacks.evasion import SquareAttack
-    from art.estimators.classification import BlackBoxClassifierNeuralNetwork
-
-    from edgeattack.attacks import make
-
+def test_square_beats_art_square_through_the_device_at_equal_queries(bench, device, clean_correct):
     x, y = clean_correct
-    eps = 0.2
-    ours = make("square", budget=BUDGET)(device, x, y, epsilons=[eps], seed=0)
-    assert ours.queries.max() <= BUDGET
-    k_ours = int(ours.success[0].sum())
-
-    fn = _Counting(device)
-    clf = BlackBoxClassifierNeuralNetwork(fn, x.shape[1:], 10, channels_first=False, clip_values=(0.0, 1.0))
-    # ART's Square spends 3 model calls per iteration on every sample still robust, plus 3 at the
-    # start: (BUDGET - 3) // 3 iterations keep each sample's count within our per-sample budget.
-    np.random.seed(0)
-    art = SquareAttack(clf, norm=np.inf, eps=eps, max_iter=(BUDGET - 3) // 3, nb_restarts=1, verbose=False)
-    x_art = art.generate(x, np.eye(10)[y])
-    assert fn.count <= BUDGET * len(x)
-    k_art = int((device.predict(x_art) != y).sum())
-    n = len(x)
+    r = bench.compare_square(device, x, y, eps=0.2, budget=BUDGET)
+    print(r)
+    ours, art = r["ours"], r["art"]
+    assert ours["queries_median"] <= BUDGET and ours["device_inferences_equal_reported"]
+    assert art["device_queries"] <= BUDGET * art["clean_correct"]
+    k_ours, k_art, n = ours["successes"], art["successes"], art["clean_correct"]
+    assert n == ours["clean_correct"] == len(y)
     assert k_ours / n >= k_art / n - _half_width(k_art, n), (k_ours, k_art, n)
     assert k_ours / n >= 0.8  # about 0.94 here; ART about 0.5 at the same per-sample cap
 
 
-def test_hopskipjump_beats_art_hopskipjump_through_the_device_at_equal_queries(device, clean_correct):
-    from art.attacks.evasion import HopSkipJump
-    from art.estimators.classification import BlackBoxClassifier
-
-    from edgeattack.attacks import make
-
+def test_hopskipjump_beats_art_hopskipjump_through_the_device_at_equal_queries(bench, device,
+                                                                                clean_correct):
+    """L2, unbounded within 200 queries a sample for both; ART held to the budget per sample and
+    run with the smaller gradient estimates that suit this budget (init_eval = max_eval = 20:
+    about twice its success with its defaults here, which leave room for one iteration)."""
     x, y = clean_correct
     x, y = x[:30], y[:30]
-    eps = 1.5  # L2 on 8x8 inputs in [0, 1]
-    ours = make("hopskipjump", norm="l2", budget=BUDGET)(device, x, y, epsilons=[eps], seed=0)
-    assert ours.queries.max() <= BUDGET
-    k_ours = int(ours.success[0].sum())
+    r = bench.compare_hopskipjump(device, x, y, [1.0, 1.5], BUDGET, norm="l2",
+                                  art_settings={"eval20": {"init_eval": 20, "max_eval": 20}})
+    print(r)
+    ours, art = r["ours"], r["art_eval20"]
+    assert ours["queries_max"] <= BUDGET and art["queries_max"] <= BUDGET
+    assert ours["params"]["initial_gradient_eval_steps"] == BUDGET // 10
+    n = r["n"]
+    for mine, theirs in zip(ours["rows"], art["rows"]):
+        k_ours, k_art = mine["successes"], theirs["successes"]
+        assert k_ours / n >= k_art / n - _half_width(k_art, n), (mine, theirs, n)
+    assert ours["rows"][1]["successes"] >= 0.6 * n
 
-    fn = _Counting(device)
-    clf = BlackBoxClassifier(fn, x.shape[1:], 10, clip_values=(0.0, 1.0))
-    np.random.seed(0)
-    k_art = 0
-    for i in range(len(x)):
-        # ART's HopSkipJump loops over samples: give each the most iterations that keep its
-        # counted device queries within our per-sample budget.
-        for it in range(6, 0, -1):  # 6 or 5 fit on this model
-            fn.count = 0
-            art = HopSkipJump(clf, norm=2, max_iter=it, max_eval=20, init_eval=20, init_size=100,
-                              verbose=False)
-            xi = art.generate(x[i:i + 1], np.eye(10)[y[i:i + 1]])
-            if fn.count <= BUDGET:
-                break
-        assert fn.count <= BUDGET
-        d = float(np.sqrt(((xi - x[i:i + 1]) ** 2).sum()))
-        k_art += int(device.predict(xi)[0] != y[i] and d <= eps + 1e-6)
-    n = len(x)
-    assert k_ours / n >= k_art / n - _half_width(k_art, n), (k_ours, k_art, n)
-    assert k_ours > 0
+
+def test_hopskipjump_first_estimate_follows_the_budget():
+    from edgeattack.attacks import make
+
+    assert make("hopskipjump", budget=200).params["initial_gradient_eval_steps"] == 20
+    assert make("hopskipjump", budget=5000).params["initial_gradient_eval_steps"] == 100
+    assert make("hopskipjump", budget=10).params["initial_gradient_eval_steps"] == 2
+    assert make("hopskipjump", budget=200, initial_gradient_eval_steps="50").params[
+        "initial_gradient_eval_steps"] == 50
+    with pytest.raises(UsageError, match="whole number"):
+        make("hopskipjump", initial_gradient_eval_steps=2.5)
 
 
 @pytest.mark.parametrize("name, params, epsilons", [

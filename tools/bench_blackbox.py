@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Black-box attack figures through devices (docs/benchmarks.md, "Black-box attacks").
 
-    python tools/bench_blackbox.py                       # all three parts
+    python tools/bench_blackbox.py                       # all four parts
     python tools/bench_blackbox.py --parts qemu --json bb.json
 
 Parts:
@@ -12,6 +12,13 @@ Parts:
   art    The same attack on emu-tflm beside ART's SquareAttack through the same device (ART's
          BlackBoxClassifierNeuralNetwork over Device.infer_many, counting rows), ART's max_iter set
          so that no sample can cost it more than our per-sample budget (3 model calls an iteration).
+  hsj    HopSkipJump (L2 and L-inf, budget 1,000 queries per sample, unbounded: both minimize, and
+         success is counted at each eps after projecting onto its ball and asking the device) on
+         the clean-correct ones of the same samples through emu-tflm, beside ART's HopSkipJump
+         through the same device (BlackBoxClassifier over Device.infer_many). ART's iteration
+         limit is set per sample to the most iterations whose device queries fit the budget (see
+         art_hopskipjump); ART runs with its default settings and with the smaller gradient
+         estimates (init_eval = max_eval = 20) that suit small budgets.
   busy   Square on emu-tflm running a resnet8-sized int8 model (32x32x3, width 1, untrained,
          random calibration): the fraction of wall time the device spends inferring (sum of its
          per-query times / wall time). The host must not be the bottleneck.
@@ -59,7 +66,7 @@ def wilson(k, n):
 
 
 def run_square(t, x, y, eps, budget, seed=0):
-    """Our Square on target t; returns (result, attack, figures dict)."""
+    """Our Square on target t; returns (result, figures dict)."""
     from edgeattack.attacks import make
     from edgeattack.attacks.blackbox.budgeted import cost_rows
 
@@ -96,39 +103,162 @@ def part_qemu(model, n):
     return fig
 
 
-def part_art(model, n):
+class DeviceCounter:
+    """ART's view of a device: Device.infer_many behind a predict function that counts the rows it
+    sends. With `cap` set, a call that would take `count` past it raises OverBudget before any row
+    is sent (art_hopskipjump uses this to stop ART at the budget)."""
+
+    def __init__(self, t):
+        self.dev = t.device
+        self.count = 0
+        self.cap: int | None = None
+
+    def __call__(self, xb):
+        xb = np.asarray(xb, dtype=np.float32)
+        if self.cap is not None and self.count + len(xb) > self.cap:
+            raise OverBudget
+        self.count += len(xb)
+        return np.stack([r.output for r in self.dev.infer_many(iter(xb))])
+
+
+class OverBudget(Exception):
+    pass
+
+
+def compare_square(t, x, y, eps, budget, seed=0):
+    """Our Square and ART's SquareAttack on device target t, the same samples (those t classifies
+    correctly), ART's max_iter = (budget - 3) // 3: ART spends 3 model calls an iteration on every
+    sample still robust, plus 3 at the start, so no sample can cost it more than our budget."""
     from art.attacks.evasion import SquareAttack
     from art.estimators.classification import BlackBoxClassifierNeuralNetwork
 
+    res, ours = run_square(t, x, y, eps, budget, seed=seed)
+    correct = res.clean_correct
+    xc, yc = x[correct], y[correct]
+    fn = DeviceCounter(t)
+    clf = BlackBoxClassifierNeuralNetwork(fn, x.shape[1:], t.num_classes, channels_first=False,
+                                          clip_values=tuple(t.data_range))
+    np.random.seed(seed)
+    t0 = time.perf_counter()
+    max_iter = (budget - 3) // 3
+    art = SquareAttack(clf, norm=np.inf, eps=eps, max_iter=max_iter, nb_restarts=1, verbose=False)
+    x_art = art.generate(xc, np.eye(t.num_classes)[yc])
+    wall = time.perf_counter() - t0
+    k, m = int((t.predict(x_art) != yc).sum()), len(yc)
+    return {"ours": ours, "art": {"max_iter": max_iter, "successes": k, "clean_correct": m,
+                                  "attack_success_rate": k / m, "attack_success_rate_ci95": wilson(k, m),
+                                  "device_queries": fn.count, "wall_s": wall}}
+
+
+def art_hopskipjump(t, x, y, budget, norm="l2", seed=0, **art_params):
+    """ART's HopSkipJump on device target t, each sample held to `budget` counted device queries.
+
+    ART attacks one sample at a time and an iteration's cost depends on the search, so no single
+    max_iter fits the budget. Instead each sample's run is snapshotted at the start of every
+    iteration (the state after k iterations is exactly what max_iter=k returns, with the queries
+    counted so far) and stopped before the query that would pass the budget; the sample's result is
+    the last snapshot: ART with the largest max_iter whose queries fit. ART's own clean prediction
+    and success check in generate() are not counted (ours reports those as evaluation queries).
+    Returns (x_adv, per-sample queries, wall seconds)."""
+    from art.attacks.evasion import HopSkipJump
+    from art.estimators.classification import BlackBoxClassifier
+
+    fn = DeviceCounter(t)
+    clf = BlackBoxClassifier(fn, x.shape[1:], t.num_classes, clip_values=tuple(t.data_range))
+    used: list[int] = []
+
+    class Capped(HopSkipJump):
+        def _compute_delta(self, current_sample, *a, **kw):
+            self.snaps.append((fn.count, current_sample.copy()))
+            return super()._compute_delta(current_sample, *a, **kw)
+
+        def _perturb(self, x, *a, **kw):
+            self.snaps = []
+            fn.count, fn.cap = 0, budget
+            try:
+                out = super()._perturb(x, *a, **kw)
+                used.append(fn.count)
+            except OverBudget:
+                q, out = self.snaps[-1] if self.snaps else (fn.count, x)
+                used.append(q)
+            finally:
+                fn.cap = None
+            return out
+
+    np.random.seed(seed)  # ART draws its probes from NumPy's global generator
+    art = Capped(clf, norm=2 if norm == "l2" else np.inf, max_iter=budget, verbose=False, **art_params)
+    t0 = time.perf_counter()
+    x_adv = art.generate(x, np.eye(t.num_classes)[y])
+    return x_adv, np.asarray(used), time.perf_counter() - t0
+
+
+def compare_hopskipjump(t, x, y, epsilons, budget, norm="l2", seed=0, art_settings=None):
+    """Our HopSkipJump and ART's through device target t on the samples t classifies correctly,
+    both unbounded within `budget` queries a sample; success at each eps = misclassified by the
+    device after projecting onto the eps-ball (the base's rule, applied to ART's output too).
+    art_settings: {label: ART keyword arguments}, each run as its own ART attack."""
+    from edgeattack.attacks import make
+    from edgeattack.attacks.base import perturbation_norms, project
+
+    ok = t.predict(x) == y
+    x, y = x[ok], y[ok]
+    lo, hi = t.data_range
+    m = len(y)
+
+    def judge(x_adv):
+        rows = []
+        for eps in epsilons:
+            xa = np.clip(project(x_adv, x, eps, norm), lo, hi)
+            k = int((t.predict(xa) != y).sum())
+            rows.append({"eps": eps, "successes": k, "attack_success_rate": k / m,
+                         "attack_success_rate_ci95": wilson(k, m)})
+        return rows
+
+    def norms_of(x_adv):
+        adv = t.predict(x_adv) != y
+        d = np.where(adv, perturbation_norms(x_adv, x, norm), np.inf)
+        return float(np.median(d))
+
+    out = {"n": m, "budget": budget, "norm": norm}
+    attack = make("hopskipjump", norm=norm, budget=budget)
+    t0 = time.perf_counter()
+    res = attack(t, x, y, epsilons=[None], seed=seed)
+    wall = time.perf_counter() - t0
+    out["ours"] = {"params": attack.params, "rows": judge(res.x_adv[0]),
+                   "median_norm": norms_of(res.x_adv[0]), "queries_max": int(res.queries.max()),
+                   "queries_mean": float(res.queries.mean()), "wall_s": wall}
+    for label, kw in (art_settings or {"defaults": {}}).items():
+        x_art, used, wall = art_hopskipjump(t, x, y, budget, norm=norm, seed=seed, **kw)
+        out[f"art_{label}"] = {"params": kw, "rows": judge(x_art), "median_norm": norms_of(x_art),
+                               "queries_max": int(used.max()), "queries_mean": float(used.mean()),
+                               "wall_s": wall}
+    return out
+
+
+ART_HSJ_SETTINGS = {"defaults": {}, "eval20": {"init_eval": 20, "max_eval": 20}}
+
+
+def part_art(model, n):
+    from edgeattack.attacks.targets import open_target
+    from edgeattack.datasets import load_dataset
+
+    ds = load_dataset("digits")
+    with open_target(model, board="emu-tflm") as t:
+        return compare_square(t, ds.x_test[:n], ds.y_test[:n], 0.2, 1000)
+
+
+def part_hsj(model, n, budget):
     from edgeattack.attacks.targets import open_target
     from edgeattack.datasets import load_dataset
 
     ds = load_dataset("digits")
     x, y = ds.x_test[:n], ds.y_test[:n]
-    budget, eps = 1000, 0.2
+    out = {}
     with open_target(model, board="emu-tflm") as t:
-        res, ours = run_square(t, x, y, eps, budget)
-        count = [0]
-
-        def predict(xb):
-            xb = np.asarray(xb, dtype=np.float32)
-            count[0] += len(xb)
-            return np.stack([r.output for r in t.device.infer_many(iter(xb))])
-
-        clf = BlackBoxClassifierNeuralNetwork(predict, x.shape[1:], 10, channels_first=False,
-                                              clip_values=(0.0, 1.0))
-        correct = res.clean_correct
-        np.random.seed(0)
-        t0 = time.perf_counter()
-        art = SquareAttack(clf, norm=np.inf, eps=eps, max_iter=(budget - 3) // 3, nb_restarts=1,
-                           verbose=False)
-        x_art = art.generate(x[correct], np.eye(10)[y[correct]])
-        wall = time.perf_counter() - t0
-        k = int((t.predict(x_art) != y[correct]).sum())
-    m = int(correct.sum())
-    return {"ours": ours, "art": {"max_iter": (budget - 3) // 3, "successes": k, "clean_correct": m,
-                                   "attack_success_rate": k / m, "attack_success_rate_ci95": wilson(k, m),
-                                   "device_queries": count[0], "wall_s": wall}}
+        for norm, eps in (("l2", [0.5, 1.0, 1.5, 2.0]), ("linf", [0.05, 0.1, 0.2, 0.3])):
+            out[norm] = compare_hopskipjump(t, x, y, eps, budget, norm=norm, art_settings=ART_HSJ_SETTINGS)
+            print(f"emu-tflm hopskipjump {norm} ours vs ART:", json.dumps(out[norm]), flush=True)
+    return out
 
 
 def part_busy(model, n, budget):
@@ -143,7 +273,8 @@ def part_busy(model, n, budget):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--parts", default="qemu,art,busy")
+    ap.add_argument("--parts", default="qemu,art,hsj,busy")
+    ap.add_argument("--hsj-budget", type=int, default=1000)
     ap.add_argument("-n", type=int, default=100)
     ap.add_argument("--busy-n", type=int, default=16)
     ap.add_argument("--busy-budget", type=int, default=30)
@@ -153,7 +284,7 @@ def main(argv=None) -> int:
     out = {"command": " ".join(["python", "tools/bench_blackbox.py", *(argv or sys.argv[1:])])}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        if parts & {"qemu", "art"}:
+        if parts & {"qemu", "art", "hsj"}:
             model = digits_ptq(work)
         if "qemu" in parts:
             out["qemu"] = part_qemu(model, args.n)
@@ -161,6 +292,8 @@ def main(argv=None) -> int:
         if "art" in parts:
             out["art"] = part_art(model, args.n)
             print("emu-tflm ours vs ART:", json.dumps(out["art"]), flush=True)
+        if "hsj" in parts:
+            out["hsj"] = part_hsj(model, args.n, args.hsj_budget)
         if "busy" in parts:
             out["busy"] = part_busy(resnet8(work), args.busy_n, args.busy_budget)
             print("emu-tflm resnet8 busy:", json.dumps(out["busy"]), flush=True)

@@ -12,6 +12,12 @@ smaller than one input quantization step reaches the device as the same int8 ten
 information. Probe radii and search tolerances are therefore floored at that step (a float target
 has none and gets the authors' values).
 
+The first gradient estimate's probe count follows the budget: the authors' 100 (growing with
+sqrt(t)) suits budgets of thousands of queries, but with 200 queries a sample it leaves room for
+one or two iterations. The default is min(100, budget // 10): measured through emu-tflm on the
+ptq-int8 digits model (39 samples, L2), 20 probes instead of 100 at a budget of 200 raised success
+at L2 1.0 from 11-15 to 20-22 (two seeds); at a budget of 1,000 it stays the authors' 100.
+
 All samples run in lockstep: each binary-search step is one batch with one query per sample, a
 gradient estimate is one batch of all samples' probes, so the device's link stays full.
 """
@@ -184,8 +190,13 @@ def _geometric_step(s: _State, idx, update, t: int) -> np.ndarray:
     return np.flatnonzero(moved)
 
 
+def initial_evals(budget: int) -> int:
+    """The default probe count of the first gradient estimate for a per-sample budget."""
+    return max(2, min(100, budget // 10))
+
+
 def hopskipjump(oracle: Oracle, x: np.ndarray, eps: float | None, data_range, rng: np.random.Generator,
-                norm: str = "l2", steps: int = 64, initial_gradient_eval_steps: int = 100,
+                norm: str = "l2", steps: int = 64, initial_gradient_eval_steps: int | None = None,
                 max_gradient_eval_steps: int = 10000, gamma: float = 1.0, init_size: int = 100,
                 progress=None) -> np.ndarray:
     """Run HopSkipJump on every sample; return adversarial points (x itself where none was found).
@@ -194,6 +205,8 @@ def hopskipjump(oracle: Oracle, x: np.ndarray, eps: float | None, data_range, rn
     None it spends its budget shrinking the perturbation."""
     if norm not in ("l2", "linf"):
         raise ValueError(f"hopskipjump: norm {norm!r} (use l2 or linf)")
+    if initial_gradient_eval_steps is None:
+        initial_gradient_eval_steps = initial_evals(oracle.budget)
     lo, hi = (float(v) for v in data_range)
     x0 = np.asarray(x, dtype=np.float32)
     n = len(x0)
@@ -247,7 +260,8 @@ class HopSkipJump(BudgetedAttack):
     minimization = True
     PARAMS = {
         "steps": Param(64, "iterations (boundary search, gradient estimate, step) at most"),
-        "initial_gradient_eval_steps": Param(100, "probes of the first gradient estimate (x sqrt(t) after)"),
+        "initial_gradient_eval_steps": Param(None, "probes of the first gradient estimate (x sqrt(t) "
+                                                   "after); none: min(100, budget // 10)"),
         "max_gradient_eval_steps": Param(10000, "probes of one gradient estimate at most"),
         "gamma": Param(1.0, "binary-search tolerance and probe radius factor (theta = gamma / d^1.5, L2)"),
         "init_size": Param(100, "random draws tried to find a starting adversarial point"),
@@ -257,8 +271,13 @@ class HopSkipJump(BudgetedAttack):
         super().check_params()
         self._positive("gamma")
         for k in ("initial_gradient_eval_steps", "max_gradient_eval_steps", "init_size"):
-            if self.params[k] is None or self.params[k] < 1:
-                raise UsageError(f"attack hopskipjump: parameter {k}={self.params[k]}: must be at least 1")
+            v = self.params[k]
+            if v is None and k == "initial_gradient_eval_steps":
+                v = initial_evals(self.params["budget"])  # recorded as run
+            if v is None or v < 1 or v != int(v):
+                raise UsageError(f"attack hopskipjump: parameter {k}={v}: must be a whole number, at "
+                                 f"least 1")
+            self.params[k] = int(v)
 
     def search(self, oracle, x, eps, data_range, rng):
         p = self.params
