@@ -13,8 +13,8 @@ of the two students' feature vectors per input (the simpler reading of the paper
 with unit i only).
 
 The step leaves ONE float model: the students' layers side by side on one input, their softmax
-outputs averaged (a soft vote; it converts to CONCATENATION and FULLY_CONNECTED, which the
-firmware runs), so ptq-int8 turns
+outputs averaged (a soft vote; it converts to ADD and FULLY_CONNECTED, which the firmware
+runs and the int8 surrogate reproduces), so ptq-int8 turns
 it into one int8 .tflite. The hard vote (majority of the students' top-1, ties broken by the soft
 vote) cannot be one graph of int8 operators the firmware runs, so the step records its accuracy
 from the students' own float outputs, beside each student's and the soft vote's.
@@ -123,19 +123,19 @@ def side_by_side(students: list, input_shape):
 
 
 def soft_vote(probs: list):
-    """The ensemble's output: the mean of the students' softmax outputs, as Concatenate then a fixed
-    (non-trainable) Dense whose kernel stacks N identity matrices / N: CONCATENATION and
-    FULLY_CONNECTED in TFLite. Not keras' Average (quantization-aware training, e.g. a later pqat
-    step, does not know it) nor Reshape plus pooling (a Reshape keeping the batch dimension converts
-    to SHAPE/PACK, which the firmware does not run). The softmax outputs all share TFLite's fixed
-    int8 scale 1/256, so the concatenation needs no requantization."""
+    """The ensemble's output: the mean of the students' softmax outputs, as their sum (Add) times 1/N
+    (a fixed, non-trainable Dense with kernel I/N): ADD and FULLY_CONNECTED in TFLite, which the
+    firmware runs and the int8 surrogate (white-box evaluation) reproduces. Not keras' Average
+    (quantization-aware training, e.g. a later pqat step, does not know it) nor a concatenation (the
+    surrogate has no CONCATENATION) nor Reshape plus pooling (a Reshape keeping the batch dimension
+    converts to SHAPE/PACK, which the firmware does not run)."""
     from ..tfutil import keras
 
     k = keras()
     n, classes = len(probs), int(probs[0].shape[-1])
     vote = k.layers.Dense(classes, use_bias=False, trainable=False, name="soft_vote")
-    out = vote(k.layers.Concatenate(axis=-1, name="votes")(probs))
-    vote.set_weights([np.tile(np.eye(classes, dtype=np.float32), (n, 1)) / n])
+    out = vote(k.layers.Add(name="votes")(probs))
+    vote.set_weights([np.eye(classes, dtype=np.float32) / n])
     return out
 
 
