@@ -1,8 +1,26 @@
 """Session fixtures for the white-box attack tests, loaded with `pytest_plugins = ["fixtures_attacks"]`:
-ONE small digits model, trained once, shared by every module that attacks it."""
+ONE small digits model, trained once, shared by every module that attacks it; and `cli_here`, the
+attack commands run in this process (bad input is checked without paying a TensorFlow import per
+case in a subprocess)."""
 from __future__ import annotations
 
+import signal
+
 import pytest
+
+
+def cli_here(capsys, *args):
+    """edgeattack.cli.main(args) in-process: (exit code, stdout, stderr)."""
+    from edgeattack.cli import main
+
+    old = signal.getsignal(signal.SIGTERM)  # `attack` routes SIGTERM to KeyboardInterrupt
+    try:
+        with pytest.raises(SystemExit) as e:
+            main([str(a) for a in args])
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 
 import numpy as np
 import pytest
 
 from conftest import run_cli
+from fixtures_attacks import cli_here
 
 N = 20
 
@@ -61,18 +61,7 @@ def models(tmp_path_factory):
             "bad_labels": root / "bad_labels.npz", "root": root}
 
 
-def _cli(capsys, *args):
-    """edgeattack.cli.main(args) in-process: (exit code, stdout, stderr)."""
-    from edgeattack.cli import main
-
-    old = signal.getsignal(signal.SIGTERM)  # the command routes SIGTERM to KeyboardInterrupt
-    try:
-        with pytest.raises(SystemExit) as e:
-            main([str(a) for a in args])
-    finally:
-        signal.signal(signal.SIGTERM, old)
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
+_cli = cli_here
 
 
 def _rows(summary):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from fixtures_attacks import cli_here
 from edgeattack.errors import DeviceError, UsageError
 
 pytest_plugins = ["fixtures_compress"]
@@ -242,7 +242,7 @@ def test_budget_zero_and_bad_params_are_usage_errors():
         make("square", norm="l2")
 
 
-def test_unreachable_board_is_one_line_error(digits_model, digits_ptq, tmp_path):
+def test_unreachable_board_is_one_line_error(digits_model, digits_ptq, tmp_path, capsys):
     from edgeattack.attacks.targets import open_target
     from edgeattack.link.transport import free_local_port
 
@@ -250,16 +250,17 @@ def test_unreachable_board_is_one_line_error(digits_model, digits_ptq, tmp_path)
     model = digits_ptq.out / "model.tflite"
     with pytest.raises(DeviceError, match="cannot open port"):
         open_target(model, board="emu-tflm", port=port)
-    proc = run_cli("transfer", "square", "--sources", digits_model, "--targets", model, "--board", "emu-tflm",
-                   "--port", port, "-n", "5", "--budget", "10", "-o", tmp_path / "t")
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "cannot open port" in lines[0], proc.stderr
+    code, _, err = cli_here(capsys, "transfer", "square", "--sources", digits_model, "--targets", model,
+                            "--board", "emu-tflm", "--port", port, "-n", "5", "--budget", "10",
+                            "-o", tmp_path / "t")
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "cannot open port" in lines[0], err
     assert not (tmp_path / "t").exists()
-    proc = run_cli("transfer", "square", "--sources", digits_model, "--targets", model, "--budget", "0",
-                   "-o", tmp_path / "t")
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
+    code, _, err = cli_here(capsys, "transfer", "square", "--sources", digits_model, "--targets", model,
+                            "--budget", "0", "-o", tmp_path / "t")
+    assert code == 2
+    assert err.strip().splitlines() == [
         "edgeattack: error: budget 0: a black-box attack needs a query budget of at least 1 per "
         "sample (give --budget N)"]
 

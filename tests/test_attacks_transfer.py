@@ -8,6 +8,7 @@ import json
 import pytest
 
 from conftest import run_cli
+from fixtures_attacks import cli_here
 from fixtures_compress import compress_digits
 
 pytest_plugins = ["fixtures_compress"]
@@ -103,20 +104,38 @@ def test_float_source_and_black_box_crafting(digits_model, three_models):
     (["--sources", "{m}", "--targets", "{m},{m}", "--board", "emu-tflm", "--port",
       "socket://127.0.0.1:9"], "--port names one running device"),
 ])
-def test_bad_input_is_one_line(three_models, digits_model, tmp_path, args, message):
+def test_bad_input_is_one_line(three_models, digits_model, tmp_path, capsys, args, message):
     args = [a.format(m=three_models[0], k=digits_model) for a in args]
     if "-n" not in args:
         args += ["-n", "5"]
-    proc = run_cli("transfer", "fgsm", *args, "-o", tmp_path / "t")
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], proc.stderr
+    code, _, err = cli_here(capsys, "transfer", "fgsm", *args, "-o", tmp_path / "t")
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err
     assert not (tmp_path / "t").exists()
 
 
-def test_existing_output_needs_force(board_run, three_models):
+@pytest.mark.parametrize("flags", [
+    ["--eps", "0.1,x"], ["--eps", ","], ["--range", "0,inf"], ["--range", "1"],
+    ["--set", "steps"], ["--set", "nosuch=1"], ["--budget", "5"], ["--norm", "l2", "--set", "norm=l0"],
+])
+def test_flags_parse_like_attack(tmp_path, capsys, flags):
+    """transfer and attack share one parser per flag: the same bad value gives the same error
+    (flags are refused before any model is read, so an empty file stands in for one)."""
+    m = tmp_path / "m.tflite"
+    m.write_bytes(b"")
+    lines = []
+    for argv in (["transfer", "fgsm", "--sources", m, "--targets", m],
+                 ["attack", "fgsm", "--model", m]):
+        code, _, err = cli_here(capsys, *argv, *flags, "-n", "5", "-o", tmp_path / argv[0])
+        assert code == 2, err
+        lines.append(err.strip().splitlines())
+    assert len(lines[0]) == 1 and lines[0] == lines[1]
+
+
+def test_existing_output_needs_force(board_run, three_models, capsys):
     model = str(three_models[0])
-    proc = run_cli("transfer", "fgsm", "--sources", model, "--targets", model, "-n", "5",
-                   "-o", board_run)
-    assert proc.returncode == 2 and "--force" in proc.stderr
+    code, _, err = cli_here(capsys, "transfer", "fgsm", "--sources", model, "--targets", model, "-n", "5",
+                            "-o", board_run)
+    assert code == 2 and "--force" in err
     assert json.loads((board_run / "transfer.json").read_text())["n"] == N

@@ -79,6 +79,24 @@ def parse_range(text: str | None) -> tuple[float, float] | None:
     return lo_hi[0], lo_hi[1]
 
 
+def parse_list(text: str | None, what: str) -> list[str]:
+    """"a.keras, b.tflite" -> ["a.keras", "b.tflite"] (blanks dropped); an empty list is refused,
+    naming the flag `what`."""
+    items = [v.strip() for v in str(text or "").split(",") if v.strip()]
+    if not items:
+        raise UsageError(f"{what}: give a comma-separated list, e.g. {what} a.tflite,b.tflite")
+    return items
+
+
+def first_test_samples(ds, n: int):
+    """The first n samples of dataset ds's test split as (x float32, y int64); -n outside 1..size
+    is refused."""
+    total = len(ds.x_test)
+    if n < 1 or n > total:
+        raise UsageError(f"-n {n}: the test split of {ds.name} has {total} samples; give 1..{total}")
+    return ds.x_test[:n].astype(np.float32), ds.y_test[:n].astype(np.int64)
+
+
 def parse_sets(items) -> dict:
     """["steps=20", "random_start=false"] -> {"steps": "20", ...}; the attack types each value by
     its parameter's default (int, float, bool)."""
@@ -292,10 +310,7 @@ def run_attack(attack: str, model, *, epsilons, target=None, board: str | None =
     check_outputs(outputs, force, on_device)
 
     ds = load_dataset(dataset)
-    total = len(ds.x_test)
-    if n < 1 or n > total:
-        raise UsageError(f"-n {n}: the test split of {ds.name} has {total} samples; give 1..{total}")
-    x, y = ds.x_test[:n].astype(np.float32), ds.y_test[:n].astype(np.int64)
+    x, y = first_test_samples(ds, n)
     ids = np.arange(n, dtype=np.int64)  # test-split indices, as `session --dataset` numbers them
 
     # The model that crafts (a device's model for black-box attacks on a device): checked first.

@@ -6,24 +6,6 @@ import click
 from . import force_option, seed_option
 
 
-def _list(value: str, what: str) -> list[str]:
-    from ..errors import UsageError
-
-    items = [v.strip() for v in (value or "").split(",") if v.strip()]
-    if not items:
-        raise UsageError(f"{what}: give a comma-separated list of models")
-    return items
-
-
-def _floats(value: str, what: str) -> list[float]:
-    from ..errors import UsageError
-
-    try:
-        return [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(f"{what} {value!r}: give comma-separated numbers, e.g. 0.05,0.1") from None
-
-
 @click.command(name="transfer")
 @click.argument("attack")
 @click.option("--sources", required=True,
@@ -53,45 +35,26 @@ def command(attack, sources, targets, board, port, dataset, n, eps, norm, budget
     --targets ptq/model.tflite,pqat/model.tflite --board emu-tflm --eps 0.1 -o runs/transfer/
     """
     from ..atomic import check_output, json_text
-    from ..attacks.base import attack_class
+    from ..attacks.run import attack_params, parse_epsilons, parse_list, parse_range, first_test_samples
     from ..attacks.transfer import check_models, transfer, write_transfer
     from ..datasets import load_dataset
-    from ..errors import UsageError
 
     check_output(out, force)
-    src, tgt = _list(sources, "--sources"), _list(targets, "--targets")
+    src, tgt = parse_list(sources, "--sources"), parse_list(targets, "--targets")
     check_models(src, tgt, port)
-    cls = attack_class(attack)
-    params = {}
-    for s in sets:
-        if "=" not in s:
-            raise UsageError(f"--set {s!r}: give NAME=VALUE")
-        k, v = s.split("=", 1)
-        params[k.strip()] = v.strip()
-    if norm:
-        params["norm"] = norm
-    if budget is not None:
-        if "budget" not in cls.all_params():
-            raise UsageError(f"--budget: attack {attack} is not a black-box attack (it takes no budget)")
-        params["budget"] = budget
-    cls(**params)  # unknown or bad parameters fail here, before any model is loaded
-    data_range = None
-    if range_:
-        lo_hi = _floats(range_, "--range")
-        if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
-            raise UsageError(f"--range {range_!r}: give LO,HI with LO < HI")
-        data_range = tuple(lo_hi)
+    # unknown attacks, parameters, norms and budgets fail here, before any model is loaded
+    params = dict(attack_params(attack, sets, norm, budget).params)
+    epsilons = parse_epsilons(eps)
+    data_range = parse_range(range_)
     ds = load_dataset(dataset)
-    if n < 1 or n > len(ds.x_test):
-        raise UsageError(f"-n {n}: the test split of {dataset} has {len(ds.x_test)} samples; give "
-                         f"1..{len(ds.x_test)}")
+    x, y = first_test_samples(ds, n)
     data_range = data_range or tuple(ds.data_range)
     from ..tfutil import set_seed
 
     set_seed(seed)
     with _bar(len(src) + len(tgt)) as bar:
-        res = transfer(attack, src, tgt, ds.x_test[:n], ds.y_test[:n],
-                       epsilons=_floats(eps, "--eps"), params=params, board=board, port=port,
+        res = transfer(attack, src, tgt, x, y,
+                       epsilons=epsilons, params=params, board=board, port=port,
                        seed=seed, data_range=data_range, progress=bar.update)
     from importlib.metadata import version
 
@@ -104,7 +67,8 @@ def command(attack, sources, targets, board, port, dataset, n, eps, norm, budget
         ci = r["attack_success_rate_ci95"]
         rate = "-" if r["attack_success_rate"] is None else f"{r['attack_success_rate']:.3f}"
         ci_s = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
-        click.echo(f"  eps={r['eps']:<6g} {r['source']:>16} -> {r['target']:<16} asr={rate}{ci_s}")
+        eps_s = "none" if r["eps"] is None else f"{r['eps']:g}"
+        click.echo(f"  eps={eps_s:<6} {r['source']:>16} -> {r['target']:<16} asr={rate}{ci_s}")
 
 
 def _bar(total: int):
