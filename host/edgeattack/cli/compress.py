@@ -7,8 +7,9 @@ from . import force_option, json_option, seed_option
 @click.argument("model", type=click.Path())
 @click.option("--recipe", "recipe", required=True,
               help="Built-in recipe (ptq-int8, dynamic-range, float16, prune, cluster, qat, pqat, "
-                   "cqat, pcqat, distill, lowrank, prune-channels, and the defenses' adv-train, "
-                   "dq, ...: `edgeattack recipes` lists them) or a recipe .yaml file (docs/recipes.md).")
+                   "cqat, pcqat, distill, lowrank, prune-channels, structured, and the defenses' "
+                   "adv-train, dq, ...: `edgeattack recipes` lists them) or a recipe .yaml file "
+                   "(docs/recipes.md).")
 @click.option("--dataset", default=None,
               help="Calibration/fine-tuning data (default: the dataset in the model's train.json).")
 @click.option("--clean-data", default=None, metavar="FRACTION|NPZ",

@@ -21,7 +21,7 @@ from .steps import (CONVERT, FLOAT, PROVIDED_ELSEWHERE, QAT, STEP_HELP, STEP_KIN
 RECIPES_DIR = Path(__file__).with_name("recipes")
 # compression's own built-in recipes; packages that register steps may add theirs (builtin_names()).
 BUILTIN_RECIPES = ("ptq-int8", "dynamic-range", "float16", "prune", "cluster", "qat", "pqat", "cqat",
-                   "pcqat", "distill", "lowrank", "prune-channels")
+                   "pcqat", "distill", "lowrank", "prune-channels", "structured")
 
 
 def _fit(epochs: int, lr: float, prefix: str = "", what: str = "fine-tuning") -> dict[str, Param]:
@@ -119,17 +119,29 @@ _PARAMS: dict[str, dict[str, Param]] = {
                                             "every prunable Conv2D and Dense)"),
         **_fit(10, 1e-3, what="fine-tuning"), **_BATCH, **ADVERSARIAL,
     },
+    "structured": {
+        "kind": Param("str", "circulant", "the structure: circulant (block-circulant, FFT) or "
+                                          "hadamard (Walsh-Hadamard transforms and learned "
+                                          "diagonals)", choices=("circulant", "hadamard")),
+        "layers": Param("list[str]?", None, "names of Dense layers to constrain (default: every "
+                                            "Dense but the classifier)"),
+        "block": Param("int?", None, "circulant: block size (default: one circulant block of "
+                                     "max(inputs, outputs))", min=1),
+        "factors": Param("int?", None, "hadamard: Walsh-Hadamard x diagonal factors (default 2)",
+                         min=1, max=8),
+        **_fit(10, 3e-3, what="fine-tuning"), **_BATCH, **ADVERSARIAL,
+    },
 }
 
 _KINDS = {"ptq-int8": CONVERT, "dynamic-range": CONVERT, "float16": CONVERT,
           "prune": FLOAT, "cluster": FLOAT, "distill": FLOAT, "lowrank": FLOAT,
-          "prune-channels": FLOAT,
+          "prune-channels": FLOAT, "structured": FLOAT,
           "qat": QAT, "pqat": QAT, "cqat": QAT, "pcqat": QAT}
 
 # the module under compression/ whose run(ctx, step) runs each step
 _MODULES = {"ptq-int8": "convert", "dynamic-range": "convert", "float16": "convert",
             "prune": "sparsity", "cluster": "sparsity", "distill": "distill", "lowrank": "lowrank",
-            "prune-channels": "channels",
+            "prune-channels": "channels", "structured": "structured",
             "qat": "qat", "pqat": "qat", "cqat": "qat", "pcqat": "qat"}
 
 _HELP = {
@@ -146,6 +158,8 @@ _HELP = {
     "lowrank": "truncated SVD (Dense) and Tucker-2 or CP (Conv2D) factorization, then fine-tuning",
     "prune-channels": "structured pruning: remove the lowest-norm filters/units, rebuild a narrower "
                       "model, fine-tune",
+    "structured": "Dense layers trained as circulant or Hadamard-diagonal matrices, then expanded "
+                  "to dense for conversion",
 }
 
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
@@ -379,9 +393,20 @@ def _check_prune_channels(params: dict, what: str) -> None:
                          f"it is the fraction of each layer's channels removed")
 
 
+def _check_structured(params: dict, what: str) -> None:
+    if params["kind"] == "circulant" and params["factors"] is not None:
+        raise UsageError(f"{what}: parameter 'factors' is for kind: hadamard; circulant takes "
+                         f"'block'")
+    if params["kind"] == "hadamard" and params["block"] is not None:
+        raise UsageError(f"{what}: parameter 'block' is for kind: circulant; hadamard takes "
+                         f"'factors'")
+    if params["kind"] == "hadamard" and params["factors"] is None:
+        params["factors"] = 2
+
+
 _CHECKS = {"prune": _check_prune, "pqat": _check_prune, "pcqat": _check_prune,
            "lowrank": _check_lowrank, "distill": _check_distill,
-           "prune-channels": _check_prune_channels}
+           "prune-channels": _check_prune_channels, "structured": _check_structured}
 
 for _name, _params in _PARAMS.items():
     register_step(StepDef(_name, _KINDS[_name], _params, _HELP[_name],
