@@ -27,9 +27,10 @@ SCHEMA = 1
 AVAILABLE_PARTS = ("evasion", "blackbox", "transfer", "backdoor", "poisoning", "extraction", "inversion",
                    "defenses")
 PENDING_PARTS: dict = {}
-# CONVENTIONS' defense steps (and prune-channels, which anp builds on): the defenses part's default
-# is every one of them that has a built-in recipe in this version.
-DEFENSE_RECIPES = ("adv-train", "dq", "anp", "dkd", "fine-prune", "prune-channels")
+# CONVENTIONS' defense steps and its two further compression steps (prune-channels, which anp builds
+# on, and structured), whose robustness the same part measures: the defenses part's default is every
+# one of them that has a built-in recipe in this version.
+DEFENSE_RECIPES = ("adv-train", "dq", "anp", "dkd", "fine-prune", "prune-channels", "structured")
 CRAFTED_ON = ("float", "surrogate")
 ENERGY = ("auto", "measured", "estimated", "off")
 
