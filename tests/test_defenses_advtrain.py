@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import edgeattack.defenses  # noqa: F401  (registers the defense steps)
+import edgeattack.errors
 
 pytest_plugins = ["fixtures_compress"]
 
@@ -88,3 +89,18 @@ def test_dq_penalty_brings_kernels_closer_to_orthogonal_than_qat(digits_model, t
     assert np.mean([dq_gaps[k] < qat_gaps[k] for k in dq_gaps]) == 1.0
     assert dq.manifest["accuracy"]["tflm"] >= qat.manifest["accuracy"]["tflm"] - 0.05
     assert "adversarial" not in dq.manifest["steps"][0]
+
+
+def test_cosine_lr_schedule_and_the_builtin_recipe():
+    from edgeattack.compression.recipe import load_recipe
+    from edgeattack.defenses.adv_train import lr_callbacks
+
+    assert lr_callbacks(0.003, "constant", 20) == []
+    (cb,) = lr_callbacks(0.003, "cosine", 20)
+    assert [round(cb.schedule(e, None), 6) for e in (0, 10, 19)] == [0.003, 0.0015, 0.000018]
+    # the built-in recipe trains above the eps it is judged at, with the schedule (docs/benchmarks.md)
+    p = load_recipe("adv-train").steps[0].params
+    assert p["eps"] == 0.15 and p["lr_schedule"] == "cosine" and p["epochs"] == 20
+    with pytest.raises(edgeattack.errors.UsageError) as e:
+        load_recipe([{"step": "adv-train", "lr_schedule": "step"}])
+    assert "'lr_schedule' must be one of constant, cosine" in str(e.value)

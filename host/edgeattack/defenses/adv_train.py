@@ -21,6 +21,7 @@ from ..compression.steps import FLOAT, Param, StepDef, register_step
 from ..errors import UsageError
 
 MODES = ("pgd", "trades")
+LR_SCHEDULES = ("constant", "cosine")
 
 # The settings of the adversary; dq's `adversarial: true` without an earlier adv-train uses these
 # defaults.
@@ -44,6 +45,9 @@ PARAMS = {
     **ADVERSARY,
     "epochs": Param("int", 10, "adversarial training epochs on the training split", min=1),
     "lr": Param("float", 1e-3, "Adam learning rate for adversarial training", min=0),
+    "lr_schedule": Param("str", "constant", "learning rate over the epochs: constant, or cosine "
+                                            "(lr x (1 + cos(pi x epoch / epochs)) / 2)",
+                         choices=LR_SCHEDULES),
     "batch_size": Param("int", 32, "batch size", min=1),
     "eval_samples": Param("int", 200, "test samples on which the step records the float model's "
                                       "accuracy under its own PGD (0: skip)", min=0),
@@ -175,11 +179,23 @@ def robust_accuracy(model, data, params: dict, n: int, seed: int) -> dict:
             "robust_accuracy": adv / len(y), "robust_accuracy_ci95": wilson_interval(adv, len(y))}
 
 
+def lr_callbacks(lr: float, schedule: str, epochs: int) -> list:
+    """Keras callbacks that set the learning rate of each epoch (none for a constant rate)."""
+    if schedule == "constant":
+        return []
+    import math
+
+    from ..tfutil import keras
+
+    return [keras().callbacks.LearningRateScheduler(
+        lambda epoch, _: lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs)))]
+
+
 def run(ctx, step) -> dict:
     p = step.params
     hook = hook_from(p, ctx.data)
     ctx.fit(ctx.model, p["epochs"], p["lr"], p["batch_size"], f"adv-train ({p['mode']})",
-            hook=hook)
+            hook=hook, callbacks=lr_callbacks(p["lr"], p["lr_schedule"], p["epochs"]))
     ctx.train_hook = hook
     details = {"adversary": hook.describe()}
     if p["eval_samples"]:
