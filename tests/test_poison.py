@@ -118,7 +118,7 @@ def test_detox_removes_the_backdoor_on_the_device(badnets_run, tmp_path):
     before, after = rows["suspect", "ptq-int8"], rows["detoxed", "ptq-int8"]
     assert before["board"] == after["board"] == "emu-tflm"
     assert before["attack_success_rate"] - after["attack_success_rate"] >= 0.5, (before, after)
-    assert after["clean_accuracy"] >= before["clean_accuracy"] - 0.05, (before, after)
+    assert after["clean_accuracy"] >= before["clean_accuracy"] - 0.03, (before, after)
     # the flags catch most of the poisoned samples (the mask poisoned.npz carries)
     assert obj["data"]["flagged_poisoned"] >= 0.8 * obj["data"]["poisoned"]
 

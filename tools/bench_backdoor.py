@@ -63,7 +63,13 @@ def main() -> None:
         results[name] = out
         return out
 
-    if "badnets" in parts or "detox" in parts:
+    if "detox" in parts and "badnets" not in parts \
+            and not (work / "badnets" / "float" / "model.keras").exists():
+        # detox alone needs only the float BadNets model (the same seed and epochs as part 1)
+        timed("badnets-float", lambda: run_backdoor(
+            work / "badnets", trigger="patch:3", target_class=0, rate=0.1, epochs=30, recipes=[],
+            board=None, force=True, progress=False))
+    if "badnets" in parts:
         bd = timed("badnets", lambda: run_backdoor(
             work / "badnets", trigger="patch:3", target_class=0, rate=0.1, epochs=30, baseline=True,
             recipes=["ptq-int8", "prune", "cluster", "pqat", "distill"], board="emu-tflm",

@@ -4,6 +4,15 @@ student on that data only. The trigger never appears there, so the student learn
 behaviour and not the backdoor. Training samples where teacher and student disagree are flagged as
 suspect and dropped; the student is then fine-tuned on the remaining labelled training data.
 
+Three choices keep clean accuracy (cnn-digits, 72 clean samples; docs/benchmarks.md): the few clean
+samples are stretched with mixup (convex pairs, teacher-labelled), so the student imitates the
+teacher well enough that fewer clean training samples are flagged (175 -> 100 of 1,437); screening
+is repeated (`rounds`) with the fine-tuned student, which agrees with the teacher on more clean
+samples but still not on the poisons it never learned (100 -> 51 flagged clean); and fine-tuning
+is long enough (clean accuracy 0.892 -> 0.955 vs the suspect's 0.983). Fine-tuning on the teacher's
+soft targets (`alpha` < 1) helps accuracy but carries the backdoor back (test scale, alpha 0.8:
+success 0.71), so the default learns from the labels alone.
+
     run_detox("runs/bd/float/model.keras", "runs/detox", clean_data=0.2, trigger="patch:3",
               target_class=0, recipes=["ptq-int8"], board="emu-tflm")
 
@@ -26,15 +35,33 @@ from .run import (_load_keras, _sha, check_compress_data, check_recipes, compres
 from .summary import run_folder, summary, write
 from .triggers import parse_trigger
 
-DEFAULTS = {"temperature": 4.0, "distill_epochs": 60, "finetune_epochs": 20, "lr": 1e-3,
-            "finetune_lr": 1e-3, "width": 1.0, "batch_size": 32}
+DEFAULTS = {"temperature": 4.0, "mixup": 10, "distill_epochs": 15, "rounds": 2,
+            "finetune_epochs": 30, "alpha": 1.0, "lr": 1e-3, "finetune_lr": 1e-3, "width": 1.0, "batch_size": 32}
 
 
 def check_settings(settings: dict) -> dict:
     for name in settings:
         if name not in DEFAULTS:
             raise UsageError(f"--set {name}: detox takes {', '.join(DEFAULTS)}")
-    return {**DEFAULTS, **settings}
+    p = {**DEFAULTS, **settings}
+    if not 0.0 <= float(p["alpha"]) <= 1.0:
+        raise UsageError(f"--set alpha={p['alpha']}: the weight of the labels in fine-tuning is in "
+                         f"[0, 1] (the rest goes to the teacher's soft targets)")
+    if int(p["mixup"]) < 0:
+        raise UsageError(f"--set mixup={p['mixup']}: give how many mixed samples to add per clean "
+                         f"sample (0 for none)")
+    return p
+
+
+def mixup(x: np.ndarray, per_sample: int, seed: int) -> np.ndarray:
+    """x and per_sample * len(x) convex combinations of seeded random pairs of its samples."""
+    if per_sample <= 0 or len(x) < 2:
+        return x
+    rng = np.random.default_rng([seed, 52])
+    m = per_sample * len(x)
+    i, j = rng.integers(0, len(x), m), rng.integers(0, len(x), m)
+    lam = rng.uniform(0.0, 1.0, (m,) + (1,) * (x.ndim - 1)).astype(np.float32)
+    return np.concatenate([x, lam * x[i] + (1.0 - lam) * x[j]]).astype(np.float32)
 
 
 def parse_clean_data(value) -> float | Path:
@@ -84,8 +111,9 @@ def poisoned_mask(spec) -> np.ndarray | None:
 
 def detox_model(teacher, zoo_name: str, zoo_width: float, x_clean, train: Dataset, p: dict,
                 seed: int, progress: bool):
-    """(student, flagged mask over train): distil on x_clean, flag disagreements on the training
-    split, fine-tune the student on the rest."""
+    """(student, flagged mask over train, flags per round): distil on x_clean (with mixup), then
+    `rounds` times flag the training samples where teacher and student disagree and fine-tune the
+    student on the rest (labels, plus the teacher's soft targets when alpha < 1)."""
     from ...compression.distill import logits_model, soft_targets
     from ...tfutil import keras, set_seed
     from ...train import compile_for_classification, tqdm_callback
@@ -94,25 +122,40 @@ def detox_model(teacher, zoo_name: str, zoo_width: float, x_clean, train: Datase
     k = keras()
     set_seed(seed)
     student = build_model(zoo_name, train.input_shape, train.classes, zoo_width * p["width"])
-    t = p["temperature"]
-    soft = soft_targets(teacher, x_clean, t)
+    t, alpha, classes = float(p["temperature"]), float(p["alpha"]), train.classes
+    ce = k.losses.categorical_crossentropy
+    x_distil = mixup(np.asarray(x_clean, np.float32), int(p["mixup"]), seed)
     logits = logits_model(student)
     logits.compile(optimizer=k.optimizers.Adam(p["lr"]),
-                   loss=lambda y, z: (t * t) * k.losses.categorical_crossentropy(y, z / t,
-                                                                                from_logits=True))
+                   loss=lambda y, z: (t * t) * ce(y, z / t, from_logits=True))
     cbs = [tqdm_callback(k, p["distill_epochs"], "distil")] if progress else []
-    logits.fit(x_clean, soft, epochs=int(p["distill_epochs"]), batch_size=int(p["batch_size"]),
-               shuffle=True, verbose=0, callbacks=cbs)
+    logits.fit(x_distil, soft_targets(teacher, x_distil, t), epochs=int(p["distill_epochs"]),
+               batch_size=int(p["batch_size"]), shuffle=True, verbose=0, callbacks=cbs)
     pt = np.argmax(teacher.predict(train.x_train, batch_size=256, verbose=0), axis=-1)
-    ps = np.argmax(student.predict(train.x_train, batch_size=256, verbose=0), axis=-1)
-    flagged = pt != ps
-    keep = ~flagged
-    compile_for_classification(student, p["finetune_lr"])
-    cbs = [tqdm_callback(k, p["finetune_epochs"], "fine-tune")] if progress else []
-    if p["finetune_epochs"] > 0 and keep.any():
-        student.fit(train.x_train[keep], train.y_train[keep], epochs=int(p["finetune_epochs"]),
-                    batch_size=int(p["batch_size"]), shuffle=True, verbose=0, callbacks=cbs)
-    return student, flagged
+    per_round = []
+    for r in range(max(1, int(p["rounds"]))):
+        # each round screens with the student as it now is: a fine-tuned student agrees with the
+        # teacher on more clean samples than the distilled one, never on the poisons it never saw
+        ps = np.argmax(student.predict(train.x_train, batch_size=256, verbose=0), axis=-1)
+        flagged = pt != ps
+        per_round.append(int(flagged.sum()))
+        keep = ~flagged
+        if p["finetune_epochs"] <= 0 or not keep.any():
+            break
+        x_keep = train.x_train[keep]
+        hard = np.eye(classes, dtype=np.float32)[train.y_train[keep]]
+        packed = np.concatenate([hard, soft_targets(teacher, x_keep, t)], axis=1)
+
+        def loss(y, z):  # labels, then the teacher's soft targets (Hinton et al.)
+            return (alpha * ce(y[:, :classes], z, from_logits=True)
+                    + (1.0 - alpha) * (t * t) * ce(y[:, classes:], z / t, from_logits=True))
+
+        logits.compile(optimizer=k.optimizers.Adam(p["finetune_lr"]), loss=loss)
+        cbs = [tqdm_callback(k, p["finetune_epochs"], f"fine-tune {r + 1}")] if progress else []
+        logits.fit(x_keep, packed, epochs=int(p["finetune_epochs"]),
+                   batch_size=int(p["batch_size"]), shuffle=True, verbose=0, callbacks=cbs)
+    compile_for_classification(student, p["finetune_lr"])  # saved ready to evaluate
+    return student, flagged, per_round
 
 
 def run_detox(model, out, *, clean_data="0.2", dataset=None, trigger: str = "patch:3",
@@ -155,7 +198,7 @@ def run_detox(model, out, *, clean_data="0.2", dataset=None, trigger: str = "pat
     with run_folder(out, force) as folder:
         from ...atomic import write_json
 
-        student, flagged = detox_model(teacher, meta["model"], float(meta.get("width", 1.0)),
+        student, flagged, per_round = detox_model(teacher, meta["model"], float(meta.get("width", 1.0)),
                                        x_clean, train, p, seed, progress)
         (folder / "detoxed").mkdir()
         student_path = folder / "detoxed" / "model.keras"
@@ -180,7 +223,8 @@ def run_detox(model, out, *, clean_data="0.2", dataset=None, trigger: str = "pat
                 row["compress_data"] = None if row["board"] is None else compress_data
                 rows.append(row)
         truth = poisoned_mask(spec)
-        flags = {"flagged": int(flagged.sum()), "kept": int((~flagged).sum())}
+        flags = {"flagged": int(flagged.sum()), "kept": int((~flagged).sum()),
+                 "flagged_per_round": per_round}
         if truth is not None and len(truth) == len(flagged):
             flags.update(poisoned=int(truth.sum()), flagged_poisoned=int((flagged & truth).sum()),
                          flagged_clean=int((flagged & ~truth).sum()))
