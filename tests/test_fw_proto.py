@@ -266,7 +266,9 @@ def test_gap_is_dropped_silently_then_in_order_request_runs(harness):
 
 def test_sequence_wraps_and_first_request_sets_it(harness):
     d = Dev(harness)
-    # before any request, any sequence number is accepted as next
+    # after boot every request but INFO is NOT_SYNCED (changing nothing); INFO may carry any seq
+    assert d.error(m.LOAD, 7, m.pack_load(m.DTYPE_INT8, 16, 0, X))[0] == m.ERR_NOT_SYNCED
+    assert d.info(65534)["boot_id"] == 0
     assert d.one(m.LOAD, 65535, m.pack_load(m.DTYPE_INT8, 16, 0, X)).type == m.LOAD | m.REPLY
     assert d.one(m.INFER, 0, m.pack_infer(1)).type == m.INFER | m.REPLY  # 65535 + 1 wraps to 0
 

@@ -82,7 +82,8 @@ class Twins:
                 assert m.unpack_error(g.payload)[0] == m.unpack_error(w.payload)[0], (where, g, w)
             elif w.type == m.INFO | m.REPLY:
                 gi, wi = m.unpack_info(g.payload), m.unpack_info(w.payload)
-                keys = ("protocol", "protocols", "slots", "max_payload", "reply_cache", "inferences")
+                keys = ("protocol", "protocols", "slots", "boot_id", "max_payload", "reply_cache",
+                        "inferences")
                 assert {k: gi[k] for k in keys} == {k: wi[k] for k in keys}, where
             else:
                 assert g.payload == w.payload, (where, g, w)  # byte for byte
@@ -174,7 +175,11 @@ def _random_request(rng: random.Random, gens: dict) -> tuple[int, int, bytes]:
         return 2, m.SLOT_INFER, m.pack_slot_infer(slot, rng.choice([0, 1, 2]))
     if kind == 7:
         return 1, rng.choice([m.SLOT_LOAD, m.PATCH, m.SLOT_INFER]), bytes(4)  # v2 types in v1 frames
-    return rng.choice([1, 2, 3]), m.INFO, b""
+    if rng.random() < 0.03:
+        return rng.choice([1, 2]), m.RESET, b""  # then NOT_SYNCED until an INFO
+    version = rng.choice([1, 2, 3])
+    boot_id = version == 2 and rng.random() < 0.5
+    return version, m.INFO, m.pack_info_request(rng.randrange(1 << 32)) if boot_id else b""
 
 
 def test_random_v2_stream_matches_the_python_reference(harness_exe):  # noqa: F811
@@ -214,7 +219,8 @@ def test_random_v2_stream_matches_the_python_reference(harness_exe):  # noqa: F8
         assert twins.py.replays > 10 and twins.py.gaps > 5 and twins.model.runs > 50
         # the stream reached every reply and every refusal it is meant to compare
         assert seen >= {"INFO", "LOAD", "INFER", "SLOT_LOAD", "PATCH", "SLOT_INFER", "STALE", "SLOT",
-                        "SIZE", "NOT_LOADED", "OFFSET", "DTYPE", "BAD_REQUEST", "RUNTIME", "VERSION"}, seen
+                        "SIZE", "NOT_LOADED", "OFFSET", "DTYPE", "BAD_REQUEST", "RUNTIME", "VERSION",
+                        "RESET", "NOT_SYNCED"}, seen
     finally:
         twins.close()
 

@@ -150,7 +150,7 @@ def test_pty_link_and_reopen():
     try:
         xs = inputs(6)
         client = Client(lambda: open_port(slave_path), timeout=0.5, total_timeout=5)
-        assert client.connect()["protocol"] == 1
+        assert client.connect()["protocol"] == 2  # v1 INFO, then a v2 INFO assigning boot_id
         first = [client.infer(x) for x in xs[:3]]
         client.close()
         # A new host session on the same tty: INFO resynchronizes, the counter continues.
@@ -196,7 +196,8 @@ def test_multi_chunk_inputs_respect_max_payload(device_factory):
         client.connect()
         results = list(client.infer_many(xs))
     check_answers(results, xs, handler)
-    assert dev.server.requests == 1 + 5 * (12 + 1)  # INFO, then ceil(1000 / 88) LOADs + INFER
+    # v1 INFO, v2 INFO (assigning boot_id), then ceil(1000 / 88) LOADs + INFER per input
+    assert dev.server.requests == 2 + 5 * (12 + 1)
     assert dev.server.replays == 0 and dev.server.gaps == 0
 
 

@@ -25,5 +25,6 @@ def test_fuzz_decoder_and_server_2000_inputs():
                 "server.gaps", "server.error.OFFSET", "server.error.NOT_LOADED",
                 "server.error.VERSION", "server.error.BAD_REQUEST", "server.reply.SLOT_LOAD",
                 "server.reply.PATCH", "server.reply.SLOT_INFER", "server.error.STALE",
-                "server.error.SLOT", "server.error.SIZE"):
+                "server.error.SLOT", "server.error.SIZE", "server.error.NOT_SYNCED",
+                "server.reply.INFO"):
         assert reached.get(key, 0) > 0, (key, reached)

@@ -125,14 +125,17 @@ def test_v2_opens_with_v1_info_then_patches(device_factory):
     xs = varied(20)
     with Client(lambda: open_port(dev.url), timeout=0.5, total_timeout=5) as client:
         info = client.connect()
-        assert info["protocol"] == 1 and info["protocols"] == [1, 2] and info["slots"] == 4
+        # the opening v1 INFO lists v2; a v2 INFO (which reports 2) then assigns the boot_id
+        assert info["protocol"] == 2 and info["protocols"] == [1, 2] and info["slots"] == 4
+        assert info["boot_id"] == client.boot_id != 0
         assert (client.version, client.slots) == (2, 4)
-        assert client.info()["protocol"] == 2  # INFO in a v2 frame reports 2
+        assert client.info()["protocol"] == 2
+        before = client.stats.wire_bytes_sent + client.stats.wire_bytes_received
         results = [client.infer(x) for x in xs]
-        wire = client.stats.wire_bytes_sent + client.stats.wire_bytes_received
-    assert seen[0] == (1, m.INFO)
+        wire = client.stats.wire_bytes_sent + client.stats.wire_bytes_received - before
+    assert seen[:3] == [(1, m.INFO), (2, m.INFO), (2, m.INFO)]
     # First query: SLOT_LOAD chunks (600 bytes > 256 - 12) + SLOT_INFER; then one PATCH each.
-    types = [t for v, t in seen[2:]]
+    types = [t for v, t in seen[3:]]
     assert types == [m.SLOT_LOAD] * 3 + [m.SLOT_INFER] + [m.PATCH] * 19
     assert all(v == 2 for v, _ in seen[1:])
     assert handler.inputs == [x.tobytes() for x in xs]

@@ -155,8 +155,10 @@ def request(p: Program, seq: int, loaded: int) -> tuple[Frame, int]:
     if kind <= 10:
         payload = m.pack_infer(p.int(0, 3)) if p.int(0, 15) != 15 else p.bytes(6)
         return Frame(version, m.INFER, seq, payload), loaded
-    if kind in (11, 13):
-        return Frame(version, m.INFO, seq, b"" if p.int(0, 7) != 7 else p.bytes(8)), loaded
+    if kind in (11, 13):  # empty, a boot_id (v2), or anything
+        how = p.int(0, 7)
+        payload = b"" if how < 5 else m.pack_info_request(p.int(0, 0xFFFF)) if how < 7 else p.bytes(8)
+        return Frame(version, m.INFO, seq, payload), loaded
     if kind == 12:
         return Frame(version, m.RESET, seq, b"" if p.int(0, 7) != 7 else p.bytes(8)), 0
     mtype = p.pick([0x05, 0x00, m.ERROR, m.INFO | m.REPLY, m.INFER | m.REPLY, 0xFF])
@@ -193,6 +195,8 @@ def server_input(blob: bytes, tail_seed: int = 0) -> tuple[bytes, list[int]]:
     loaded = 0
     sent: list[bytes] = []
     pieces = []
+    if seq % 8:  # a host opens with INFO; without it the device answers NOT_SYNCED
+        pieces.append(encode_frame(Frame(1 + (seq >> 3) % 2, m.INFO, (seq - 1) & 0xFFFF, b"")))
     for _ in range(16 - p.int(0, 15)):
         mode = p.int(0, 15)
         if mode >= 13 and sent:  # go-back-N: the last few frames again, in order

@@ -34,11 +34,13 @@ SCHEMA_V2 = {
              "message kinds slot_load_request (slot, dtype, total, offset, data_hex), "
              "slot_load_reply (slot, generation, received, total), patch_request (slot, infer, "
              "repeat, generation, runs: [[offset, data_hex]]), slot_infer_request (slot, repeat), "
-             "slot_reply (slot, generation, infer: null | {ticks, inferences, dtype, output_hex}).",
+             "slot_reply (slot, generation, infer: null | {ticks, inferences, dtype, output_hex}), "
+             "info_request (boot_id: null for an empty INFO, else the u32 it assigns), error.",
     "sessions": "as in protocol_v1.json, with device.slots, and expect may hold slot_load_reply "
                 "([slot, generation, received, total]), slot_reply ([slot, generation]), "
                 "inferences (of an INFER, SLOT_INFER or PATCH-with-INFER reply), info ({protocol, "
-                "protocols, slots}: fields of an INFO reply).",
+                "protocols, slots, boot_id}: fields of an INFO reply). A fresh device is not "
+                "synchronized: requests before its first INFO are ERROR NOT_SYNCED.",
 }
 
 SCHEMA = {
@@ -382,8 +384,10 @@ def sessions() -> list:
           Frame(1, m.LOAD, 7, m.pack_load(1, 16, 0, bytes(60)))]),
         ("version", "another version is answered with ERROR VERSION and changes nothing",
          [N(1), Frame(3, m.INFER, 2, b""), L(2, 0, data), I(3)]),
-        ("first_request_any_seq", "before any request, any sequence number is next",
-         [L(4000, 0, data), I(4001)]),
+        ("first_info_any_seq", "after boot the first INFO may carry any sequence number (a v2 "
+                               "device answers anything else with ERROR NOT_SYNCED until then: "
+                               "protocol_v2.json)",
+         [N(4000), L(4001, 0, data), I(4002)]),
         ("reset", "RESET answers, then counters restart and the input is gone",
          [N(1), L(2, 0, data), I(3), Frame(1, m.RESET, 4, b""), N(5), I(6)]),
     ]
@@ -442,6 +446,10 @@ def valid_v2() -> list:
              1, 4, m.pack_infer_reply(99, 6, m.DTYPE_INT8, b"\xff")))),
         ("error_stale", "ERROR STALE in a v2 frame",
          Frame(2, m.ERROR, 11, m.pack_error(m.ERR_STALE, "stale"))),
+        ("info_boot_id", "v2 INFO assigning boot_id 0x89abcdef",
+         Frame(2, m.INFO, 12, m.pack_info_request(0x89ABCDEF))),
+        ("error_not_synced", "ERROR NOT_SYNCED: the device restarted, the host must send INFO",
+         Frame(2, m.ERROR, 13, m.pack_error(m.ERR_NOT_SYNCED, "send INFO first"))),
     ]
     out = []
     for name, desc, f in items:
@@ -451,6 +459,8 @@ def valid_v2() -> list:
 
 
 def message_v2(f: Frame) -> dict:
+    if f.type == m.INFO:
+        return {"kind": "info_request", "boot_id": m.unpack_info_request(f.payload, f.version)}
     if f.type == m.SLOT_LOAD:
         r = m.unpack_slot_load(f.payload)
         return {"kind": "slot_load_request", "slot": r.slot, "dtype": r.dtype, "total": r.total,
@@ -489,6 +499,7 @@ def sessions_v2() -> list:
     SI = lambda seq, slot: Frame(2, m.SLOT_INFER, seq, m.pack_slot_infer(slot, 1))  # noqa: E731
     L1 = lambda seq, v=1: Frame(v, m.LOAD, seq, m.pack_load(m.DTYPE_INT8, 16, 0, data))  # noqa: E731
     I1 = lambda seq, v=1: Frame(v, m.INFER, seq, m.pack_infer(1))  # noqa: E731
+    B = lambda seq, boot_id: Frame(2, m.INFO, seq, m.pack_info_request(boot_id))  # noqa: E731
     plans = [
         ("info_versions", "INFO in a v1 frame reports protocol 1 and protocols [1, 2]; in a v2 "
                           "frame protocol 2; v1 LOAD/INFER keep working and use slot 0",
@@ -527,6 +538,19 @@ def sessions_v2() -> list:
         ("reset_clears_slots", "RESET unloads every slot and generations restart",
          [N(1, 2), SL(2, 0, 0, data), Frame(2, m.RESET, 3, b""), N(4, 2), SI(5, 0),
           SL(6, 0, 0, data)]),
+        ("not_synced_until_info", "after boot every request but INFO, in either version, is "
+                                  "ERROR NOT_SYNCED and changes nothing (not cached, not a "
+                                  "sequence number); an INFO with a boot_id syncs and assigns it",
+         [SL(7, 0, 0, data), L1(8), I1(9, 2), Frame(2, m.RESET, 10, b""), SL(7, 0, 0, data),
+          B(11, 0x1234ABCD), SL(12, 0, 0, data), SI(13, 0), N(14, 2), N(15, 1)]),
+        ("boot_id_assignment", "INFO without a payload keeps the boot_id; a v2 INFO with 4 bytes "
+                               "sets it (0 included); other sizes, and 4 bytes in a v1 frame, are "
+                               "BAD_REQUEST",
+         [N(1, 2), B(2, 7), N(3, 1), Frame(2, m.INFO, 4, b"\x01\x02\x03"),
+          Frame(1, m.INFO, 5, m.pack_info_request(9)), N(6, 2), B(7, 0xFFFFFFFF), B(8, 0)]),
+        ("reset_forgets_boot_id", "RESET: the device restarts, NOT_SYNCED until INFO, boot_id 0",
+         [N(1, 2), B(2, 99), SL(3, 0, 0, data), Frame(2, m.RESET, 4, b""), SI(5, 0), N(6, 2),
+          SI(7, 0)]),
     ]
     out = []
     for name, desc, frames in plans:
@@ -544,7 +568,8 @@ def sessions_v2() -> list:
                     expect["error_code"] = m.unpack_error(r.payload)[0]
                 elif r.type == m.INFO | m.REPLY:
                     info = m.unpack_info(r.payload)
-                    expect["info"] = {k: info[k] for k in ("protocol", "protocols", "slots")}
+                    expect["info"] = {k: info[k] for k in ("protocol", "protocols", "slots",
+                                                           "boot_id")}
                 elif r.type == m.LOAD | m.REPLY:
                     expect["load_reply"] = list(m.unpack_load_reply(r.payload))
                 elif r.type == m.SLOT_LOAD | m.REPLY:
@@ -571,6 +596,7 @@ def render_v2() -> str:
            "generator": "tools/gen_protocol_vectors.py",
            "message_types": {"SLOT_LOAD": m.SLOT_LOAD, "PATCH": m.PATCH,
                              "SLOT_INFER": m.SLOT_INFER},
+           "info_request": "v2 INFO payload: empty, or boot_id u32 (the host assigns it)",
            "error_codes": {name: code for code, name in m.ERROR_NAMES.items()},
            "valid": valid_v2(), "sessions": sessions_v2()}
     return json.dumps(doc, indent=1) + "\n"

@@ -221,6 +221,7 @@ static size_t make_info(ea_proto *p, uint16_t seq, const uint8_t **frame)
     ea_sb_u64(&t, p->reply_version); /* INFO reports the version it was asked in */
     ea_sb_raw(&t, ", \"protocols\": [1, 2]");
     json_field_u64(&t, "slots", p->n_slots);
+    json_field_u64(&t, "boot_id", p->boot_id);
     ea_sb_raw(&t, ", \"board\": ");
     ea_sb_json_str(&t, p->io.board);
     ea_sb_raw(&t, ", \"runtime\": ");
@@ -727,14 +728,29 @@ void ea_proto_handle(ea_proto *p, const ea_frame *f)
         cache_clear(p);
         p->have_last = true;
         p->last_seq = f->seq;
+        p->synced = true;
         const uint8_t *frame = p->mem.reply;
-        if (f->oversize || f->len != 0u) {
+        /* v2 INFO may carry the boot_id the host assigns (u32); v1 INFO is empty. */
+        bool with_id = f->version >= 2u && f->len == 4u && !f->oversize;
+        if (f->oversize || (f->len != 0u && !with_id)) {
             len = make_error(p, f->seq, f->oversize ? EA_PROTO_ERR_TOO_LARGE : EA_PROTO_ERR_BAD_REQUEST,
-                             "INFO takes an empty payload");
+                             f->version >= 2u ? "INFO takes an empty payload or a 4-byte boot_id"
+                                              : "INFO takes an empty payload");
         } else {
+            if (with_id) {
+                p->boot_id = ea_get_u32(f->payload);
+            }
             len = make_info(p, f->seq, &frame);
         }
         send_frame(p, frame, len);
+        return;
+    }
+    if (!p->synced) {
+        /* After boot the host must learn that the device restarted: answer, change nothing, cache
+         * nothing, until an INFO arrives. */
+        len = make_error(p, f->seq, EA_PROTO_ERR_NOT_SYNCED,
+                         "device restarted since the host last synchronized: send INFO first");
+        send_frame(p, p->mem.reply, len);
         return;
     }
     if (!p->have_last || f->seq == (uint16_t)(p->last_seq + 1u)) {

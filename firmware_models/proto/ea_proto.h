@@ -40,6 +40,7 @@ enum {
     EA_PROTO_ERR_TOO_LARGE = 9,
     EA_PROTO_ERR_STALE = 10,   /* PATCH computed against another generation of the slot */
     EA_PROTO_ERR_SLOT = 11,    /* slot index >= INFO slots */
+    EA_PROTO_ERR_NOT_SYNCED = 12, /* any request but INFO after boot, until an INFO arrives */
 };
 
 enum {
@@ -148,6 +149,8 @@ typedef struct {
     const char *model_error;     /* model.error, or a reason found at init (buffers too small) */
 
     /* sequence state */
+    bool synced;                 /* an INFO arrived since boot: until then only INFO is answered */
+    uint32_t boot_id;            /* assigned by the host in a v2 INFO; 0 until then */
     bool have_last;
     uint16_t last_seq;
     uint8_t reply_version;       /* version of the request being answered: replies use it */

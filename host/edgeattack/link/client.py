@@ -64,6 +64,10 @@ class ClientStats:
     reconnects: int = 0
     stale_replies: int = 0
     reloads: int = 0  # PATCHes the device refused (STALE / NOT_LOADED) and sent again as full loads
+    reboots: int = 0  # device restarts this host noticed (NOT_SYNCED, a new boot_id in INFO)
+    # inferences that may have run on a device that restarted before answering them (the requests
+    # that could run the model were in flight): each was sent again, so it also ran once observed
+    inferences_unobserved: int = 0
     frames_dropped: dict = field(default_factory=dict)
 
 
@@ -72,8 +76,8 @@ class _Job:
     index: int
     requests: list  # of _Request, LOADs then the INFER (v2: SLOT_LOADs then SLOT_INFER, or a PATCH)
     slot: int = -1  # v2: the input slot this input goes to
-    data: bytes = b""  # v2: the input's wire bytes (the slot's content once acknowledged)
-    code: int = 0  # v2: its dtype code
+    data: bytes = b""  # the input's wire bytes (v2: the slot's content once acknowledged)
+    code: int = 0  # its dtype code
     repeat: int = 1
     first_sent: float | None = None
     retries: int = 0
@@ -113,6 +117,12 @@ class Client:
     slots: the device's input slots (1 on a v1 device). version: the protocol in use.
     reset() -> None: RESET the device (its counters go back to 0).
     A PATCH refused STALE or NOT_LOADED is sent again as a full load (stats.reloads).
+    Reboots (docs/protocol.md, "Reboots"): a device that restarted answers ERROR NOT_SYNCED (or an
+      INFO shows another boot_id); the client then assigns a fresh boot_id with INFO, checks that the
+      model hash did not change (else DeviceError naming both), forgets its slots and sends every
+      unanswered input again as a full load: callers see each result once. `inferences_total` is
+      the sum over boots of the highest inference counter seen in each; stats.reboots and
+      stats.inferences_unobserved count the restarts and the inferences that may have run unseen.
     stats: ClientStats. Errors: DeviceError (no answer, wrong protocol version, ERROR replies with
       `.error_code` and `.device_message` set), UsageError (an input dtype with no wire code).
     """
@@ -162,6 +172,14 @@ class Client:
         self._reply_allow = PACED_REPLY_BYTES  # reply bytes a paced line's timeouts allow for
         self._last_progress = time.monotonic()
         self._need_sync = True
+        self._rebooted = False  # a NOT_SYNCED reply arrived: recover at the end of this _pump
+        # Boots: the boot_id of the device's current boot (None: not known, or the device has none),
+        # the highest inference counter seen in each earlier boot and in this one, and the model
+        # hash the device must keep running across restarts.
+        self.boot_id: int | None = None
+        self._boot_highs: list[int] = []
+        self._boot_high = 0
+        self._model_sha256: str | None = None
         self._broken = False  # a read or write failed: reopen before the next read
         self._fresh = True  # the next INFO sets the full window
 
@@ -233,11 +251,12 @@ class Client:
             raise DeviceError(f"cannot use {self.port_name}: {exc}") from None
         return self._sync()
 
-    def _sync(self) -> dict:
-        # INFO resynchronizes the device's sequence state; it must travel alone.
+    def _sync(self, boot_id: int | None = None) -> dict:
+        # INFO resynchronizes the device's sequence state; it must travel alone. With boot_id (v2
+        # only) it also assigns the device's boot_id.
         self._need_sync = False
         try:
-            reply = self._roundtrip(m.INFO, b"")
+            reply = self._roundtrip(m.INFO, m.pack_info_request(boot_id))
         except BaseException:
             self._need_sync = True
             raise
@@ -270,6 +289,64 @@ class Client:
         else:
             self._out_shape, self._out_size = None, -1
         self._reply_allow = PACED_REPLY_BYTES + 4 * max(self._out_size, 0)  # float32 at most
+        return self._track_boot(info, boot_id)
+
+    # boots ----------------------------------------------------------------------------------------
+
+    @property
+    def inferences_total(self) -> int:
+        """Inferences the device ran as far as this host saw: the sum over its boots of the
+        highest inference counter seen in each (counters restart at 0 with every boot)."""
+        return sum(self._boot_highs) + self._boot_high
+
+    def _observe(self, inferences) -> None:
+        if isinstance(inferences, int) and not isinstance(inferences, bool):
+            if inferences < self._boot_high:
+                # A counter that went back: a restart this host was not told of (a device
+                # without boot ids). Close the boot so the total stays right.
+                self._new_boot(f"its inference counter went back from {self._boot_high} to "
+                               f"{inferences}", forget=False)
+            self._boot_high = max(self._boot_high, inferences)
+
+    def _new_boot(self, why: str, forget: bool = True, counted: bool = True) -> None:
+        """The device restarted: close the boot's counter and (forget) everything slot-side."""
+        if counted:
+            self.stats.reboots += 1
+            log.warning("device at %s restarted (%s): resynchronizing", self.port_name, why)
+        self._boot_highs.append(self._boot_high)
+        self._boot_high = 0
+        self.boot_id = None
+        if forget:
+            self._forget_slots()
+
+    def _track_boot(self, info: dict, assigned: int | None) -> dict:
+        """Check an INFO reply against the boot and model this host knows; assign a boot_id when
+        the device has none yet. Returns the (last) INFO reply."""
+        sha = info.get("model_sha256")
+        if self._model_sha256 is None:
+            self._model_sha256 = sha
+        elif sha != self._model_sha256:
+            self._need_sync = True
+            raise DeviceError(f"device at {self.port_name} now runs model sha256 {sha}, but this "
+                              f"session started with model sha256 {self._model_sha256} (it "
+                              f"restarted with other firmware or another model: deploy the "
+                              f"session's model again, or start a new session)")
+        reported = info.get("boot_id")
+        if not isinstance(reported, int) or isinstance(reported, bool):
+            self._observe(info.get("inferences"))  # a device without boot ids
+            return info
+        if assigned is not None:
+            if reported != assigned:
+                self._need_sync = True
+                raise DeviceError(f"device at {self.port_name} did not take boot_id {assigned} "
+                                  f"(its INFO reports {reported})")
+        elif self.boot_id is not None and reported != self.boot_id:
+            self._new_boot(f"INFO reports boot_id {reported}, this host assigned {self.boot_id}")
+        self._observe(info.get("inferences"))
+        if reported == 0 and self.version >= 2:
+            # QEMU boots identically every time, so the host gives each boot its own number.
+            return self._sync(random.SystemRandom().randrange(1, 1 << 32))
+        self.boot_id = reported
         return info
 
     def _choose_version(self, info: dict) -> None:
@@ -314,7 +391,7 @@ class Client:
         """RESET the device; its counters restart at 0. The next request re-synchronizes."""
         self._ensure()
         self._roundtrip(m.RESET, b"")
-        self._forget_slots()  # the device restarted with every slot unloaded
+        self._new_boot("RESET", counted=False)  # a restart this host asked for: not a reboot
         self._need_sync = True
 
     def infer(self, x: np.ndarray, repeat: int = 1) -> InferResult:
@@ -394,20 +471,20 @@ class Client:
             raise UsageError(f"input {index}: {exc}") from None
         if self.version >= 2:
             return self._make_slot_job(index, code, data, repeat, slot)
-        chunk = self._max_payload - m.LOAD_HEADER.size
-        total = len(data)
-        job = _Job(index, [])
-        requests = job.requests
-        if total <= chunk:
-            requests.append(_Request(m.LOAD, m.pack_load(code, total, 0, data), job))
-        else:
-            for offset in range(0, total, chunk):
-                requests.append(_Request(m.LOAD, m.pack_load(code, total, offset,
-                                                             data[offset:offset + chunk]), job))
-        requests.append(_Request(m.INFER, m.pack_infer(repeat), job))
-        job.open_requests = len(requests)
-        self.stats.payload_bytes_sent += total
+        job = _Job(index, [], data=data, code=code, repeat=repeat)
+        job.requests = self._v1_load(job)
+        job.open_requests = len(job.requests)
         return job
+
+    def _v1_load(self, job: _Job) -> list:
+        """LOAD chunk(s) and INFER of a v1 job's input."""
+        data, code, total = job.data, job.code, len(job.data)
+        chunk = self._max_payload - m.LOAD_HEADER.size
+        requests = [_Request(m.LOAD, m.pack_load(code, total, offset, data[offset:offset + chunk]),
+                             job) for offset in range(0, max(total, 1), chunk)]
+        requests.append(_Request(m.INFER, m.pack_infer(job.repeat), job))
+        self.stats.payload_bytes_sent += total
+        return requests
 
     def _make_slot_job(self, index: int, code: int, data: bytes, repeat: int, slot: int) -> _Job:
         """A v2 input: a PATCH against the slot's acknowledged input when that is smaller, else
@@ -557,6 +634,8 @@ class Client:
             self.stats.frames_dropped = dict(self._decoder.drops)
             for frame in frames:
                 self._on_frame(frame, now)
+            if self._rebooted:
+                self._recover()
             self._send_pending()
             if damaged and self._inflight and not self._gbn_round:
                 self._go_back_n()  # a reply was lost in transit: resend without waiting
@@ -603,6 +682,11 @@ class Client:
         if req is None or frame.type not in (req.type | m.REPLY, m.ERROR):
             self.stats.stale_replies += 1  # a duplicate, or a late reply from before a resync
             return
+        if frame.type == m.ERROR and _error_code(frame) == m.ERR_NOT_SYNCED:
+            # The device restarted: every request in flight gets this answer. Recover once, after
+            # this batch of frames (_pump), with the window as it stands.
+            self._rebooted = True
+            return
         self._retire(req)
         self._last_progress = now
         req.reply = frame
@@ -617,6 +701,43 @@ class Client:
             self._on_error(req, frame)
         if req.job is not None:
             self._complete(req, frame)
+
+    def _recover(self) -> None:
+        """After NOT_SYNCED: count what may have run unseen, give the device a new boot_id (INFO,
+        which also re-checks the model), then send every unanswered input again as a full load,
+        in order, ahead of anything else."""
+        self._rebooted = False
+        requests = list(self._inflight) + list(self._pending)
+        runs = (m.INFER, m.SLOT_INFER, m.PATCH)  # every PATCH a job sends carries its INFER
+        self.stats.inferences_unobserved += sum(r.job.repeat for r in self._inflight
+                                                if r.job is not None and r.type in runs)
+        jobs = list({id(r.job): r.job for r in requests
+                     if r.job is not None and r.job.result is None}.values())
+        for req in requests:
+            if req.job is None and req.type == m.RESET:
+                # The device restarted, which is what RESET asked for.
+                req.reply = Frame(self.version, m.RESET | m.REPLY, req.seq, b"")
+        self._inflight.clear()
+        self._inflight_bytes = 0
+        self._pending.clear()
+        self._outbox.clear()
+        self._gbn_round.clear()
+        version, slots = self.version, self.slots
+        self._new_boot("it answered NOT_SYNCED")
+        self._sync(random.SystemRandom().randrange(1, 1 << 32) if version >= 2 else None)
+        if (self.version, self.slots) != (version, slots):
+            self._abandon(drain=False)
+            raise DeviceError(f"device at {self.port_name} restarted speaking protocol "
+                              f"v{self.version} with {self.slots} slot(s), it spoke v{version} with "
+                              f"{slots} (other firmware?): start a new session")
+        for job in sorted(jobs, key=lambda j: j.index):
+            if job.slot >= 0:
+                self._slot_busy[job.slot] += 1
+                job.requests = self._full_load(job)
+            else:
+                job.requests = self._v1_load(job)
+            job.open_requests = len(job.requests)
+            self._pending.extend(job.requests)
 
     def _on_error(self, req: _Request, frame: Frame) -> None:
         try:
@@ -668,6 +789,7 @@ class Client:
             # input): their lost replies need no retransmission.
             for other in [r for r in self._inflight if r.job is job]:
                 self._retire(other)
+        self._observe(inferences)
         if job.slot >= 0:
             self._slot_busy[job.slot] -= 1
             if not self._slot_busy[job.slot]:  # no later input to this slot is in flight
@@ -735,6 +857,13 @@ class Client:
                 delay = min(delay * 2, 0.5)
         if self._inflight:
             self._go_back_n()
+
+
+def _error_code(frame: Frame) -> int:
+    try:
+        return m.unpack_error(frame.payload)[0]
+    except m.MalformedPayload:
+        return 0
 
 
 def _int_field(info: dict, key: str, default: int, low: int, high: int) -> int:

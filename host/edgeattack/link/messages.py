@@ -41,8 +41,9 @@ ERR_RUNTIME = 8
 ERR_TOO_LARGE = 9
 ERR_STALE = 10
 ERR_SLOT = 11
+ERR_NOT_SYNCED = 12  # v2 device after boot: every request but INFO until an INFO arrives
 ERROR_NAMES = {
-    ERR_STALE: "STALE", ERR_SLOT: "SLOT",
+    ERR_STALE: "STALE", ERR_SLOT: "SLOT", ERR_NOT_SYNCED: "NOT_SYNCED",
     ERR_BAD_REQUEST: "BAD_REQUEST", ERR_VERSION: "VERSION", ERR_DTYPE: "DTYPE", ERR_SIZE: "SIZE",
     ERR_OFFSET: "OFFSET", ERR_NOT_LOADED: "NOT_LOADED", ERR_MODEL: "MODEL", ERR_RUNTIME: "RUNTIME",
     ERR_TOO_LARGE: "TOO_LARGE",
@@ -72,6 +73,7 @@ PATCH_RUN = struct.Struct("<IH")  # offset, length (then `length` bytes)
 PATCH_INFER = 0x01  # flags bit 0: run INFER on the patched slot in the same request
 SLOT_INFER_REQUEST = struct.Struct("<BxH")  # slot, reserved, repeat
 SLOT_REPLY = struct.Struct("<B3xI")  # slot, reserved, generation (PATCH and SLOT_INFER replies)
+INFO_BOOT_ID = struct.Struct("<I")  # v2 INFO request: the host-assigned boot_id (or empty)
 MAX_RUN = 0xFFFF
 
 
@@ -253,6 +255,21 @@ def unpack_info(payload: bytes) -> dict:
     if not isinstance(info, dict):
         raise MalformedPayload("INFO reply is not a JSON object")
     return info
+
+
+def pack_info_request(boot_id: int | None = None) -> bytes:
+    """INFO's request payload: empty, or (v2 frames) the boot_id the host assigns."""
+    return b"" if boot_id is None else INFO_BOOT_ID.pack(boot_id & 0xFFFFFFFF)
+
+
+def unpack_info_request(payload: bytes, version: int) -> int | None:
+    """The boot_id an INFO request assigns, or None. v1 INFO is empty; v2 INFO is empty or 4 bytes."""
+    if not payload:
+        return None
+    if version >= 2 and len(payload) == INFO_BOOT_ID.size:
+        return INFO_BOOT_ID.unpack(payload)[0]
+    raise MalformedPayload(f"INFO payload has {len(payload)} bytes, expected 0"
+                           + (" or 4 (boot_id)" if version >= 2 else ""))
 
 
 def check_empty(payload: bytes, name: str) -> None:

@@ -105,11 +105,22 @@ class ProtocolServer:
         self.decoder.drops = dict.fromkeys(self.decoder.drops, 0)
         self.log: collections.deque = collections.deque(maxlen=LOG_EVENTS)
         self._last: int | None = None  # last executed sequence number (None: accept any)
+        # After boot (and RESET) only INFO is answered until one arrives: a host that was talking
+        # to the device before it restarted learns so from ERROR NOT_SYNCED (docs/protocol.md,
+        # "Reboots"). boot_id is what the host assigned in INFO, 0 until it does.
+        self._synced = False
+        self.boot_id = 0
         self._cache: collections.OrderedDict[int, bytes] = collections.OrderedDict()
         # Per input slot: its tensor (None: unloaded), bytes received, generation (v2).
         self._input: list[bytearray | None] = [None] * self.slots
         self._received = [0] * self.slots
         self._generation = [0] * self.slots
+
+    def restart(self) -> None:
+        """Forget everything, as a device does when it boots: sequence state, reply cache, slots,
+        counters, boot_id; NOT_SYNCED until the next INFO. (What RESET does after its reply; tests
+        call it to restart a device under a host.)"""
+        self._reset_state()
 
     @property
     def crc_errors(self) -> int:
@@ -224,6 +235,12 @@ class ProtocolServer:
         seq = frame.seq
         if frame.type == m.INFO:
             self._cache.clear()
+            self._synced = True
+        elif not self._synced:
+            # Changes nothing and is not cached: every request until INFO gets the same answer.
+            self._version = frame.version
+            return self._error(seq, m.ERR_NOT_SYNCED, "device restarted since the host last "
+                                                      "synchronized: send INFO first")
         elif self._last is not None and seq != (self._last + 1) & 0xFFFF:
             cached = self._cache.get(seq)
             if cached is not None:
@@ -256,7 +273,9 @@ class ProtocolServer:
                                f"payload of {len(payload)} bytes, max_payload is {self.max_payload}")
         try:
             if mtype == m.INFO:
-                m.check_empty(payload, "INFO")
+                boot_id = m.unpack_info_request(payload, self._version)
+                if boot_id is not None:
+                    self.boot_id = boot_id
                 return self._encode(seq, m.INFO | m.REPLY, m.pack_info(self.info()))
             if mtype == m.LOAD:
                 if len(payload) < m.LOAD_HEADER.size:
@@ -300,6 +319,7 @@ class ProtocolServer:
             info = {"error": f"{type(exc).__name__}: {exc}"}
         info.update({
             "protocol": self._version, "protocols": list(m.PROTOCOLS), "slots": self.slots,
+            "boot_id": self.boot_id,
             "max_payload": self.max_payload,
             "rx_buffers": self.rx_buffers, "reply_cache": self.reply_cache,
             "inferences": self.inferences, "overruns": self.overruns,
