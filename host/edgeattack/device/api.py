@@ -60,7 +60,8 @@ class Device:
     received (else it is asked); `driver` the profile's Board (made from the profile when None).
     info() -> dict (fresh INFO); prepare(x) -> input tensor; infer(x, repeat=1) -> Result;
     infer_many(xs, inflight=None, repeat=1) -> iterator of Result, in order.
-    Counters (host side): queries, wire_bytes, retries, reconnects. time_source and time_estimated
+    Counters (host side): queries, wire_bytes, retries, reconnects, reboots, inferences_unobserved,
+    inferences_total (the device's counter summed over its boots). time_source and time_estimated
     say how device_time_s is obtained on this board (CONVENTIONS "Measurement units").
     `estimate`: the energy.Estimate from the profile's cited constants that gives each Result its
     energy_j (labelled "estimated"), or None; a session sets it by --energy (a measured run sets
@@ -150,6 +151,23 @@ class Device:
     @property
     def reconnects(self) -> int:
         return self.client.stats.reconnects
+
+    @property
+    def reboots(self) -> int:
+        """Device restarts the link noticed and recovered from (docs/protocol.md, "Reboots")."""
+        return int(getattr(self.client.stats, "reboots", 0))
+
+    @property
+    def inferences_unobserved(self) -> int:
+        """Inferences that may have run on a device that restarted before answering them."""
+        return int(getattr(self.client.stats, "inferences_unobserved", 0))
+
+    @property
+    def inferences_total(self) -> int | None:
+        """The device's inferences as the host saw them: the sum over its boots of the highest
+        counter seen in each (None when the link does not track boots)."""
+        total = getattr(self.client, "inferences_total", None)
+        return None if total is None else int(total)
 
     # inputs ---------------------------------------------------------------------------------------
 

@@ -299,6 +299,12 @@ class Client:
         highest inference counter seen in each (counters restart at 0 with every boot)."""
         return sum(self._boot_highs) + self._boot_high
 
+    @property
+    def in_flight(self) -> int:
+        """Inputs sent or queued whose result has not arrived yet."""
+        return len({id(r.job) for r in (*self._inflight, *self._pending)
+                    if r.job is not None and r.job.result is None})
+
     def _observe(self, inferences) -> None:
         if isinstance(inferences, int) and not isinstance(inferences, bool):
             if inferences < self._boot_high:

@@ -166,7 +166,8 @@ class Session:
         self.out.mkdir(parents=True, exist_ok=True)
         info_before = dev.info()
         run = {"started": _now(), "planned": len(items), "already_done": len(items) - len(todo),
-               "sent": 0, "inferences_before": info_before.get("inferences")}
+               "sent": 0, "inferences_before": info_before.get("inferences"),
+               "inferences_total_before": getattr(dev, "inferences_total", None)}
         runs = (previous or {}).get("runs", []) + [run]
         state = {"fingerprint": fingerprint, "runs": runs, "status": "running"}
         if meter is None:  # a measured run writes nothing until its meter has delivered
@@ -231,7 +232,8 @@ class Session:
                 if status == "complete":
                     info_after = dev.info()
                 run.update({"finished": _now(), "elapsed_s": elapsed, "retries": dev.retries,
-                            "reconnects": dev.reconnects, "queries": dev.queries,
+                            "reconnects": dev.reconnects, "reboots": getattr(dev, "reboots", 0),
+                            "inferences_unobserved": getattr(dev, "inferences_unobserved", 0), "queries": dev.queries,
                             "wire_bytes": dev.wire_bytes,
                             "inferences_after": None if info_after is None else info_after.get("inferences")})
                 state["status"] = status
@@ -307,7 +309,11 @@ class Session:
         metrics = summarize_records(body)
         clean = next((m for m in metrics if m["source"] == "clean"), None)
         inferences_run = None
-        if info_after is not None and run.get("inferences_before") is not None:
+        if info_after is not None and run.get("inferences_total_before") is not None \
+                and getattr(dev, "inferences_total", None) is not None:
+            # summed over the device's boots: a restart mid-run sets its counter back to 0
+            inferences_run = dev.inferences_total - run["inferences_total_before"]
+        elif info_after is not None and run.get("inferences_before") is not None:
             inferences_run = info_after.get("inferences", 0) - run["inferences_before"]
         summary = {
             "schema": SCHEMA,
@@ -343,10 +349,13 @@ class Session:
                        "inferences_run": inferences_run,
                        "records_sent": run["sent"],
                        "inferences_expected": run["sent"] * self.repeat,
+                       "reboots": getattr(dev, "reboots", 0),
+                       "inferences_unobserved": getattr(dev, "inferences_unobserved", 0),
                        "overruns": (info_after or info_before).get("overruns"),
                        "crc_errors": (info_after or info_before).get("crc_errors")},
             "link": {"queries": dev.queries, "wire_bytes": dev.wire_bytes, "retries": dev.retries,
-                     "reconnects": dev.reconnects, **getattr(dev, "link_checks", {})},
+                     "reconnects": dev.reconnects, "reboots": getattr(dev, "reboots", 0),
+                     **getattr(dev, "link_checks", {})},
             "time_estimated": any(r.get("time_estimated") for r in body),
             "time_source": time_source_of(body),
             "energy": self._energy_summary(body),

@@ -16,6 +16,7 @@ Ctrl-C in the terminal reaches only the host, which then stops it in order.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ class EmulatedBoard(BoardDriver):
         self.proc: subprocess.Popen | None = None
         self._url: str | None = None
         self._slave_fd: int | None = None
+        self._master_fd: int | None = None  # kept so a restarted agent serves the same pty
         self._log = None
 
     # lifecycle ----------------------------------------------------------------------------------
@@ -96,19 +98,35 @@ class EmulatedBoard(BoardDriver):
             tty.setraw(slave)  # no echo, no line editing, 8-bit clean, before anyone writes
             self._url = os.ttyname(slave)
             self._log = tempfile.TemporaryFile(prefix="edgeattack-agent-")
-            cmd = [self.python, "-m", "edgeattack.agent", "--model", str(self.model_path),
-                   "--port", f"fd://{master}", "--runtime", self.profile.runtime,
-                   "--board", self.profile.name, *self.agent_args]
-            env = dict(os.environ, PYTHONUNBUFFERED="1")
-            self.proc = children.spawn(
-                cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                pass_fds=(master,), env=env, start_new_session=True)
+            self._spawn_agent(master)
         except BaseException:
             os.close(slave)
+            os.close(master)
             raise
-        finally:
-            os.close(master)  # the agent owns the master now
+        # This process keeps the master too (never reading it), so the pty outlives an agent that
+        # dies: reboot() starts another on it, as a board reboots behind its USB serial port.
+        self._master_fd = master
         self._slave_fd = slave
+
+    def _spawn_agent(self, master: int) -> None:
+        cmd = [self.python, "-m", "edgeattack.agent", "--model", str(self.model_path),
+               "--port", f"fd://{master}", "--runtime", self.profile.runtime,
+               "--board", self.profile.name, *self.agent_args]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = children.spawn(
+            cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            pass_fds=(master,), env=env, start_new_session=True)
+
+    def reboot(self) -> None:
+        """Kill the agent outright (SIGKILL: a crash, a power cut) and start a fresh one on the same
+        pty, without waiting for it: the device reboots with everything forgotten while the host's
+        port stays open, and the host finds out from the protocol (ERROR NOT_SYNCED). Bytes the host
+        writes meanwhile wait in the pty for the new agent."""
+        if self.proc is None or self._master_fd is None:
+            raise RuntimeError("board not started")
+        proc, self.proc = self.proc, None
+        children.stop(proc, grace_s=0.0, sig=signal.SIGKILL)
+        self._spawn_agent(self._master_fd)
 
     def _wait_ready(self) -> dict:
         """Ask for INFO until the agent answers; fail early, with its output, if it exits."""
@@ -168,6 +186,9 @@ class EmulatedBoard(BoardDriver):
             if self._slave_fd is not None:
                 os.close(self._slave_fd)
                 self._slave_fd = None
+            if self._master_fd is not None:
+                os.close(self._master_fd)
+                self._master_fd = None
             if self._log is not None:
                 self._log.close()
                 self._log = None

@@ -7,8 +7,8 @@
 QemuBoard.prepare() builds the firmware (edgeattack.firmware.build, cached by model hash) before
 anything runs; start() launches
 
-    qemu-system-arm -M <machine> -nographic -monitor none -icount shift=0
-        -semihosting-config enable=on,target=native -kernel firmware.elf
+    qemu-system-arm -M <machine> -nographic -monitor unix:WORKDIR/monitor.sock,server=on,wait=off
+        -icount shift=0 -semihosting-config enable=on,target=native -kernel firmware.elf
         -serial tcp:127.0.0.1:PORT,server=on,wait=on,nodelay=on      (or -serial pty)
 
 and returns once the firmware has answered INFO with the expected model hash. QEMU is started with
@@ -18,6 +18,10 @@ then kills.
 If the firmware faults, its HardFault handler prints CFSR/HFSR/PC (on the UART and, through
 semihosting, on QEMU's stderr) and exits with code 3; board.check() / board.failure() turn that, a CPU
 lockup or any other exit into a one-line DeviceError naming the cause and what QEMU printed.
+
+The monitor socket lets the host press the board's reset button: board.reboot() (QEMU's
+`system_reset`: the firmware boots again, forgetting everything, while the serial link stays
+connected), which the reboot-recovery tests use.
 
 Time: with -icount shift=0 one guest instruction is 1 ns of guest time, so the device's ticks give
 an instruction count; device_time() turns it into a latency estimate for the chip the profile models
@@ -95,6 +99,7 @@ class QemuBoard(BoardDriver):
         self.kernels = kernels
         self.protocol = "edgeattack"  # "mlperf": the MLPerf-mode firmware (docs/mlperf.md)
         self.proc: subprocess.Popen | None = None
+        self.monitor_path: Path | None = None
         self.workdir: Path | None = None
         self.log_path: Path | None = None
         self._url: str | None = None
@@ -203,6 +208,23 @@ class QemuBoard(BoardDriver):
         if why is not None and not self._stopped:
             raise DeviceError(why)
 
+    def reboot(self, timeout: float = 5.0) -> None:
+        """Press the emulated board's reset button: QEMU's monitor command `system_reset`. The
+        firmware boots again with all its state gone; the serial connection stays up. Returns once
+        QEMU accepted the command."""
+        if not self.alive() or self.monitor_path is None:
+            raise DeviceError(f"QEMU board {self.name} is not running: nothing to reset")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as mon:
+            mon.settimeout(timeout)
+            try:
+                mon.connect(str(self.monitor_path))
+                _monitor_prompt(mon)  # the banner and first prompt
+                mon.sendall(b"system_reset\n")
+                _monitor_prompt(mon)  # the command ran
+            except OSError as exc:
+                raise DeviceError(f"QEMU board {self.name}: its monitor {self.monitor_path} did not "
+                                  f"take system_reset: {exc}") from None
+
     def stop(self, timeout: float = 5.0) -> int | None:
         """Terminate QEMU, wait for it, kill it if it does not go; always reaped. Returns its exit
         code. Safe to call more than once."""
@@ -221,7 +243,8 @@ class QemuBoard(BoardDriver):
         self._cleanup = weakref.finalize(self, shutil.rmtree, workdir, ignore_errors=True)
         self.workdir, self.log_path = workdir, workdir / "qemu.log"
         port = free_local_port() if self.serial == "tcp" else None
-        cmd = qemu_command(self.profile, self.build.elf, self.serial, port)
+        self.monitor_path = workdir / "monitor.sock"
+        cmd = qemu_command(self.profile, self.build.elf, self.serial, port, monitor=self.monitor_path)
         with open(self.log_path, "wb") as log:
             self.proc = children.spawn(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
@@ -274,8 +297,10 @@ def _tail(output: str, lines: int = 3) -> str:
     return " | ".join(kept[-lines:])
 
 
-def qemu_command(profile, elf: Path, serial: str, port: int | None = None) -> list[str]:
-    """The QEMU command line for a board profile and a firmware ELF."""
+def qemu_command(profile, elf: Path, serial: str, port: int | None = None,
+                 monitor: Path | None = None) -> list[str]:
+    """The QEMU command line for a board profile and a firmware ELF (`monitor`: a Unix socket path
+    for QEMU's monitor; None: no monitor)."""
     qemu = profile.qemu or {}
     machine = qemu.get("machine")
     if not machine:
@@ -284,7 +309,8 @@ def qemu_command(profile, elf: Path, serial: str, port: int | None = None) -> li
     cmd = [QEMU, "-M", machine]
     if qemu.get("cpu"):
         cmd += ["-cpu", str(qemu["cpu"])]
-    cmd += ["-nographic", "-monitor", "none", "-icount", f"shift={int(shift)}",
+    mon = f"unix:{monitor},server=on,wait=off" if monitor is not None else "none"
+    cmd += ["-nographic", "-monitor", mon, "-icount", f"shift={int(shift)}",
             "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
     if serial == "tcp":
         cmd += ["-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"]
@@ -310,6 +336,17 @@ def start_qemu_board(profile, model_path, serial: str = "tcp", timeout: float = 
 
 class _PortInUse(Exception):
     pass
+
+
+def _monitor_prompt(mon: socket.socket) -> bytes:
+    """Read QEMU monitor output up to its "(qemu) " prompt."""
+    data = b""
+    while not data.endswith(b"(qemu) "):
+        chunk = mon.recv(4096)
+        if not chunk:
+            raise ConnectionError("the monitor closed the connection")
+        data += chunk
+    return data
 
 
 def _wait_for_pty(board: QemuBoard, deadline: float) -> str:
