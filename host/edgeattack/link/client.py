@@ -305,9 +305,11 @@ class Client:
         return len({id(r.job) for r in (*self._inflight, *self._pending)
                     if r.job is not None and r.job.result is None})
 
-    def _observe(self, inferences) -> None:
+    def _observe(self, inferences, fresh: bool = False) -> None:
+        """Note an inference counter the device reported. fresh: from INFO, which is never a
+        replay (a replayed INFER reply may carry an older counter than one already seen)."""
         if isinstance(inferences, int) and not isinstance(inferences, bool):
-            if inferences < self._boot_high:
+            if fresh and inferences < self._boot_high:
                 # A counter that went back: a restart this host was not told of (a device
                 # without boot ids). Close the boot so the total stays right.
                 self._new_boot(f"its inference counter went back from {self._boot_high} to "
@@ -339,7 +341,7 @@ class Client:
                               f"session's model again, or start a new session)")
         reported = info.get("boot_id")
         if not isinstance(reported, int) or isinstance(reported, bool):
-            self._observe(info.get("inferences"))  # a device without boot ids
+            self._observe(info.get("inferences"), fresh=True)  # a device without boot ids
             return info
         if assigned is not None:
             if reported != assigned:
