@@ -122,3 +122,30 @@ def test_emulator_board_refuses_mlperf(digits_model):
     with pytest.raises(UsageError, match="emu-tflm runs edgeattack's agent"):
         with open_device("emu-tflm", digits_model, protocol="mlperf"):
             pass
+
+
+def test_up_with_protocol_mlperf_serves_other_commands(digits_model):
+    """`edgeattack up --protocol mlperf` keeps the MLPerf-mode firmware up (what MLCommons' runner
+    would talk to); a command reaches it with --port and the same protocol."""
+    import signal
+    import subprocess
+    import sys
+
+    from edgeattack import children
+    from edgeattack.device import open_device
+
+    proc = children.spawn([sys.executable, "-m", "edgeattack", "up", "--board", "qemu-m4", "--protocol",
+                           "mlperf", str(digits_model)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("socket://"), proc.stderr.read()
+        with open_device("qemu-m4", digits_model, port=url, protocol="mlperf") as dev:
+            r = dev.infer(np.zeros((8, 8, 1), np.float32))
+            assert dev.model_check == "sha256" and r.output.shape == (10,)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        children.stop(proc)
+        proc.stdout.close()
+        proc.stderr.close()

@@ -9,7 +9,10 @@ import click
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--startup-timeout", type=float, default=60.0, show_default=True,
               help="Seconds to wait for the board's first INFO answer.")
-def command(board, model, startup_timeout):
+@click.option("--protocol", type=click.Choice(["edgeattack", "mlperf"]),
+              help="QEMU boards: mlperf runs the MLPerf-mode firmware (MLPerf Tiny's DUT protocol, "
+                   "docs/mlperf.md); default: the profile's protocol, else edgeattack.")
+def command(board, model, startup_timeout, protocol):
     """Start one emulated or QEMU board running MODEL and keep it up until interrupted.
 
     The port URL is printed on stdout (alone on its line); give it to other commands with --port.
@@ -26,7 +29,7 @@ def command(board, model, startup_timeout):
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    handle = start_board(board, model, startup_timeout)
+    handle = start_board(board, model, startup_timeout, protocol=protocol)
     try:
         info = handle.info or {}
         name = handle.profile.name

@@ -382,7 +382,7 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
     pace = pace_baudrate if pace_baudrate is not None else profile.pace_baudrate
     driver = board_for(profile, model_path)
     if protocol == "mlperf":
-        if port is None and driver.started_by_host and profile.kind != "qemu":
+        if port is None and driver.started_by_host and "mlperf" not in driver.protocols:
             raise UsageError(f"--protocol mlperf: board {profile.name} runs edgeattack's agent, which "
                              f"speaks only edgeattack's protocol; use a qemu board, or --port to a "
                              f"device running MLPerf Tiny firmware")

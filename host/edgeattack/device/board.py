@@ -70,6 +70,9 @@ class BoardDriver:
     time_source: ClassVar[str] = "device"
     flash_options: ClassVar[tuple[str, ...]] = ()
     host_tools: ClassVar[tuple[str, ...]] = ()
+    # wire protocols the firmware or agent this host starts can speak (a board on its own hardware
+    # speaks what was flashed: any protocol, reached with --port)
+    protocols: ClassVar[tuple[str, ...]] = ("edgeattack",)
 
     def __init__(self, profile, model_path=None):
         self.profile = get_profile(profile)
@@ -168,13 +171,21 @@ def check_seconds(value, what: str) -> None:
         raise UsageError(f"{what} {value!r}: give a positive number of seconds")
 
 
-def start_board(profile, model, startup_timeout: float = 60.0, **options) -> Board:
+def start_board(profile, model, startup_timeout: float = 60.0, protocol: str | None = None,
+                **options) -> Board:
     """Build (if the board needs it) and start a board the host runs (emulator, qemu) with `model`;
     returns it started (stop() it, or use it as a context manager). A board on its own hardware is
-    a UsageError (deploy it with flash)."""
+    a UsageError (deploy it with flash). protocol: "mlperf" starts a QEMU board's MLPerf-mode
+    firmware (docs/mlperf.md); default: the profile's `protocol`."""
     check_seconds(startup_timeout, "startup timeout")
     board = board_for(profile, model, **options)
     if not board.started_by_host:
         board.start(startup_timeout)  # raises: the driver explains how to reach it instead
+    protocol = protocol or board.profile.protocol
+    if protocol == "mlperf":
+        if "mlperf" not in board.protocols:
+            raise UsageError(f"--protocol mlperf: board {board.name} runs edgeattack's agent, which speaks "
+                             f"only edgeattack's protocol; QEMU boards run the MLPerf-mode firmware")
+        board.protocol = protocol
     board.prepare()  # the firmware is built before anything runs
     return board.start(startup_timeout)

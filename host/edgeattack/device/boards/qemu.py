@@ -84,6 +84,7 @@ class QemuBoard(BoardDriver):
     time_source = "qemu-instructions"
     host_tools = ("arm-none-eabi-gcc", "qemu-system-arm")
     flash_options = ("kernels",)
+    protocols = ("edgeattack", "mlperf")  # mlperf: the MLPerf-mode firmware (docs/mlperf.md)
 
     def __init__(self, profile, model_path=None, *, serial: str = "tcp", cache_dir=None,
                  debug_fault: int | None = None, build=None, kernels: str | None = None):
