@@ -51,8 +51,8 @@ class ScriptedDut:
                 if cmd != want["tx"]:
                     self.error = f"exchange {self.done}: host sent {cmd!r}, transcript says {want['tx']!r}"
                     return
+                self.done += 1  # before replying: the host may finish on this reply
                 self.master.write(want["rx"].encode("latin-1"))
-                self.done += 1
 
     def close(self):
         self._stop.set()
