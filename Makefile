@@ -12,5 +12,6 @@ demo: setup
 	$(VENV)/bin/edgeattack study default -o runs/default --force
 
 # Every test. Under CI=true nothing that needs QEMU, the toolchain, sshd or TFLM may skip.
+# Two workers, one test file each at a time (module fixtures are built once); tests are independent.
 test: setup
-	$(VENV)/bin/python -m pytest -q --durations=20 $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile --durations=20 $(PYTEST_ARGS)
