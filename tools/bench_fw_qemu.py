@@ -15,6 +15,10 @@ reserved stack of the linked ELF, broken down (BuildResult.ram_breakdown) into t
 buffers (UART ring + frame buffer) and the rest ("other": the issue's budget is 8 KiB), plus the stack's
 high-water mark after the run (INFO stack_used).
 
+--footprint adds, per board and model, the flash footprint without running anything: text / data / bss
+of the firmware linked with only the model's operators (the default build) and with every operator
+(build_firmware(operators="all")), and "code" = text minus the model array (symbol ea_model_data).
+
 --session N also times an N-sample session of resnet8 on qemu-m4 through open_device (board start
 included, firmware build excluded: it is built first), the figure the CI budget asks for (< 2 min
 for 200 samples).
@@ -86,6 +90,31 @@ def measure(board: str, model: Path, samples: int, kernels: str = "auto") -> dic
             "ram": build.ram_breakdown(), "stack_used": stack_used, "kernels": build.kernels}
 
 
+def model_array_bytes(elf: Path) -> int:
+    """Size of the linked model array (ea_model_data) in an ELF."""
+    import subprocess
+
+    out = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True, check=True,
+                         timeout=60).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[3] == "ea_model_data":
+            return int(parts[1], 16)
+    raise RuntimeError(f"{elf}: no ea_model_data symbol")
+
+
+def footprint(board: str, model: Path) -> dict:
+    """text / data / bss and code (text without the model array) with the model's operators and with all."""
+    from edgeattack.firmware.build import build_firmware
+
+    row = {"board": board, "model": model.stem}
+    for operators in ("model", "all"):
+        b = build_firmware(model, board, operators=operators)
+        row[f"{operators}_operators"] = {"text": b.text, "data": b.data, "bss": b.bss,
+                          "code": b.text - model_array_bytes(b.elf), "kernels": b.kernels}
+    return row
+
+
 def session(model: Path, n: int) -> dict:
     from edgeattack.device.api import open_device
     from edgeattack.firmware.build import build_firmware
@@ -109,6 +138,8 @@ def main(argv=None) -> int:
     ap.add_argument("--width", type=float, default=1.0, help="zoo width multiplier (default 1.0)")
     ap.add_argument("--samples", type=int, default=3, help="inputs per model (default 3)")
     ap.add_argument("--session", type=int, default=0, help="also time an N-sample resnet8 session")
+    ap.add_argument("--footprint", action="store_true",
+                    help="also build each model with all operators and report text/data/bss and code")
     ap.add_argument("--json", type=Path, help="write the results as JSON here")
     args = ap.parse_args(argv)
 
@@ -131,6 +162,16 @@ def main(argv=None) -> int:
                       f"{ram['rx_buffers']:>6,d} + other {ram['other']:>6,d} (stack {ram['stack']:,d} "
                       f"reserved, {row['stack_used']} used)", flush=True)
         out["models"] = rows
+        if args.footprint:
+            out["footprint"] = []
+            for board in args.boards.split(","):
+                for name, path in models.items():
+                    f = footprint(board, path)
+                    out["footprint"].append(f)
+                    own, every = f["model_operators"], f["all_operators"]
+                    print(f"{board:9s} {name:15s} model's operators: text {own['text']:>8,d} data {own['data']:,d} "
+                          f"bss {own['bss']:>8,d} code {own['code']:>7,d} | all operators: text {every['text']:>8,d} "
+                          f"code {every['code']:>7,d} ({own['kernels']})", flush=True)
         if args.session:
             path = models.get("resnet8") or int8_zoo_model("resnet8", args.width, Path(tmp))
             s = session(path, args.session)

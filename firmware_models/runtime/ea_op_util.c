@@ -84,11 +84,14 @@ int ea_window(int32_t padding, int32_t in, int32_t filter, int32_t stride, int32
         filter > EA_MAX_WINDOW)
         return -1;
     const int64_t eff = (int64_t)(filter - 1) * dilation + 1;
-    int64_t o;
-    if (padding == 0) o = ((int64_t)in + stride - 1) / stride;          /* SAME */
-    else if (padding == 1) o = ((int64_t)in + stride - eff) / stride;   /* VALID */
+    int64_t num;
+    if (padding == 0) num = (int64_t)in + stride - 1;          /* SAME: ceil(in / stride) */
+    else if (padding == 1) num = (int64_t)in + stride - eff;   /* VALID: ceil((in - eff + 1) / stride) */
     else return -1;
-    if (o < 1) return -1;
+    /* o = num / stride (C's truncation) is < 1 exactly when num < stride; otherwise num is in
+     * [1, 2^32) and a 32-bit division gives it (a 64-bit one would link libgcc's long division). */
+    if (num < stride || num > (int64_t)UINT32_MAX) return -1;
+    const int64_t o = (uint32_t)num / (uint32_t)stride;
     int64_t total = (o - 1) * stride + eff - in;
     if (total < 0) total = 0;
     if (total / 2 > EA_MAX_WINDOW * (int64_t)EA_MAX_WINDOW) return -1;

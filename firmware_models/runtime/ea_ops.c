@@ -1,8 +1,11 @@
 /* The operator table: one row per TFLite builtin the runtime runs, X(BUILTIN, prepare, invoke), where
  * prepare and invoke name the functions EA_PREPARE(name) / EA_INVOKE(name) of an operator file in ops/.
- * Adding an operator is its file in ops/ plus one row here (docs/firmware_runtime.md). */
+ * Adding an operator is its file in ops/ plus one row here (docs/firmware_runtime.md). A firmware
+ * built for one model keeps only the rows of the builtins it uses (ea_select.h): the others are not
+ * even declared, so their code is not linked. */
 #include "ea_builtins.h"
 #include "ea_ops.h"
+#include "ea_select.h"
 
 #define EA_OPERATORS(X)                                    \
     X(ADD, add, add)                                       \
@@ -37,9 +40,10 @@
     X(ARG_MAX, arg_max, arg_max)                           \
     X(TRANSPOSE_CONV, transpose_conv, transpose_conv)
 
-#define EA_DECLARE_OP(code, prepare, invoke) EA_PREPARE(prepare); EA_INVOKE(invoke);
+#define EA_DECLARE_OP(code, prepare, invoke) EA_IF_SELECTED(code, EA_PREPARE(prepare); EA_INVOKE(invoke);)
 EA_OPERATORS(EA_DECLARE_OP)
 
-#define EA_OP_ROW(code, prepare, invoke) {EA_BUILTIN_##code, ea_##prepare##_prepare, ea_##invoke##_invoke},
-const ea_op_registration ea_op_table[] = {EA_OPERATORS(EA_OP_ROW)};
-const uint32_t ea_op_table_len = sizeof ea_op_table / sizeof ea_op_table[0];
+#define EA_OP_ROW(code, prepare, invoke) EA_IF_SELECTED(code, {EA_BUILTIN_##code, ea_##prepare##_prepare, ea_##invoke##_invoke},)
+/* The last row is a sentinel no builtin code matches (a model may use none of the table's operators). */
+const ea_op_registration ea_op_table[] = {EA_OPERATORS(EA_OP_ROW){-1, 0, 0}};
+const uint32_t ea_op_table_len = sizeof ea_op_table / sizeof ea_op_table[0] - 1u;

@@ -44,8 +44,12 @@ static inline int32_t ea_prepare_input(const ea_prepare_ctx *c, uint32_t k) { re
 typedef ea_status (*ea_prepare_fn)(ea_prepare_ctx *c);
 typedef ea_status (*ea_invoke_fn)(ea_model *m, const ea_op *op);
 
+/* Code that runs only while a model loads, or on an error: optimized for size, not speed (GCC's cold
+ * attribute; functions only such code calls follow). The inference path (invoke, kernels) is not. */
+#define EA_COLD __attribute__((cold))
+
 /* Signatures of an operator's two functions: EA_PREPARE(conv_2d) { ... } defines ea_conv_2d_prepare. */
-#define EA_PREPARE(name) ea_status ea_##name##_prepare(ea_prepare_ctx *c)
+#define EA_PREPARE(name) EA_COLD ea_status ea_##name##_prepare(ea_prepare_ctx *c)
 #define EA_INVOKE(name) ea_status ea_##name##_invoke(ea_model *m, const ea_op *op)
 
 typedef struct {
@@ -66,32 +70,32 @@ extern const uint32_t ea_op_table_len;
 /* ---------------------------------------------------------------- errors (ea_op_util.c) */
 
 /* m->error = a b; returns EA_ERR_MODEL. */
-ea_status ea_fail(ea_model *m, const char *a, const char *b);
+EA_COLD ea_status ea_fail(ea_model *m, const char *a, const char *b);
 /* Appends " (<label> <index>)" to the message a failed flatbuffer read left; returns EA_ERR_MODEL. */
-ea_status ea_fail_at(ea_model *m, const char *label, int64_t index);
+EA_COLD ea_status ea_fail_at(ea_model *m, const char *label, int64_t index);
 /* "<OPNAME> at op <i>: <msg><detail><number>"; returns EA_ERR_MODEL. */
-ea_status ea_op_fail(ea_model *m, uint32_t i, const char *msg, const char *detail, int64_t number, int with_number);
+EA_COLD ea_status ea_op_fail(ea_model *m, uint32_t i, const char *msg, const char *detail, int64_t number, int with_number);
 #define EA_OP_FAIL(c, msg) ea_op_fail((c)->m, (c)->index, (msg), NULL, 0, 0)
 /* A failed read of the builtin options: the reader's message and the operator index. */
 #define EA_OP_OPTIONS_FAIL(c) ea_fail_at((c)->m, "op", (c)->index)
 /* The same message at invoke time; returns EA_ERR_RUNTIME. */
-ea_status ea_op_runtime_fail(ea_model *m, const ea_op *op, const char *msg);
+EA_COLD ea_status ea_op_runtime_fail(ea_model *m, const ea_op *op, const char *msg);
 
 /* ---------------------------------------------------------------- prepare helpers (ea_op_util.c) */
 
 uint32_t ea_type_size(uint8_t type);
 /* An int8 activation tensor with per-tensor quantization ("<role> tensor ..." messages). */
-ea_status ea_need_s8(ea_prepare_ctx *c, int32_t idx, const char *role);
+EA_COLD ea_status ea_need_s8(ea_prepare_ctx *c, int32_t idx, const char *role);
 /* TFLM ComputeOutSize + ComputePaddingWithOffset for one spatial dimension (padding 0 SAME, 1 VALID);
  * -1 when invalid. */
-int ea_window(int32_t padding, int32_t in, int32_t filter, int32_t stride, int32_t dilation, int32_t *out, int32_t *pad);
+EA_COLD int ea_window(int32_t padding, int32_t in, int32_t filter, int32_t stride, int32_t dilation, int32_t *out, int32_t *pad);
 /* CalculateActivationRangeQuantized for the fused activation `act` of an int8 output. */
-ea_status ea_activation(ea_prepare_ctx *c, int act, const ea_tensor *out, int32_t *act_min, int32_t *act_max);
-ea_status ea_filter_scales_ok(ea_prepare_ctx *c, const ea_tensor *filter, uint32_t channels, int32_t qdim);
-ea_status ea_bias_ok(ea_prepare_ctx *c, int32_t idx, uint32_t channels);
+EA_COLD ea_status ea_activation(ea_prepare_ctx *c, int act, const ea_tensor *out, int32_t *act_min, int32_t *act_max);
+EA_COLD ea_status ea_filter_scales_ok(ea_prepare_ctx *c, const ea_tensor *filter, uint32_t channels, int32_t qdim);
+EA_COLD ea_status ea_bias_ok(ea_prepare_ctx *c, int32_t idx, uint32_t channels);
 /* Per-channel (or broadcast per-tensor) multipliers of a convolution, as PopulateConvolutionQuantizationParams.
  * With mult == NULL only checks them. */
-ea_status ea_conv_multipliers(ea_model *m, uint32_t i, const ea_tensor *in, const ea_tensor *filter,
+EA_COLD ea_status ea_conv_multipliers(ea_model *m, uint32_t i, const ea_tensor *in, const ea_tensor *filter,
                               const ea_tensor *out, uint32_t channels, int32_t *mult, int32_t *shift);
 /* ea_op.channels flags: what the operator keeps per output channel (the output's last dimension) in
  * the arena's persistent part, filled by the loader once the arena is placed. */
@@ -101,21 +105,21 @@ enum {
     EA_CHAN_FOLD_LAST = 4,  /* the filter's channel axis is its last (depthwise), not its first */
 };
 /* Reserves per-output-channel multipliers and shifts (EA_CHAN_MULT). */
-void ea_op_reserve_channels(ea_prepare_ctx *c);
+EA_COLD void ea_op_reserve_channels(ea_prepare_ctx *c);
 /* Reserves the folded bias (EA_CHAN_FOLD), after the multipliers if the operator has them: the int32
  * bias[oc] + input_offset * sum(filter weights of oc), wrapping like TFLM's int32 accumulator, so a
  * kernel's inner loop is a pure int8 x int8 sum (input 0, filter 1, optional bias 2; input_offset is
  * -input zero point). `channel_last`: the filter's output channel is its last axis. Call after
  * ea_op_reserve_channels. */
-void ea_op_reserve_folded_bias(ea_prepare_ctx *c, int channel_last);
+EA_COLD void ea_op_reserve_folded_bias(ea_prepare_ctx *c, int channel_last);
 /* Fills the folded bias of operator i (the loader, ea_model.c). */
-void ea_fold_bias(const ea_model *m, const ea_op *op, int32_t *dst);
+EA_COLD void ea_fold_bias(const ea_model *m, const ea_op *op, int32_t *dst);
 /* Asks for a scratch buffer of `bytes` while this operator runs (a kernel's _get_buffer_size); the
  * arena planner places it (ea_plan_scratch). 0: none. */
-void ea_op_request_scratch(ea_prepare_ctx *c, int32_t bytes);
+EA_COLD void ea_op_request_scratch(ea_prepare_ctx *c, int32_t bytes);
 
 /* CONV_2D's checks and parameters, shared with DEPTHWISE_CONV_2D (ops/conv_2d.c). */
-ea_status ea_conv_prepare_common(ea_prepare_ctx *c, int depthwise, int8_t padding, int32_t sw, int32_t sh, int32_t dw,
+EA_COLD ea_status ea_conv_prepare_common(ea_prepare_ctx *c, int depthwise, int8_t padding, int32_t sw, int32_t sh, int32_t dw,
                                  int32_t dh, int32_t dm, int8_t act);
 
 /* ---------------------------------------------------------------- invoke helpers */
@@ -161,7 +165,7 @@ static inline void *ea_op_scratch(const ea_model *m, const ea_op *op) {
 
 /* Two int8 inputs and an int8 output whose 6-D shapes broadcast (each input dim equals the output's or
  * is 1), as TFLM's ProcessBroadcastShapes accepts them. */
-ea_status ea_binary_prepare_common(ea_prepare_ctx *c);
+EA_COLD ea_status ea_binary_prepare_common(ea_prepare_ctx *c);
 /* One row of a binary elementwise kernel: n outputs, input k advancing by its stride (0: broadcast). */
 typedef void (*ea_binary_row_fn)(const void *params, int32_t n, const int8_t *a, int32_t sa, const int8_t *b,
                                  int32_t sb, int8_t *out);
@@ -172,7 +176,7 @@ void ea_broadcast_binary_s8(ea_binary_row_fn row, const void *params, const int3
 /* The operator's two inputs and output as 6-D shapes, then ea_broadcast_binary_s8. */
 void ea_binary_invoke_s8(const ea_model *m, const ea_op *op, ea_binary_row_fn row, const void *params);
 /* One int8 input and an int8 output with the same element count. */
-ea_status ea_unary_prepare_common(ea_prepare_ctx *c);
+EA_COLD ea_status ea_unary_prepare_common(ea_prepare_ctx *c);
 /* static_cast<int32_t>(value) as x86 executes it (cvttsd2si): NaN and out-of-range give INT32_MIN, what
  * the TFLM oracle computes where C leaves the conversion undefined. */
 int32_t ea_f64_to_i32_x86(double v);
@@ -181,12 +185,12 @@ int32_t ea_f64_to_i32_x86(double v);
 typedef struct {
     int32_t in_zp, mult, shift, radius;
 } ea_sigmoid_params;
-ea_status ea_sigmoid_prepare_common(ea_prepare_ctx *c, ea_sigmoid_params *p);
+EA_COLD ea_status ea_sigmoid_prepare_common(ea_prepare_ctx *c, ea_sigmoid_params *p);
 
 /* SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND (ops/space_to_batch_nd.c): rank 3 or 4 as NHWC (rank 3 has
  * W = 1, as TFLM's ExtendShapeSpaceToBatch); the checks and constant block shape and paddings/crops
  * (before and after per spatial dimension). */
 ea_dims4 ea_dims4_nhwc(const ea_tensor *t);
-ea_status ea_space_batch_prepare(ea_prepare_ctx *c, int32_t block[2], int32_t before[2], int32_t after[2]);
+EA_COLD ea_status ea_space_batch_prepare(ea_prepare_ctx *c, int32_t block[2], int32_t before[2], int32_t after[2]);
 
 #endif /* EA_OPS_H */

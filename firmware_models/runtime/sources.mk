@@ -10,6 +10,13 @@ EA_KERNELS ?= ref
 EA_RUNTIME_SRCS := $(addprefix $(EA_RUNTIME_DIR)/, \
     ea_model.c ea_flatbuffer.c ea_plan.c ea_quant.c ea_opnames.c ea_ops.c ea_op_util.c) \
     $(sort $(wildcard $(EA_RUNTIME_DIR)/ops/*.c)) $(sort $(wildcard $(EA_RUNTIME_DIR)/kernels/$(EA_KERNELS)/*.c))
+# The two files holding the operator table and the operator names: a firmware build compiles them per
+# model with the builtins it uses selected (ea_select.h; the Makefile's EA_OPS), the host with all.
+EA_RUNTIME_SELECT_SRCS := $(addprefix $(EA_RUNTIME_DIR)/, ea_ops.c ea_opnames.c)
+# Files that run only while a model loads (parsing, planning, the tables): a firmware compiles them
+# for size (-Os); the operators' prepare functions are marked EA_COLD (ea_ops.h) for the same reason.
+EA_RUNTIME_COLD_SRCS := $(addprefix $(EA_RUNTIME_DIR)/, \
+    ea_model.c ea_flatbuffer.c ea_plan.c ea_quant.c ea_opnames.c ea_ops.c)
 EA_RUNTIME_HDRS := $(wildcard $(EA_RUNTIME_DIR)/*.h $(EA_RUNTIME_DIR)/kernels/$(EA_KERNELS)/*.h)
 EA_UTIL_DIR := $(abspath $(EA_RUNTIME_DIR)/../util)
 include $(EA_UTIL_DIR)/sources.mk

@@ -40,13 +40,30 @@ static void put(ea_strbuf *t, const char *s, size_t n)
 
 void ea_sb_raw(ea_strbuf *t, const char *s) { put(t, s, strlen(s)); }
 
+/* n / d, with the remainder in *rem, by binary long division: a 64-bit `/` or `%` would link libgcc's
+ * general 64-bit divide (about 750 bytes of flash); printing is not on any hot path. */
+static uint64_t div_u64(uint64_t n, uint32_t d, uint32_t *rem)
+{
+    uint64_t q = 0, r = 0;
+    for (int bit = 63; bit >= 0; bit--) {
+        r = (r << 1) | ((n >> bit) & 1u);
+        if (r >= d) {
+            r -= d;
+            q |= (uint64_t)1 << bit;
+        }
+    }
+    *rem = (uint32_t)r;
+    return q;
+}
+
 void ea_sb_u64(ea_strbuf *t, uint64_t v)
 {
     char tmp[20];
     size_t i = sizeof tmp;
     do {
-        tmp[--i] = (char)('0' + (int)(v % 10u));
-        v /= 10u;
+        uint32_t digit;
+        v = div_u64(v, 10u, &digit);
+        tmp[--i] = (char)('0' + (int)digit);
     } while (v != 0u);
     put(t, tmp + i, sizeof tmp - i);
 }
@@ -105,13 +122,10 @@ static void big_mul_small(bignum *b, uint32_t k)
 {
     uint64_t carry = 0;
     for (int i = 0; i < b->n; i++) {
-        uint64_t v = (uint64_t)b->limb[i] * k + carry;
-        b->limb[i] = (uint32_t)(v % LIMB_BASE);
-        carry = v / LIMB_BASE;
+        carry = div_u64((uint64_t)b->limb[i] * k + carry, LIMB_BASE, &b->limb[i]);
     }
     while (carry != 0u && b->n < LIMBS) {
-        b->limb[b->n++] = (uint32_t)(carry % LIMB_BASE);
-        carry /= LIMB_BASE;
+        carry = div_u64(carry, LIMB_BASE, &b->limb[b->n++]);
     }
 }
 
