@@ -35,18 +35,39 @@ def _symbol_sizes(elf) -> dict[str, int]:
     return sizes
 
 
+def _deep_model(out_dir, layers=48):
+    """A generated chain of 48 small convolutions: 149 tensors, 50 operators (the issue's "models of up
+    to 150 tensors", whose tables would have broken the RAM rule outside the arena)."""
+    from edgeattack import tfutil
+    from test_fw_qemu import _int8_model
+
+    keras = tfutil.keras()
+    tfutil.set_seed(0)
+    x = inp = keras.Input((6, 6, 2))
+    for k in range(layers):
+        x = keras.layers.Conv2D(2, 3, padding="same", activation="relu" if k % 2 else None)(x)
+    x = keras.layers.Dense(4)(keras.layers.Flatten()(x))
+    return _int8_model(keras.Model(inp, x), (6, 6, 2), out_dir / "deep150.tflite")
+
+
 def _model(name, tiny_tflite, tmp_path_factory):
+    if name == "deep150":
+        return _deep_model(tmp_path_factory.mktemp("fw_ram_deep"))
     if name == "tiny":
         return _aligned(tiny_tflite, tmp_path_factory.mktemp("fw_ram_tiny"))
     return zoo_model(name, tmp_path_factory.mktemp("fw_ram_zoo"), input_shape=ZOO[name][0])  # width 0.5 (zoo_model default)
 
 
-@pytest.mark.parametrize("name", ["tiny", "cnn-digits", "resnet8"])
+@pytest.mark.parametrize("name", ["tiny", "cnn-digits", "resnet8", "deep150"])
 def test_ram_is_arena_plus_receive_buffers_plus_slots_plus_8k(tools, name, tiny_tflite, tmp_path_factory):
     from edgeattack.firmware.build import build_firmware, rx_buffer_bytes
     from edgeattack.device.boards.qemu import start_qemu_board
 
     model = _model(name, tiny_tflite, tmp_path_factory)
+    if name == "deep150":
+        from edgeattack.tflite.reader import read_model
+
+        assert 145 <= len(read_model(model.read_bytes()).tensors) <= 150
     b = build_firmware(model, "qemu-m4")
     # The breakdown's parts are the linked buffers themselves, not estimates.
     sizes = _symbol_sizes(b.elf)
@@ -70,7 +91,7 @@ def test_ram_is_arena_plus_receive_buffers_plus_slots_plus_8k(tools, name, tiny_
 @pytest.mark.parametrize("name", ["tiny", *ZOO])
 def test_stack_high_water_mark_stays_below_reservation(tools, name, tiny_tflite, tmp_path_factory):
     """Every zoo model (and the fixture) after inferences and INFO: the painted
-    stack's deepest use leaves at least 128 bytes of the reservation untouched."""
+    stack's deepest use leaves at least 25% of the reservation untouched (issue 13)."""
     from edgeattack.firmware.build import build_firmware
     from edgeattack.device.boards.qemu import start_qemu_board
 
@@ -82,5 +103,5 @@ def test_stack_high_water_mark_stays_below_reservation(tools, name, tiny_tflite,
     assert after["stack_bytes"] == b.stack_bytes
     # The mark is real: the boot-time INFO already used some, inference and INFO cannot use less.
     assert board.info["stack_used"] <= after["stack_used"]
-    assert after["stack_used"] + 128 <= b.stack_bytes, (
+    assert after["stack_used"] <= 0.75 * b.stack_bytes, (
         f"{name}: stack high-water mark {after['stack_used']} of {b.stack_bytes} reserved")

@@ -82,7 +82,9 @@ int main(int argc, char **argv) {
     if (!data) return die(1, "cannot read model file ", argv[2]);
 
     const uint32_t need = ea_model_arena_needed(data, len);
-    const uint32_t arena_len = argc >= 4 ? (uint32_t)strtoul(argv[3], NULL, 10) : need;
+    /* need 0: the runtime rejects the model. An arena that holds the largest tables lets init say why
+     * (the tables come first in the arena; with no room for them init could only say that). */
+    const uint32_t arena_len = argc >= 4 ? (uint32_t)strtoul(argv[3], NULL, 10) : need ? need : 1u << 20;
     const uint32_t offset = argc == 5 ? (uint32_t)strtoul(argv[4], NULL, 10) % 64u : 0u;
     uint8_t *arena = malloc((size_t)arena_len + offset ? (size_t)arena_len + offset : 1u); /* exact: ASan sees overruns */
     if (!arena) {

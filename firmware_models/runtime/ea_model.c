@@ -10,15 +10,17 @@
 #include "ea_runtime.h"
 #include "ea_strbuf.h"
 
+/* Nothing here grows with the model: operator codes are read from the flatbuffer when needed, and each
+ * kernel's scratch request waits in its operator's scratch_offset until the planner places it. */
 typedef struct {
     ea_model *m;
     fb_reader r;
     fb_vector buffers;
-    int32_t opcodes[EA_MAX_OPCODES];
-    uint32_t n_opcodes;
-    uint32_t scratch[EA_MAX_OPS];   /* scratch bytes each operator's kernel asked for */
+    fb_vector codes;
     uint32_t persistent;
 } loader;
+
+static uint32_t align16(uint32_t v) { return (v + 15u) & ~15u; }
 
 /* ---------------------------------------------------------------- parsing */
 
@@ -117,6 +119,19 @@ static ea_status read_options(loader *L, const fb_table *ot, uint32_t i, uint8_t
     return EA_OK;
 }
 
+/* Builtin code of operator code k (validated once by load). */
+static ea_status read_opcode(loader *L, uint32_t k, int32_t *code) {
+    fb_table oc;
+    int8_t deprecated = 0;
+    *code = 0;
+    if (fb_vector_table(&L->r, &L->codes, k, "Model.operator_codes", &oc) ||
+        fb_i8(&L->r, &oc, 0, 0, "OperatorCode.deprecated_builtin_code", &deprecated) ||
+        fb_i32(&L->r, &oc, 3, 0, "OperatorCode.builtin_code", code))
+        return ea_fail_at(L->m, "operator code", k);
+    if (deprecated > *code) *code = deprecated; /* schema rule for the two code fields */
+    return EA_OK;
+}
+
 static ea_status parse_operator(loader *L, const fb_table *ot, uint32_t i) {
     ea_model *m = L->m;
     fb_reader *r = &L->r;
@@ -135,11 +150,12 @@ static ea_status parse_operator(loader *L, const fb_table *ot, uint32_t i) {
         return ea_fail_at(m, "op", i);
     ea_status st = read_options(L, ot, i, &opt_type, &options);
     if (st) return st;
-    if (opcode_index >= L->n_opcodes) {
+    if (opcode_index >= L->codes.count) {
         ea_fail(m, "Operator.opcode_index: past Model.operator_codes", "");
         return ea_fail_at(m, "op", i);
     }
-    const int32_t code = L->opcodes[opcode_index];
+    int32_t code;
+    if ((st = read_opcode(L, opcode_index, &code))) return st;
     uint32_t reg = 0;
     while (reg < ea_op_table_len && ea_op_table[reg].builtin != code) reg++;
     if (reg == ea_op_table_len) {
@@ -184,7 +200,7 @@ static ea_status prepare_op(loader *L, const fb_table *ot, uint32_t i) {
     if ((st = ea_op_table[c.op->reg].prepare(&c))) return st;
     if (c.inputs.count > 3 && !c.all_inputs_used) return ea_op_fail(L->m, i, "more than 3 inputs", NULL, 0, 0);
     L->persistent = c.persistent;
-    L->scratch[i] = c.scratch_bytes;
+    c.op->scratch_offset = c.scratch_bytes; /* a request until load() plans it */
     return EA_OK;
 }
 
@@ -253,11 +269,13 @@ static ea_status info(ea_model *m, int32_t idx, ea_tensor_info *ti, const char *
 
 /* ---------------------------------------------------------------- loading */
 
-static ea_status load(ea_model *m, const uint8_t *data, uint32_t len) {
-    static loader L_storage; /* large (op tables); kept off the stack for small firmware stacks */
+/* Parses, prepares and plans. The tables go at the start of `tables` (cap bytes: the caller's aligned
+ * arena); every arena offset the planner gives is then moved past them. */
+static ea_status load(ea_model *m, const uint8_t *data, uint32_t len, uint8_t *tables, uint32_t cap) {
+    static loader L_storage; /* kept off the stack for small firmware stacks */
     loader *L = &L_storage;
     fb_table model, sg;
-    fb_vector codes, subgraphs, tensors, ops, inputs, outputs;
+    fb_vector subgraphs, tensors, ops, inputs, outputs;
     uint32_t version = 0;
     ea_status st;
 
@@ -270,22 +288,15 @@ static ea_status load(ea_model *m, const uint8_t *data, uint32_t len) {
     if (!data) return ea_fail(m, "model: no data", "");
     if (fb_root(&L->r, "TFL3", &model) || fb_u32(&L->r, &model, 0, 0, "Model.version", &version)) return EA_ERR_MODEL;
     if (version != 3) return ea_fail(m, "Model.version: only TFLite schema version 3 is supported", "");
-    if (fb_vector_field(&L->r, &model, 1, 4, "Model.operator_codes", &codes) ||
+    if (fb_vector_field(&L->r, &model, 1, 4, "Model.operator_codes", &L->codes) ||
         fb_vector_field(&L->r, &model, 2, 4, "Model.subgraphs", &subgraphs) ||
         fb_vector_field(&L->r, &model, 4, 4, "Model.buffers", &L->buffers))
         return EA_ERR_MODEL;
-    if (codes.count > EA_MAX_OPCODES) return ea_fail(m, "Model.operator_codes: too many operator codes", "");
-    for (uint32_t k = 0; k < codes.count; k++) {
-        fb_table oc;
-        int8_t deprecated = 0;
-        int32_t code = 0;
-        if (fb_vector_table(&L->r, &codes, k, "Model.operator_codes", &oc) ||
-            fb_i8(&L->r, &oc, 0, 0, "OperatorCode.deprecated_builtin_code", &deprecated) ||
-            fb_i32(&L->r, &oc, 3, 0, "OperatorCode.builtin_code", &code))
-            return ea_fail_at(m, "operator code", k);
-        L->opcodes[k] = code > deprecated ? code : deprecated; /* schema rule for the two code fields */
+    if (L->codes.count > EA_MAX_OPCODES) return ea_fail(m, "Model.operator_codes: too many operator codes", "");
+    for (uint32_t k = 0; k < L->codes.count; k++) {
+        int32_t code;
+        if ((st = read_opcode(L, k, &code))) return st;
     }
-    L->n_opcodes = codes.count;
     if (subgraphs.count != 1) return ea_fail(m, "Model.subgraphs: exactly one subgraph is supported", "");
     if (fb_vector_table(&L->r, &subgraphs, 0, "Model.subgraphs", &sg) ||
         fb_vector_field(&L->r, &sg, 0, 4, "SubGraph.tensors", &tensors) ||
@@ -298,6 +309,19 @@ static ea_status load(ea_model *m, const uint8_t *data, uint32_t len) {
     if (ops.count == 0) return ea_fail(m, "SubGraph.operators: the model has no operators", "");
     m->n_tensors = tensors.count;
     m->n_ops = ops.count;
+    const uint32_t tensor_bytes = align16(tensors.count * (uint32_t)sizeof(ea_tensor));
+    m->table_bytes = tensor_bytes + align16(ops.count * (uint32_t)sizeof(ea_op));
+    if (!tables || cap < m->table_bytes) {
+        ea_strbuf t;
+        ea_sb_init(&t, m->error, EA_ERROR_LEN);
+        ea_sb_raw(&t, "arena too small: the model's tensor and operator tables alone need ");
+        ea_sb_i64(&t, m->table_bytes);
+        ea_sb_raw(&t, " bytes (16-byte aligned), got ");
+        ea_sb_i64(&t, tables ? cap : 0);
+        return EA_ERR_MODEL;
+    }
+    m->tensors = (ea_tensor *)(void *)tables;
+    m->ops = (ea_op *)(void *)(tables + tensor_bytes);
     for (uint32_t k = 0; k < tensors.count; k++) {
         fb_table tt;
         if (fb_vector_table(&L->r, &tensors, k, "SubGraph.tensors", &tt)) return ea_fail_at(m, "tensor", k);
@@ -323,13 +347,20 @@ static ea_status load(ea_model *m, const uint8_t *data, uint32_t len) {
         return st;
 
     m->activation_bytes = ea_plan_arena(m);
-    for (uint32_t k = 0; k < ops.count && m->activation_bytes != UINT32_MAX; k++)
-        if (L->scratch[k]) m->ops[k].scratch_offset = ea_plan_scratch(m, k, L->scratch[k], &m->activation_bytes);
+    for (uint32_t k = 0; k < ops.count; k++) {
+        ea_op *op = &m->ops[k];
+        const uint32_t request = op->scratch_offset;
+        op->scratch_offset = EA_NO_SCRATCH;
+        if (request && m->activation_bytes != UINT32_MAX)
+            op->scratch_offset = ea_plan_scratch(m, k, request, &m->activation_bytes) + m->table_bytes;
+    }
     if (m->activation_bytes == UINT32_MAX) return ea_fail(m, "arena: the model needs more than 2 GiB", "");
-    const uint64_t total = (uint64_t)m->activation_bytes + L->persistent;
+    const uint64_t total = (uint64_t)m->table_bytes + m->activation_bytes + L->persistent;
     if (total > 0x7fffffffu) return ea_fail(m, "arena: the model needs more than 2 GiB", "");
     for (uint32_t k = 0; k < ops.count; k++)
-        if (m->ops[k].channels) m->ops[k].chan_offset += m->activation_bytes;
+        if (m->ops[k].channels) m->ops[k].chan_offset += m->table_bytes + m->activation_bytes;
+    for (uint32_t k = 0; k < tensors.count; k++)
+        if (!m->tensors[k].is_const && m->tensors[k].producer_set) m->tensors[k].arena_offset += m->table_bytes;
     m->arena_needed = (uint32_t)total;
     return EA_OK;
 }
@@ -353,11 +384,12 @@ ea_status ea_model_init(ea_model *m, const uint8_t *data, uint32_t len, uint8_t 
     memset(m, 0, sizeof *m);
     m->data = data;
     m->len = len;
-    ea_status st = load(m, data, len);
-    if (st) return st;
     const uintptr_t base = (uintptr_t)arena;
     const uintptr_t pad = (16u - (base & 15u)) & 15u;
-    if (!arena || arena_len < pad || arena_len - pad < m->arena_needed) {
+    const int usable = arena && arena_len >= pad;
+    ea_status st = load(m, data, len, usable ? arena + pad : NULL, usable ? arena_len - (uint32_t)pad : 0);
+    if (st) return st;
+    if (!usable || arena_len - pad < m->arena_needed) {
         ea_strbuf t;
         ea_sb_init(&t, m->error, EA_ERROR_LEN);
         ea_sb_raw(&t, "arena too small: the model needs ");
@@ -378,10 +410,12 @@ ea_status ea_model_init(ea_model *m, const uint8_t *data, uint32_t len, uint8_t 
 
 uint32_t ea_model_arena_needed(const uint8_t *data, uint32_t len) {
     static ea_model scratch;
+    static _Alignas(16) uint8_t tables[(EA_MAX_TENSORS * sizeof(ea_tensor) + 15u) / 16u * 16u +
+                                       (EA_MAX_OPS * sizeof(ea_op) + 15u) / 16u * 16u];
     memset(&scratch, 0, sizeof scratch);
     scratch.data = data;
     scratch.len = len;
-    if (load(&scratch, data, len)) return 0;
+    if (load(&scratch, data, len, tables, sizeof tables)) return 0;
     return scratch.arena_needed;
 }
 

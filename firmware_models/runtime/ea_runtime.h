@@ -15,7 +15,9 @@
 extern "C" {
 #endif
 
-/* Capacity limits; a build may override them (-DEA_MAX_TENSORS=...), consistently for every file. */
+/* Capacity limits; a build may override them (-DEA_MAX_TENSORS=...), consistently for every file. The
+ * tables themselves are in the arena: these bound a model's size, and ea_model_arena_needed's own
+ * static tables (a host-side helper). */
 #ifndef EA_MAX_TENSORS
 #define EA_MAX_TENSORS 256
 #endif
@@ -94,18 +96,24 @@ typedef struct ea_model {
     int32_t input, output;
     uint8_t ready;
     ea_tensor_info in_info, out_info;
-    ea_tensor tensors[EA_MAX_TENSORS];
-    ea_op ops[EA_MAX_OPS];
+    /* The tensor and operator tables live at the start of the arena (as TFLM keeps its tensors in its
+     * arena), so the model struct is the same few hundred bytes for any model: n_tensors records, then
+     * n_ops, each table 16-byte aligned, counted in arena_needed. */
+    ea_tensor *tensors;
+    ea_op *ops;
+    uint32_t table_bytes;
     char error[EA_ERROR_LEN];
 } ea_model;
 
-/* Parses and validates the model, plans the arena and prepares every operator. `data` must stay valid
+/* Parses and validates the model, plans the arena (the tensor and operator tables first, then the
+ * activations, then the operators' persistent data) and prepares every operator. `data` must stay valid
  * while the model is used (constants are read from it). The input tensor is never overwritten by an
  * inference, so invoking again on the same input gives the same output. The arena need not be aligned: the runtime
  * aligns it to 16 bytes (pass up to 15 bytes more than ea_model_arena_needed() if it is not). */
 ea_status ea_model_init(ea_model *m, const uint8_t *data, uint32_t len, uint8_t *arena, uint32_t arena_len);
 /* Bytes of arena the model needs (same parser and planner as init); 0 on error. Not reentrant: it uses
- * one static ea_model. */
+ * one static ea_model and static tables for EA_MAX_TENSORS / EA_MAX_OPS (a host-side helper: a
+ * firmware that does not call it does not link them). */
 uint32_t ea_model_arena_needed(const uint8_t *data, uint32_t len);
 const ea_tensor_info *ea_model_input_info(const ea_model *m);
 const ea_tensor_info *ea_model_output_info(const ea_model *m);

@@ -53,19 +53,20 @@ _MVE_CORES = ("cortex-m55", "cortex-m85")
 # Protocol v2 input slots (EA_INPUT_SLOTS): this many where the board's RAM allows, else fewer.
 INPUT_SLOTS = 4
 
-# Pre-build estimate of what the firmware adds to the model (measured on qemu-m4 with -O2: protocol,
-# runtime, board port and libc about 30-60 KiB of code; beyond the arena and the receive buffers about
-# 2.4 KiB of fixed RAM, 72 bytes per tensor and 64 per operator, the reply buffer and cache, the stack).
-# Generous on purpose: the linked ELF is checked exactly afterwards.
+# Pre-build estimate of what the firmware adds to the model (measured on qemu-m4: protocol, runtime,
+# board port and libc about 37 KiB of code with only resnet8's operators, 70 KiB with all; beyond the
+# arena and the receive buffers about 2.4 KiB of fixed RAM, the reply buffer and cache, the stack).
+# The runtime's tensor and operator tables (72 bytes per tensor, 64 per operator on Cortex-M) are in
+# the arena. Generous on purpose: the linked ELF is checked exactly afterwards.
 CODE_ESTIMATE = 96 * 1024
 STATIC_RAM_ESTIMATE = 4 * 1024
-TENSOR_RAM_ESTIMATE, OP_RAM_ESTIMATE = 96, 80
+TENSOR_RAM_ESTIMATE, OP_RAM_ESTIMATE = 96, 80  # table bytes per tensor / operator, for an upper bound
 REPLY_FRAMES = 7  # the reply buffer + the 6-slot reply cache (ea_config.h)
 SLOT_REPLY_HEADER = 8  # PATCH / SLOT_INFER replies carry slot and generation before the INFER reply
 # The stack reserved by the linker (EA_STACK_SIZE): the deepest use measured on qemu-m4 after running
-# every zoo model (INFO "stack_used", tests/test_fw_ram.py) is 1,472 bytes (cnn-mnist: a convolution's
-# invoke, kernel and matrix product with its 2 x 2 accumulators and hoisted requantization); the rest is
-# margin for a nested interrupt and kernel variation (docs/firmware.md, Memory).
+# every zoo model (INFO "stack_used", tests/test_fw_ram.py) is 1,156 bytes since the code off the
+# inference path is compiled for size (1,472 before); tests/test_fw_ram.py asserts a 25% margin
+# (docs/firmware.md, Memory).
 STACK_BYTES = 1792
 # "Receive buffers": the UART ring (EA_RX_BUFFERS encoded maximum-size frames, each with its
 # delimiter) plus the decoded frame buffer (one maximum-size frame). Mirrors ea_config.h / main.c.
@@ -265,7 +266,8 @@ def arena_bytes_for(model_bytes: bytes, info, kernels: str = "ref") -> int:
         # No host runtime here, or the runtime rejects the model (an unsupported operator): build
         # anyway with the bound below, so the device itself reports the problem (INFO "error").
         pass
-    total = 0
+    # the runtime's tensor and operator tables come first in the arena (firmware_models/runtime/ea_runtime.h)
+    total = TENSOR_RAM_ESTIMATE * len(info.tensors) + OP_RAM_ESTIMATE * len(info.operators)
     for t in info.tensors:
         if not t.is_constant:
             total += -(-(t.nbytes or 0) // 16) * 16
@@ -289,12 +291,24 @@ def runtime_limits(model_bytes: bytes, info) -> dict:
             "EA_MAX_OPCODES": max(1, int(opcodes))}
 
 
-def _estimate(model_len: int, arena: int, out_bytes: int, n_tensors: int, n_ops: int) -> tuple[int, int]:
+OPERATOR_CHOICES = ("model", "all")
+
+
+def model_builtins(info) -> list[str]:
+    """Names of the TFLite builtin operators `info` (a read_model ModelInfo) uses, sorted: the
+    firmware's operator selection (firmware_models/Makefile EA_OPS, runtime/ea_select.h). Builtins the
+    runtime does not run are named too, so the device's "unsupported operator X" message can name X."""
+    from ..tflite.reader import _enum_names, _schema
+
+    names = _enum_names(_schema().BuiltinOperator)
+    return sorted({names[op.builtin_code] for op in info.operators if op.builtin_code in names})
+
+
+def _estimate(model_len: int, arena: int, out_bytes: int) -> tuple[int, int]:
     """(flash, RAM) before building, without the input slots."""
     flash = model_len + CODE_ESTIMATE
     reply = max(FRAME_OVERHEAD + SLOT_REPLY_HEADER + 16 + out_bytes, 212)  # a reply with output, or an ERROR
-    ram = (arena + 16 + rx_buffer_bytes() + REPLY_FRAMES * reply + STATIC_RAM_ESTIMATE
-           + TENSOR_RAM_ESTIMATE * n_tensors + OP_RAM_ESTIMATE * n_ops)
+    ram = arena + 16 + rx_buffer_bytes() + REPLY_FRAMES * reply + STATIC_RAM_ESTIMATE  # tables: in the arena
     return flash, ram + STACK_BYTES
 
 
@@ -371,7 +385,8 @@ def _export(model_path: Path, out_dir: Path, arena: int) -> str:
 
 
 def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: int | None = None,
-                   jobs: int = 2, kernels: str | None = "auto", protocol: str = "edgeattack") -> BuildResult:
+                   jobs: int = 2, kernels: str | None = "auto", protocol: str = "edgeattack",
+                   operators: str = "model") -> BuildResult:
     """Build (or fetch from the cache) the firmware running `model_path` on `board_profile` (a
     BoardProfile, a built-in board name or a profile path).
 
@@ -380,12 +395,16 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
     kernels: the kernel set (resolve_kernels: auto, ref, dsp, mve), part of the cache key.
     protocol: "edgeattack", or "mlperf" for the MLPerf-mode firmware (docs/mlperf.md: MLPerf Tiny's
     DUT protocol, its benchmark name and input offset from link.mlperf.dut_settings).
+    operators: "model" links only the operators the model uses (the default: the smallest
+    firmware); "all" links the runtime's whole operator table (footprint comparisons).
     Raises UsageError (bad model, no port for the board, model too large for the board, a kernel
     set the board's core cannot run) and
     EdgeAttackError (toolchain missing, build failed; the message names the log file).
     """
     from ..tflite.reader import load_model_bytes, read_model
 
+    if operators not in OPERATOR_CHOICES:
+        raise UsageError(f"operators={operators!r}: choose one of {', '.join(OPERATOR_CHOICES)}")
     profile = _resolve_profile(board_profile)
     port = port_for(profile)
     kernel_set = resolve_kernels(profile, kernels)
@@ -400,8 +419,7 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
     arena = arena_bytes_for(model_bytes, info, kernel_set)
 
     # Before building: will it fit? (the aligned model can be a few bytes longer: 16 per buffer)
-    flash_est, ram_est = _estimate(len(model_bytes) + 16 * len(info.buffers), arena, out_bytes,
-                                   len(info.tensors), len(info.operators))
+    flash_est, ram_est = _estimate(len(model_bytes) + 16 * len(info.buffers), arena, out_bytes)
     ram_without_slots = ram_est
     # the MLPerf-mode firmware has no input slots: its db buffer is the model's input tensor
     slots = input_slots_for(profile.ram_bytes, ram_est, in_bytes) if protocol != "mlperf" else 1
@@ -414,7 +432,8 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
     options = {"EA_ARENA_SIZE": arena + 16, "EA_INPUT_BYTES": max(in_bytes, 1),
                "EA_OUTPUT_BYTES": max(out_bytes, 1), "EA_MAX_PAYLOAD": MAX_PAYLOAD,
                "EA_RX_BUFFERS": RX_BUFFERS, "EA_STACK_SIZE": STACK_BYTES, "EA_KERNELS": kernel_set,
-               "EA_INPUT_SLOTS": slots}
+               "EA_INPUT_SLOTS": slots,
+               "EA_OPS": ",".join(model_builtins(info)) if operators == "model" else ""}
     if protocol == "mlperf":
         from ..link.mlperf import dut_settings
 
