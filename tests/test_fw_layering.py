@@ -21,7 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FW, BOARDS = REPO / "firmware_models", REPO / "boards"
-GENERATED = {"model_data.h": "app", "ea_board_name.h": "app", "ea_mlperf_model.h": "app"}
+GENERATED = {"model_data.h": "app", "ea_board_name.h": "app", "ea_mlperf_model.h": "app",
+             "ea_ops_selected.h": "runtime"}  # made by firmware_models/Makefile (EA_OPS)
 LAYER = {"app": 4, "host": 4, "fuzz": 4, "boards/cortex-m": 2, "proto": 1, "mlperf": 1, "runtime": 1,
          "port": 0, "util": 0}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
