@@ -111,19 +111,9 @@ def connect_mlperf(factory, profile, model_path, driver, *, timeout: float, tota
         raise
 
 
-def probe_name(board, connect, deadline: float, timeout: float) -> dict:
+def probe_name(board, link, deadline: float, timeout: float) -> dict:
     """A QEMU board's start-up check for the MLPerf-mode firmware: ask `name%` (again each second
-    while it boots) over `connect()`'s link until the reply names the model's SHA-256."""
-    link = None
-    while link is None:
-        board.check()
-        try:
-            link = connect()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise DeviceError(f"QEMU board {board.name}: cannot connect to {board.url} within "
-                                  f"{timeout:g} s") from None
-            time.sleep(0.02)
+    while it boots) over `link` (closed on return) until the reply names the model's SHA-256."""
     try:
         text, next_send = "", 0.0
         while time.monotonic() < deadline:

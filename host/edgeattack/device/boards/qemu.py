@@ -257,7 +257,7 @@ class QemuBoard(BoardDriver):
             if self.protocol == "mlperf":
                 from ..mlperf import probe_name
 
-                self.info = probe_name(self, lambda: _Link(self), deadline, timeout)
+                self.info = probe_name(self, _connect(self, deadline, timeout), deadline, timeout)
             else:
                 self.info = _probe_info(self, deadline, timeout)
             sha = self.info.get("model_sha256")
@@ -405,21 +405,25 @@ class _Link:
             os.close(self.fd)
 
 
-def _probe_info(board: QemuBoard, deadline: float, timeout: float) -> dict:
-    from ...link import messages as m
-    from ...link.frame import PROTOCOL_VERSION, Frame, FrameDecoder, encode_frame
-
-    link = None
-    while link is None:
+def _connect(board: QemuBoard, deadline: float, timeout: float) -> "_Link":
+    """The serial link of a QEMU board that is still starting: retried until `deadline`."""
+    while True:
         if not board.alive():
             raise DeviceError(_describe_exit(board.name, board.proc.returncode, board.output()))
         try:
-            link = _Link(board)
+            return _Link(board)
         except OSError:
             if time.monotonic() > deadline:
                 raise DeviceError(f"QEMU board {board.name}: cannot connect to {board.url} within "
                                   f"{timeout:g} s: {_tail(board.output())}") from None
             time.sleep(0.02)
+
+
+def _probe_info(board: QemuBoard, deadline: float, timeout: float) -> dict:
+    from ...link import messages as m
+    from ...link.frame import PROTOCOL_VERSION, Frame, FrameDecoder, encode_frame
+
+    link = _connect(board, deadline, timeout)
     try:
         decoder = FrameDecoder()
         request = b"\x00" + encode_frame(Frame(PROTOCOL_VERSION, m.INFO, 1))
