@@ -86,22 +86,17 @@ def _fmt(v):
 
 def check_models(sources, targets, port=None) -> tuple[list[Path], list[Path]]:
     """The source and target paths, refused (UsageError) before any model is loaded when a file is
-    missing or of the wrong kind."""
+    missing or of the wrong kind (a target is what a device runs: an int8 .tflite)."""
+    from .run import check_model_file
+
     src_paths = [Path(s) for s in sources]
     tgt_paths = [Path(t) for t in targets]
     if not src_paths or not tgt_paths:
         raise UsageError("transfer needs at least one --sources model and one --targets model")
     for p in src_paths:
-        if p.suffix not in (".keras", ".h5", ".tflite"):
-            raise UsageError(f"source {p}: give a float .keras model or an int8 .tflite (crafted on "
-                             f"its surrogate)")
-        if not p.is_file():
-            raise UsageError(f"source {p} does not exist")
+        check_model_file(p, "source")
     for t in tgt_paths:
-        if t.suffix != ".tflite":
-            raise UsageError(f"target {t}: give an int8 .tflite (what a device runs)")
-        if not t.is_file():
-            raise UsageError(f"target {t} does not exist")
+        check_model_file(t, "target", (".tflite",))
     if port is not None and len(tgt_paths) > 1:
         raise UsageError("--port names one running device, which runs one model: give one target, "
                          "or --board alone to start a board per target")
