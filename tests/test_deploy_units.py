@@ -186,6 +186,16 @@ def test_flash_on_other_board_kinds(tiny_tflite):
     assert proc.returncode == 0 and "--port /dev/serial0" in proc.stdout and "verify" not in proc.stdout
 
 
+def test_flash_kernels_on_a_linux_board(tiny_tflite):
+    """--kernels ref reaches the agent's command line; a firmware kernel set is refused in one line."""
+    proc = run_cli("flash", "--board", "pi4", "--host", "pi@h", "--kernels", "ref", "--dry-run", str(tiny_tflite))
+    assert proc.returncode == 0, proc.stderr
+    assert "--board pi4 --kernels ref" in proc.stdout
+    proc = run_cli("flash", "--board", "pi4", "--host", "pi@h", "--kernels", "dsp", "--dry-run", str(tiny_tflite))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "--kernels dsp: board pi4 runs LiteRT" in proc.stderr and "ref" in proc.stderr
+
+
 @pytest.mark.parametrize("bad", [".", "./", "/", "//", "/.", "~", "~/", "", "  ", "..", "../x", "a/../b",
                                  "/home/../lib", "~root/x"])
 def test_remote_dir_that_flash_cannot_own_is_refused(bad):

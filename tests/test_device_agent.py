@@ -171,6 +171,26 @@ def test_agent_over_tcp_matches_in_process_runtime_and_stops_on_sigterm(model, t
         stop(proc)
 
 
+def test_agent_litert_reference_kernels_and_info(model, tiny_dataset):
+    """--kernels ref: the agent runs LiteRT's reference kernels (what a Pi of another instruction set
+    matches byte for byte); INFO names the kernels and the processor."""
+    import platform
+
+    from edgeattack.tflite.runtimes import LiteRTRunner
+
+    proc, url = start_agent_tcp(model, "litert", "--kernels", "ref")
+    try:
+        with Client(lambda: open_port(url), timeout=1.0, total_timeout=10) as client:
+            info = client.connect()
+            assert info["kernels"] == "ref" and info["machine"] == platform.machine()
+            xq = quantize_input(tiny_dataset[2][:8], info["input"]["scale"], info["input"]["zero_point"])
+            got = np.stack([r.output_raw.reshape(-1) for r in client.infer_many([x[None] for x in xq])])
+        runner = LiteRTRunner(model.read_bytes(), resolver="reference")
+        assert np.array_equal(got, np.stack([runner.run(x[None]).reshape(-1) for x in xq]))
+    finally:
+        stop(proc)
+
+
 @pytest.mark.parametrize("runtime", ["tflm", "litert"])
 def test_corrupt_model_is_served_as_error_model(model, tmp_path, runtime):
     bad = tmp_path / "bad.tflite"

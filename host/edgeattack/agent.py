@@ -1,6 +1,7 @@
 """The device agent: serves one .tflite model over the wire protocol (docs/protocol.md).
 
     python -m edgeattack.agent --model m.tflite --port URL --runtime litert|tflm [--board NAME]
+                               [--kernels auto|ref]
 
 It is the "firmware" of the emulated boards (emu-litert, emu-tflm: the host starts it behind a pty)
 and of the Raspberry Pi (started by `edgeattack flash`). It must run on a Pi that has only numpy,
@@ -19,6 +20,9 @@ Port URLs the agent accepts (`--port`):
 The model's SHA-256 is of the exact file bytes. A model that cannot be loaded (corrupt file,
 unsupported operator, interpreter crash) does not stop the agent: INFO carries "error" and LOAD /
 INFER answer ERROR MODEL with the reason. Device ticks come from time.perf_counter_ns (1 GHz).
+INFO also names the kernels ("auto": LiteRT's default, XNNPACK where it applies; "ref": its reference
+kernels, whose integer arithmetic is the same on every instruction set) and the processor
+(`platform.machine()`, e.g. aarch64 on a Pi).
 SIGTERM / SIGINT stop it cleanly (exit 0).
 """
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import platform
 import select
 import signal
 import socket
@@ -41,6 +46,9 @@ from edgeattack.link.transport import FdPort, SocketPort, open_port
 
 TICK_HZ = 1_000_000_000  # perf_counter_ns
 RUNTIMES = ("litert", "tflm")
+# LiteRT's kernel choice: XNNPACK rounds differently on each instruction set; "ref" gives outputs
+# identical to the host's LiteRT reference kernels whatever the board's processor.
+KERNELS = {"auto": "auto", "ref": "reference"}
 DEFAULT_TFLM_ARENA = 4 << 20  # generous: a too-small TFLM arena segfaults instead of raising
 # Replies kept for retransmission: also the host's window of requests in flight. A deep window
 # lets a host keep many small inputs queued, so neither side waits for the other to be scheduled.
@@ -58,12 +66,12 @@ class ModelError(m.ProtocolError):
 
 def _runner(model: bytes, runtime: str, options: dict):
     """The host runtimes' runner (tflite/runtimes.py: TensorFlow-free, so it ships to the Pi too):
-    LiteRT with its default kernels, one thread (as on a device: one core, deterministic), or TFLM's
-    reference kernels."""
+    LiteRT with its default or its reference kernels (options["kernels"]), one thread (as on a
+    device: one core, deterministic), or TFLM's reference kernels."""
     from edgeattack.tflite.runtimes import LiteRTRunner, TFLMRunner
 
     if runtime == "litert":
-        runner = LiteRTRunner(model, name="model")
+        runner = LiteRTRunner(model, resolver=KERNELS[options.get("kernels", "auto")], name="model")
     else:
         runner = TFLMRunner(model, arena_size=options.get("arena_bytes", DEFAULT_TFLM_ARENA), name="model")
     if len(runner.info.outputs) != 1:
@@ -163,7 +171,8 @@ class ModelHandler:
 
     def info(self) -> dict:
         info = {"board": self.board, "runtime": self.runtime, "model_sha256": self.model_sha256,
-                "tick_hz": TICK_HZ}
+                "tick_hz": TICK_HZ, "machine": platform.machine(),
+                "kernels": self.options.get("kernels", "auto") if self.runtime == "litert" else "ref"}
         if self.runner is not None:
             info["input"] = self.runner.input_details.describe()
             info["output"] = self.runner.output_details.describe()
@@ -264,6 +273,9 @@ def parse_args(argv=None):
                    help="tcp://HOST:PORT (listen), fd://N (inherited fd) or a serial device / pyserial URL")
     p.add_argument("--runtime", required=True, choices=RUNTIMES)
     p.add_argument("--board", default="agent", help="board name reported in INFO")
+    p.add_argument("--kernels", choices=tuple(KERNELS), default="auto",
+                   help="litert: auto = LiteRT's default (XNNPACK where it applies), ref = its reference "
+                        "kernels (the same integers on every processor); tflm runs reference kernels either way")
     p.add_argument("--tick-hz", type=int, default=TICK_HZ,
                    help="tick rate reported in INFO (ticks are perf_counter_ns: only 1e9 is exact)")
     p.add_argument("--baudrate", type=int, default=115200, help="for serial devices")
@@ -292,7 +304,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
 
-    options = {"arena_bytes": args.arena_bytes} if args.runtime == "tflm" else {}
+    options = {"arena_bytes": args.arena_bytes} if args.runtime == "tflm" else {"kernels": args.kernels}
     handler = ModelHandler(args.model, args.runtime, args.board, probe=not args.no_probe, **options)
     if handler.error:
         print(f"edgeattack agent: {handler.error} (serving the error)", file=sys.stderr, flush=True)

@@ -36,7 +36,9 @@ from ..errors import UsageError
 @click.option("--pip-args", help="Arguments for pip install on the board (default: --user, none in a venv).")
 @click.option("--stop", "stop", is_flag=True, help="linux boards: stop the deployed agent and exit (no MODEL).")
 @click.option("--kernels", type=click.Choice(["auto", "ref", "dsp", "mve"]),
-              help="qemu and mcu boards: the firmware's kernel set (default auto: the best the board's core runs).")
+              help="qemu and mcu boards: the firmware's kernel set (default auto: the best the board's core runs); "
+              "linux boards: the agent's LiteRT kernels (auto: XNNPACK where it applies; ref: reference kernels, "
+              "the same outputs on every processor).")
 @click.option("--dry-run", is_flag=True, help="Print every command of the plan; run nothing, change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the deploy summary as one JSON object on stdout.")
 def command(board, host, model, remote_dir, port_mode, serial_dev, remote_port, python, identity,

@@ -344,14 +344,14 @@ print(json.dumps({"state": state, "pid": pid, "sha256": sha, "log": log}))
 
 
 def start_script(remote_dir: str, python: str, agent_port: str, runtime: str, ready_timeout: float,
-                 board: str = "pi4") -> str:
+                 board: str = "pi4", kernels: str = "auto") -> str:
     """Start the agent detached from the SSH session (setsid + nohup, stdio to the log), its pid in
     agent.pid (written by the shell that then execs python, so it is python's pid), then wait until
     that process listens on its TCP port or holds its serial device open (READY_CODE on stdin).
     Only in a folder the tool owns (owned_dir_check)."""
     # the absolute model path makes `ps` show which deployment an agent belongs to
     agent = (f"-m {AGENT_MODULE} --model \"$PWD/{MODEL_NAME}\" "
-             + shlex.join(["--port", agent_port, "--runtime", runtime, "--board", board]))
+             + shlex.join(["--port", agent_port, "--runtime", runtime, "--board", board, "--kernels", kernels]))
     if agent_port.startswith("tcp://"):
         mode, what = "tcp", agent_port.rsplit(":", 1)[1]
     else:
@@ -399,6 +399,7 @@ class PiDeploy:
     agent_port: str = f"tcp://127.0.0.1:{DEFAULT_TCP_PORT}"
     runtime: str = "litert"
     board: str = "pi4"
+    kernels: str = "auto"  # the agent's LiteRT kernels: auto (XNNPACK where it applies) or ref
     install: bool = True
     pip_args: list[str] | None = None  # None: --user, or nothing when the remote python is a venv
     ready_timeout: float = 60.0
@@ -439,7 +440,7 @@ class PiDeploy:
              f"gzip tar of {MODEL_NAME}, deploy.json and lib/: " + ", ".join(tree_files or [])),
             ("start", f"start the agent detached on {self.agent_port} and wait until it listens",
              start_script(self.remote_dir, self.python, self.agent_port, self.runtime, self.ready_timeout,
-                          self.board),
+                          self.board, self.kernels),
              f"python code ({len(READY_CODE.splitlines())} lines: wait until the agent's pid listens or holds "
              f"its serial device; print that and the model's SHA-256 as JSON)"),
         ]
@@ -570,14 +571,14 @@ def flash_pi(dep: PiDeploy, *, dry_run: bool = False,
 
     _check(ssh.run(t, stop_script(dep.remote_dir), what="stop"), t, "stopping the previous agent", dep.remote_dir)
     manifest = {"model_sha256": sha, "model_source": dep.model_path.name, "board": dep.board,
-                "agent_port": dep.agent_port, "runtime": dep.runtime, "python": dep.python,
+                "agent_port": dep.agent_port, "runtime": dep.runtime, "kernels": dep.kernels, "python": dep.python,
                 "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": sorted(tree)}
     bundle = _bundle(tree, model, manifest)
     _check(ssh.run(t, upload_script(dep.remote_dir), input=bundle, what="upload"), t,
            f"copying the agent into {dep.remote_dir}", dep.remote_dir)
 
     out = _check(ssh.run(t, start_script(dep.remote_dir, dep.python, dep.agent_port, dep.runtime,
-                                         dep.ready_timeout, dep.board), input=READY_CODE.encode(), what="start", timeout=dep.ready_timeout + 60),
+                                         dep.ready_timeout, dep.board, dep.kernels), input=READY_CODE.encode(), what="start", timeout=dep.ready_timeout + 60),
                  t, "starting the agent", dep.remote_dir)
     state = json.loads(out.strip().splitlines()[-1])
     if state["sha256"] != sha:

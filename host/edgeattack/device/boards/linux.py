@@ -19,7 +19,9 @@ class LinuxBoard(BoardDriver):
     time_source = "device"  # the agent's own clock on the board
     host_tools = ("ssh",)
     flash_options = ("host", "remote_dir", "port_mode", "serial", "remote_port", "python", "identity",
-                     "ssh_config", "no_install", "pip_args", "stop")
+                     "ssh_config", "no_install", "pip_args", "stop", "kernels")
+    # LiteRT's kernel sets the agent can run (agent.KERNELS): XNNPACK where it applies, or reference
+    LITERT_KERNELS = ("auto", "ref")
 
     def _agent_port(self, port_mode, serial, remote_port) -> str:
         """Where the agent listens on the board: tcp://127.0.0.1:PORT (loopback only) or a serial
@@ -48,11 +50,14 @@ class LinuxBoard(BoardDriver):
 
     def flash(self, *, dry_run: bool = False, echo=print, host=None, remote_dir=None, port_mode=None,
               serial=None, remote_port=None, python=None, identity=None, ssh_config=None,
-              no_install=False, pip_args=None, stop=False) -> dict:
+              no_install=False, pip_args=None, stop=False, kernels=None) -> dict:
         import shlex
 
         from ...deploy.pi import PiDeploy, flash_pi, target_for
 
+        if kernels and kernels not in self.LITERT_KERNELS:
+            raise UsageError(f"--kernels {kernels}: board {self.name} runs LiteRT, whose kernel sets are "
+                             f"auto (XNNPACK where it applies) and ref (reference kernels); choose one of those")
         model = self._model()
         deploy = self.profile.deploy or {}
         dep = PiDeploy(
@@ -65,6 +70,7 @@ class LinuxBoard(BoardDriver):
             board=self.name,
             install=not no_install,
             pip_args=shlex.split(pip_args) if pip_args is not None else None,
+            kernels=kernels or "auto",
         )
         result = flash_pi(dep, dry_run=dry_run, echo=echo)
         if dry_run:
