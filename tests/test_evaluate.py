@@ -21,6 +21,7 @@ from edgeattack.results import wilson_interval
 pytest_plugins = ["fixtures_compress"]
 
 N = 100
+OFFSET = 200  # the plain model is evaluated on test samples 200..299 (`--offset`)
 # PGD keeps its defaults (40 steps of eps/30): fewer steps of that size cannot reach the corners of
 # the epsilon ball, and FGSM then rightly beats it (one-step-stronger).
 FAST = ["--set", "apgd-ce.steps=20", "--budget", "100"]
@@ -73,7 +74,7 @@ def test_plain_ptq_int8_shape_arithmetic_and_no_flags(digits_ptq, tmp_path, caps
     tflite = digits_ptq.out / "model.tflite"
     out = tmp_path / "eval"
     code, stdout, err = _cli(capsys, "evaluate", tflite, "--board", "emu-tflm", "--eps", "0.1,0.2",
-                             "-n", N, *FAST, "-o", out, "--json")
+                             "-n", N, "--offset", OFFSET, *FAST, "-o", out, "--json")
     assert code == 0, err
     s = json.loads(stdout)
     assert s == json.loads((out / "evaluate.json").read_text())
@@ -82,6 +83,7 @@ def test_plain_ptq_int8_shape_arithmetic_and_no_flags(digits_ptq, tmp_path, caps
                 "target", "n", "tool_version", "metrics", "masking_flags"):
         assert key in s
     assert s["command"] == "evaluate" and s["n"] == N and s["target"]["board"] == "emu-tflm"
+    assert s["offset"] == OFFSET
     assert s["float_model"] == str(digits_ptq.out / "model.keras")  # found through the manifest
     by = _by(s)
     attacks = ["pgd", "apgd-ce", "fgsm", "transfer", "square"]
@@ -102,9 +104,13 @@ def test_plain_ptq_int8_shape_arithmetic_and_no_flags(digits_ptq, tmp_path, caps
     t = SurrogateTarget(tflite, data_range=(0.0, 1.0))
     adv = {a: load_adversarial(out / f"{a}.npz") for a in attacks}
     x, y = adv["pgd"]["x"], adv["pgd"]["y"]
+    from edgeattack.datasets import load_dataset
+
+    ds = load_dataset("digits")  # the samples from --offset on, and ids are test-split indices
+    assert np.array_equal(x, ds.x_test[OFFSET:OFFSET + N]) and np.array_equal(y, ds.y_test[OFFSET:OFFSET + N])
     correct = t.predict(x) == y
     assert correct.sum() == round(s["clean_accuracy"] * N)
-    assert s["clean_ids"] == [int(i) for i in np.flatnonzero(correct)]
+    assert s["clean_ids"] == [OFFSET + int(i) for i in np.flatnonzero(correct)]
     for e, eps in enumerate((0.1, 0.2)):
         row = by[("all", eps)]
         assert row["attacks"] == attacks and row["clean_correct"] == correct.sum()
@@ -113,7 +119,7 @@ def test_plain_ptq_int8_shape_arithmetic_and_no_flags(digits_ptq, tmp_path, caps
             assert np.array_equal(adv[a]["x"], x) and adv[a]["x_adv"].shape[:2] == (2, N)
             robust &= t.predict(adv[a]["x_adv"][e]) == y
         assert row["robust"] == robust.sum() and row["robust_accuracy"] == robust.sum() / N
-        assert row["robust_ids"] == [int(i) for i in np.flatnonzero(robust)]
+        assert row["robust_ids"] == [OFFSET + int(i) for i in np.flatnonzero(robust)]
         assert row["robust"] <= min(by[(a, eps)]["clean_correct"] - by[(a, eps)]["successes"]
                                     for a in attacks)
     # a plain model: success rises with epsilon, unbounded PGD fools every sample, no flag
@@ -225,6 +231,8 @@ def unsupported(tmp_path_factory):
     (["{plain}", "--board", "emu-tflm", "--set", "cw.steps=1"], "ATTACK.NAME=VALUE"),
     (["{plain}", "--board", "emu-tflm", "--budget", "0"], "budget"),
     (["{plain}", "--board", "nosuchboard"], "nosuchboard"),
+    (["{plain}", "--board", "emu-tflm", "--offset", "358"], "-n 5: the test split of digits has 2 samples from index 358"),
+    (["{plain}", "--board", "emu-tflm", "--offset", "-1"], "--offset -1: the test split of digits has 360"),
     (["{plain}", "--board", "emu-tflm", "--energy", "measured"], "no energy meter"),
     # the float parent must be a float model (the message names no .tflite as an option)
     (["{plain}", "--board", "emu-tflm", "--model", "{plain}"], "--model {plain}: give a float .keras model"),

@@ -146,3 +146,30 @@ def test_defenses_part_clean_data_is_checked():
         with pytest.raises(StudyError) as e:
             resolve(doc, "s.yaml")
         assert f"s.yaml: parts.defenses.clean_data: {message}" in str(e.value)
+
+
+def test_fine_prune_in_any_part_of_a_study_gets_the_clean_data():
+    """A user's study naming fine-prune outside the defenses part: the shared compression of that
+    name carries the study's clean data (the defenses part's clean_data, else its default) whichever
+    part builds it first (evasion comes before defenses); backdoor and poisoning, which compress
+    inside their cell, refuse it up front in one line naming the fix."""
+    from edgeattack.study.graph import build_cells
+    from edgeattack.study.spec import StudyError, resolve
+
+    context = {"dataset_sha256": "0" * 64, "tool_version": "t", "firmware": {"emu-tflm": None}}
+    evasion = {"n": 5, "crafted_on": ["surrogate"], "attacks": [{"attack": "fgsm", "eps": [0.1]}]}
+    for parts, value in (({"evasion": evasion}, 0.2),
+                         ({"evasion": evasion, "blackbox": {"attacks": [{"attack": "square", "eps": [0.1]}]},
+                           "defenses": {"defenses": [], "chains": [], "clean_data": 0.3}}, 0.3)):
+        study = resolve({"recipes": ["ptq-int8", "fine-prune"], "boards": ["emu-tflm"], "parts": parts},
+                        "s.yaml")
+        comp = {c.labels["recipe"]: c for c in build_cells(study, context) if c.kind == "compress"}
+        assert comp["ptq-int8"].params["recipe"] == "ptq-int8"  # no taker: unchanged (same hash)
+        steps = comp["fine-prune"].params["recipe"]["steps"]
+        assert [st.get("clean_data") for st in steps if st["step"] == "fine-prune"] == [value]
+    for part in ("backdoor", "poisoning"):
+        with pytest.raises(StudyError) as e:
+            resolve({"recipes": ["fine-prune"], "parts": {part: {}}}, "s.yaml")
+        msg = str(e.value)
+        assert "\n" not in msg and msg.startswith(f"s.yaml: parts.{part}.recipes: recipe 'fine-prune'")
+        assert "needs the defender's clean data" in msg and "sets clean_data" in msg

@@ -2,14 +2,15 @@
 """Defenses against plain ptq-int8 on the device: issue 12's "What must hold" figures for the
 defenses measured on a clean cnn-digits (adv-train, dq by default).
 
-    python tools/bench_defenses.py --work runs/bench-def [-n 200] [--eps 0.05,0.1] [--budget 50]
+    python tools/bench_defenses.py --work runs/bench-def [-n 200] [--offset 0] [--eps 0.05,0.1] [--budget 50]
                                    [--board qemu-m4] [--recipes ptq-int8,adv-train,dq]
                                    [--model M.keras] [--seed 0] [--json def.json] [--force]
 
 Trains cnn-digits on digits (20 epochs; or takes --model), compresses it with each recipe (built-in
 names or recipe .yaml files; the first is the baseline) and evaluates every artifact on the board
 with `edgeattack evaluate` (pgd, apgd-ce, fgsm on the int8 surrogate, transfer from the float
-parent, square through the device, unbounded pgd; the first -n test samples). Reports clean and
+parent, square through the device, unbounded pgd; -n test samples from index --offset, so a recipe
+tuned on the first samples can be measured on held-out ones). Reports clean and
 robust accuracy per eps with Wilson intervals, the masking flags, and each recipe's robust- and
 clean-accuracy differences to the baseline per eps with Newcombe's paired interval (the same
 samples), then the issue's bars: adv-train's robust accuracy >= 30 points above ptq-int8 at eps 0.1
@@ -37,6 +38,8 @@ def main(argv=None) -> int:
                     help="folder for the model, artifacts and evaluations (reused)")
     ap.add_argument("--model", type=Path, help="a trained cnn-digits model.keras (default: train one)")
     ap.add_argument("-n", type=int, default=200, help="test samples evaluated")
+    ap.add_argument("--offset", type=int, default=0,
+                    help="index of the first test sample evaluated (e.g. 200: held out from the first 200)")
     ap.add_argument("--eps", default="0.05,0.1", help="comma-separated L-inf budgets")
     ap.add_argument("--budget", type=int, default=100, help="square's queries per sample")
     ap.add_argument("--board", default="qemu-m4")
@@ -63,7 +66,7 @@ def main(argv=None) -> int:
 
             train_model("cnn-digits", "digits", work / "digits", epochs=20, seed=args.seed, progress=False)
 
-    out = {"board": args.board, "n": args.n, "eps": eps, "budget": args.budget, "seed": args.seed,
+    out = {"board": args.board, "n": args.n, "offset": args.offset, "eps": eps, "budget": args.budget, "seed": args.seed,
            "model": str(model), "baseline": recipes[0], "artifacts": {}}
     robust_ids, clean_ids = {}, {}
     for recipe in recipes:
@@ -82,7 +85,7 @@ def main(argv=None) -> int:
 
     names = list(out["artifacts"])
     base = names[0]
-    ids = range(args.n)
+    ids = range(args.offset, args.offset + args.n)  # test-split indices, as evaluate.json records them
     for name in names[1:]:
         a = out["artifacts"][name]
         a["vs_baseline"] = {}
@@ -121,11 +124,11 @@ def _run(recipe, loaded, name, model, work, eps, args) -> tuple[dict, dict]:
     tflite = art / "model.tflite"
     ev_dir = work / f"eval-{name}"
     s = _read(ev_dir / "evaluate.json")
-    settings = {"n": args.n, "epsilons": eps, "seed": args.seed, "board": args.board}
+    settings = {"n": args.n, "offset": args.offset, "epsilons": eps, "seed": args.seed}
     if (fresh or s is None or "clean_ids" not in s or s["source_model_sha256"] != sha256_file(tflite)
-            or {k: s.get(k) for k in ("n", "epsilons", "seed")} != {k: settings[k] for k in ("n", "epsilons", "seed")}
+            or {k: s.get(k, 0 if k == "offset" else None) for k in settings} != settings
             or s["target"]["board"] != args.board or s["params"]["square"].get("budget") != args.budget):
-        s = evaluate(tflite, board=args.board, epsilons=eps, n=args.n, seed=args.seed,
+        s = evaluate(tflite, board=args.board, epsilons=eps, n=args.n, offset=args.offset, seed=args.seed,
                      budget=args.budget, out=ev_dir, force=True, progress=False)
     rows = {(r["attack"], r["eps"]): r for r in s["metrics"]}
     entry = {"recipe": recipe, "steps": steps,
@@ -161,7 +164,8 @@ def _bars(out: dict, base: str) -> dict:
 
 def _markdown(out: dict, eps) -> str:
     base = out["baseline"]
-    lines = [f"board {out['board']}, n {out['n']}, seed {out['seed']}, square budget {out['budget']}", "",
+    lines = [f"board {out['board']}, n {out['n']} (test samples {out['offset']}..{out['offset'] + out['n'] - 1}), "
+             f"seed {out['seed']}, square budget {out['budget']}", "",
              "| artifact | clean accuracy | " + " | ".join(f"robust accuracy eps {e:g}" for e in eps)
              + " | masking flags |", "|---|---|" + "---|" * len(eps) + "---|"]
     for name, a in out["artifacts"].items():

@@ -14,6 +14,8 @@ from . import force_option, json_option, seed_option
 @click.option("--eps", default="0.05,0.1", show_default=True,
               help="Comma-separated L-inf epsilons in the input's units.")
 @click.option("-n", "n", type=int, default=100, show_default=True, help="Test samples (the first n).")
+@click.option("--offset", type=int, default=0, show_default=True,
+              help="Index of the first test sample (e.g. samples held out from the ones a defense was tuned on).")
 @click.option("--model", "float_model", type=click.Path(dir_okay=False),
               help="The float parent (.keras) for the transfer attack (default: the model.keras "
                    "compress wrote beside MODEL, else its manifest's source model).")
@@ -32,7 +34,7 @@ from . import force_option, json_option, seed_option
               help="Output folder: evaluate.json and each attack's adversarial .npz.")
 @force_option
 @json_option("evaluate.json")
-def command(model, board, port, eps, n, float_model, dataset, budget, range_, sets, energy, seed, out,
+def command(model, board, port, eps, n, offset, float_model, dataset, budget, range_, sets, energy, seed, out,
             force, as_json):
     """Attack the int8 MODEL on a board with white-box PGD, APGD-CE and FGSM (on its surrogate),
     transfer from its float parent, black-box Square and unbounded PGD; report robust accuracy per
@@ -47,7 +49,7 @@ def command(model, board, port, eps, n, float_model, dataset, budget, range_, se
     from ..defenses.evaluate import evaluate, parse_attack_sets
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    summary = evaluate(model, board=board, port=port, epsilons=parse_epsilons(eps), n=n,
+    summary = evaluate(model, board=board, port=port, epsilons=parse_epsilons(eps), n=n, offset=offset,
                        float_model=float_model, dataset=dataset, seed=seed, budget=budget,
                        params=parse_attack_sets(sets), data_range=parse_range(range_), out=out,
                        force=force, energy=energy)

@@ -94,11 +94,12 @@ def _attacks(epsilons, data_range, shape, budget: int, sets: dict) -> dict:
 def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: int = 100,
              float_model=None, dataset=None, seed: int | None = 0, budget: int = DEFAULT_BUDGET,
              params: dict | None = None, data_range=None, out, force: bool = False,
-             progress: bool = True, device=None, energy: str = "auto") -> dict:
+             progress: bool = True, device=None, energy: str = "auto", offset: int = 0) -> dict:
     """Evaluate the int8 `model` on `board` (module docstring); returns the evaluate.json it wrote.
 
     epsilons: L-inf budgets in the input's units; n: the first n test samples of `dataset` (default:
-    the dataset its manifest names, else digits); params: {attack: {name: value}} hyperparameters
+    the dataset its manifest names, else digits) from index `offset` (a held-out slice when settings
+    were chosen on the first samples); params: {attack: {name: value}} hyperparameters
     (attack one of ATTACKS); float_model: the float parent for transfer (default: see float_parent);
     device: an open Device already running `model` (e.g. a study's), used instead of starting one;
     energy: `--energy auto|measured|estimated|off` as `attack` takes it (an estimate puts energy per
@@ -133,9 +134,14 @@ def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: 
         dataset = ((manifest or {}).get("dataset") or {}).get("name") or "digits"
     ds = load_dataset(dataset)
     total = len(ds.x_test)
-    if n < 1 or n > total:
-        raise UsageError(f"-n {n}: the test split of {ds.name} has {total} samples; give 1..{total}")
-    x, y = ds.x_test[:n].astype(np.float32), ds.y_test[:n].astype(np.int64)
+    if offset < 0 or offset >= total:
+        raise UsageError(f"--offset {offset}: the test split of {ds.name} has {total} samples; "
+                         f"give 0..{total - 1}")
+    if n < 1 or offset + n > total:
+        raise UsageError(f"-n {n}: the test split of {ds.name} has {total - offset} samples from "
+                         f"index {offset}; give 1..{total - offset}")
+    x = ds.x_test[offset:offset + n].astype(np.float32)
+    y = ds.y_test[offset:offset + n].astype(np.int64)
 
     art = facts(model)
     rng_range, range_from, warning = resolve_range(data_range, art, ds)
@@ -198,7 +204,7 @@ def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: 
         on_device(UNBOUNDED, surrogate, [width])
         device_inferences = int(dev.device.info()["inferences"] - info0)
 
-        summary = _summary(runs, clean, y, epsilons, attacks)
+        summary = _summary(runs, clean, y, epsilons, attacks, offset)
         from ..attacks.blackbox.budgeted import cost_rows
 
         # square's cost per adversarial example: queries, wire bytes, device time, energy
@@ -213,13 +219,13 @@ def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: 
                 name: dict(a.params) for name, a in attacks.items() if name in runs},
             "seed": seed, "norm": "linf", "source_model_sha256": sha256_file(model),
             "target": {"kind": "board", "model_sha256": dev.model_sha256, "board": dev.device.board},
-            "n": int(n), "tool_version": __version__,
+            "n": int(n), "offset": int(offset), "tool_version": __version__,
             "model": str(model), "float_model": None if float_model is None else str(float_model),
             "dataset": ds.name, "data_range": list(rng_range), "data_range_from": range_from,
             "epsilons": epsilons, "unbounded_eps": width, "attacks": list(runs),
             "clean_accuracy": summary["clean_accuracy"], "clean_accuracy_ci95": summary["clean_accuracy_ci95"],
             # which samples (test-split indices) the device got right when clean: paired comparisons
-            "clean_ids": [int(i) for i in np.flatnonzero(np.asarray(clean) == y)],
+            "clean_ids": [offset + int(i) for i in np.flatnonzero(np.asarray(clean) == y)],
             "device_inferences": device_inferences,
             "metrics": summary["rows"],
         }
@@ -229,7 +235,7 @@ def evaluate(model, *, board: str | None, epsilons, port: str | None = None, n: 
     return summary
 
 
-def _summary(runs: dict, clean, y, epsilons, attacks) -> dict:
+def _summary(runs: dict, clean, y, epsilons, attacks, offset: int = 0) -> dict:
     """The rows: one per (attack, eps), then one "all" row per eps (robust accuracy)."""
     from ..attacks.io import metrics_rows
     from ..results import wilson_interval
@@ -257,6 +263,6 @@ def _summary(runs: dict, clean, y, epsilons, attacks) -> dict:
                      "robust_accuracy": r["robust_accuracy"], "robust_accuracy_ci95": r["robust_accuracy_ci95"],
                      "clean_correct": int(correct.sum()),
                      # which samples (test-split indices) survived: paired comparisons between models
-                     "robust_ids": [int(i) for i in np.flatnonzero(robust)]})
+                     "robust_ids": [offset + int(i) for i in np.flatnonzero(robust)]})
     k = int(correct.sum())
     return {"rows": rows, "clean_accuracy": k / n, "clean_accuracy_ci95": wilson_interval(k, n)}

@@ -12,6 +12,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from .spec import given_clean_data, study_clean_data
+
 HASH_CHARS = 20
 
 
@@ -84,11 +86,18 @@ def build_cells(study: dict, context: dict) -> list[Cell]:
                    {**common, "model": model, "width": study["width"], "epochs": study["epochs"],
                     "threads": study["threads"]})
 
+    clean = study_clean_data(study)
+    given: dict = {}
+
     def compress(recipe, spec=None):
-        """`spec`: an inline recipe (a chained defense) named `recipe`."""
+        """`spec`: an inline recipe (a chained defense) named `recipe`. Every part's recipe gets the
+        study's clean data for a step needing it (fine-prune), so one name is one artifact whichever
+        part asks first."""
         t = train()
+        if spec is None:
+            spec = given.setdefault(recipe, given_clean_data(recipe, clean))
         return add(("compress", recipe), "compress", "shared", {**base, "recipe": recipe},
-                   {**common, "recipe": recipe if spec is None else spec}, [t.hash])
+                   {**common, "recipe": spec}, [t.hash])
 
     parts = study["parts"]
     ev = parts.get("evasion")

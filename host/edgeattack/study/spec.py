@@ -327,6 +327,7 @@ def _part_backdoor(p, where, field, s):
         parse_trigger(str(p["trigger"]), (8, 8, 1))
     except UsageError as e:
         _err(where, f"{field}.trigger", str(e))
+    _refuse_clean_data_takers(p, where, field)
     return p
 
 
@@ -382,10 +383,9 @@ def _clean_data(value, where, field):
                        f"got {value!r}")
 
 
-def given_clean_data(recipe, value):
-    """`recipe` (a built-in name or an inline {name, steps}) with `value` given as clean_data to
-    every step that takes it and sets none (fine-prune); the recipe itself, unchanged, when no step
-    needs it (so other cells keep their hashes)."""
+def _named_and_takers(recipe) -> tuple[dict, list]:
+    """(recipe as {name, steps}, its steps that take clean_data and set none)."""
+    from .. import defenses  # noqa: F401  (registers fine-prune, the step that takes clean_data)
     from ..compression.recipe import load_recipe
     from ..compression.steps import STEP_PARAMS
 
@@ -394,12 +394,40 @@ def given_clean_data(recipe, value):
         named = {"name": recipe, "steps": [{"step": st.name, **st.given} for st in loaded.steps]}
     else:
         named = recipe
-    takers = [st for st in named["steps"] if "clean_data" in STEP_PARAMS.get(st["step"], {})
-              and st.get("clean_data") is None]
+    return named, [st for st in named["steps"] if "clean_data" in STEP_PARAMS.get(st["step"], {})
+                   and st.get("clean_data") is None]
+
+
+def given_clean_data(recipe, value):
+    """`recipe` (a built-in name or an inline {name, steps}) with `value` given as clean_data to
+    every step that takes it and sets none (fine-prune); the recipe itself, unchanged, when no step
+    needs it (so other cells keep their hashes)."""
+    named, takers = _named_and_takers(recipe)
     if not takers:
         return recipe
     return {**named, "steps": [{**st, "clean_data": value} if any(st is t for t in takers) else st
                                for st in named["steps"]]}
+
+
+def study_clean_data(study: dict):
+    """The clean data every compression of the study's shared artifacts (any part but backdoor and
+    poisoning) gives a step that needs it and sets none: the defenses part's clean_data, else that
+    part's default (a fraction of the study's training split, which is clean)."""
+    part = study["parts"].get("defenses") or PART_DEFAULTS["defenses"]
+    return part["clean_data"]
+
+
+def _refuse_clean_data_takers(p, where, field):
+    """backdoor and poisoning compress inside their cell, on data of the part's choosing, by recipe
+    name: a step needing clean data there must bring its own (one line naming the fix)."""
+    for r in p["recipes"]:
+        _, takers = _named_and_takers(r)
+        if takers:
+            _err(where, f"{field}.recipes", f"recipe {r!r}: its {takers[0]['step']} step needs the "
+                                            f"defender's clean data, which this part does not supply; "
+                                            f"give a recipe .yaml whose {takers[0]['step']} step sets "
+                                            f"clean_data (e.g. clean_data: 0.2, a fraction of the "
+                                            f"data the part compresses with, or an .npz)")
 
 
 def _part_defenses(p, where, field, s):
@@ -482,6 +510,7 @@ def _part_poisoning(p, where, field, s):
         p["prune_ratios"] = _checked(where, f"{field}.prune_ratios", check_prune_ratios, p["prune_ratios"])
     if p["compress_data"] not in ("clean", "poisoned"):
         _err(where, f"{field}.compress_data", "choose clean or poisoned")
+    _refuse_clean_data_takers(p, where, field)
     return p
 
 
