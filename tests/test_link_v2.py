@@ -13,7 +13,7 @@ import pytest
 from edgeattack.link import messages as m
 from edgeattack.link.client import Client
 from edgeattack.link.faults import FaultInjector
-from edgeattack.link.frame import Frame, FrameDecoder, encode_frame, wire_size
+from edgeattack.link.frame import Frame, FrameDecoder, encode_frame, encode_wire, wire_size
 from edgeattack.link.server import ProtocolServer
 from edgeattack.link.transport import open_port
 from test_link_client_server import SumHandler, device_factory  # noqa: F401 - fixture
@@ -257,5 +257,33 @@ def test_late_second_answer_to_the_opening_info_is_stale_not_a_version_error(dev
         client.connect()
         assert client.version == 2
         results = [client.infer(x) for x in xs]
+        assert client.stats.stale_replies == 1
+    assert [int(r.output_raw[0, 0]) for r in results] == [int(x.astype(int).sum()) for x in xs]
+
+
+class StrayV1Server(ProtocolServer):
+    """Sends, ahead of its first v2 answer, a v1 ERROR under a sequence number long gone: a late
+    frame from an earlier v1 session on the same port."""
+
+    stray_sent = False
+
+    def handle_frame(self, frame):
+        reply = super().handle_frame(frame)
+        if frame.version == 2 and reply is not None and not self.stray_sent:
+            self.stray_sent = True
+            stray = encode_wire(1, m.ERROR, (frame.seq - 1000) & 0xFFFF,
+                                m.pack_error(m.ERR_NOT_LOADED, "from an earlier session"))
+            reply = stray + reply
+        return reply
+
+
+def test_late_frame_of_any_version_matching_nothing_in_flight_is_stale(device_factory):
+    dev = device_factory(SumHandler(nbytes=64))
+    dev.server.__class__ = StrayV1Server
+    xs = varied(3, nbytes=64)
+    with Client(lambda: open_port(dev.url), timeout=0.5, total_timeout=5) as client:
+        client.connect()
+        results = [client.infer(x) for x in xs]
+        assert dev.server.stray_sent and client.version == 2
         assert client.stats.stale_replies == 1
     assert [int(r.output_raw[0, 0]) for r in results] == [int(x.astype(int).sum()) for x in xs]

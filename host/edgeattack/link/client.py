@@ -65,8 +65,9 @@ class ClientStats:
     stale_replies: int = 0
     reloads: int = 0  # PATCHes the device refused (STALE / NOT_LOADED) and sent again as full loads
     reboots: int = 0  # device restarts this host noticed (NOT_SYNCED, a new boot_id in INFO)
-    # inferences that may have run on a device that restarted before answering them (the requests
-    # that could run the model were in flight): each was sent again, so it also ran once observed
+    # inferences that may have run on a device that restarted before answering them: model-running
+    # requests of which the restarted device did not answer every copy sent (docs/protocol.md,
+    # "Reboots"); each was sent again, so it also ran once observed
     inferences_unobserved: int = 0
     frames_dropped: dict = field(default_factory=dict)
 
@@ -94,6 +95,12 @@ class _Request:
     wire: bytes = b""
     sent_at: float = 0.0
     reply: Frame | None = None
+    copies: int = 0  # times handed to the link (first send and every go-back-N resend)
+    not_synced: int = 0  # of those, answered ERROR NOT_SYNCED by a restarted device
+
+
+# Requests that can run the model (every PATCH a job sends carries its INFER).
+_RUNS = (m.INFER, m.SLOT_INFER, m.PATCH)
 
 
 class Client:
@@ -122,7 +129,8 @@ class Client:
       model hash did not change (else DeviceError naming both), forgets its slots and sends every
       unanswered input again as a full load: callers see each result once. `inferences_total` is
       the sum over boots of the highest inference counter seen in each; stats.reboots and
-      stats.inferences_unobserved count the restarts and the inferences that may have run unseen.
+      stats.inferences_unobserved count the restarts and the inferences that may have run unseen
+      (model-running requests of which the restarted device did not answer every copy sent).
     stats: ClientStats. Errors: DeviceError (no answer, wrong protocol version, ERROR replies with
       `.error_code` and `.device_message` set), UsageError (an input dtype with no wire code).
     """
@@ -304,6 +312,14 @@ class Client:
         """Inputs sent or queued whose result has not arrived yet."""
         return len({id(r.job) for r in (*self._inflight, *self._pending)
                     if r.job is not None and r.job.result is None})
+
+    @property
+    def inferences_in_flight(self) -> int:
+        """Inferences a device restarting now could take unseen: the repeat counts of the
+        model-running requests (INFER, SLOT_INFER, PATCH) sent and not answered. A restart bounds
+        stats.inferences_unobserved by this figure taken at the restart."""
+        return sum(r.job.repeat for r in self._inflight
+                   if r.job is not None and r.type in _RUNS and r.copies)
 
     def _observe(self, inferences, fresh: bool = False) -> None:
         """Note an inference counter the device reported. fresh: from INFO, which is never a
@@ -579,6 +595,7 @@ class Client:
                 self._inflight.append(req)
                 self._inflight_bytes += len(wire)
                 req.sent_at = now
+                req.copies += 1
                 job = req.job
                 if job is not None and job.first_sent is None:
                     job.first_sent = now
@@ -672,15 +689,6 @@ class Client:
             self._gbn_round.discard(id(req))
 
     def _on_frame(self, frame: Frame, now: float) -> None:
-        if frame.version != self.version:
-            if frame.version < self.version and frame.type == m.INFO | m.REPLY:
-                # The v1 INFO that opened the session was sent twice (a retransmit on a slow
-                # line) and this is the second answer, arriving after the switch to v2.
-                self.stats.stale_replies += 1
-                return
-            self._abandon(drain=False)
-            raise DeviceError(f"device at {self.port_name}: device speaks protocol "
-                              f"v{frame.version}, this host speaks v{self.version}")
         seq = frame.seq
         inflight = self._inflight
         if inflight and inflight[0].seq == seq:
@@ -688,11 +696,20 @@ class Client:
         else:
             req = next((r for r in inflight if r.seq == seq), None)
         if req is None or frame.type not in (req.type | m.REPLY, m.ERROR):
-            self.stats.stale_replies += 1  # a duplicate, or a late reply from before a resync
+            # A duplicate, or a late reply from before a resync, in whatever version: e.g. the
+            # second answer to the session's opening v1 INFO (sent twice on a slow line), arriving
+            # after the switch to v2. Sequence numbers never repeat within a session's reach.
+            self.stats.stale_replies += 1
             return
+        if frame.version != self.version:
+            self._abandon(drain=False)
+            raise DeviceError(f"device at {self.port_name}: device speaks protocol "
+                              f"v{frame.version}, this host speaks v{self.version}")
         if frame.type == m.ERROR and _error_code(frame) == m.ERR_NOT_SYNCED:
-            # The device restarted: every request in flight gets this answer. Recover once, after
-            # this batch of frames (_pump), with the window as it stands.
+            # The device restarted: it answers every copy of every request it reads so. Recover
+            # once, after this batch of frames (_pump), with the window as it stands.
+            req.not_synced += 1
+            self._last_progress = now
             self._rebooted = True
             return
         self._retire(req)
@@ -710,15 +727,43 @@ class Client:
         if req.job is not None:
             self._complete(req, frame)
 
+    def _await_not_synced(self) -> None:
+        """Read, sending nothing, until the restarted device has answered every copy of every
+        model-running request in flight, or stays silent for the timeout. It reads the byte stream
+        from some point on and answers each request there NOT_SYNCED; what came before that point
+        went to the device that died (or was lost with it)."""
+        def unanswered():
+            return any(r.copies > r.not_synced for r in self._inflight
+                       if r.job is not None and r.type in _RUNS)
+
+        quiet = self.timeout + self._byte_s * (self._inflight_bytes + self._reply_allow)
+        while unanswered() and not self._broken and self.port is not None:
+            try:
+                data = read_some(self.port)
+            except _DISCONNECT:
+                self._broken = True
+                return
+            now = time.monotonic()
+            if data:
+                self.stats.wire_bytes_received += len(data)
+                for frame in self._decoder.feed(data):
+                    self._on_frame(frame, now)
+                self.stats.frames_dropped = dict(self._decoder.drops)
+            elif now - self._last_progress > quiet:
+                return
+
     def _recover(self) -> None:
         """After NOT_SYNCED: count what may have run unseen, give the device a new boot_id (INFO,
         which also re-checks the model), then send every unanswered input again as a full load,
         in order, ahead of anything else."""
+        self._await_not_synced()
         self._rebooted = False
         requests = list(self._inflight) + list(self._pending)
-        runs = (m.INFER, m.SLOT_INFER, m.PATCH)  # every PATCH a job sends carries its INFER
-        self.stats.inferences_unobserved += sum(r.job.repeat for r in self._inflight
-                                                if r.job is not None and r.type in runs)
+        # A request of which the new boot answered every copy never reached the old one; one with
+        # a copy unanswered may have run there (or was lost in the restart: counted all the same).
+        self.stats.inferences_unobserved += sum(
+            r.job.repeat for r in self._inflight
+            if r.job is not None and r.type in _RUNS and r.not_synced < r.copies)
         jobs = list({id(r.job): r.job for r in requests
                      if r.job is not None and r.job.result is None}.values())
         for req in requests:
@@ -819,6 +864,7 @@ class Client:
         now = time.monotonic()
         for req in self._inflight:
             req.sent_at = now
+            req.copies += 1
         self._write_frames([r.wire for r in self._inflight])
 
     def _write(self, data: bytes) -> None:
