@@ -143,9 +143,53 @@ def report_run(tmp_path_factory) -> Path:
     return build_run(tmp_path_factory.mktemp("report") / "run")
 
 
+# A cell kind whose summary has metrics rows -> the figure that must show them.
+FIGURE_OF_KIND = {"backdoor": ("backdoor", "backdoor.json"), "poison": ("poisoning", "poison.json"),
+                  "extract": ("extraction", "extract.json"), "invert": ("inversion", "invert.json")}
+
+
+def figures_required(run: Path) -> set[str]:
+    """The training-time and exploratory figures the run's finished cells call for: a backdoor,
+    poison, extract or invert cell with metrics rows must have its figure in the report."""
+    import json
+
+    need = set()
+    for meta in (run / "cells").glob("*/cell.json"):
+        c = json.loads(meta.read_text())
+        if c.get("status") != "done" or c["kind"] not in FIGURE_OF_KIND:
+            continue
+        fid, name = FIGURE_OF_KIND[c["kind"]]
+        found = [p for p in meta.parent.rglob(name)]
+        if any(json.loads(p.read_text()).get("metrics") for p in found):
+            need.add(fid)
+    return need
+
+
+def render_in_chromium(report: Path, tmp_path: Path):
+    """report.html rendered by headless Chromium: the screenshot as an RGB array (a page that did
+    not load, or loaded blank, fails here)."""
+    import numpy as np
+    from PIL import Image
+
+    from conftest import require_tool
+    from edgeattack import children
+
+    require_tool("chromium")
+    shot = tmp_path / "shot.png"
+    res = children.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
+                        "--window-size=1280,4000", report.as_uri()], timeout=120)
+    assert res.returncode == 0 and shot.exists(), res.stderr[-2000:]
+    img = np.asarray(Image.open(shot).convert("RGB"))
+    assert img.shape[:2] == (4000, 1280)
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50 and img.std() > 10
+    return img
+
+
 def check_report_figures(run: Path) -> dict:
     """report.html beside summary.json: every figure embedded as a non-blank PNG with the very data
-    of summary.json beside it, every omitted one named. Returns the summary."""
+    of summary.json beside it, every omitted one named, and none missing that the run's cells call
+    for (figures_required). Returns the summary."""
     import base64
     import io
     import json
@@ -168,4 +212,6 @@ def check_report_figures(run: Path) -> dict:
         assert len(np.unique(img.reshape(-1, 3), axis=0)) > 10 and img.std() > 5, fid
     for omitted in summary["omitted_figures"]:
         assert f"Omitted: {omitted['title']}" in html
+    missing = figures_required(run) - {f[0] for f in figs}
+    assert not missing, f"cells with rows but no figure: {sorted(missing)}"
     return summary

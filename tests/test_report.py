@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import require_tool, run_cli
+from conftest import run_cli
 
 pytest_plugins = ["fixtures_report"]
 
@@ -35,7 +35,7 @@ def test_summary_numbers_come_from_the_cells(report_run):
     assert s["schema"] == 1 and s["study"]["name"] == "report-test"
     assert {f["id"] for f in s["figures"]} == {"robust-accuracy", "latency", "energy", "transfer", "queries",
                                                "cross-board"}
-    assert {f["id"] for f in s["omitted_figures"]} == {"backdoor", "extraction"}
+    assert {f["id"] for f in s["omitted_figures"]} == {"backdoor", "poisoning", "extraction", "inversion"}
     assert all(c["status"] == "done" for c in s["cells"])
 
     # robust accuracy of one session recomputed from its records by hand
@@ -108,19 +108,54 @@ def test_report_html_is_self_contained_and_matches_summary(written):
 
 
 def test_report_renders_in_headless_chromium(written, tmp_path):
+    from fixtures_report import render_in_chromium
+
+    render_in_chromium(written / "report.html", tmp_path)
+
+
+def _poison_row(artifact, asr, clean, n=60, **more):
+    from edgeattack.results import wilson_interval
+
+    k = round(asr * 20)
+    return {"artifact": artifact, "board": "emu-tflm", "n": n, "clean_accuracy": clean,
+            "clean_accuracy_ci95": wilson_interval(round(clean * n), n), "attack_success_rate": k / 20,
+            "attack_success_rate_ci95": wilson_interval(k, 20), **more}
+
+
+def test_poisoning_figure_follows_what_the_rows_hold(tmp_path):
+    """Poison cells as the poisoning study writes them (rows given here, not trained: this checks
+    the report, not poisoning): two rates of the same kind give a curve over the rate, the
+    pruning-and-poisoning rows curves over epochs; each is drawn (non-blank) with exactly those rows."""
+    import io
+
     from PIL import Image
 
-    from edgeattack import children
+    from edgeattack.atomic import write_json
+    from edgeattack.report import build_summary
+    from edgeattack.report.figures import draw
+    from fixtures_report import RunBuilder
 
-    require_tool("chromium")
-    shot = tmp_path / "shot.png"
-    res = children.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
-                        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
-                        "--window-size=1280,4000", (written / "report.html").as_uri()], timeout=120)
-    assert res.returncode == 0 and shot.exists(), res.stderr[-2000:]
-    img = np.asarray(Image.open(shot).convert("RGB"))
-    assert img.shape[:2] == (4000, 1280)
-    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50 and img.std() > 10
+    run = RunBuilder(tmp_path / "run")
+    for rate, rows in ((0.1, [_poison_row("float", 0.2, 0.9), _poison_row("ptq-int8", 0.25, 0.88)]),
+                       (0.3, [_poison_row("float", 0.6, 0.85), _poison_row("ptq-int8", 0.7, 0.84)]),
+                       (0.5, [_poison_row("ptq-int8", a, c, prune_ratio=r, epoch=e)
+                              for r in (0.0, 0.5) for e, a, c in ((0, 0.0, 0.9), (1, 0.4, 0.8), (2, 0.7, 0.8))])):
+        _, d, done = run.cell("poison", "poisoning", {"board": "emu-tflm", "attack": f"rate-{rate}"})
+        write_json(d / "poison.json", {"command": "poison", "attack": "flip-targeted",
+                                       "params": {"kind": "flip-targeted", "rate": rate}, "metrics": rows})
+        done({"summary": "poison.json"})
+    s = build_summary(run.root)
+    fig = next(f for f in s["figures"] if f["id"] == "poisoning")
+    panels = fig["data"]["panels"]
+    assert sorted(p["type"] for p in panels) == ["bars", "bars", "epochs", "rates"]
+    epochs = next(p for p in panels if p["type"] == "epochs")
+    assert [(x["prune_ratio"], x["x"]) for x in epochs["series"]] == [(0.0, [0, 1, 2]), (0.5, [0, 1, 2])]
+    assert [p["attack_success_rate"] for p in epochs["series"][1]["points"]] == [0.0, 0.4, 0.7]
+    rates = next(p for p in panels if p["type"] == "rates")
+    assert [(x["artifact"], x["x"], [p["attack_success_rate"] for p in x["points"]]) for x in rates["series"]] == [
+        ("float", [0.1, 0.3], [0.2, 0.6]), ("ptq-int8", [0.1, 0.3], [0.25, 0.7])]
+    img = np.asarray(Image.open(io.BytesIO(draw(fig))).convert("RGB"))
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 10 and img.std() > 5
 
 
 @pytest.mark.parametrize("layout", ["missing", "empty", "foreign", "no-cells"])

@@ -109,8 +109,10 @@ def test_ci_study_writes_the_contract_layout(ci_run):
 
 def test_poisoning_extraction_inversion_reach_the_report(ci_run):
     """The parts run the commands' own functions; their rows reach summary.json, tables/*.csv and
-    the report, whose backdoor and extraction figures render from this real data."""
-    from fixtures_report import check_report_figures
+    the report, whose backdoor, poisoning, extraction and inversion figures are drawn (non-blank
+    PNGs in report.html) from this real data and plot exactly its rows. (test_report.py renders a
+    report in headless Chromium; the same embedding carries these figures.)"""
+    from fixtures_report import check_report_figures, figures_required
 
     run, _, _ = ci_run
     cells = {c["kind"]: c for c in _cells(run).values()}
@@ -126,8 +128,19 @@ def test_poisoning_extraction_inversion_reach_the_report(ci_run):
 
     summary = check_report_figures(run)
     figures = {f["id"]: f["data"] for f in summary["figures"]}
-    assert {"backdoor", "extraction"} <= set(figures)
+    assert figures_required(run) == {"backdoor", "poisoning", "extraction", "inversion"} <= set(figures)
     assert figures["extraction"]["series"][0]["x"] == [50, 150]
+    (panel,) = figures["poisoning"]["panels"]
+    assert panel["type"] == "bars" and panel["rate"] == 0.5 and panel["kind"] == "flip-targeted"
+    assert [(b["artifact"], b["attack_success_rate"], b["lo"], b["clean_accuracy"]) for b in panel["bars"]] == [
+        (r["artifact"], r["attack_success_rate"], r["attack_success_rate_ci95"][0], r["clean_accuracy"])
+        for r in poison["metrics"]]
+    (inv,) = figures["inversion"]["panels"]
+    device = {r["class"]: r for r in invert["metrics"] if r["route"] == "device"}
+    assert inv["routes"][0] == "device" and inv["classes"] == [0, 1]
+    assert inv["ssim"][0] == [device[c]["ssim_to_class_mean"] for c in (0, 1)]
+    assert inv["confidence"][0] == [device[c]["independent_model_confidence"] for c in (0, 1)]
+    assert inv["curve"]["x"] == [p["queries"] for p in invert["curve"]]
     assert [r["fidelity"] for r in summary["tables"]["extraction"]] == [r["fidelity"] for r in extract["metrics"]]
     assert len(summary["tables"]["poisoning"]) == len(poison["metrics"])
     assert len(summary["tables"]["inversion"]) == len(invert["metrics"])

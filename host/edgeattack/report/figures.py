@@ -153,25 +153,108 @@ def queries(data: dict) -> bytes:
     return _png(fig)
 
 
+def _rate_bars(ax, bars: list[dict], y_label: str) -> None:
+    """Success (red) and clean accuracy (green) side by side per artifact, Wilson bars on each."""
+    xs = range(len(bars))
+    for offset, key, lo, hi, color, name in (
+            (-0.2, "attack_success_rate", "lo", "hi", "#de2d26", "attack success"),
+            (0.2, "clean_accuracy", "clean_lo", "clean_hi", "#31a354", "clean accuracy")):
+        vals = [b[key] if b[key] is not None else 0.0 for b in bars]
+        err = [[max(0.0, v - (b[lo] if b[lo] is not None else v)) for v, b in zip(vals, bars)],
+               [max(0.0, (b[hi] if b[hi] is not None else v) - v) for v, b in zip(vals, bars)]]
+        ax.bar([x + offset for x in xs], vals, width=0.4, color=color, yerr=err, capsize=3, label=name)
+    ax.set_xticks(list(xs), [b["artifact"] for b in bars], rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(y_label + " (Wilson 95% bars)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+
+
+def _rate_lines(ax, series: list[dict], x_label: str, y_label: str) -> None:
+    """Success (solid) and clean accuracy (dotted) against x per series, Wilson bands."""
+    for s in series:
+        color = None
+        for key, lo, hi, style, what in (("attack_success_rate", "lo", "hi", "-", "success"),
+                                         ("clean_accuracy", "clean_lo", "clean_hi", ":", "clean acc.")):
+            pts = [(x, p) for x, p in zip(s["x"], s["points"]) if p[key] is not None]
+            if not pts:
+                continue
+            xs = [x for x, _ in pts]
+            line, = ax.plot(xs, [p[key] for _, p in pts], style, marker="o", color=color,
+                            label=f"{s['label']} {what}")
+            color = line.get_color()
+            ax.fill_between(xs, [p[lo] for _, p in pts], [p[hi] for _, p in pts], color=color, alpha=0.12)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label + " (Wilson 95% bands)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
 def backdoor(data: dict) -> bytes:
     panels = data["panels"]
     fig, axes = _grid(len(panels), width=6.5, height=4.5)
     for ax, p in zip(axes, panels):
-        bars = p["bars"]
-        xs = range(len(bars))
-        for offset, key, lo, hi, color, name in (
-                (-0.2, "attack_success_rate", "lo", "hi", "#de2d26", "backdoor success"),
-                (0.2, "clean_accuracy", "clean_lo", "clean_hi", "#31a354", "clean accuracy")):
-            vals = [b[key] if b[key] is not None else 0.0 for b in bars]
-            err = [[max(0.0, v - (b[lo] if b[lo] is not None else v)) for v, b in zip(vals, bars)],
-                   [max(0.0, (b[hi] if b[hi] is not None else v) - v) for v, b in zip(vals, bars)]]
-            ax.bar([x + offset for x in xs], vals, width=0.4, color=color, yerr=err, capsize=3, label=name)
-        ax.set_xticks(list(xs), [b["artifact"] for b in bars], rotation=30, ha="right", fontsize=8)
-        ax.set_ylim(0, 1.05)
-        ax.set_ylabel(data["y_label"] + " (Wilson 95% bars)")
+        _rate_bars(ax, p["bars"], data["y_label"])
         ax.set_title(f"{p['attack']} ({p.get('trigger')}) on {p['board']}", fontsize=9)
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3, axis="y")
+    return _png(fig)
+
+
+def poisoning(data: dict) -> bytes:
+    panels = data["panels"]
+    fig, axes = _grid(len(panels), width=6.5, height=4.5)
+    for ax, p in zip(axes, panels):
+        if p["type"] == "bars":
+            _rate_bars(ax, p["bars"], data["y_label"])
+        else:
+            _rate_lines(ax, p["series"], p["x_label"], data["y_label"])
+        if p["type"] == "rates":
+            ax.set_title("against the poison rate", fontsize=9)
+        else:
+            ax.set_title(f"{p['kind']} at rate {p['rate']:g} on {p['board']}", fontsize=9)
+    return _png(fig)
+
+
+def inversion(data: dict) -> bytes:
+    import numpy as np
+
+    plt = _plt()
+    panels = data["panels"]
+    cols = 3 if any(p["curve"]["x"] for p in panels) else 2
+    fig, axes = plt.subplots(len(panels), cols, figsize=(5.0 * cols, 4.0 * len(panels)), squeeze=False)
+    for row, p in zip(axes, panels):
+        width = 0.8 / len(p["routes"])
+        for ax, key, label in ((row[0], "ssim", data["ssim_label"]),
+                               (row[1], "confidence", data["confidence_label"])):
+            for i, route in enumerate(p["routes"]):
+                xs = [k + (i - (len(p["routes"]) - 1) / 2) * width for k in range(len(p["classes"]))]
+                ax.bar(xs, [np.nan if v is None else v for v in p[key][i]], width=width, label=route)
+                if key == "ssim":  # where the search started: what the queries added
+                    ax.plot(xs, [np.nan if v is None else v for v in p["ssim_start"][i]], "kx",
+                            label="start image" if i == 0 else None)
+            ax.set_xticks(range(len(p["classes"])), [str(c) for c in p["classes"]])
+            ax.set_xlabel("class inverted")
+            ax.set_ylabel(label)
+            ax.set_title(f"{p['label']}: {label}", fontsize=9)
+            ax.grid(alpha=0.3, axis="y")
+            ax.legend(fontsize=7, title="route", title_fontsize=7)
+        row[1].set_ylim(0, 1.02)
+        if cols == 3:
+            ax = row[2]
+            c = p["curve"]
+            if c["x"]:
+                ax.plot(c["x"], c["mean_ssim"], marker="o", label="mean SSIM")
+                conf = [(x, v) for x, v in zip(c["x"], c["mean_confidence"]) if v is not None]
+                if conf:
+                    ax.plot([x for x, _ in conf], [v for _, v in conf], ":", marker="s", label="mean confidence")
+                ax.set_xlabel("device queries spent (all classes)")
+                ax.set_ylabel("score, mean over classes")
+                ax.set_title(f"{p['label']}: device route", fontsize=9)
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=7)
+            else:
+                ax.set_visible(False)
+    fig.tight_layout()
     return _png(fig)
 
 
@@ -210,7 +293,8 @@ def cross_board(data: dict) -> bytes:
 
 
 DRAW = {"robust-accuracy": robust_accuracy, "latency": latency, "energy": energy, "transfer": transfer,
-        "queries": queries, "backdoor": backdoor, "extraction": extraction, "cross-board": cross_board}
+        "queries": queries, "backdoor": backdoor, "poisoning": poisoning, "extraction": extraction,
+        "inversion": inversion, "cross-board": cross_board}
 
 
 def draw(figure: dict) -> bytes:

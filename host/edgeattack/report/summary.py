@@ -29,7 +29,9 @@ FIGURES = [  # id, title: the order of the report
     ("transfer", "Transfer of adversarial examples (attack success rate)"),
     ("queries", "Queries to success (black-box attacks)"),
     ("backdoor", "Backdoor survival per compression"),
+    ("poisoning", "Poisoning success and clean accuracy per compression"),
     ("extraction", "Extraction fidelity against queries"),
+    ("inversion", "Model inversion quality per compression"),
     ("cross-board", "Cross-board disagreement on the same inputs"),
 ]
 
@@ -68,7 +70,9 @@ def summarize(run: RunFolder) -> dict:
     figures["transfer"], tables["transfer"] = _transfer(run)
     figures["queries"] = _queries(run)
     figures["backdoor"], tables["backdoor"] = _backdoor(run)
+    figures["poisoning"] = _poisoning_figure(tables["poisoning"], run)
     figures["extraction"], tables["extraction"] = _extraction(run)
+    figures["inversion"] = _inversion_figure(run)
     figures["cross-board"], tables["cross_board"] = _cross_board(run)
     tables["defenses"], tables["masking_flags"] = _defenses(run)
 
@@ -100,7 +104,9 @@ def _why_absent(fid: str) -> str:
         "transfer": "no transfer cell",
         "queries": "no black-box cell with per-example query counts",
         "backdoor": "no backdoor cell",
+        "poisoning": "no poisoning cell with a judged artifact",
         "extraction": "no extraction cell",
+        "inversion": "no inversion cell with scored reconstructions",
         "cross-board": "no adversarial inputs were judged on two or more boards",
     }[fid]
 
@@ -459,6 +465,101 @@ def _command_rows(run: RunFolder, kind: str, name: str) -> list[dict]:
             rows.append({"cell": c.hash, **_describe(c, "recipe", "board"), "attack": s.get("attack"),
                          **{k: v for k, v in r.items() if not isinstance(v, (dict, list)) or k.endswith("_ci95")}})
     return rows
+
+
+# poisoning ------------------------------------------------------------------------------------------------
+
+def _rate_point(r: dict) -> dict:
+    """One judged artifact's two rates with their Wilson intervals (None where a rate is undefined:
+    untargeted label flips have no attack success rate)."""
+    ci = r.get("attack_success_rate_ci95") or [None, None]
+    cci = r.get("clean_accuracy_ci95") or [None, None]
+    return {"attack_success_rate": r.get("attack_success_rate"), "lo": ci[0], "hi": ci[1],
+            "clean_accuracy": r.get("clean_accuracy"), "clean_lo": cci[0], "clean_hi": cci[1],
+            "n": r.get("n")}
+
+
+def _poisoning_figure(rows: list[dict], run: RunFolder):
+    """The poisoning part's figure, from poison.json rows as they are:
+    - `bars`: per poison cell, success and clean accuracy per artifact (float, each recipe);
+    - `epochs`: the pruning-and-poisoning experiment (rows with prune_ratio and epoch), success and
+      clean accuracy against poisoned fine-tuning epochs, one line per artifact and prune ratio;
+    - `rates`: where cells of the same kind and board poisoned at two or more rates, success and
+      clean accuracy against the poison rate per artifact."""
+    cells = {c.hash: c for c in run.of_kind("poison")}
+    params = {h: (c.json("summary", "poison.json") or {}).get("params") or {} for h, c in cells.items()}
+    panels, by_rate = [], defaultdict(dict)
+    for h in sorted({r["cell"] for r in rows}):
+        mine = [r for r in rows if r["cell"] == h]
+        p = params.get(h, {})
+        head = {"cell": h, "kind": p.get("kind") or mine[0].get("attack"), "rate": p.get("rate"),
+                "board": cells[h].label("board") if h in cells else None}
+        staged = [r for r in mine if r.get("prune_ratio") is not None and r.get("epoch") is not None]
+        if staged:
+            series = []
+            for artifact, ratio in sorted({(r["artifact"], r["prune_ratio"]) for r in staged}, key=str):
+                pts = sorted((r for r in staged if (r["artifact"], r["prune_ratio"]) == (artifact, ratio)),
+                             key=lambda r: r["epoch"])
+                series.append({"label": f"{artifact} · prune {ratio:g}", "artifact": artifact,
+                               "prune_ratio": ratio, "x": [r["epoch"] for r in pts],
+                               "points": [_rate_point(r) for r in pts]})
+            panels.append({**head, "type": "epochs", "x_label": "poisoned fine-tuning epochs after pruning",
+                           "series": series})
+            continue
+        bars = [{"artifact": r.get("artifact"), "board": r.get("board"), **_rate_point(r)} for r in mine
+                if r.get("attack_success_rate") is not None or r.get("clean_accuracy") is not None]
+        if bars:
+            panels.append({**head, "type": "bars", "bars": bars})
+            if head["rate"] is not None:
+                for b in bars:
+                    by_rate[(head["kind"], head["board"], b["artifact"])][head["rate"]] = b
+    curves = []
+    for (kind, board, artifact), points in sorted(by_rate.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        if len(points) >= 2:
+            xs = sorted(points)
+            curves.append({"label": f"{artifact} · {kind} · {board}", "artifact": artifact, "kind": kind,
+                           "board": board, "x": xs, "points": [points[x] for x in xs]})
+    if curves:
+        panels.append({"type": "rates", "x_label": "poison rate (fraction of the training set)",
+                       "series": curves})
+    if not panels:
+        return None
+    return {"y_label": "rate", "bars": "Wilson 95% intervals", "panels": panels}
+
+
+# inversion ------------------------------------------------------------------------------------------------
+
+def _inversion_figure(run: RunFolder):
+    """Per inversion cell (recipe and board): each class's reconstruction scored by SSIM to the
+    class mean and by an independent model's confidence, per route (device queries, or a replica
+    extracted with b queries then inverted white-box), and the device route's mean scores against
+    the queries spent."""
+    panels = []
+    for c in run.of_kind("invert"):
+        s = c.json("summary", "invert.json") or {}
+        rows = [r for r in s.get("metrics") or [] if r.get("ssim_to_class_mean") is not None]
+        if not rows:
+            continue
+        routes = sorted({r["route"] for r in rows}, key=lambda x: (x != "device", str(x)))
+        classes = sorted({r["class"] for r in rows})
+        cell = {(r["route"], r["class"]): r for r in rows}
+
+        def grid(field):
+            return [[(cell.get((route, k)) or {}).get(field) for k in classes] for route in routes]
+
+        curve = [p for p in s.get("curve") or [] if p.get("mean_ssim") is not None]
+        panels.append({"recipe": c.label("recipe"), "board": c.label("board"),
+                       "label": f"{c.label('recipe', '?')} · {c.label('board', '?')}",
+                       "routes": routes, "classes": classes, "ssim": grid("ssim_to_class_mean"),
+                       "ssim_start": grid("ssim_start"),
+                       "confidence": grid("independent_model_confidence"),
+                       "queries": grid("queries"),
+                       "curve": {"x": [p["queries"] for p in curve], "mean_ssim": [p["mean_ssim"] for p in curve],
+                                 "mean_confidence": [p.get("mean_independent_confidence") for p in curve]}})
+    if not panels:
+        return None
+    return {"ssim_label": "SSIM to the class mean", "confidence_label": "independent model's confidence",
+            "panels": panels}
 
 
 # extraction -----------------------------------------------------------------------------------------------
