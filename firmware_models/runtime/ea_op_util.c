@@ -123,16 +123,15 @@ ea_status ea_bias_ok(ea_prepare_ctx *c, int32_t idx, uint32_t channels) {
     return EA_OK;
 }
 
-/* Effective scale = double(input scale) * double(filter scale) / double(output scale). */
+/* Effective scale = double(input scale) * double(filter scale) / double(output scale), as TFLM computes it. */
 ea_status ea_conv_multipliers(ea_model *m, uint32_t i, const ea_tensor *in, const ea_tensor *filter,
                               const ea_tensor *out, uint32_t channels, int32_t *mult, int32_t *shift) {
     for (uint32_t ch = 0; ch < channels; ch++) {
         const uint32_t si = filter->nscales > 1 ? ch : 0;
         const float fs = ea_load_f32(m->data + filter->scales_pos + 4u * si);
         if (!(fs >= 0.0f && fs < 3.4e38f)) return ea_op_fail(m, i, "filter scale is negative or not finite", NULL, 0, 0);
-        const double eff = (double)in->scale * (double)fs / (double)out->scale;
         int32_t q, s;
-        if (ea_quantize_multiplier(eff, &q, &s) || s > 30)
+        if (ea_quantize_multiplier(in->scale, fs, out->scale, 0, &q, &s) || s > 30)
             return ea_op_fail(m, i, "effective output scale out of range", NULL, 0, 0);
         if (mult) {
             mult[ch] = q;
@@ -236,8 +235,8 @@ void ea_binary_invoke_s8(const ea_model *m, const ea_op *op, ea_binary_row_fn ro
                            (const int8_t *)ea_tensor_data(m, op->in[1]), dout, (int8_t *)m->tensors[op->out].vdata);
 }
 
-int32_t ea_f64_to_i32_x86(double v) {
-    if (!(v > -2147483649.0 && v < 2147483648.0)) return INT32_MIN;
+int32_t ea_f32_to_i32_x86(float v) {
+    if (!(v >= -2147483648.0f && v < 2147483648.0f)) return INT32_MIN;
     return (int32_t)v;
 }
 
@@ -246,14 +245,16 @@ ea_status ea_sigmoid_prepare_common(ea_prepare_ctx *c, ea_sigmoid_params *p) {
     if ((st = ea_unary_prepare_common(c))) return st;
     const ea_tensor *in = &c->m->tensors[c->op->in[0]];
     /* CalculateArithmeticOpDataLogistic / Tanh's: input scale in Q4.27 as frexp's significand and exponent. */
-    int e = 0;
-    const double q = frexp((double)in->scale * (double)(1 << 27), &e);
+    ea_real r;
+    if (ea_real_ratio(in->scale, 1.0f, 1.0f, 27, &r)) return EA_OP_FAIL(c, "input scale out of range");
+    const int e = ea_real_frexp_exp(&r);
     if (e < 0 || e > 62) return EA_OP_FAIL(c, "input scale out of range");
     p->in_zp = in->zero_point;
-    p->mult = ea_f64_to_i32_x86(round(q * 2147483648.0));
+    /* round(q * 2^31) of a float's significand: exact, below 2^31 */
+    p->mult = (int32_t)((r.sig + ((uint64_t)1 << 21)) >> 22);
     /* CalculateInputRadius(4, e, 31): floor(15 * 2^27 / 2^e). From e = 31 it is 0 and every input
      * saturates, so the rescaling (whose shift would overflow) is never used. */
-    p->radius = (int32_t)floor(15.0 * (double)(1 << 27) / (double)((int64_t)1 << e));
+    p->radius = e <= 27 ? (int32_t)(15u << (27 - e)) : (e < 31 ? 15 >> (e - 27) : 0);
     p->shift = e > 30 ? 30 : e;
     return EA_OK;
 }

@@ -179,7 +179,7 @@ void ea_binary_invoke_s8(const ea_model *m, const ea_op *op, ea_binary_row_fn ro
 EA_COLD ea_status ea_unary_prepare_common(ea_prepare_ctx *c);
 /* static_cast<int32_t>(value) as x86 executes it (cvttsd2si): NaN and out-of-range give INT32_MIN, what
  * the TFLM oracle computes where C leaves the conversion undefined. */
-int32_t ea_f64_to_i32_x86(double v);
+int32_t ea_f32_to_i32_x86(float v);
 
 /* LOGISTIC and TANH (int8): input offset, Q4.27 rescaling multiplier and exponent, saturation radius. */
 typedef struct {

@@ -48,9 +48,24 @@ static inline int32_t ea_sat_shl(int32_t x, int exponent) {
     return ea_wrap_shl(x, exponent);
 }
 
-/* TFLite QuantizeMultiplier: significand in [2^30, 2^31) and power-of-two exponent of a positive double.
+/* A positive double as TFLM's arithmetic holds it, without double arithmetic (which is soft-float, and
+ * about 3 KB of libgcc, on single-precision FPUs): sig * 2^exp with sig in [2^52, 2^53), or sig 0 for 0. */
+typedef struct {
+    uint64_t sig;
+    int32_t exp;
+} ea_real;
+
+/* r = double(a) * double(b) / double(c) * 2^pow2 rounded once to double, as TFLM computes its effective
+ * scales (b = 1.0f or c = 1.0f for a plain ratio or product). Returns -1 for a negative, NaN or infinite
+ * result. */
+int ea_real_ratio(float a, float b, float c, int pow2, ea_real *r);
+/* frexp's exponent of r (0 for 0): r < 2^e and r >= 2^(e-1). */
+int ea_real_frexp_exp(const ea_real *r);
+/* TFLite QuantizeMultiplier of r: significand in [2^30, 2^31) and power-of-two exponent. */
+int ea_quantize_real(const ea_real *r, int32_t *mult, int32_t *shift);
+/* QuantizeMultiplier(double(a) * double(b) / double(c) * 2^pow2), bit-exact with TFLM's double code.
  * Returns -1 for a negative, NaN or infinite multiplier. */
-int ea_quantize_multiplier(double m, int32_t *mult, int32_t *shift);
+int ea_quantize_multiplier(float a, float b, float c, int pow2, int32_t *mult, int32_t *shift);
 
 /* TFLite CalculateActivationRangeQuantized for an int8 output. Returns -1 on overflow. activation: the
  * TFLite ActivationFunctionType (0 none, 1 relu, 2 relu_n1_to_1, 3 relu6). */

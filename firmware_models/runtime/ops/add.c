@@ -59,13 +59,14 @@ EA_PREPARE(add) {
             return EA_OP_FAIL(c, "input shapes are not broadcastable to the output shape");
     }
     /* CalculateOpDataAdd (int8): left_shift 20, inputs rescaled to twice the larger input scale. */
-    const double twice_max = 2.0 * (double)(a->scale > b->scale ? a->scale : b->scale);
-    const double r1 = (double)a->scale / twice_max, r2 = (double)b->scale / twice_max;
-    const double ro = twice_max / ((double)(1 << EA_ADD_LEFT_SHIFT) * (double)out->scale);
-    if (!(ro < 1.0)) return EA_OP_FAIL(c, "output scale too small for the input scales");
+    /* In double there: each input scale over twice the larger, and that over 2^20 x the output scale. */
+    const float max = a->scale > b->scale ? a->scale : b->scale;
+    ea_real ro;
     int32_t m1, s1, m2, s2, mo, so, act_min, act_max;
-    if (ea_quantize_multiplier(r1, &m1, &s1) || ea_quantize_multiplier(r2, &m2, &s2) ||
-        ea_quantize_multiplier(ro, &mo, &so))
+    if (ea_real_ratio(max, 1.0f, out->scale, 1 - EA_ADD_LEFT_SHIFT, &ro)) return EA_OP_FAIL(c, "invalid scales");
+    if (ea_real_frexp_exp(&ro) > 0) return EA_OP_FAIL(c, "output scale too small for the input scales"); /* ro >= 1 */
+    if (ea_quantize_multiplier(a->scale, 1.0f, max, -1, &m1, &s1) ||
+        ea_quantize_multiplier(b->scale, 1.0f, max, -1, &m2, &s2) || ea_quantize_real(&ro, &mo, &so))
         return EA_OP_FAIL(c, "invalid scales");
     if ((st = ea_activation(c, act, out, &act_min, &act_max))) return st;
     *EA_OP_PARAMS(ea_add_params, op) = (ea_add_params){

@@ -131,14 +131,14 @@ EA_PREPARE(fully_connected) {
     } else {
         /* GetQuantizedConvolutionMultipler: the scale product is taken in float, then divided in double. */
         if (!(f->scale >= 0.0f && f->scale < 3.4e38f)) return EA_OP_FAIL(c, "filter scale is negative or not finite");
+        const float product = in->scale * f->scale;
         if (op->in[2] >= 0) {
-            const ea_tensor *b = &m->tensors[op->in[2]];
-            const double product = (double)in->scale * (double)f->scale;
-            const double diff = product > (double)b->scale ? product - (double)b->scale : (double)b->scale - product;
-            if (!(diff / (double)out->scale <= 0.02)) return EA_OP_FAIL(c, "bias scale is not input scale x filter scale");
+            /* A 2% tolerance, checked in float (TFLM: in double; they can differ only within an ulp of 2%). */
+            const float bs = m->tensors[op->in[2]].scale;
+            const float diff = product > bs ? product - bs : bs - product;
+            if (!(diff / out->scale <= 0.02f)) return EA_OP_FAIL(c, "bias scale is not input scale x filter scale");
         }
-        const double real = (double)(in->scale * f->scale) / (double)out->scale;
-        if (ea_quantize_multiplier(real, &mult, &shift) || shift > 30)
+        if (ea_quantize_multiplier(product, 1.0f, out->scale, 0, &mult, &shift) || shift > 30)
             return EA_OP_FAIL(c, "effective output scale out of range");
         if (f->zero_point < -128 || f->zero_point > 127) return EA_OP_FAIL(c, "filter zero point out of int8 range");
     }

@@ -69,8 +69,8 @@ EA_PREPARE(hard_swish) {
     const float hires_input_scale = (1.0f / 128.0f) * in->scale;
     const float reluish_scale = 3.0f / 32768.0f;
     int32_t om, oe, rm, re;
-    if (ea_quantize_multiplier((double)(hires_input_scale / out->scale), &om, &oe) ||
-        ea_quantize_multiplier((double)(hires_input_scale / reluish_scale), &rm, &re))
+    if (ea_quantize_multiplier(hires_input_scale / out->scale, 1.0f, 1.0f, 0, &om, &oe) ||
+        ea_quantize_multiplier(hires_input_scale / reluish_scale, 1.0f, 1.0f, 0, &rm, &re))
         return EA_OP_FAIL(c, "invalid scales");
     if (oe > 0) return EA_OP_FAIL(c, "output scale too small for the input scale (TFLM refuses it too)");
     if (oe < -31 || re < -31 || re > 31) return EA_OP_FAIL(c, "input/output scale ratio out of range");

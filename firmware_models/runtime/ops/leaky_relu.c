@@ -27,8 +27,8 @@ EA_PREPARE(leaky_relu) {
     if (!(alpha >= 0.0f && alpha < 3.4e38f)) return EA_OP_FAIL(c, "alpha must be finite and non-negative");
     /* CalculateOpDataLeakyRelu: both ratios computed in float, then widened. */
     int32_t mi, si, ma, sa;
-    if (ea_quantize_multiplier((double)(in->scale * alpha / out->scale), &ma, &sa) || sa > 30 ||
-        ea_quantize_multiplier((double)(in->scale / out->scale), &mi, &si) || si > 30)
+    if (ea_quantize_multiplier(in->scale * alpha / out->scale, 1.0f, 1.0f, 0, &ma, &sa) || sa > 30 ||
+        ea_quantize_multiplier(in->scale / out->scale, 1.0f, 1.0f, 0, &mi, &si) || si > 30)
         return EA_OP_FAIL(c, "input/output scale ratio out of range");
     *EA_OP_PARAMS(leaky_relu_params, c->op) = (leaky_relu_params){
         .in_zp = in->zero_point, .out_zp = out->zero_point, .mult_identity = mi, .shift_identity = si,

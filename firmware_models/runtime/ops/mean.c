@@ -86,7 +86,7 @@ EA_PREPARE(mean) {
         if (!(mask & (1u << (d + lead)))) kept *= (uint32_t)in->dims[d];
     if (kept != out->count) return EA_OP_FAIL(c, "output size does not match the reduced input");
     int32_t mult, shift;
-    if (ea_quantize_multiplier((double)in->scale / (double)out->scale, &mult, &shift) || shift > 30)
+    if (ea_quantize_multiplier(in->scale, 1.0f, out->scale, 0, &mult, &shift) || shift > 30)
         return EA_OP_FAIL(c, "input/output scale ratio out of range");
     *EA_OP_PARAMS(ea_mean_params, op) = (ea_mean_params){
         .in_zp = in->zero_point, .out_zp = out->zero_point, .mult = mult, .shift = shift, .axes_mask = (uint8_t)mask,

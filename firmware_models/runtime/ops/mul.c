@@ -27,7 +27,7 @@ EA_PREPARE(mul) {
     if ((st = ea_binary_prepare_common(c))) return st;
     const ea_tensor *a = &c->m->tensors[c->op->in[0]], *b = &c->m->tensors[c->op->in[1]], *out = &c->m->tensors[c->op->out];
     int32_t mult, shift, act_min, act_max;
-    if (ea_quantize_multiplier((double)a->scale * (double)b->scale / (double)out->scale, &mult, &shift) || shift > 30)
+    if (ea_quantize_multiplier(a->scale, b->scale, out->scale, 0, &mult, &shift) || shift > 30)
         return EA_OP_FAIL(c, "effective output scale out of range");
     if ((st = ea_activation(c, act, out, &act_min, &act_max))) return st;
     *EA_OP_PARAMS(mul_params, c->op) = (mul_params){

@@ -94,9 +94,10 @@ static ea_status prepare_pool(ea_prepare_ctx *c, int is_max) {
     if (ea_window(padding, in->dims[1], fh, sh, 1, &oh, &pad_h) || ea_window(padding, in->dims[2], fw, sw, 1, &ow, &pad_w))
         return EA_OP_FAIL(c, "invalid padding, stride or filter size");
     if (oh != out->dims[1] || ow != out->dims[2]) return EA_OP_FAIL(c, "output size does not match the window arithmetic");
-    /* TFLM's PoolingPrepare: input and output quantization must agree. */
-    const double sd = (double)in->scale - (double)out->scale;
-    if (!(sd <= 1.0e-6 && sd >= -1.0e-6) || in->zero_point != out->zero_point)
+    /* TF_LITE_ENSURE_NEAR(input scale, output scale, 1e-6): the difference is a float; float > 1e-6
+     * (a double) is float > 1e-6f, the float just below it. */
+    const float sd = in->scale > out->scale ? in->scale - out->scale : out->scale - in->scale;
+    if (!(sd <= 1.0e-6f) || in->zero_point != out->zero_point)
         return EA_OP_FAIL(c, "input and output quantization differ");
     int32_t act_min, act_max;
     if ((st = ea_activation(c, act, out, &act_min, &act_max))) return st;

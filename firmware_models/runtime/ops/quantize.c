@@ -55,7 +55,7 @@ EA_PREPARE(quantize) {
     }
     if ((st = ea_need_s8(c, op->in[0], "input"))) return st;
     int32_t mult, shift;
-    if (ea_quantize_multiplier((double)in->scale / (double)out->scale, &mult, &shift) || shift > 30)
+    if (ea_quantize_multiplier(in->scale, 1.0f, out->scale, 0, &mult, &shift) || shift > 30)
         return EA_OP_FAIL(c, "input/output scale ratio out of range");
     *p = (quantize_op_params){
         .requant = {.in_zp = in->zero_point, .out_zp = out->zero_point, .mult = mult, .shift = shift},

@@ -19,7 +19,7 @@ EA_PREPARE(relu) {
     const ea_tensor *in = &c->m->tensors[c->op->in[0]], *out = &c->m->tensors[c->op->out];
     /* CalculateReluOpData: the scale ratio is a float division, widened afterwards. */
     int32_t mult, shift;
-    if (ea_quantize_multiplier((double)(in->scale / out->scale), &mult, &shift) || shift > 30)
+    if (ea_quantize_multiplier(in->scale / out->scale, 1.0f, 1.0f, 0, &mult, &shift) || shift > 30)
         return EA_OP_FAIL(c, "input/output scale ratio out of range");
     /* act_min = max(-128, zero_point + roundf(0 / scale)); act_max stays 127. */
     *EA_OP_PARAMS(relu_params, c->op) = (relu_params){

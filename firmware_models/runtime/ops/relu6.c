@@ -21,7 +21,7 @@ EA_PREPARE(relu6) {
     if ((st = ea_unary_prepare_common(c))) return st;
     const ea_tensor *in = &c->m->tensors[c->op->in[0]];
     /* FloatToQuantizedType<int8_t>(6.0f, scale, zero_point): round(6 / scale) + zero_point, clamped. */
-    const int32_t six = ea_wrap_add(ea_f64_to_i32_x86((double)roundf(6.0f / in->scale)), in->zero_point);
+    const int32_t six = ea_wrap_add(ea_f32_to_i32_x86(roundf(6.0f / in->scale)), in->zero_point);
     *EA_OP_PARAMS(relu6_params, c->op) = (relu6_params){
         .lower = (int8_t)in->zero_point, .upper = (int8_t)ea_clamp(six, -128, 127),
     };

@@ -74,15 +74,21 @@ EA_PREPARE(softmax) {
     if (in->ndim < 1 || in->count != out->count) return EA_OP_FAIL(c, "input and output shapes differ");
     if (out->zero_point != -128 || out->scale != 1.0f / 256) return EA_OP_FAIL(c, "output must have scale 1/256 and zero point -128");
     /* PreprocessSoftmaxScaling with 5 integer bits (double-rounding build), CalculateInputRadius. */
-    double real = (double)beta * (double)in->scale * (double)(1 << 26);
-    if (real > 2147483647.0) real = 2147483647.0;
-    if (!(real > 1.0)) return EA_OP_FAIL(c, "beta x input scale too small");
+    /* real = min(beta * input scale * 2^26, 2^31 - 1), an exact product in double */
+    ea_real real;
+    if (ea_real_ratio(beta, in->scale, 1.0f, 26, &real)) return EA_OP_FAIL(c, "beta x input scale too small");
+    const int e = ea_real_frexp_exp(&real);
+    const uint64_t int32_max_sig = (uint64_t)INT32_MAX << 22; /* 2^31 - 1 = int32_max_sig * 2^-22 */
+    if (e > 31 || (e == 31 && real.sig > int32_max_sig)) real = (ea_real){.sig = int32_max_sig, .exp = -22};
+    if (!real.sig || e < 1 || (e == 1 && real.sig == (uint64_t)1 << 52)) /* real <= 1 */
+        return EA_OP_FAIL(c, "beta x input scale too small");
     int32_t mult, left_shift;
-    if (ea_quantize_multiplier(real, &mult, &left_shift) || left_shift < 0 || left_shift > 31)
+    if (ea_quantize_real(&real, &mult, &left_shift) || left_shift < 0 || left_shift > 31)
         return EA_OP_FAIL(c, "invalid input scale");
-    const double radius = 1.0 * 31.0 * (double)((int64_t)1 << 26) / (double)((int64_t)1 << left_shift);
+    /* CalculateInputRadius: floor(31 * 2^26 / 2^left_shift) */
+    const int32_t radius = left_shift <= 26 ? (int32_t)(31u << (26 - left_shift)) : 31 >> (left_shift - 26);
     *EA_OP_PARAMS(ea_softmax_params, op) = (ea_softmax_params){
-        .mult = mult, .left_shift = left_shift, .diff_min = -(int32_t)radius, /* floor of a positive value */
+        .mult = mult, .left_shift = left_shift, .diff_min = -radius,
     };
     return EA_OK;
 }

@@ -26,11 +26,11 @@ EA_PREPARE(sub) {
     const ea_tensor *a = &c->m->tensors[c->op->in[0]], *b = &c->m->tensors[c->op->in[1]], *out = &c->m->tensors[c->op->out];
     /* In float as TFLM computes them: twice the larger input scale, and each ratio before widening. */
     const float twice_max = 2.0f * (a->scale > b->scale ? a->scale : b->scale);
-    const double r1 = (double)(a->scale / twice_max), r2 = (double)(b->scale / twice_max);
-    const double ro = (double)(twice_max / ((float)(1 << EA_ADD_LEFT_SHIFT) * out->scale));
     int32_t m1, s1, m2, s2, mo, so, act_min, act_max;
-    if (ea_quantize_multiplier(r1, &m1, &s1) || ea_quantize_multiplier(r2, &m2, &s2) ||
-        ea_quantize_multiplier(ro, &mo, &so) || s1 > 0 || s2 > 0 || so > 0)
+    if (ea_quantize_multiplier(a->scale / twice_max, 1.0f, 1.0f, 0, &m1, &s1) ||
+        ea_quantize_multiplier(b->scale / twice_max, 1.0f, 1.0f, 0, &m2, &s2) ||
+        ea_quantize_multiplier(twice_max / ((float)(1 << EA_ADD_LEFT_SHIFT) * out->scale), 1.0f, 1.0f, 0, &mo, &so) ||
+        s1 > 0 || s2 > 0 || so > 0)
         return EA_OP_FAIL(c, "output scale too small for the input scales");
     if ((st = ea_activation(c, act, out, &act_min, &act_max))) return st;
     *EA_OP_PARAMS(ea_add_params, c->op) = (ea_add_params){
