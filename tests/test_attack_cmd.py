@@ -290,21 +290,20 @@ def test_blackbox_energy_modes_reach_rows_and_records(models, tmp_path, capsys):
     assert not (tmp_path / "m").exists()
 
 
-def test_blackbox_energy_measured_by_a_meter_on_the_judging_session(models, tmp_path):
+def test_blackbox_measured_energy_refuses_windows_that_miss_queries(models, tmp_path):
+    """With a meter, the crafting queries are measured one window each (test_session_energy has the
+    known-answer test); a meter that saw fewer windows than queries sent (here a stand-in stream of
+    a fixed 6 windows) fails the command with the meter's error and nothing is written."""
     from edgeattack.attacks.run import run_attack
-    from edgeattack.results import read_results
+    from edgeattack.energy import MeterError
     from test_session_energy import board_file
 
-    n = 3  # the judging session sends n clean then n adversarial records: one window each
     board = board_file(tmp_path, {"meter": "standin", "options": {
-        "windows": 2 * n, "power_w": [0.05], "durations_s": [0.2], "stall_s": 600}})
-    s = run_attack("square", models["int8"], epsilons=[0.2], board=str(board), budget=10, n=n,
+        "windows": 6, "power_w": [0.05], "durations_s": [0.2], "stall_s": 600}})
+    with pytest.raises(MeterError, match="missing timestamp event: 6 windows seen"):
+        run_attack("square", models["int8"], epsilons=[0.2], board=str(board), budget=10, n=3,
                    data_range=(0, 1), out=tmp_path / "r", energy="measured", progress=False)
-    recs = read_results(tmp_path / "r" / "results.jsonl")
-    assert len(recs) == 2 * n and all(x["energy_source"] == "measured" for x in recs)
-    assert all(x["energy_j"] == pytest.approx(0.05 * 0.2, rel=1e-9) for x in recs)
-    # the crafting queries ran outside any meter window: no energy is claimed for them
-    assert s["metrics"][0]["energy_source"] is None
+    assert not (tmp_path / "r").exists()
 
 
 def test_blackbox_pace_baudrate_paces_the_crafting_link(models, tmp_path, capsys):

@@ -222,3 +222,83 @@ def test_cli_text_summary_shows_latency_difference_and_energy(model, clean_npz, 
     attacked = [ln for ln in lines if "signnoise" in ln]
     assert len(attacked) == 2 and all(" vs clean " in ln and "uJ (estimated)" in ln for ln in attacked)
     assert json.loads((tmp_path / "R" / "session.json").read_text())["settings"]["energy"] == "estimated"
+
+
+# a black-box attack's crafting queries under a meter ---------------------------------------------
+
+@register("perinfer")
+class PerInferenceMeter(MeterBase):
+    """A MOCK meter (no meter exists on this machine), allowed for this test: at stop() it emits one
+    window per inference the board ran since start() (read from the board's INFO counter, standing
+    in for the timestamp GPIO a real meter watches), each WINDOW_S long at POWER_W, through the
+    project's own Trace. `drop` windows are left out (a meter that missed timestamp events)."""
+
+    threaded = False
+    OPTIONS = {"drop": 0}
+    counter = None  # the test sets a callable: the board's inference counter
+    POWER_W, WINDOW_S = 0.02, 0.05
+
+    def _connect(self):
+        pass
+
+    def _disconnect(self):
+        pass
+
+    def _begin(self):
+        self.first = PerInferenceMeter.counter()
+
+    def _end(self):
+        n = PerInferenceMeter.counter() - self.first - int(self.options["drop"])
+        idle = np.arange(20) / RATE_HZ
+        busy = np.linspace(0.0, self.WINDOW_S, int(round(self.WINDOW_S * RATE_HZ)) + 1)
+        logic = np.ones(busy.size)
+        logic[-1] = 0
+        t0 = 0.0
+        for _ in range(n):
+            start = t0 + idle[-1] + 1 / RATE_HZ
+            self.trace.add(np.concatenate([t0 + idle, start + busy]),
+                           np.concatenate([np.full(idle.size, 0.001), np.full(busy.size, self.POWER_W)]),
+                           np.concatenate([np.zeros(idle.size), logic]))
+            t0 = start + self.WINDOW_S + 1 / RATE_HZ
+        self.trace.add(t0 + idle, np.full(idle.size, 0.001), np.zeros(idle.size))
+
+
+def test_blackbox_crafting_queries_are_measured_per_adversarial_example(model, tiny_dataset, tmp_path):
+    """--energy measured on a board with a meter: every crafting query of a black-box attack gets
+    its own meter window, charged to the sample it was for (the energy per adversarial example and
+    per query in attack.json, per example in the .npz and its records), as session inferences are.
+    The meter is a mock (PerInferenceMeter); the attack, link and emu-tflm agent are real."""
+    from edgeattack.attacks.run import run_attack
+    from edgeattack.device.api import open_device
+
+    data = tmp_path / "data.npz"
+    np.savez(data, x_train=tiny_dataset[0], y_train=tiny_dataset[1], x_test=tiny_dataset[2],
+             y_test=tiny_dataset[3])
+    per_window = PerInferenceMeter.POWER_W * PerInferenceMeter.WINDOW_S
+    for drop, out in ((0, tmp_path / "A" / "adv.npz"), (1, tmp_path / "B" / "adv.npz")):
+        board = board_file(tmp_path, {"meter": "perinfer", "options": {"drop": drop, "stall_s": 600}})
+        with open_device(board, model) as dev:
+            PerInferenceMeter.counter = lambda: int(dev.info()["inferences"])
+            kwargs = dict(board=dev.board, dataset=str(data), n=6, budget=15, epsilons=[0.1, 0.3],
+                          seed=0, out=out, progress=False, energy="measured", device=dev)
+            if drop:  # a meter that missed a window: one clear error, nothing written
+                with pytest.raises(MeterError, match="missing timestamp event"):
+                    run_attack("square", model, **kwargs)
+                assert not out.parent.exists() or not any(out.parent.iterdir())
+                continue
+            s = run_attack("square", model, **kwargs)
+    npz = np.load(tmp_path / "A" / "adv.npz")
+    queries, energy = npz["queries"], npz["crafting_energy_j"]
+    assert queries.shape == energy.shape == (2, 6) and queries.sum() > 12
+    assert np.allclose(energy, queries * per_window, rtol=1e-9)  # each query its own window
+    for e, row in enumerate(s["metrics"]):
+        assert row["energy_source"] == "measured"
+        assert row["energy_j"] == pytest.approx(np.median(queries[e] * per_window), rel=1e-9)
+        assert row["energy_per_query_j"] == pytest.approx(per_window, rel=1e-9)
+    recs = read_results(tmp_path / "A")
+    adv = [r for r in recs if r["source"] != "clean"]
+    assert adv and all(r["energy_source"] == "measured" for r in recs)  # the judging session too
+    for r in adv:
+        i, e = int(r["id"]), [0.1, 0.3].index(r["eps"])
+        assert r["crafting_energy_j"] == pytest.approx(queries[e, i] * per_window, rel=1e-9)
+        assert r["energy_j"] == pytest.approx(per_window, rel=1e-9)

@@ -36,8 +36,9 @@ def meta(result: AttackResult, source_model_sha256: str | None, target: dict) ->
 
 
 # Per-example cost arrays a black-box attack may add (E x N each; attacks.blackbox.budgeted.per_sample):
-# `session` copies them into each adversarial record of results.jsonl.
-PER_SAMPLE = ("queries", "wire_bytes")
+# `session` copies them into each adversarial record of results.jsonl. crafting_energy_j: the
+# measured energy of the example's crafting queries (a meter on the board; absent otherwise).
+PER_SAMPLE = ("queries", "wire_bytes", "crafting_energy_j")
 
 
 def save_adversarial(path, result: AttackResult, *, ids=None, source_model_sha256=None,

@@ -274,7 +274,8 @@ def run_attack(attack: str, model, *, epsilons, target=None, board: str | None =
     may be the strings of --set NAME=VALUE); n: the first n samples of the dataset's test split.
     energy: `--energy auto|measured|estimated|off` on the board (CONVENTIONS; as `session` does:
     estimated energy goes into every query's Result, so black-box rows and records carry it; a
-    meter measures the judging session's INFER windows). pace_baudrate: pace the link of a board
+    meter measures the judging session's INFER windows and a black-box attack's crafting queries,
+    one window each, charged to the sample queried: attacks.blackbox.metered). pace_baudrate: pace the link of a board
     this host starts like a UART (as `session --pace-baudrate`). device: an open Device running the
     judge model, used instead of starting `board` (a study's worker keeps its boards open).
     protocol: the board's wire protocol ("edgeattack", "mlperf"; default: its profile's).
@@ -383,10 +384,15 @@ def _craft_and_judge(atk, crafting, dev_target, x, y, ids, eps_list, seed, tmp: 
     from .base import judged
     from .blackbox.budgeted import cost_rows, per_sample
 
+    from .blackbox.metered import metered_crafting
+
     info0 = dev_target.device.info()["inferences"] if dev_target is not None else None
     bar = _query_bar(atk, len(x), len(eps_list), progress)
+    # a board's meter measures the crafting queries as it does the session's records
+    meter = energy_use.meter if energy_use is not None and atk.family == "blackbox" else None
     try:
-        res = atk(crafting, x, y, epsilons=eps_list, seed=seed, progress=progress and bar is None)
+        with metered_crafting(atk, dev_target, meter):
+            res = atk(crafting, x, y, epsilons=eps_list, seed=seed, progress=progress and bar is None)
     finally:
         if bar is not None:
             bar.close()

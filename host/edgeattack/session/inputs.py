@@ -144,7 +144,7 @@ def load_adversarial(path) -> InputSet:
     if clean_x is not None:
         _check_finite(path, "x", clean_x, ids, 0)
     per_sample = {}
-    for k in ("queries", "wire_bytes"):  # attacks.io.PER_SAMPLE
+    for k in ("queries", "wire_bytes", "crafting_energy_j"):  # attacks.io.PER_SAMPLE
         if k in data:
             v = np.asarray(data[k])
             if v.shape != x_adv.shape[:2] or v.dtype.kind not in "iuf":

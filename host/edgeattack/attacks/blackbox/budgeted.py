@@ -74,6 +74,8 @@ def cost_rows(attack: BudgetedAttack, result, device_inferences: int | None = No
                "device_time_total_s": None, "device_busy_fraction": None,
                "time_source": r["time_source"], "time_estimated": r["time_estimated"],
                "energy_j": _median(r["energy_j"]), "energy_source": r["energy_source"],
+               "energy_per_query_j": (float(r["energy_j"].sum() / q.sum())
+                                      if r["energy_j"] is not None and q.sum() else None),
                "attack_queries": attack_queries,
                "evaluation_queries": result.extra.get("evaluation_queries"),
                "device_inferences": device_inferences}
@@ -90,11 +92,16 @@ def cost_rows(attack: BudgetedAttack, result, device_inferences: int | None = No
 
 
 def per_sample(attack: BudgetedAttack, result) -> dict:
-    """(E x N) arrays of each adversarial example's queries and wire bytes (None off a device)."""
+    """(E x N) arrays of each adversarial example's queries and wire bytes (None off a device) and,
+    when a meter measured the crafting queries, their energy (crafting_energy_j)."""
     E = len(result.epsilons)
     runs = attack.runs[-(1 if attack.minimization else E):]
     pick = [runs[0] if attack.minimization else runs[e] for e in range(E)]
     wire = None
     if all(r["wire_bytes"] is not None for r in pick):
         wire = np.stack([r["wire_bytes"] for r in pick])
-    return {"queries": np.stack([r["queries"] for r in pick]), "wire_bytes": wire}
+    energy = None
+    if all(r["energy_source"] == "measured" for r in pick):
+        energy = np.stack([r["energy_j"] for r in pick])
+    return {"queries": np.stack([r["queries"] for r in pick]), "wire_bytes": wire,
+            "crafting_energy_j": energy}

@@ -89,6 +89,10 @@ class Oracle:
             self.energy_source: str | None = None
             self.time_source: str | None = None
             self.time_estimated = False
+            # Which sample each device query was for, by the target's query number: a meter's
+            # windows (one per INFER, in the order sent) are charged to samples through it.
+            self._query_numbers: list[np.ndarray] = []
+            self._query_samples: list[np.ndarray] = []
         else:
             self.wire_bytes = self.device_time_s = self.energy_j = None
             self.energy_source = self.time_source = None
@@ -133,7 +137,7 @@ class Oracle:
         dev, t = self.device, self.target
         if dev is None:
             return call(xs)
-        keep, k0, w0 = t.keep_results, len(t.results), dev.wire_bytes
+        keep, k0, w0, q0 = t.keep_results, len(t.results), dev.wire_bytes, t.queries
         t.keep_results = True
         t.sample_keys = idx  # pins each sample to an input slot (protocol v2 patches)
         try:
@@ -155,6 +159,9 @@ class Oracle:
             self.time_source = new[0].time_source
             self.time_estimated = bool(new[0].time_estimated)
         np.add.at(self.wire_bytes, idx, (dev.wire_bytes - w0) / len(idx))
+        if t.queries - q0 == len(idx):
+            self._query_numbers.append(np.arange(q0, t.queries, dtype=np.int64))
+            self._query_samples.append(idx.copy())
         return out
 
     def costs(self) -> dict:
@@ -166,7 +173,16 @@ class Oracle:
                 "device_time_s": None if self.device_time_s is None else self.device_time_s.copy(),
                 "time_source": self.time_source, "time_estimated": self.time_estimated,
                 "energy_j": self.energy_j.copy() if have_energy else None,
-                "energy_source": self.energy_source if have_energy else None}
+                "energy_source": self.energy_source if have_energy else None,
+                "query_log": self._query_log()}
+
+    def _query_log(self):
+        """(target query numbers, sample of each) of every device query, in the order sent."""
+        if self.device is None:
+            return None
+        if not self._query_numbers:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(self._query_numbers), np.concatenate(self._query_samples)
 
     def finish(self, idx) -> None:
         """Mark samples stopped now (first call wins)."""
