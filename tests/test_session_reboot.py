@@ -49,7 +49,9 @@ def run_with_resets(board_name, model, inputs, tmp_path, resets):
     assert row["identical"] and row["each_once"], row  # same answers, every record exactly once
     assert row["reboots_seen"] == resets, row
     assert row["inferences_run"] == row["records"] == 100, row  # summed over the boots
-    assert len(row["in_flight_at_resets"]) == resets and min(row["in_flight_at_resets"]) > 0, row
+    # queries were on the wire when the resets hit (one reset may fall between an answer and the
+    # next query's INFER: its count is 0)
+    assert len(row["in_flight_at_resets"]) == resets and sum(row["in_flight_at_resets"]) > 0, row
     # only queries already sent when a reset hit can have run unseen (counting every request
     # unanswered when the host noticed the restart also took those sent to the dead device)
     assert row["inferences_unobserved"] <= sum(row["in_flight_at_resets"]), row
