@@ -99,6 +99,24 @@ def test_restarts_mid_stream_lose_and_duplicate_nothing(device_factory):  # noqa
         assert client.info()["inferences"] == len(xs) - 19 + 2  # this boot's own counter
 
 
+def test_unseen_run_stays_counted_when_its_resend_meets_the_new_boot(device_factory):  # noqa: F811
+    """One query at a time: the device dies right after running the 3rd, nothing else is in flight,
+    so the host hears nothing until its timeout resends that query, which the new boot answers
+    NOT_SYNCED. That answer covers only the resend: the first copy ran unseen and is counted."""
+    model = SumModel()
+    dev = device_factory(model, slots=4)
+    died = die_after_runs(dev.server, {3})
+    xs = queries(5)
+    with Client(lambda: open_port(dev.url), timeout=0.3, total_timeout=5) as client:
+        client.connect()
+        results = [client.infer(x) for x in xs]
+        assert died == [3] and client.stats.reboots == 1 and client.stats.retries >= 1
+        assert client.stats.inferences_unobserved == 1
+        assert client.inferences_total == len(xs) and model.runs == len(xs) + 1
+    assert [int(r.output_raw.reshape(-1)[0]) for r in results] == \
+        [int(x.astype(np.int64).sum()) for x in xs]
+
+
 def test_restart_while_idle_is_seen_in_info_and_slots_are_reloaded(device_factory):  # noqa: F811
     model = SumModel()
     dev = device_factory(model, slots=4)
