@@ -170,8 +170,11 @@ def test_labels_only_and_rounded_scores(device, digits_ptq, clean_correct):
     labels = DeviceTarget(dev, output="labels")
     s = labels.scores(x[:3])
     assert set(np.unique(s)) <= {0.0, 1.0} and np.all(s.sum(axis=1) == 1)
-    hsj = make("hopskipjump", norm="linf", budget=BUDGET)(labels, x, y, epsilons=[0.3], seed=0)
-    assert 0 < hsj.success[0].sum()
+    hsj = make("hopskipjump", norm="linf", budget=BUDGET)(labels, x, y, epsilons=[0.2, 0.3], seed=0)
+    print("hopskipjump linf successes at 0.2, 0.3:", hsj.success.sum(axis=1))
+    # the search ends on the boundary, outside the 0.2 ball for most samples: what succeeds there
+    # is the held-back probe along the summed gradient estimates (8 of 20 without it, 14 with it)
+    assert hsj.success[0].sum() >= 11 and hsj.success[1].sum() >= hsj.success[0].sum()
     assert hsj.queries.max() <= BUDGET
 
     rounded = DeviceTarget(dev, decimals=3)

@@ -150,6 +150,8 @@ class Attack:
     targeted: bool = False            # JSMA: needs target classes (default (y + 1) mod K)
     needs_gradients: bool = True
     PARAMS: dict[str, Param] = {}
+    _tc = None
+    _epsilons: list = []
 
     def __init__(self, **params):
         allowed = self.all_params()
@@ -260,6 +262,7 @@ class Attack:
         clean_pred = np.asarray(target.predict(x))
         clean_queries = target.queries - q0
         self._tc = tc
+        self._epsilons = list(eps_list)
         lo, hi = target.data_range
 
         n = len(x)
@@ -274,6 +277,8 @@ class Attack:
                 if unbounded is None:  # one minimization serves every epsilon
                     unbounded = self._run(target, x, y, None, rng)
                 out, q = unbounded
+                if eps is not None:
+                    out = self.point_within(out, x, eps)
             else:
                 out, q = self._run(target, x, y, eps, rng)
             xa = np.asarray(out, dtype=np.float32)
@@ -312,6 +317,17 @@ class Attack:
     def target_classes(self):
         """Inside run(): the target classes of a targeted attack (N,), else None."""
         return self._tc
+
+    @property
+    def epsilons(self) -> list:
+        """Inside run(): every epsilon of this call (a minimization attack runs once for all)."""
+        return self._epsilons
+
+    def point_within(self, x_adv, x, eps):
+        """A minimization attack's result for one epsilon, from its unbounded run's x_adv: by default
+        x_adv itself, which the caller projects onto the eps-ball. An attack that found a better point
+        inside that ball during its run returns it here."""
+        return x_adv
 
     # checks ---------------------------------------------------------------------------------------
 

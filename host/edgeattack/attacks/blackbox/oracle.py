@@ -69,6 +69,8 @@ class Oracle:
 
     scores(xs, idx) / decisions(xs, idx): xs holds one candidate per entry of idx (sample indices,
     repeats allowed); each entry costs its sample one query. `queries` (n,) counts them exactly.
+    `reserved` queries per sample are held back from `remaining()` for a final phase (HopSkipJump's
+    probes at each requested epsilon); the budget itself stays the hard cap.
     """
 
     def __init__(self, target, y: np.ndarray, budget: int, on_queries=None):
@@ -78,6 +80,7 @@ class Oracle:
         self.budget = check_budget(budget)
         n = len(self.y)
         self.queries = np.zeros(n, dtype=np.int64)
+        self.reserved = 0
         self.t0 = time.perf_counter()
         self.finished_s = np.full(n, np.nan)  # seconds from start until the sample stopped
         # What the queries cost on a device, per sample (DeviceTarget only; None elsewhere).
@@ -99,7 +102,7 @@ class Oracle:
             self.time_estimated = False
 
     def remaining(self, idx=None) -> np.ndarray:
-        left = self.budget - self.queries
+        left = self.budget - self.reserved - self.queries
         return left if idx is None else left[idx]
 
     def _charge(self, idx: np.ndarray) -> None:
