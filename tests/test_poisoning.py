@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgeattack.attacks.poisoning.cleanlabel import choose_targets
 from edgeattack.attacks.poisoning.data import badnets, flip, flip_targeted
+from edgeattack.attacks.poisoning.poison import check_settings
 from edgeattack.attacks.poisoning.triggers import parse_trigger
 from edgeattack.datasets import load_dataset
 from edgeattack.errors import UsageError
@@ -51,6 +53,10 @@ def test_patch_and_blend_triggers():
     (lambda d: badnets(d, parse_trigger("patch:3"), 10, 0.1), "--target-class 10"),
     (lambda d: parse_trigger("patch:9", d.input_shape), "--trigger patch:9"),
     (lambda d: parse_trigger("blend:2"), "--trigger blend:2"),
+    (lambda d: check_settings("clean-label", {"method": "frogs"}), "--set method=frogs"),
+    (lambda d: check_settings("clean-label", {"restarts": 0}), "--set restarts=0"),
+    (lambda d: choose_targets(d, 1, 0, 0), "--set targets=0"),
+    (lambda d: choose_targets(d, 1, 10_000, 0), "--set targets=10000"),
 ])
 def test_bad_input_is_a_usage_error_naming_the_culprit(digits, call, culprit):
     with pytest.raises(UsageError) as err:

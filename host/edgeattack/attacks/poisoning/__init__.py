@@ -14,7 +14,7 @@ _LAZY = {
     "parse_trigger": "triggers", "Trigger": "triggers",
     "flip": "data", "flip_targeted": "data", "badnets": "data", "save_poisoned": "data",
     "Poisoned": "data", "POISONED_FILE": "data",
-    "clean_label": "cleanlabel", "model_poisoning": "poison", "train_activated": "activated",
+    "clean_label": "cleanlabel", "gradient_matching": "cleanlabel", "model_poisoning": "poison", "train_activated": "activated",
     "update_poisoning": "callbacks", "ascent_weights": "callbacks", "fixed_masks": "callbacks",
 }
 

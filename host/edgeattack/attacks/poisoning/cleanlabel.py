@@ -1,4 +1,6 @@
-"""Clean-label poisoning by feature collision (Shafahi et al. 2018, "Poison Frogs"): poisons are
+"""Clean-label poisoning, two ways. Gradient matching (gradmatch.py, Geiping et al. 2021), the
+default: poisons aimed at chosen target test inputs, for a victim trained from scratch. Feature
+collision (Shafahi et al. 2018, "Poison Frogs"): poisons are
 target-class training samples nudged, within an L-inf budget, until an attacker's own clean model
 sees them with the features of source-class samples. They keep their true (target-class) labels, so
 a label audit finds nothing; a victim trained on them learns "source-class features -> target".
@@ -18,7 +20,7 @@ from ...datasets import Dataset
 from ...errors import UsageError
 from .data import Poisoned, _choose, check_class, check_rate
 
-DEFAULTS = {"steps": 100, "step_size": None}  # step_size None: eps / 10
+METHODS = ("gradient-matching", "feature-collision")
 
 
 def check_eps(eps: float, data_range) -> float:
@@ -89,7 +91,55 @@ def clean_label(data: Dataset, rate: float, source_class: int, target_class: int
     linf = float(np.max(np.abs(x[idx] - data.x_train[idx]))) if len(idx) else 0.0
     poisoned = dataclasses.replace(data, name=f"{data.name}+clean-label", x_train=x,
                                    y_train=data.y_train.copy())
-    return Poisoned(poisoned, mask, {"poison": "clean-label", "rate": rate, "eps": eps,
+    return Poisoned(poisoned, mask, {"poison": "clean-label", "method": "feature-collision",
+                                     "rate": rate, "eps": eps,
                                      "source_class": source_class, "target_class": target_class,
                                      "steps": int(steps), "max_linf": linf,
+                                     "poisoned_samples": int(len(idx))})
+
+
+def choose_targets(data: Dataset, source_class: int, count: int, seed: int) -> np.ndarray:
+    """`count` seeded source-class test inputs: the ones the attacker wants classified otherwise."""
+    pool = np.flatnonzero(data.y_test == source_class)
+    if not 1 <= count <= len(pool):
+        raise UsageError(f"--set targets={count}: the test split has {len(pool)} samples of "
+                         f"--source-class {source_class}; choose 1..{len(pool)}")
+    return np.sort(np.random.default_rng([seed, 17]).choice(pool, size=count, replace=False))
+
+
+def gradient_matching(data: Dataset, rate: float, source_class: int, target_class: int, eps: float,
+                      surrogates, seed: int = 0, targets: int = 1, steps: int = 240,
+                      restarts: int = 2, lr: float = 0.1, augment: bool = True) -> Poisoned:
+    """A fraction `rate` of the target class's training samples become gradient-matching poisons
+    (labels unchanged) aimed at `targets` seeded source-class test inputs, which a victim trained
+    on them should classify as target_class. info["targets"]: those test indices."""
+    from .gradmatch import brew
+
+    check_rate(rate)
+    check_class(source_class, data.classes, "--source-class")
+    check_class(target_class, data.classes)
+    if source_class == target_class:
+        raise UsageError(f"--source-class {source_class} equals --target-class; the targets must "
+                         f"become another class")
+    eps = check_eps(eps, data.data_range)
+    chosen = choose_targets(data, source_class, int(targets), seed)
+    bases = np.flatnonzero(data.y_train == target_class)
+    if not len(bases):
+        raise UsageError(f"--target-class {target_class}: the training split has no sample of it")
+    idx = _choose(np.random.default_rng([seed, 14]), bases, rate, len(bases))
+    x = data.x_train.copy()
+    x[idx], brewed = brew(surrogates, x[idx], data.y_train[idx], data.x_test[chosen], target_class,
+                          eps, data.data_range, steps=int(steps), restarts=int(restarts),
+                          lr=float(lr), augment=bool(augment), seed=seed)
+    mask = np.zeros(len(x), bool)
+    mask[idx] = True
+    linf = float(np.max(np.abs(x[idx] - data.x_train[idx])))
+    poisoned = dataclasses.replace(data, name=f"{data.name}+clean-label", x_train=x,
+                                   y_train=data.y_train.copy())
+    return Poisoned(poisoned, mask, {"poison": "clean-label", "method": "gradient-matching",
+                                     "rate": rate, "eps": eps, "source_class": source_class,
+                                     "target_class": target_class, "targets": chosen.tolist(),
+                                     "steps": int(steps), "restarts": int(restarts),
+                                     "augment": bool(augment), "max_linf": linf,
+                                     "surrogates": len(surrogates), **brewed,
                                      "poisoned_samples": int(len(idx))})

@@ -1,5 +1,5 @@
-"""`edgeattack poison` as a Python function: label flipping, targeted flipping, clean-label feature
-collision and model poisoning, each written as `poisoned.npz`; with recipes, the model is trained,
+"""`edgeattack poison` as a Python function: label flipping, targeted flipping, clean-label
+(gradient matching or feature collision) and model poisoning, each written as `poisoned.npz`; with recipes, the model is trained,
 compressed on the defender's data and judged on a board. With prune_ratios, the pruning-and-poisoning
 experiment instead: train clean, prune to each ratio (masks fixed), retrain on the poisoned data for
 `epochs` epochs, and judge each epoch's int8 artifact on the board.
@@ -28,7 +28,9 @@ MODEL_MODES = ("ascent", "updates")
 SETTINGS = {
     "flip": {},
     "flip-targeted": {},
-    "clean-label": {"steps": 100, "step_size": 0.0},
+    # steps 0: the method's own default (240 gradient-matching, 100 feature-collision)
+    "clean-label": {"method": "gradient-matching", "steps": 0, "step_size": 0.0, "targets": 1,
+                    "restarts": 2, "augment": 1},
     "model": {"mode": "ascent", "factor": -1.0, "weight": 1.0},
 }
 
@@ -46,6 +48,17 @@ def check_settings(kind: str, settings: dict) -> dict:
             raise UsageError(f"--set {name}: poison {kind} takes "
                              f"{', '.join(known) or 'no --set parameters'}")
     p = {**known, **settings}
+    if kind == "clean-label":
+        from .cleanlabel import METHODS
+
+        if p["method"] not in METHODS:
+            raise UsageError(f"--set method={p['method']}: choose gradient-matching (targets "
+                             f"chosen test inputs, victim trained from scratch) or "
+                             f"feature-collision (Poison Frogs, for transfer learning)")
+        for name in ("steps", "targets", "restarts"):
+            if not isinstance(p[name], int) or p[name] < (0 if name == "steps" else 1):
+                raise UsageError(f"--set {name}={p[name]}: a whole number of at least "
+                                 f"{0 if name == 'steps' else 1}")
     if kind == "model" and p["mode"] not in MODEL_MODES:
         raise UsageError(f"--set mode={p['mode']}: choose ascent (gradient ascent on a subset) or "
                          f"updates (scaled/sign-flipped updates on a fraction of steps)")
@@ -95,43 +108,57 @@ def make_poison(kind: str, clean: Dataset, *, rate: float, source_class: int, ta
     if kind == "flip-targeted":
         return pdata.flip_targeted(clean, rate, source_class, target_class, seed), {}
     if kind == "clean-label":
-        from ...train import train_model
-        from .cleanlabel import check_eps, clean_label
+        from .cleanlabel import check_eps, choose_targets, clean_label, gradient_matching
+        from .gradmatch import train_surrogates
 
         pdata.check_rate(rate)
         pdata.check_class(source_class, clean.classes, "--source-class")
         pdata.check_class(target_class, clean.classes)
         check_eps(eps, clean.data_range)
-        # the attacker's own clean model supplies the features the poisons collide in
-        attacker = train_model(model, clean, None, epochs=epochs, seed=seed + 1,
-                               progress=progress).meta["keras_model"]
-        return clean_label(clean, rate, source_class, target_class, eps, attacker, seed,
-                           steps=settings["steps"], step_size=settings["step_size"] or None), {}
+        if settings["method"] == "gradient-matching":
+            choose_targets(clean, source_class, settings["targets"], seed)  # refuse before training
+        # the attacker's own clean model (seed apart from the victim's), snapshotted on the way
+        surrogates, _ = train_surrogates(model, clean, epochs, (2, 5), seed + 1, progress)
+        if settings["method"] == "feature-collision":
+            return clean_label(clean, rate, source_class, target_class, eps, surrogates[-1], seed,
+                               steps=settings["steps"] or 100,
+                               step_size=settings["step_size"] or None), {}
+        return gradient_matching(clean, rate, source_class, target_class, eps, surrogates, seed,
+                                 targets=settings["targets"], steps=settings["steps"] or 240,
+                                 restarts=settings["restarts"],
+                                 augment=bool(settings["augment"])), {}
     p, callbacks, weights = model_poisoning(clean, settings["mode"], rate, seed,
                                             factor=settings["factor"], weight=settings["weight"])
     return p, {"callbacks": callbacks, "sample_weight": weights}
 
 
-def _metrics(kind: str, pred, y, source_class: int, target_class: int) -> dict:
+def _metrics(kind: str, pred, y, source_class: int, target_class: int, pred_targets=None) -> dict:
+    if pred_targets is not None:  # gradient matching: the chosen target inputs are what it aims at
+        return judge.targeted_flip_metrics(pred_targets, np.full(len(pred_targets), source_class),
+                                           source_class, target_class)
     if kind in ("flip-targeted", "clean-label"):
         return judge.targeted_flip_metrics(pred, y, source_class, target_class)
     return judge.untargeted_metrics()
 
 
 def judge_artifact(kind, label, path, test: Dataset, board, port, progress, source_class,
-                   target_class) -> dict:
+                   target_class, x_targets=None) -> dict:
+    """One row: clean accuracy on `test`; attack success over the source class, or over
+    x_targets (gradient matching's chosen test inputs) when given."""
+    arrays = [test.x_test] + ([] if x_targets is None else [x_targets])
     if Path(path).suffix == ".tflite":
-        (pred,), ident = judge.predict_board(path, board, [test.x_test], port=port,
-                                             progress=progress, desc=f"{label} on {board}")
+        preds, ident = judge.predict_board(path, board, arrays, port=port,
+                                           progress=progress, desc=f"{label} on {board}")
         where = {"board": ident["board"], "model_sha256": ident["model_sha256"],
                  "device_inferences": ident["device_inferences"]}
     else:
         from .run import _load_keras
 
-        (pred,) = judge.predict_float(_load_keras(path), [test.x_test])
+        preds = judge.predict_float(_load_keras(path), arrays)
         where = {"board": None, "model_sha256": None}
+    pred, pred_targets = preds[0], (preds[1] if len(preds) > 1 else None)
     return {"artifact": label, **where, **judge.clean_metrics(pred, test.y_test),
-            **_metrics(kind, pred, test.y_test, source_class, target_class)}
+            **_metrics(kind, pred, test.y_test, source_class, target_class, pred_targets)}
 
 
 def prune_and_poison(model_path: Path, poisoned: pdata.Poisoned, train_kwargs: dict, recipes,
@@ -190,7 +217,9 @@ def run_poison(out, kind: str = "flip", *, model: str = "cnn-digits", dataset="d
 
     Rows: one per (artifact, board[, prune_ratio, epoch]) with clean_accuracy and
     attack_success_rate (source-class test samples classified as the target, for flip-targeted
-    and clean-label; null for the untargeted kinds)."""
+    and feature-collision clean-label; the chosen target test inputs classified as the target for
+    gradient-matching clean-label, whose poisoned-data summary lists them; null for the untargeted
+    kinds)."""
     check_kind(kind)
     settings = check_settings(kind, dict(settings or {}))
     check_compress_data(compress_data)
@@ -220,10 +249,12 @@ def run_poison(out, kind: str = "flip", *, model: str = "cnn-digits", dataset="d
         poisoned.data.name = str(poisoned_path.resolve())  # what train.json records
         compress_set = clean if compress_data == "clean" else poisoned.data
         test = test_subset(clean, n, seed)
+        targets = poisoned.info.get("targets")
+        x_targets = None if targets is None else clean.x_test[targets]
 
         def judge_row(label, path):
             return judge_artifact(kind, label, path, test, board, port, progress, source_class,
-                                  target_class)
+                                  target_class, x_targets)
 
         rows, float_sha = [], None
         if ratios:
