@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from edgeattack.errors import DeviceError
-from edgeattack.link.mlperf import (DutExpectation, MlperfClient, encode_input, format_score,
-                                    model_name_for, parse_scores)
+from edgeattack.link.mlperf import (DutExpectation, MlperfClient, encode_float_input, encode_input,
+                                    format_score, model_name_for, parse_scores, takes_float_input)
 from edgeattack.link.transport import open_port, open_pty
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "mlperf_dut.json").read_text())
@@ -67,7 +67,8 @@ def _client(dut, case):
     model = {**VECTORS["model"], **case.get("model", {})}
     expect = DutExpectation(model=model["mlperf_model"], input_bytes=case.get("input_bytes", model["input_bytes"]),
                             outputs=model["outputs"], input_offset=model["input_offset"],
-                            sha256=case.get("sha256"))
+                            sha256=case.get("sha256"),
+                            input_float=tuple(model["input_float"]) if model.get("input_float") else None)
 
     def factory():
         return open_port(dut.path)
@@ -125,6 +126,37 @@ def test_sha_mismatch_is_one_line():
     finally:
         client.close()
         dut.close()
+
+
+def test_float_input_quantizes_back_to_q():
+    """ad01's reference firmware quantizes the float32 values it loads (round(x / scale) + zero
+    point, clamped): the values sent must come back as exactly q for every int8 q."""
+    q = np.arange(-128, 128, dtype=np.int8)
+    for scale, zp in ((0.5, 0), (0.0039215689, -128), (0.1234567, 7), (3.3e-05, -3), (17.0, 100)):
+        x = np.frombuffer(encode_float_input(q, scale, zp), dtype="<f4")
+        back = np.clip(np.round(x / np.float32(scale)) + zp, -128, 127).astype(np.int8)
+        np.testing.assert_array_equal(back, q)
+    assert takes_float_input("ad01") and not takes_float_input("ic01")
+
+
+def test_ad01_float_input_expected_and_own_firmware_refused(tiny_tflite, tmp_path):
+    """A device named ad01 gets float32 input (4 bytes a value, the model's input scale); edgeattack's
+    MLPerf-mode firmware loads int8 bytes only, so building it as ad01 is one line naming the way
+    out, before anything is built."""
+    from edgeattack.device.mlperf import expectation
+    from edgeattack.errors import UsageError
+    from edgeattack.firmware.build import build_firmware
+    from edgeattack.profiles import get_profile
+
+    base = get_profile("qemu-m4")
+    text = Path(base.path).read_text() + "mlperf: {model: ad01}\n"
+    (tmp_path / "ad.yaml").write_text(text.replace("name: qemu-m4", "name: ad"))
+    ad = get_profile(str(tmp_path / "ad.yaml"))
+    expect, _ = expectation(ad, tiny_tflite, None)
+    assert expect.model == "ad01" and expect.input_bytes == 4 * 64 and expect.input_float is not None
+    with pytest.raises(UsageError, match="ad01 firmware loads float32 inputs.*--protocol edgeattack"):
+        build_firmware(tiny_tflite, ad, tmp_path / "cache", protocol="mlperf")
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.elf"))
 
 
 def test_input_bytes_follow_the_reference_conventions():

@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 from ..errors import DeviceError, UsageError
-from ..link.mlperf import MODELS, DutExpectation, MlperfClient, dut_settings, name_sha256
+from ..link.mlperf import (MODELS, DutExpectation, MlperfClient, dut_settings, name_sha256,
+                           takes_float_input)
 from .api import Device
 
 PROTOCOL_CHOICES = ("edgeattack", "mlperf")
@@ -74,8 +75,15 @@ def expectation(profile, model_path, model_sha256: str | None) -> tuple[DutExpec
     name, offset = dut_settings(sample, outputs, getattr(profile, "mlperf", None))
     scores = 1 if MODELS.get(name, {}).get("scores") == "one" else outputs
     quant = inp.quant
-    expect = DutExpectation(model=name, input_bytes=int(inp.nbytes), outputs=scores,
-                            input_offset=offset, sha256=model_sha256)
+    input_float = None
+    if takes_float_input(name):
+        if quant is None:
+            raise UsageError(f"{model_path}: {name} firmware loads float32 inputs and quantizes them "
+                             f"with the model's input scale, which this model does not give")
+        input_float = (float(quant.scale[0]), int(quant.zero_point[0]))
+    nbytes = int(inp.nbytes) * (4 if input_float else 1)
+    expect = DutExpectation(model=name, input_bytes=nbytes, outputs=scores, input_offset=offset,
+                            sha256=model_sha256, input_float=input_float)
     described = {
         "input": {"shape": list(inp.shape), "dtype": "int8",
                   "scale": None if quant is None else float(quant.scale[0]),

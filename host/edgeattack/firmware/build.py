@@ -435,12 +435,16 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
                "EA_INPUT_SLOTS": slots,
                "EA_OPS": ",".join(model_builtins(info)) if operators == "model" else ""}
     if protocol == "mlperf":
-        from ..link.mlperf import dut_settings
+        from ..link.mlperf import dut_settings, takes_float_input
 
         inp = info.input_tensors[0]
         sample = inp.shape[1:] if len(inp.shape) > 1 and inp.shape[0] == 1 else inp.shape
         name, offset = dut_settings(sample, int(info.output_tensors[0].size),
                                     getattr(profile, "mlperf", None))
+        if takes_float_input(name):
+            raise UsageError(f"{name}: MLCommons' {name} firmware loads float32 inputs; edgeattack's "
+                             f"MLPerf-mode firmware loads int8 bytes only (use --protocol edgeattack, "
+                             f"or set mlperf.model in the board profile to another name)")
         options.update({"EA_APP": "mlperf", "MLPERF_MODEL": name, "EA_MLPERF_OFFSET": offset})
     elif protocol != "edgeattack":
         raise UsageError(f"protocol {protocol!r}: choose edgeattack or mlperf")

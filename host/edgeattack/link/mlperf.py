@@ -13,7 +13,9 @@ and compared, scores are accepted only when two readings agree, every reply must
 command produces, and anything else makes the client resynchronize and redo the whole step (load
 or inference). Tensor values travel as bytes chosen so that the device's input tensor equals the
 shared quantizer's q: `(q + input_offset) mod 256` (128 for image classification and visual wake
-words, whose reference firmware subtracts 128 from uint8 bytes; 0 for keyword spotting).
+words, whose reference firmware subtracts 128 from uint8 bytes; 0 for keyword spotting). Anomaly
+detection's reference firmware reads float32 values and quantizes them itself, so it gets q's
+dequantized values as float32, which its QuantizeFloatToInt8 turns back into exactly q.
 
 This module knows no board: the Device over it (edgeattack.device.mlperf) brings the model's shapes.
 """
@@ -40,12 +42,14 @@ CHUNK_BYTES = 31          # payload bytes per `db <hex>%` command (62 digits: fi
 READY = "m-ready"
 TICK_HZ = 1_000_000       # m-lap-us-N: microseconds
 # Model names `profile%` reports (m-model-[NAME]) and the input byte convention of MLCommons'
-# reference submissions for each: the offset added to the int8 tensor value q to make the byte sent.
+# reference submissions for each (their submitter_implemented.cpp th_load_tensor; checked against
+# mlcommons/tiny's benchmark/reference_submissions): the offset added to the int8 tensor value q to
+# make the byte sent, or float32 input (ad01 loads 640 floats and quantizes them on the device).
 MODELS = {
     "ic01": {"task": "image classification", "input_offset": 128, "scores": "classes"},
     "vww01": {"task": "visual wake words", "input_offset": 128, "scores": "classes"},
     "kws01": {"task": "keyword spotting", "input_offset": 0, "scores": "classes"},
-    "ad01": {"task": "anomaly detection", "input_offset": 0, "scores": "one"},
+    "ad01": {"task": "anomaly detection", "input_offset": 0, "scores": "one", "input": "float32"},
 }
 STREAMING = ("sww01",)  # streaming wake word: audio streamed in, not a query protocol
 CUSTOM_MODEL = "ea-custom"  # the name edgeattack's own firmware reports for a non-benchmark model
@@ -106,6 +110,20 @@ def encode_input(q: np.ndarray, offset: int) -> bytes:
     return ((q.astype(np.int16) + int(offset)) & 0xFF).astype(np.uint8).tobytes()
 
 
+def encode_float_input(q: np.ndarray, scale: float, zero_point: int) -> bytes:
+    """The bytes for a device that loads float32 and quantizes it (ad01's reference): q's
+    dequantized values, little-endian float32. round(((q - zp) * s) / s) + zp is q again in
+    float32 arithmetic for every int8 q (test_mlperf_client checks all 256 at several scales)."""
+    q = np.asarray(q).reshape(-1).astype(np.float32)
+    x = (q - np.float32(zero_point)) * np.float32(scale)
+    return x.astype("<f4").tobytes()
+
+
+def takes_float_input(model: str) -> bool:
+    """Whether the benchmark's reference firmware loads float32 values rather than int8 bytes."""
+    return MODELS.get(model, {}).get("input") == "float32"
+
+
 def format_score(value: float) -> str:
     """How the reference firmware prints a score: C's %0.3f of the float32 value (Python's % uses the
     same correctly rounded conversion, ties to even on the exact binary value)."""
@@ -132,6 +150,8 @@ class DutExpectation:
     outputs: int
     input_offset: int = 0
     sha256: str | None = None  # checked when name% reports one
+    # (scale, zero_point) of the int8 input when the device loads float32 (ad01), else None
+    input_float: tuple | None = None
 
 
 class Garbled(Exception):
@@ -245,7 +265,10 @@ class MlperfClient:
         """One query: load x (verified), `infer repeat 0`, scores read twice and agreeing."""
         if self.port is None:
             self.connect()
-        data = encode_input(x, self.expect.input_offset)
+        if self.expect.input_float is not None:
+            data = encode_float_input(x, *self.expect.input_float)
+        else:
+            data = encode_input(x, self.expect.input_offset)
         if len(data) != self.expect.input_bytes:
             raise DeviceError(f"input of {len(data)} bytes, the model takes {self.expect.input_bytes}")
         start = time.monotonic()
