@@ -11,7 +11,9 @@ setup:
 demo: setup
 	$(VENV)/bin/edgeattack study default -o runs/default --force
 
-# Every test. Under CI=true nothing that needs QEMU, the toolchain, sshd or TFLM may skip.
-# Two workers, one test file each at a time (module fixtures are built once); tests are independent.
-test: setup
+# Every test. Under CI=true nothing that needs QEMU, the toolchain, sshd, TFLM or the Pi's arm64 root
+# filesystem may skip. Two workers, one test file each at a time (module fixtures are built once);
+# tests are independent. Its set-up also builds (once, then cached) the arm64 root the Pi test uses.
+test:
+	tools/setup.sh --pi-rootfs
 	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile --durations=20 $(PYTEST_ARGS)

@@ -38,17 +38,30 @@ for tool in debootstrap proot qemu-aarch64-static; do
 done
 export PATH=$PATH:/usr/sbin:/sbin
 
+# proot keeps its own files in $PROOT_TMP_DIR (default /tmp) and then does not translate paths under
+# it: the root's /tmp would show the host's (dpkg scripts' `mktemp` + `stat` fail). Keep it elsewhere.
+export PROOT_TMP_DIR="$ROOT.proot-tmp"
+mkdir -p "$PROOT_TMP_DIR"
+
 start=$(date +%s)
 WORK="$ROOT.partial"
+# debootstrap's second stage mounts /proc and /sys inside the root for real (we are root) and leaves
+# them mounted when it fails: unmount before deleting, and never delete across file systems.
+unmount_inside() {
+  awk -v p="$1/" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+}
+trap 'unmount_inside "$WORK"' EXIT
 rm -f "$STAMP"
-rm -rf "$WORK"
+unmount_inside "$WORK"
+rm -rf --one-file-system "$WORK"
 mkdir -p "$(dirname "$ROOT")"
 echo "pi_rootfs: building the Debian 12 arm64 root in $WORK (first time: several minutes)" >&2
 
-# proot as root inside the arm64 root, every aarch64 program under qemu (children included)
+# proot as root inside the arm64 root, every aarch64 program under qemu (children included). No host
+# folder that a package inside writes to is bound: ca-certificates' post-install rewrites
+# /etc/ssl/certs, which must stay the root's own (the host's may hold local CAs).
 inside() {
-  proot -q qemu-aarch64-static -0 -r "$WORK" -w / -b /dev -b /proc -b /sys \
-    -b /etc/resolv.conf -b /etc/ssl/certs "$@"
+  proot -q qemu-aarch64-static -0 -r "$WORK" -w / -b /dev -b /proc -b /sys "$@"
 }
 
 debootstrap --arch=arm64 --foreign --variant=minbase bookworm "$WORK" "$MIRROR" >"$WORK.log" 2>&1 \
@@ -58,10 +71,13 @@ DEBOOTSTRAP_DIR=/debootstrap proot -q qemu-aarch64-static -0 -r "$WORK" -w / \
   || { echo "pi_rootfs: debootstrap (second stage, emulated) failed, see $WORK.log" >&2; exit 1; }
 echo "pi_rootfs: base system done after $(( $(date +%s) - start )) s" >&2
 
-# minbase has no archive key; /etc/ssl/certs is bound from the host, so the mount point must exist
+# No service starts inside the root: without it openssh-server's post-install would start an sshd
+# on this machine's port 22 (the standard policy-rc.d of chroots: 101 = action forbidden).
+printf '#!/bin/sh\nexit 101\n' > "$WORK/usr/sbin/policy-rc.d"
+chmod 755 "$WORK/usr/sbin/policy-rc.d"
+# minbase has no archive key; name resolution as on the host
 cp /usr/share/keyrings/debian-archive-keyring.gpg "$WORK/etc/apt/trusted.gpg.d/"
-mkdir -p "$WORK/etc/ssl/certs"
-touch "$WORK/etc/resolv.conf"
+cp -L /etc/resolv.conf "$WORK/etc/resolv.conf"
 {
   inside /usr/bin/apt-get update -qq
   DEBIAN_FRONTEND=noninteractive inside /usr/bin/apt-get install -y -qq --no-install-recommends \
@@ -70,17 +86,24 @@ touch "$WORK/etc/resolv.conf"
 } >>"$WORK.log" 2>&1 || { echo "pi_rootfs: apt-get inside the root failed, see $WORK.log" >&2; exit 1; }
 echo "pi_rootfs: python3 and openssh-server done after $(( $(date +%s) - start )) s" >&2
 
-# the agent's wheels, installed now so that deploying in a test needs no network
+# the agent's wheels, installed now so that deploying in a test needs no network. pip trusts the
+# host's CA bundle (a copy: the host may reach the registry through its own CA), removed afterwards.
+cp -L /etc/ssl/certs/ca-certificates.crt "$WORK/tmp/host-ca.crt"
 {
   inside /usr/bin/python3 -m venv "$VENV_IN_ROOT"
-  PIP_CERT=/etc/ssl/certs/ca-certificates.crt inside "$VENV_IN_ROOT/bin/python" -m pip install -q \
-    --no-cache-dir "ai-edge-litert==$litert" numpy pyserial
+  ( # every CA setting the host's environment may pass in points at the copy; host-only wheel folders go
+    unset PIP_FIND_LINKS PIP_INDEX_URL PIP_EXTRA_INDEX_URL
+    export PIP_CERT=/tmp/host-ca.crt REQUESTS_CA_BUNDLE=/tmp/host-ca.crt SSL_CERT_FILE=/tmp/host-ca.crt
+    inside "$VENV_IN_ROOT/bin/python" -m pip install -q --no-cache-dir "ai-edge-litert==$litert" numpy pyserial
+  )
   inside "$VENV_IN_ROOT/bin/python" -c \
     "import platform, numpy, serial; from ai_edge_litert.interpreter import Interpreter; assert platform.machine() == 'aarch64', platform.machine()"
 } >>"$WORK.log" 2>&1 || { echo "pi_rootfs: the agent's wheels did not install inside the root, see $WORK.log" >&2; exit 1; }
-rm -f "$WORK/etc/ssh"/ssh_host_*   # tests bring their own host key; none is shared through the cache
+rm -f "$WORK/tmp/host-ca.crt" "$WORK/etc/ssh"/ssh_host_*   # tests bring their own host key; none is shared through the cache
 
-rm -rf "$ROOT"
+unmount_inside "$WORK"
+unmount_inside "$ROOT"
+rm -rf --one-file-system "$ROOT"
 mv "$WORK" "$ROOT"
 mv "$WORK.log" "$ROOT.log"
 echo "$want" > "$STAMP"
