@@ -146,3 +146,41 @@ def test_hard_vote_majority_and_ties():
     p[0, 0, 1], p[1, 0, 1], p[2, 0, 2] = 0.4, 0.4, 0.99     # majority (class 1) beats confidence
     p[0, 1, 0], p[1, 1, 1], p[2, 1, 2] = 0.5, 0.9, 0.6      # three-way tie: highest soft vote
     assert hard_vote(p).tolist() == [1, 1]
+
+
+def test_qat_after_the_soft_vote_keeps_its_output_resolution(tmp_path):
+    """A quantization-aware step after dkd (the defenses study's dkd+pqat) fine-tunes briefly: tfmot
+    starts each activation range at [-6, 6] and moves it by a slow EMA, which left the soft vote's
+    output (probabilities) in steps of about 0.045 and most inputs tied at the top (int8 accuracy
+    0.61 -> 0.32 after a one-epoch pqat). The ranges now start from the float model's: the int8
+    output keeps steps near 1/255 and the float model's accuracy; the fixed vote (I/N) is not
+    trained. A two-member vote of one-layer students stands in for the ensemble (the same soft_vote
+    layers)."""
+    import edgeattack.defenses  # noqa: F401
+    from edgeattack.compression import compress
+    from edgeattack.datasets import load_dataset
+    from edgeattack.defenses.dkd import soft_vote
+    from edgeattack.tflite.analysis import io_details
+    from edgeattack.tfutil import keras, set_seed
+
+    k = keras()
+    set_seed(0)
+    ds = load_dataset("digits")
+    inp = k.Input(ds.input_shape)
+    flat = k.layers.Flatten()(inp)
+    probs = [k.layers.Softmax()(k.layers.Dense(10)(flat)) for _ in range(2)]
+    model = k.Model(inp, soft_vote(probs))
+    model.compile(optimizer=k.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    model.fit(ds.x_train, ds.y_train, epochs=3, batch_size=64, verbose=0)
+    model.save(tmp_path / "vote.keras")
+    res = compress(tmp_path / "vote.keras", [{"step": "qat", "epochs": 1}, {"step": "ptq-int8"}],
+                   tmp_path / "qat", dataset="digits", seed=0, progress=False)
+    scale = io_details(res.tflite_path.read_bytes())["outputs"][0]["scale"]
+    assert scale < 1.5 / 255, scale
+    acc = res.manifest["accuracy"]
+    assert acc["litert"] >= acc["float"] - 0.03, acc
+    # and QAT leaves the fixed vote fixed (tfmot's wrapper trains every weight it quantizes)
+    from edgeattack.compression.pipeline import load_keras_model
+
+    kernel = load_keras_model(res.model_path).get_layer("soft_vote").get_weights()[0]
+    assert np.array_equal(kernel, np.eye(10, dtype=np.float32) / 2)
