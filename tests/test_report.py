@@ -159,7 +159,8 @@ def test_poisoning_figure_follows_what_the_rows_hold(tmp_path):
 
 
 @pytest.mark.parametrize("layout", ["missing", "empty", "foreign", "no-cells"])
-def test_bad_input_is_one_line_and_writes_nothing(tmp_path, layout):
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, layout, capsys):
+    # in-process (edgeattack.cli.main, what the console script calls); `written` runs the command
     run = tmp_path / "run"
     if layout != "missing":
         run.mkdir()
@@ -169,8 +170,10 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, layout):
         (run / "study.yaml").write_text("name: x\n")
         (run / "cells").mkdir()
     before = sorted(p.name for p in run.rglob("*")) if run.exists() else None
-    proc = run_cli("report", run)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and str(run) in lines[0], proc.stderr
+    from fixtures_attacks import cli_here
+
+    code, _, err = cli_here(capsys, "report", run)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(run) in lines[0], err
     assert (sorted(p.name for p in run.rglob("*")) if run.exists() else None) == before
