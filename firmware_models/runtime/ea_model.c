@@ -68,11 +68,15 @@ static ea_status parse_tensor(loader *L, const fb_table *tt, uint32_t index) {
             fb_vector_field(r, &q, 3, 8, "QuantizationParameters.zero_point", &zps) ||
             fb_i32(r, &q, 6, 0, "QuantizationParameters.quantized_dimension", &qdim))
             return ea_fail_at(m, "tensor", index);
+        if (scales.count > UINT16_MAX) {
+            ea_fail(m, "QuantizationParameters.scale: more than 65535 scales", "");
+            return ea_fail_at(m, "tensor", index);
+        }
         if (scales.count > 0) {
             t->scale = fb_vec_f32(r, &scales, 0);
-            t->nscales = scales.count;
+            t->nscales = (uint16_t)scales.count;
             t->scales_pos = scales.pos;
-            t->qdim = qdim;
+            t->qdim = (int8_t)(qdim >= 0 && qdim < 127 ? qdim : -1); /* -1 matches no dimension */
         }
         if (zps.count > 0) {
             const int64_t zp = fb_vec_i64(r, &zps, 0);
@@ -104,7 +108,7 @@ static ea_status parse_tensor(loader *L, const fb_table *tt, uint32_t index) {
             return ea_fail_at(m, "tensor", index);
         }
         t->is_const = 1;
-        t->cdata = r->buf + data.pos;
+        t->offset = data.pos; /* r->buf is the model data */
     }
     return EA_OK;
 }
@@ -360,7 +364,7 @@ static ea_status load(ea_model *m, const uint8_t *data, uint32_t len, uint8_t *t
     for (uint32_t k = 0; k < ops.count; k++)
         if (m->ops[k].channels) m->ops[k].chan_offset += m->table_bytes + m->activation_bytes;
     for (uint32_t k = 0; k < tensors.count; k++)
-        if (!m->tensors[k].is_const && m->tensors[k].producer_set) m->tensors[k].arena_offset += m->table_bytes;
+        if (!m->tensors[k].is_const && m->tensors[k].producer_set) m->tensors[k].offset += m->table_bytes;
     m->arena_needed = (uint32_t)total;
     return EA_OK;
 }
@@ -399,10 +403,6 @@ ea_status ea_model_init(ea_model *m, const uint8_t *data, uint32_t len, uint8_t 
         return EA_ERR_MODEL;
     }
     m->arena = arena + pad;
-    for (uint32_t k = 0; k < m->n_tensors; k++) {
-        ea_tensor *t = &m->tensors[k];
-        if (!t->is_const && t->producer_set) t->vdata = m->arena + t->arena_offset;
-    }
     compute_channels(m);
     m->ready = 1;
     return EA_OK;
@@ -421,8 +421,8 @@ uint32_t ea_model_arena_needed(const uint8_t *data, uint32_t len) {
 
 const ea_tensor_info *ea_model_input_info(const ea_model *m) { return m && m->ready ? &m->in_info : NULL; }
 const ea_tensor_info *ea_model_output_info(const ea_model *m) { return m && m->ready ? &m->out_info : NULL; }
-uint8_t *ea_model_input(ea_model *m) { return m && m->ready ? m->tensors[m->input].vdata : NULL; }
-const uint8_t *ea_model_output(const ea_model *m) { return m && m->ready ? m->tensors[m->output].vdata : NULL; }
+uint8_t *ea_model_input(ea_model *m) { return m && m->ready ? ea_vdata(m, &m->tensors[m->input]) : NULL; }
+const uint8_t *ea_model_output(const ea_model *m) { return m && m->ready ? ea_vdata(m, &m->tensors[m->output]) : NULL; }
 const char *ea_model_error(const ea_model *m) { return m ? m->error : "no model"; }
 
 /* ---------------------------------------------------------------- invoke */

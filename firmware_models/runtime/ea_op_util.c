@@ -162,7 +162,7 @@ void ea_fold_bias(const ea_model *m, const ea_op *op, int32_t *dst) {
     const uint32_t n = (uint32_t)out->dims[out->ndim - 1], per = f->count / n;
     const int32_t offset = -m->tensors[op->in[0]].zero_point;
     const uint8_t *bias = op->in[2] >= 0 ? ea_tensor_data(m, op->in[2]) : NULL;
-    const int8_t *w = (const int8_t *)f->cdata;
+    const int8_t *w = (const int8_t *)ea_cdata(m, f);
     const int last = (op->channels & EA_CHAN_FOLD_LAST) != 0;
     for (uint32_t oc = 0; oc < n; oc++) {
         uint32_t sum = 0; /* modulo 2^32, as the accumulator it folds into */
@@ -232,7 +232,7 @@ void ea_binary_invoke_s8(const ea_model *m, const ea_op *op, ea_binary_row_fn ro
     ea_dims6_of(&m->tensors[op->in[1]], db);
     ea_dims6_of(&m->tensors[op->out], dout);
     ea_broadcast_binary_s8(row, params, da, (const int8_t *)ea_tensor_data(m, op->in[0]), db,
-                           (const int8_t *)ea_tensor_data(m, op->in[1]), dout, (int8_t *)m->tensors[op->out].vdata);
+                           (const int8_t *)ea_tensor_data(m, op->in[1]), dout, (int8_t *)ea_vdata(m, &m->tensors[op->out]));
 }
 
 int32_t ea_f32_to_i32_x86(float v) {

@@ -124,9 +124,12 @@ EA_COLD ea_status ea_conv_prepare_common(ea_prepare_ctx *c, int depthwise, int8_
 
 /* ---------------------------------------------------------------- invoke helpers */
 
+/* A constant tensor's data (in the flatbuffer) and a computed one's (in the arena, once initialized). */
+static inline const uint8_t *ea_cdata(const ea_model *m, const ea_tensor *t) { return m->data + t->offset; }
+static inline uint8_t *ea_vdata(const ea_model *m, const ea_tensor *t) { return m->arena + t->offset; }
 static inline const uint8_t *ea_tensor_data(const ea_model *m, int32_t idx) {
     const ea_tensor *t = &m->tensors[idx];
-    return t->is_const ? t->cdata : t->vdata;
+    return (t->is_const ? m->data : m->arena) + t->offset;
 }
 /* Bias bytes of input 2, or NULL. */
 static inline const uint8_t *ea_op_bias(const ea_model *m, const ea_op *op) {

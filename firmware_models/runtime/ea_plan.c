@@ -38,20 +38,20 @@ uint32_t ea_plan_arena(ea_model *m) {
             } else {
                 const ea_tensor *o = &m->tensors[order[c]];
                 if (!lifetimes_overlap(t, o)) continue;
-                cand = o->arena_offset + align16(o->bytes);
+                cand = o->offset + align16(o->bytes);
             }
             if (cand >= best) continue;
             int fits = 1;
             for (uint32_t b = 0; b < a && fits; b++) {
                 const ea_tensor *o = &m->tensors[order[b]];
                 if (!placed[b] || !lifetimes_overlap(t, o)) continue;
-                const uint32_t os = o->arena_offset, oe = os + align16(o->bytes);
+                const uint32_t os = o->offset, oe = os + align16(o->bytes);
                 if (cand < oe && os < cand + size) fits = 0;
             }
             if (fits) best = cand;
         }
         if ((uint64_t)best + size > 0x7fffffffu) return UINT32_MAX; /* the loader reports it */
-        t->arena_offset = best;
+        t->offset = best;
         placed[a] = 1;
         if (best + size > total) total = best + size;
     }
@@ -71,14 +71,14 @@ uint32_t ea_plan_scratch(const ea_model *m, uint32_t op, uint32_t bytes, uint32_
         if (c < m->n_tensors) {
             const ea_tensor *o = &m->tensors[c];
             if (!alive_at(o, (int32_t)op)) continue;
-            cand = o->arena_offset + align16(o->bytes);
+            cand = o->offset + align16(o->bytes);
         }
         if (cand >= best) continue;
         int fits = 1;
         for (uint32_t b = 0; b < m->n_tensors && fits; b++) {
             const ea_tensor *o = &m->tensors[b];
             if (!alive_at(o, (int32_t)op)) continue;
-            const uint32_t os = o->arena_offset, oe = os + align16(o->bytes);
+            const uint32_t os = o->offset, oe = os + align16(o->bytes);
             if (cand < oe && os < (uint64_t)cand + size) fits = 0;
         }
         if (fits) best = cand;

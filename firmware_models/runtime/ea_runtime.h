@@ -55,16 +55,21 @@ typedef struct {
     uint8_t producer_set;    /* written by an op (or the model input) */
     float scale;             /* first scale of the quantization parameters (0 if none) */
     int32_t zero_point;
-    uint32_t nscales;        /* number of scales (> 1: per-channel) */
+    uint16_t nscales;        /* number of scales (> 1: per-channel; the loader refuses more than 65535) */
+    int8_t qdim;             /* quantized dimension (-1 when the model's is outside 0..126) */
     uint32_t scales_pos;     /* flatbuffer position of the scale floats */
-    int32_t qdim;            /* quantized dimension */
     uint32_t count;          /* elements */
     uint32_t bytes;
-    const uint8_t *cdata;    /* constant data (inside the flatbuffer) */
-    uint8_t *vdata;          /* variable data (inside the arena), set at init */
-    uint32_t arena_offset;
+    /* Where the data is: a constant's position in the flatbuffer (model data), a computed tensor's offset
+     * in the arena (ea_cdata / ea_vdata in ea_ops.h). An offset, not a pointer: the record is the same 60
+     * bytes on the host, whose planner sizes the firmware's arena, as on a 32-bit target. */
+    uint32_t offset;
     int16_t first_op, last_op;
 } ea_tensor;
+/* The tables are in the arena: every byte here is arena, per tensor and per operator. */
+#ifndef __cplusplus
+_Static_assert(sizeof(ea_tensor) == 60, "ea_tensor changed size: update docs/firmware.md");
+#endif
 
 /* Room for an operator's prepared parameters: its kernel's own struct (ops/<op>.c, EA_OP_PARAMS in
  * ea_ops.h), in words. An operator whose struct is larger fails to compile; raise this then, knowing
@@ -84,6 +89,9 @@ typedef struct {
     uint32_t scratch_offset; /* the kernel's scratch buffer in the arena; EA_NO_SCRATCH when none */
     int32_t params[EA_OP_PARAM_WORDS];
 } ea_op;
+#ifndef __cplusplus
+_Static_assert(sizeof(ea_op) == 64, "ea_op changed size: update docs/firmware.md");
+#endif
 #define EA_NO_SCRATCH UINT32_MAX
 
 typedef struct ea_model {

@@ -83,6 +83,6 @@ EA_INVOKE(add) {
     ea_dims6_of(&m->tensors[op->in[1]], db);
     ea_dims6_of(&m->tensors[op->out], dout);
     ea_add_s8(EA_OP_CPARAMS(ea_add_params, op), da, (const int8_t *)ea_tensor_data(m, op->in[0]), db,
-              (const int8_t *)ea_tensor_data(m, op->in[1]), dout, (int8_t *)m->tensors[op->out].vdata);
+              (const int8_t *)ea_tensor_data(m, op->in[1]), dout, (int8_t *)ea_vdata(m, &m->tensors[op->out]));
     return EA_OK;
 }

@@ -16,7 +16,7 @@ EA_PREPARE(arg_max) {
     const ea_tensor *in = &m->tensors[op->in[0]], *ax = &m->tensors[op->in[1]], *out = &m->tensors[op->out];
     if (!ax->is_const || ax->type != EA_T_INT32 || ax->count < 1) return EA_OP_FAIL(c, "axis must be a constant int32");
     if (out->type != EA_T_INT32) return EA_OP_FAIL(c, "output must be int32 (TFLM supports no other index type)");
-    int32_t axis = ea_load_i32(ax->cdata);
+    int32_t axis = ea_load_i32(ea_cdata(m, ax));
     if (axis < 0) axis += in->ndim;
     if (axis < 0 || axis >= in->ndim) return EA_OP_FAIL(c, "axis out of range");
     if (out->ndim != in->ndim - 1) return EA_OP_FAIL(c, "output rank must be the input rank minus one");
@@ -34,7 +34,7 @@ EA_PREPARE(arg_max) {
 EA_INVOKE(arg_max) {
     const arg_max_params *p = EA_OP_CPARAMS(arg_max_params, op);
     const int8_t *in = (const int8_t *)ea_tensor_data(m, op->in[0]);
-    uint8_t *out = m->tensors[op->out].vdata;
+    uint8_t *out = ea_vdata(m, &m->tensors[op->out]);
     for (int32_t o = 0; o < p->outer; ++o)
         for (int32_t k = 0; k < p->inner; ++k) {
             const int8_t *base = in + o * p->axis_size * p->inner + k;

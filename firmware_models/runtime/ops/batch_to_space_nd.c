@@ -25,7 +25,7 @@ EA_INVOKE(batch_to_space_nd) {
     const batch_space_params *p = EA_OP_CPARAMS(batch_space_params, op);
     const struct { ea_dims4 in, out; } d = {ea_dims4_nhwc(&m->tensors[op->in[0]]), ea_dims4_nhwc(&m->tensors[op->out])};
     const int8_t *in = (const int8_t *)ea_tensor_data(m, op->in[0]);
-    int8_t *out = (int8_t *)m->tensors[op->out].vdata;
+    int8_t *out = (int8_t *)ea_vdata(m, &m->tensors[op->out]);
     const int32_t depth = d.in.c;
     for (int32_t ib = 0; ib < d.in.n; ++ib) {
         const int32_t ob = ib % d.out.n, spatial = ib / d.out.n;

@@ -64,7 +64,7 @@ EA_PREPARE(concatenation) {
 
 EA_INVOKE(concatenation) {
     const concat_params *p = EA_OP_CPARAMS(concat_params, op);
-    uint8_t *out = m->tensors[op->out].vdata;
+    uint8_t *out = ea_vdata(m, &m->tensors[op->out]);
     for (int32_t o = 0; o < p->outer; o++)
         for (int32_t k = 0; k < p->n_inputs; k++) {
             const int32_t ti = input_at(m, p, k);

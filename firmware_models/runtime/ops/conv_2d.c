@@ -158,6 +158,6 @@ EA_INVOKE(conv_2d) {
     const ea_conv_params *p = EA_OP_CPARAMS(ea_conv_params, op);
     const ea_requant q = ea_conv_requant(m, op, p, dout.c);
     ea_conv_s8(p, &q, &di, (const int8_t *)ea_tensor_data(m, op->in[0]), &df, (const int8_t *)ea_tensor_data(m, op->in[1]),
-               &dout, (int8_t *)out->vdata, ea_op_scratch(m, op));
+               &dout, (int8_t *)ea_vdata(m, out), ea_op_scratch(m, op));
     return EA_OK;
 }

@@ -28,6 +28,6 @@ EA_PREPARE(dequantize) {
 EA_INVOKE(dequantize) {
     const ea_tensor *out = &m->tensors[op->out];
     ea_dequantize_s8_f32(EA_OP_CPARAMS(ea_affine_params, op), out->count, (const int8_t *)ea_tensor_data(m, op->in[0]),
-                         out->vdata);
+                         ea_vdata(m, out));
     return EA_OK;
 }

@@ -163,6 +163,6 @@ EA_INVOKE(fully_connected) {
     const ea_requant q = {.bias = ea_op_folded_bias(m, op), .mult = mult, .shift = per_channel ? mult + units : &p->shift,
                           .per_channel = per_channel, .out_offset = p->k.output_offset,
                           .act_min = p->k.act_min, .act_max = p->k.act_max};
-    ea_fully_connected_s8(&p->k, &q, batches, accum, units, x, w, (int8_t *)out->vdata, ea_op_scratch(m, op));
+    ea_fully_connected_s8(&p->k, &q, batches, accum, units, x, w, (int8_t *)ea_vdata(m, out), ea_op_scratch(m, op));
     return EA_OK;
 }

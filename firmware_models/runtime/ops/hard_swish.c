@@ -84,6 +84,6 @@ EA_PREPARE(hard_swish) {
 EA_INVOKE(hard_swish) {
     const ea_tensor *out = &m->tensors[op->out];
     hard_swish_s8(EA_OP_CPARAMS(hard_swish_params, op), out->count, (const int8_t *)ea_tensor_data(m, op->in[0]),
-                  (int8_t *)out->vdata);
+                  (int8_t *)ea_vdata(m, out));
     return EA_OK;
 }

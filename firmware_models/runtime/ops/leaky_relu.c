@@ -40,6 +40,6 @@ EA_PREPARE(leaky_relu) {
 EA_INVOKE(leaky_relu) {
     const ea_tensor *out = &m->tensors[op->out];
     leaky_relu_s8(EA_OP_CPARAMS(leaky_relu_params, op), out->count, (const int8_t *)ea_tensor_data(m, op->in[0]),
-                  (int8_t *)out->vdata);
+                  (int8_t *)ea_vdata(m, out));
     return EA_OK;
 }

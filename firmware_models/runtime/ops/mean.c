@@ -75,10 +75,10 @@ EA_PREPARE(mean) {
     unsigned mask = 0;
     const int lead = EA_MAX_DIMS - in->ndim;
     for (uint32_t k = 0; k < ax->count; k++) {
-        int32_t a = ea_load_i32(ax->cdata + 4u * k);
+        int32_t a = ea_load_i32(ea_cdata(m, ax) + 4u * k);
         if (a < 0) a += in->ndim;
         if (a < 0 || a >= in->ndim)
-            return ea_op_fail(m, c->index, "axis out of range: ", NULL, ea_load_i32(ax->cdata + 4u * k), 1);
+            return ea_op_fail(m, c->index, "axis out of range: ", NULL, ea_load_i32(ea_cdata(m, ax) + 4u * k), 1);
         mask |= 1u << (a + lead);
     }
     uint32_t kept = 1;
@@ -98,6 +98,6 @@ EA_INVOKE(mean) {
     int32_t di[6];
     ea_dims6_of(&m->tensors[op->in[0]], di);
     ea_mean_s8(EA_OP_CPARAMS(ea_mean_params, op), di, (const int8_t *)ea_tensor_data(m, op->in[0]),
-               (int8_t *)m->tensors[op->out].vdata);
+               (int8_t *)ea_vdata(m, &m->tensors[op->out]));
     return EA_OK;
 }

@@ -45,13 +45,13 @@ static ea_status prepare_pad(ea_prepare_ctx *c, int v2) {
     for (int d = 0; d < in->ndim; d++) {
         int64_t b, a;
         if (pt->type == EA_T_INT32) {
-            b = ea_load_i32(pt->cdata + 8u * d);
-            a = ea_load_i32(pt->cdata + 8u * d + 4);
+            b = ea_load_i32(ea_cdata(m, pt) + 8u * d);
+            a = ea_load_i32(ea_cdata(m, pt) + 8u * d + 4);
         } else {
-            b = (int64_t)((uint64_t)(uint32_t)ea_load_i32(pt->cdata + 16u * d) |
-                          ((uint64_t)(uint32_t)ea_load_i32(pt->cdata + 16u * d + 4) << 32));
-            a = (int64_t)((uint64_t)(uint32_t)ea_load_i32(pt->cdata + 16u * d + 8) |
-                          ((uint64_t)(uint32_t)ea_load_i32(pt->cdata + 16u * d + 12) << 32));
+            b = (int64_t)((uint64_t)(uint32_t)ea_load_i32(ea_cdata(m, pt) + 16u * d) |
+                          ((uint64_t)(uint32_t)ea_load_i32(ea_cdata(m, pt) + 16u * d + 4) << 32));
+            a = (int64_t)((uint64_t)(uint32_t)ea_load_i32(ea_cdata(m, pt) + 16u * d + 8) |
+                          ((uint64_t)(uint32_t)ea_load_i32(ea_cdata(m, pt) + 16u * d + 12) << 32));
         }
         if (b < 0 || a < 0 || b > EA_MAX_ELEMS || a > EA_MAX_ELEMS) return EA_OP_FAIL(c, "paddings must be non-negative");
         if (b > INT16_MAX || a > INT16_MAX) return EA_OP_FAIL(c, "paddings larger than 32767 are not supported");
@@ -65,7 +65,7 @@ static ea_status prepare_pad(ea_prepare_ctx *c, int v2) {
         /* TFLM's PadPrepare: the constant must share the output's quantization. */
         if (cv->zero_point != out->zero_point || cv->scale != out->scale)
             return EA_OP_FAIL(c, "constant_values quantization differs from the output's");
-        p.value = (int8_t)cv->cdata[0];
+        p.value = (int8_t)ea_cdata(m, cv)[0];
     } else {
         p.value = (int8_t)out->zero_point;
     }
@@ -80,6 +80,6 @@ EA_INVOKE(pad) {
     int32_t di[6];
     ea_dims6_of(&m->tensors[op->in[0]], di);
     ea_pad_s8(EA_OP_CPARAMS(ea_pad_params, op), di, (const int8_t *)ea_tensor_data(m, op->in[0]),
-              (int8_t *)m->tensors[op->out].vdata);
+              (int8_t *)ea_vdata(m, &m->tensors[op->out]));
     return EA_OK;
 }

@@ -115,14 +115,14 @@ EA_PREPARE(average_pool_2d) { return prepare_pool(c, 0); }
 EA_INVOKE(max_pool_2d) {
     const ea_dims4 di = ea_dims4_of(&m->tensors[op->in[0]]), dout = ea_dims4_of(&m->tensors[op->out]);
     ea_max_pool_s8(EA_OP_CPARAMS(ea_pool_params, op), &di, (const int8_t *)ea_tensor_data(m, op->in[0]), &dout,
-                   (int8_t *)m->tensors[op->out].vdata);
+                   (int8_t *)ea_vdata(m, &m->tensors[op->out]));
     return EA_OK;
 }
 
 EA_INVOKE(average_pool_2d) {
     const ea_dims4 di = ea_dims4_of(&m->tensors[op->in[0]]), dout = ea_dims4_of(&m->tensors[op->out]);
     if (ea_avg_pool_s8(EA_OP_CPARAMS(ea_pool_params, op), &di, (const int8_t *)ea_tensor_data(m, op->in[0]), &dout,
-                       (int8_t *)m->tensors[op->out].vdata, ea_op_scratch(m, op)))
+                       (int8_t *)ea_vdata(m, &m->tensors[op->out]), ea_op_scratch(m, op)))
         return ea_op_runtime_fail(m, op, "a pooling window covers no input");
     return EA_OK;
 }

@@ -67,8 +67,8 @@ EA_INVOKE(quantize) {
     const quantize_op_params *p = EA_OP_CPARAMS(quantize_op_params, op);
     const ea_tensor *out = &m->tensors[op->out];
     if (p->from_float)
-        ea_quantize_f32_s8(&p->affine, out->count, ea_tensor_data(m, op->in[0]), (int8_t *)out->vdata);
+        ea_quantize_f32_s8(&p->affine, out->count, ea_tensor_data(m, op->in[0]), (int8_t *)ea_vdata(m, out));
     else
-        ea_requantize_s8(&p->requant, out->count, (const int8_t *)ea_tensor_data(m, op->in[0]), (int8_t *)out->vdata);
+        ea_requantize_s8(&p->requant, out->count, (const int8_t *)ea_tensor_data(m, op->in[0]), (int8_t *)ea_vdata(m, out));
     return EA_OK;
 }

@@ -32,6 +32,6 @@ EA_PREPARE(relu) {
 EA_INVOKE(relu) {
     const ea_tensor *out = &m->tensors[op->out];
     relu_s8(EA_OP_CPARAMS(relu_params, op), out->count, (const int8_t *)ea_tensor_data(m, op->in[0]),
-            (int8_t *)out->vdata);
+            (int8_t *)ea_vdata(m, out));
     return EA_OK;
 }

@@ -31,6 +31,6 @@ EA_PREPARE(relu6) {
 EA_INVOKE(relu6) {
     const ea_tensor *out = &m->tensors[op->out];
     relu6_s8(EA_OP_CPARAMS(relu6_params, op), out->count, (const int8_t *)ea_tensor_data(m, op->in[0]),
-             (int8_t *)out->vdata);
+             (int8_t *)ea_vdata(m, out));
     return EA_OK;
 }

@@ -18,6 +18,6 @@ EA_PREPARE(reshape) {
 
 EA_INVOKE(reshape) {
     const ea_tensor *out = &m->tensors[op->out];
-    ea_copy_bytes(out->bytes, ea_tensor_data(m, op->in[0]), out->vdata);
+    ea_copy_bytes(out->bytes, ea_tensor_data(m, op->in[0]), ea_vdata(m, out));
     return EA_OK;
 }

@@ -97,6 +97,6 @@ EA_INVOKE(softmax) {
     const ea_tensor *in = &m->tensors[op->in[0]];
     const int32_t depth = in->dims[in->ndim - 1];
     ea_softmax_s8(EA_OP_CPARAMS(ea_softmax_params, op), (int32_t)(in->count / (uint32_t)depth), depth,
-                  (const int8_t *)ea_tensor_data(m, op->in[0]), (int8_t *)m->tensors[op->out].vdata);
+                  (const int8_t *)ea_tensor_data(m, op->in[0]), (int8_t *)ea_vdata(m, &m->tensors[op->out]));
     return EA_OK;
 }

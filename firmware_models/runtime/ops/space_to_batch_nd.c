@@ -33,9 +33,9 @@ ea_status ea_space_batch_prepare(ea_prepare_ctx *c, int32_t block[2], int32_t be
     block[1] = 1;
     before[1] = after[1] = 0;
     for (uint32_t d = 0; d < spatial; d++) {
-        block[d] = ea_load_i32(bs->cdata + 4u * d);
-        before[d] = ea_load_i32(pd->cdata + 8u * d);
-        after[d] = ea_load_i32(pd->cdata + 8u * d + 4u);
+        block[d] = ea_load_i32(ea_cdata(m, bs) + 4u * d);
+        before[d] = ea_load_i32(ea_cdata(m, pd) + 8u * d);
+        after[d] = ea_load_i32(ea_cdata(m, pd) + 8u * d + 4u);
         if (block[d] < 1 || block[d] > EA_MAX_WINDOW) return EA_OP_FAIL(c, "block shape out of range");
         if (before[d] < 0 || after[d] < 0 || before[d] > EA_MAX_WINDOW || after[d] > EA_MAX_WINDOW)
             return EA_OP_FAIL(c, "paddings/crops out of range");
@@ -64,7 +64,7 @@ EA_INVOKE(space_to_batch_nd) {
     const space_batch_params *p = EA_OP_CPARAMS(space_batch_params, op);
     const struct { ea_dims4 in, out; } d = {ea_dims4_nhwc(&m->tensors[op->in[0]]), ea_dims4_nhwc(&m->tensors[op->out])};
     const int8_t *in = (const int8_t *)ea_tensor_data(m, op->in[0]);
-    int8_t *out = (int8_t *)m->tensors[op->out].vdata;
+    int8_t *out = (int8_t *)ea_vdata(m, &m->tensors[op->out]);
     const int32_t depth = d.in.c;
     for (int32_t ob = 0; ob < d.out.n; ++ob) {
         const int32_t ib = ob % d.in.n;

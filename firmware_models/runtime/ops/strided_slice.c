@@ -68,9 +68,9 @@ EA_PREPARE(strided_slice) {
         int32_t b = 0, e = 1, s = 1;
         int bm = 1, em = 1, sh = 0;
         if (k >= 0) {
-            b = ea_load_i32(idx[0]->cdata + 4u * (uint32_t)k);
-            e = ea_load_i32(idx[1]->cdata + 4u * (uint32_t)k);
-            s = ea_load_i32(idx[2]->cdata + 4u * (uint32_t)k);
+            b = ea_load_i32(ea_cdata(m, idx[0]) + 4u * (uint32_t)k);
+            e = ea_load_i32(ea_cdata(m, idx[1]) + 4u * (uint32_t)k);
+            s = ea_load_i32(ea_cdata(m, idx[2]) + 4u * (uint32_t)k);
             bm = (begin_mask >> k) & 1;
             em = (end_mask >> k) & 1;
             sh = (shrink_mask >> k) & 1;
@@ -125,7 +125,7 @@ EA_INVOKE(strided_slice) {
     ea_dims6_of(in_t, d); /* rank <= 4: d[1..5] are the 5 padded axes */
     const int32_t *shape = d + 1;
     const int8_t *in = (const int8_t *)ea_tensor_data(m, op->in[0]);
-    int8_t *out = (int8_t *)m->tensors[op->out].vdata;
+    int8_t *out = (int8_t *)ea_vdata(m, &m->tensors[op->out]);
     int32_t o = 0;
 #define EA_SS_LOOP(a, i) for (int32_t i = p->start[a]; p->stride[a] > 0 ? i < p->stop[a] : i > p->stop[a]; i += p->stride[a])
     EA_SS_LOOP(0, i0) EA_SS_LOOP(1, i1) EA_SS_LOOP(2, i2) EA_SS_LOOP(3, i3) EA_SS_LOOP(4, i4)

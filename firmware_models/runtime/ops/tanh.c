@@ -29,6 +29,6 @@ EA_PREPARE(tanh) {
 EA_INVOKE(tanh) {
     const ea_tensor *out = &m->tensors[op->out];
     tanh_s8(EA_OP_CPARAMS(ea_sigmoid_params, op), out->count, (const int8_t *)ea_tensor_data(m, op->in[0]),
-            (int8_t *)out->vdata);
+            (int8_t *)ea_vdata(m, out));
     return EA_OK;
 }

@@ -40,7 +40,7 @@ EA_PREPARE(transpose_conv) {
         return EA_OP_FAIL(c, "output shape must be 4 int32 values");
     if (shape->is_const)
         for (uint32_t d = 0; d < 4; d++)
-            if (ea_load_i32(shape->cdata + 4u * d) != out->dims[d]) return EA_OP_FAIL(c, "output shape tensor differs from the output's shape");
+            if (ea_load_i32(ea_cdata(m, shape) + 4u * d) != out->dims[d]) return EA_OP_FAIL(c, "output shape tensor differs from the output's shape");
     if (in->dims[0] != out->dims[0] || in->dims[3] != filter->dims[3] || filter->dims[0] != out->dims[3])
         return EA_OP_FAIL(c, "input, filter and output shapes do not match");
     /* ComputePaddingHeightWidth over the output size (dilation 1). */
@@ -71,7 +71,7 @@ EA_INVOKE(transpose_conv) {
     const int8_t *filter = (const int8_t *)ea_tensor_data(m, op->in[1]);
     const uint8_t *bias = ea_op_bias(m, op);
     const int32_t *mult = ea_op_multipliers(m, op), *shift = mult + d.c;
-    int8_t *out = (int8_t *)m->tensors[op->out].vdata;
+    int8_t *out = (int8_t *)ea_vdata(m, &m->tensors[op->out]);
     int32_t *acc = ea_op_scratch(m, op);
     const int32_t n = d.n * d.h * d.w * d.c;
     for (int32_t i = 0; i < n; ++i) acc[i] = 0;
