@@ -12,8 +12,8 @@ from conftest import run_cli
 pytest_plugins = ["fixtures_poisoning"]
 
 # gradient matching at test scale (tools/bench_backdoor.py --only clean-label runs it in full)
-SOURCE, TARGET, EPS, GM_TARGETS, GM_EPOCHS = 1, 7, 0.25, 2, 8
-GM_SET = {"steps": 60, "restarts": 1}
+SOURCE, TARGET, EPS, GM_TARGETS, GM_EPOCHS = 1, 7, 0.25, 2, 6
+GM_SET = {"steps": 40, "restarts": 1}
 
 
 def test_pruning_and_poisoning_rows_per_ratio_and_epoch_on_the_device(tmp_path):
@@ -65,7 +65,7 @@ def test_clean_label_poisons_keep_labels_within_the_budget(tmp_path):
     out = tmp_path / "cl"
     obj = run_poison(out, "clean-label", rate=0.3, source_class=1, target_class=7, eps=0.1,
                      settings={"method": "feature-collision", "steps": 20}, recipes=[],
-                     pretrain_epochs=3, epochs=3, seed=0, progress=False)
+                     pretrain_epochs=2, epochs=2, seed=0, progress=False)
     clean, d = load_dataset("digits"), load_dataset(out / "poisoned.npz")
     with np.load(out / "poisoned.npz") as f:
         mask = f["poisoned"]
