@@ -75,9 +75,6 @@ def pi_sshd(tmp_path_factory):
         (cpu / name).write_text("0\n")
     root_argv = ["proot", "-q", "qemu-aarch64-static", "-0", "-r", str(ROOTFS), "-w", "/", "-b", "/dev",
                  "-b", "/proc", "-b", f"{d / 'sys'}:/sys", "-b", f"{d}:{MOUNT}", "-b", f"{d / 'run-sshd'}:/run/sshd"]
-    # proot translates no path under its own temp dir (default /tmp): keep it out of the root's /tmp
-    (d / "proot-tmp").mkdir()
-    env = dict(os.environ, PROOT_TMP_DIR=str(d / "proot-tmp"))
     for _attempt in range(3):  # another process may take the free port first
         port = free_local_port()
         (d / "sshd_config").write_text(f"""\
@@ -105,7 +102,7 @@ Host *
 """)
         log = open(d / "sshd.log", "wb")
         proc = children.spawn([*root_argv, "/usr/sbin/sshd", "-D", "-e", "-f", f"{MOUNT}/sshd_config"],
-                              stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+                              stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         deadline = time.monotonic() + 120  # sshd starts in a few seconds under emulation
         while proc.poll() is None and time.monotonic() < deadline:
             if b"Server listening" in (d / "sshd.log").read_bytes():

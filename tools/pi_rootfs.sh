@@ -38,11 +38,6 @@ for tool in debootstrap proot qemu-aarch64-static; do
 done
 export PATH=$PATH:/usr/sbin:/sbin
 
-# proot keeps its own files in $PROOT_TMP_DIR (default /tmp) and then does not translate paths under
-# it: the root's /tmp would show the host's (dpkg scripts' `mktemp` + `stat` fail). Keep it elsewhere.
-export PROOT_TMP_DIR="$ROOT.proot-tmp"
-mkdir -p "$PROOT_TMP_DIR"
-
 start=$(date +%s)
 WORK="$ROOT.partial"
 # debootstrap's second stage mounts /proc and /sys inside the root for real (we are root) and leaves
@@ -59,9 +54,11 @@ echo "pi_rootfs: building the Debian 12 arm64 root in $WORK (first time: several
 
 # proot as root inside the arm64 root, every aarch64 program under qemu (children included). No host
 # folder that a package inside writes to is bound: ca-certificates' post-install rewrites
-# /etc/ssl/certs, which must stay the root's own (the host's may hold local CAs).
+# /etc/ssl/certs, which must stay the root's own (the host's may hold local CAs). Except /tmp: under
+# proot, stat of a path in the root's /tmp looks at the host's, and openssh-server's post-install
+# (mktemp, then stat) fails unless both are the same folder.
 inside() {
-  proot -q qemu-aarch64-static -0 -r "$WORK" -w / -b /dev -b /proc -b /sys "$@"
+  proot -q qemu-aarch64-static -0 -r "$WORK" -w / -b /dev -b /proc -b /sys -b /tmp "$@"
 }
 
 debootstrap --arch=arm64 --foreign --variant=minbase bookworm "$WORK" "$MIRROR" >"$WORK.log" 2>&1 \
@@ -78,28 +75,31 @@ chmod 755 "$WORK/usr/sbin/policy-rc.d"
 # minbase has no archive key; name resolution as on the host
 cp /usr/share/keyrings/debian-archive-keyring.gpg "$WORK/etc/apt/trusted.gpg.d/"
 cp -L /etc/resolv.conf "$WORK/etc/resolv.conf"
+# (each step joined with &&: a { ...; } group's status would be its last command's only)
 {
-  inside /usr/bin/apt-get update -qq
+  inside /usr/bin/apt-get update -qq &&
   DEBIAN_FRONTEND=noninteractive inside /usr/bin/apt-get install -y -qq --no-install-recommends \
-    python3 python3-venv openssh-server
-  inside /usr/bin/apt-get clean
+    python3 python3-venv openssh-server &&
+  inside /usr/bin/apt-get clean &&
+  grep -q '^sshd:' "$WORK/etc/passwd"   # openssh-server's post-install ran to its end
 } >>"$WORK.log" 2>&1 || { echo "pi_rootfs: apt-get inside the root failed, see $WORK.log" >&2; exit 1; }
 echo "pi_rootfs: python3 and openssh-server done after $(( $(date +%s) - start )) s" >&2
 
 # the agent's wheels, installed now so that deploying in a test needs no network. pip trusts the
 # host's CA bundle (a copy: the host may reach the registry through its own CA), removed afterwards.
-cp -L /etc/ssl/certs/ca-certificates.crt "$WORK/tmp/host-ca.crt"
+CA_COPY=/opt/host-ca.crt   # not in /tmp, which is the host's while `inside` runs
+cp -L /etc/ssl/certs/ca-certificates.crt "$WORK$CA_COPY"
 {
-  inside /usr/bin/python3 -m venv "$VENV_IN_ROOT"
+  inside /usr/bin/python3 -m venv "$VENV_IN_ROOT" &&
   ( # every CA setting the host's environment may pass in points at the copy; host-only wheel folders go
     unset PIP_FIND_LINKS PIP_INDEX_URL PIP_EXTRA_INDEX_URL
-    export PIP_CERT=/tmp/host-ca.crt REQUESTS_CA_BUNDLE=/tmp/host-ca.crt SSL_CERT_FILE=/tmp/host-ca.crt
+    export PIP_CERT=$CA_COPY REQUESTS_CA_BUNDLE=$CA_COPY SSL_CERT_FILE=$CA_COPY
     inside "$VENV_IN_ROOT/bin/python" -m pip install -q --no-cache-dir "ai-edge-litert==$litert" numpy pyserial
-  )
+  ) &&
   inside "$VENV_IN_ROOT/bin/python" -c \
     "import platform, numpy, serial; from ai_edge_litert.interpreter import Interpreter; assert platform.machine() == 'aarch64', platform.machine()"
 } >>"$WORK.log" 2>&1 || { echo "pi_rootfs: the agent's wheels did not install inside the root, see $WORK.log" >&2; exit 1; }
-rm -f "$WORK/tmp/host-ca.crt" "$WORK/etc/ssh"/ssh_host_*   # tests bring their own host key; none is shared through the cache
+rm -f "$WORK$CA_COPY" "$WORK/etc/ssh"/ssh_host_*   # tests bring their own host key; none is shared through the cache
 
 unmount_inside "$WORK"
 unmount_inside "$ROOT"
