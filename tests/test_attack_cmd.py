@@ -1,9 +1,10 @@
 """`edgeattack attack`: white-box on a float model, on the int8 surrogate judged on emu-tflm, black-box
 Square through emu-tflm, a .tflite-only model, and one-line refusals of bad input.
 
-Models are tiny and trained once for the module; n <= 20 and budgets <= 100. The main flows run the
-installed CLI in a subprocess; bad input goes through edgeattack.cli.main in this process (the same
-code path, without paying a TensorFlow import per case)."""
+Models are tiny and trained once for the module; n <= 20 and budgets <= 100. One flow (white-box
+on the float model) runs the installed CLI in a subprocess, end to end; the other flows and bad
+input go through edgeattack.cli.main in this process (the same code path, without paying a
+TensorFlow import per case)."""
 from __future__ import annotations
 
 import json
@@ -105,16 +106,16 @@ def test_whitebox_on_float_judged_by_float(models, tmp_path, capsys):
     assert (tmp_path / "attack.json").is_file()  # beside the .npz
 
 
-def test_whitebox_on_the_surrogate_judged_on_emu_tflm(models, tmp_path):
+def test_whitebox_on_the_surrogate_judged_on_emu_tflm(models, tmp_path, capsys):
     from edgeattack.attacks.io import load_adversarial
     from edgeattack.fileid import sha256_file
     from edgeattack.results import read_results
 
     out = tmp_path / "adv.npz"
-    proc = run_cli("attack", "pgd", "--model", models["float"], "--target", models["int8"],
-                   "--board", "emu-tflm", "--eps", "0.1,0.2", "-n", N, "--set", "steps=10",
-                   "--range", "0,1", "-o", out)
-    assert proc.returncode == 0, proc.stderr
+    code, _, err = _cli(capsys, "attack", "pgd", "--model", models["float"], "--target", models["int8"],
+                        "--board", "emu-tflm", "--eps", "0.1,0.2", "-n", N, "--set", "steps=10",
+                        "--range", "0,1", "-o", out)
+    assert code == 0, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adv.npz", "attack.json", "results.jsonl",
                                                           "session.json"]
     sha = sha256_file(models["int8"])
@@ -142,15 +143,15 @@ def test_whitebox_on_the_surrogate_judged_on_emu_tflm(models, tmp_path):
     assert session["inputs"][0]["path"] == str(out)
 
 
-def test_blackbox_square_through_emu_tflm(models, tmp_path):
+def test_blackbox_square_through_emu_tflm(models, tmp_path, capsys):
     from edgeattack.attacks.io import load_adversarial
     from edgeattack.results import read_results
 
     out = tmp_path / "run"
-    proc = run_cli("attack", "square", "--board", "emu-tflm", "--model", models["int8"], "--budget", 60,
-                   "--eps", "0.2", "-n", N, "--range", "0,1", "-o", out, "--json")
-    assert proc.returncode == 0, proc.stderr
-    s = json.loads(proc.stdout)
+    code, stdout, err = _cli(capsys, "attack", "square", "--board", "emu-tflm", "--model", models["int8"],
+                             "--budget", 60, "--eps", "0.2", "-n", N, "--range", "0,1", "-o", out, "--json")
+    assert code == 0, err
+    s = json.loads(stdout)
     assert s == json.loads((out / "attack.json").read_text())
     assert s["target"]["kind"] == "board" and s["crafting_target"]["kind"] == "board"
     r = s["metrics"][0]
@@ -171,11 +172,12 @@ def test_blackbox_square_through_emu_tflm(models, tmp_path):
         assert by_id[i]["wire_bytes"] == pytest.approx(float(adv["wire_bytes"][0][i]))
 
 
-def test_tflite_only_model_warns_about_its_range(models, tmp_path):
+def test_tflite_only_model_warns_about_its_range(models, tmp_path, capsys, caplog):
     out = tmp_path / "fgsm.npz"
-    proc = run_cli("attack", "fgsm", "--model", models["int8"], "--eps", "0.1", "-n", 10, "-o", out)
-    assert proc.returncode == 0, proc.stderr
-    warnings = [line for line in proc.stderr.splitlines() if "WARNING" in line]
+    code, _, err = _cli(capsys, "attack", "fgsm", "--model", models["int8"], "--eps", "0.1", "-n", 10, "-o", out)
+    assert code == 0, err
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelname == "WARNING" and r.name.startswith("edgeattack")]
     assert len(warnings) == 1 and "input quantization" in warnings[0] and "--range" in warnings[0]
     s = json.loads((tmp_path / "attack.json").read_text())
     assert s["target"]["kind"] == "surrogate" and s["data_range_from"] == "input quantization (default)"
