@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeattack.attacks.poisoning.cleanlabel import choose_targets
+from edgeattack.attacks.poisoning.cleanlabel import choose_targets, clean_label, gradient_matching
 from edgeattack.attacks.poisoning.data import badnets, flip, flip_targeted
 from edgeattack.attacks.poisoning.poison import check_settings
 from edgeattack.attacks.poisoning.triggers import parse_trigger
@@ -50,6 +50,9 @@ def test_patch_and_blend_triggers():
     (lambda d: flip(d, -0.1), "--rate -0.1"),
     (lambda d: flip_targeted(d, 0.1, 1, 12), "--target-class 12"),
     (lambda d: flip_targeted(d, 0.1, 3, 3), "--source-class 3"),
+    (lambda d: clean_label(d, 0.1, 4, 4, 0.1, None), "--source-class 4"),
+    (lambda d: gradient_matching(d, 0.1, 4, 4, 0.1, None), "--source-class 4"),
+    (lambda d: gradient_matching(d, 1.5, 4, 5, 0.1, None), "--rate 1.5"),
     (lambda d: badnets(d, parse_trigger("patch:3"), 10, 0.1), "--target-class 10"),
     (lambda d: parse_trigger("patch:9", d.input_shape), "--trigger patch:9"),
     (lambda d: parse_trigger("blend:2"), "--trigger blend:2"),

@@ -645,20 +645,11 @@ class Client:
         if self._broken or self.port is None:
             self._reconnect()
             return
-        try:
-            data = read_some(self.port)
-        except _DISCONNECT:
-            self._broken = True
+        got = self._read_frames()
+        if got is None:
             return
-        now = time.monotonic()
-        if data:
-            self.stats.wire_bytes_received += len(data)
-            drops_before = self._decoder.dropped
-            frames = self._decoder.feed(data)
-            damaged = self._decoder.dropped > drops_before
-            self.stats.frames_dropped = dict(self._decoder.drops)
-            for frame in frames:
-                self._on_frame(frame, now)
+        now, damaged, received = got
+        if received:
             if self._rebooted:
                 self._recover()
             self._send_pending()
@@ -738,19 +729,33 @@ class Client:
 
         quiet = self.timeout + self._byte_s * (self._inflight_bytes + self._reply_allow)
         while unanswered() and not self._broken and self.port is not None:
-            try:
-                data = read_some(self.port)
-            except _DISCONNECT:
-                self._broken = True
+            got = self._read_frames()
+            if got is None:
                 return
-            now = time.monotonic()
-            if data:
-                self.stats.wire_bytes_received += len(data)
-                for frame in self._decoder.feed(data):
-                    self._on_frame(frame, now)
-                self.stats.frames_dropped = dict(self._decoder.drops)
-            elif now - self._last_progress > quiet:
+            now, _damaged, received = got
+            if not received and now - self._last_progress > quiet:
                 return
+
+    def _read_frames(self):
+        """Read once (up to the poll interval) and handle every whole frame that arrived. Returns
+        (now, damaged: the decoder dropped bytes, received: any byte came), or None when the port
+        is gone (self._broken set)."""
+        try:
+            data = read_some(self.port)
+        except _DISCONNECT:
+            self._broken = True
+            return None
+        now = time.monotonic()
+        if not data:
+            return now, False, False
+        self.stats.wire_bytes_received += len(data)
+        drops_before = self._decoder.dropped
+        frames = self._decoder.feed(data)
+        damaged = self._decoder.dropped > drops_before
+        self.stats.frames_dropped = dict(self._decoder.drops)
+        for frame in frames:
+            self._on_frame(frame, now)
+        return now, damaged, True
 
     def _recover(self) -> None:
         """After NOT_SYNCED: count what may have run unseen, give the device a new boot_id (INFO,

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...datasets import Dataset
 from ...errors import UsageError
-from .data import Poisoned, _choose, check_class, check_rate
+from .data import Poisoned, _choose, check_pair
 
 METHODS = ("gradient-matching", "feature-collision")
 
@@ -68,12 +68,7 @@ def clean_label(data: Dataset, rate: float, source_class: int, target_class: int
                 step_size: float | None = None) -> Poisoned:
     """A fraction `rate` of the target class's training samples become feature-collision poisons
     (labels unchanged), each aimed at a random source-class training sample."""
-    check_rate(rate)
-    check_class(source_class, data.classes, "--source-class")
-    check_class(target_class, data.classes)
-    if source_class == target_class:
-        raise UsageError(f"--source-class {source_class} equals --target-class; the poisons make "
-                         f"one class look like another")
+    check_pair(data, rate, source_class, target_class)
     eps = check_eps(eps, data.data_range)
     rng = np.random.default_rng([seed, 14])
     bases = np.flatnonzero(data.y_train == target_class)
@@ -115,12 +110,7 @@ def gradient_matching(data: Dataset, rate: float, source_class: int, target_clas
     on them should classify as target_class. info["targets"]: those test indices."""
     from .gradmatch import brew
 
-    check_rate(rate)
-    check_class(source_class, data.classes, "--source-class")
-    check_class(target_class, data.classes)
-    if source_class == target_class:
-        raise UsageError(f"--source-class {source_class} equals --target-class; the targets must "
-                         f"become another class")
+    check_pair(data, rate, source_class, target_class)
     eps = check_eps(eps, data.data_range)
     chosen = choose_targets(data, source_class, int(targets), seed)
     bases = np.flatnonzero(data.y_train == target_class)

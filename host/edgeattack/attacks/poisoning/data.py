@@ -47,6 +47,17 @@ def check_class(c: int, classes: int, what: str = "--target-class") -> int:
     return c
 
 
+def check_pair(data: Dataset, rate: float, source_class: int, target_class: int) -> None:
+    """The checks every source-to-target poisoning shares: the rate, both classes, and that they
+    differ (one line each, naming the flag)."""
+    check_rate(rate)
+    check_class(source_class, data.classes, "--source-class")
+    check_class(target_class, data.classes)
+    if source_class == target_class:
+        raise UsageError(f"--source-class {source_class} equals --target-class; the poisoning "
+                         f"moves samples from one class to another: give two different classes")
+
+
 def _with_train(data: Dataset, x_train, y_train, tag: str) -> Dataset:
     return dataclasses.replace(data, name=f"{data.name}+{tag}", x_train=x_train, y_train=y_train)
 
@@ -77,12 +88,7 @@ def flip_targeted(data: Dataset, rate: float, source_class: int, target_class: i
                   seed: int = 0) -> Poisoned:
     """Targeted label flipping: a fraction `rate` of the source class's training samples relabelled
     as the target class."""
-    check_rate(rate)
-    check_class(source_class, data.classes, "--source-class")
-    check_class(target_class, data.classes)
-    if source_class == target_class:
-        raise UsageError(f"--source-class {source_class} equals --target-class; flip between two "
-                         f"different classes")
+    check_pair(data, rate, source_class, target_class)
     rng = np.random.default_rng([seed, 12])
     candidates = np.flatnonzero(data.y_train == source_class)
     if not len(candidates):
