@@ -14,7 +14,7 @@ import edgeattack.errors
 pytest_plugins = ["fixtures_compress"]
 
 # Training at eps 0.15 with 5 PGD steps buys robustness at eps 0.1 in 3 epochs (a reduced-scale
-# stand-in for the built-in recipe's 10 epochs at eps 0.1).
+# stand-in for the built-in recipe's 40 epochs).
 ADV = {"step": "adv-train", "eps": 0.15, "steps": 5, "rel_stepsize": 0.5, "epochs": 3,
        "eval_samples": 0}
 N = 300
@@ -100,7 +100,8 @@ def test_cosine_lr_schedule_and_the_builtin_recipe():
     assert [round(cb.schedule(e, None), 6) for e in (0, 10, 19)] == [0.003, 0.0015, 0.000018]
     # the built-in recipe trains above the eps it is judged at, with the schedule (docs/benchmarks.md)
     p = load_recipe("adv-train").steps[0].params
-    assert p["eps"] == 0.15 and p["lr_schedule"] == "cosine" and p["epochs"] == 20
+    assert p["eps"] == 0.15 and p["lr_schedule"] == "cosine"
+    assert p["epochs"] == 40 and p["batch_size"] == 16
     with pytest.raises(edgeattack.errors.UsageError) as e:
         load_recipe([{"step": "adv-train", "lr_schedule": "step"}])
     assert "'lr_schedule' must be one of constant, cosine" in str(e.value)

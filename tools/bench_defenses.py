@@ -2,7 +2,7 @@
 """Defenses against plain ptq-int8 on the device: issue 12's "What must hold" figures for the
 defenses measured on a clean cnn-digits (adv-train, dq by default).
 
-    python tools/bench_defenses.py --work runs/bench-def [-n 200] [--offset 0] [--eps 0.05,0.1] [--budget 50]
+    python tools/bench_defenses.py --work runs/bench-def [-n 200] [--offset 0] [--eps 0.05,0.1,0.2] [--budget 50]
                                    [--board qemu-m4] [--recipes ptq-int8,adv-train,dq]
                                    [--model M.keras] [--seed 0] [--json def.json] [--force]
 
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     ap.add_argument("-n", type=int, default=200, help="test samples evaluated")
     ap.add_argument("--offset", type=int, default=0,
                     help="index of the first test sample evaluated (e.g. 200: held out from the first 200)")
-    ap.add_argument("--eps", default="0.05,0.1", help="comma-separated L-inf budgets")
+    ap.add_argument("--eps", default="0.05,0.1,0.2", help="comma-separated L-inf budgets")
     ap.add_argument("--budget", type=int, default=100, help="square's queries per sample")
     ap.add_argument("--board", default="qemu-m4")
     ap.add_argument("--recipes", default="ptq-int8,adv-train,dq",
