@@ -80,19 +80,80 @@ def test_padded_space_to_batch_pads_with_the_zero_point_as_litert():
     assert (got == info.output_tensors[0].zero_point).any()  # the padding is there
 
 
-def test_batch_free_dilated_conv_is_refused_naming_the_operator():
-    """Keras' Input without a batch size makes the converter lower a dilated convolution to
-    SPACE_TO_BATCH_ND / CONV_2D / BATCH_TO_SPACE_ND with batch 1 stored where the data has 4 batches
-    (TFLM then writes past the tensor): the firmware's loader refuses it with the operator's name."""
+def _batch_free_dilated(k, t, padding="valid"):
+    inp = k.layers.Input((12, 12, 3))  # no batch size: the converter lowers the dilation
+    x = k.layers.Conv2D(4, 3, dilation_rate=2, padding=padding, activation="relu")(inp)
+    x = k.layers.DepthwiseConv2D(3, dilation_rate=2, padding=padding, activation="relu")(x)
+    return k.Model(inp, k.layers.Flatten()(x))
+
+
+def test_raw_batch_free_dilated_conv_is_refused_naming_the_operator():
+    """The converter's own output for a batch-free dilated convolution stores batch 1 between
+    SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND where the data has 4 batches (TFLM then writes past the
+    tensor): the firmware's loader refuses such a file, from wherever it came, with the operator's name."""
+    import numpy as np
+
     from edgeattack.errors import EdgeAttackError
     from edgeattack.firmware.hostrt import host_plan
     from edgeattack.tflite.reader import read_model
+    from edgeattack.tfutil import keras, set_seed, tf
+
+    set_seed(0)
+    conv = tf().lite.TFLiteConverter.from_keras_model(_batch_free_dilated(keras(), tf()))
+    conv.optimizations = [tf().lite.Optimize.DEFAULT]
+    x = np.random.default_rng(0).random((8, 12, 12, 3), dtype=np.float32)
+    conv.representative_dataset = lambda: ([x[i:i + 1]] for i in range(len(x)))
+    conv.target_spec.supported_ops = [tf().lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf().int8
+    raw = bytes(conv.convert())
+    info = read_model(raw)
+    assert {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"} <= set(info.distinct_ops)
+    s2b = next(op for op in info.operators if op.name == "SPACE_TO_BATCH_ND")
+    assert info.tensors[s2b.outputs[0]].shape[0] == 1  # the stored batch the data does not have
+    with pytest.raises(EdgeAttackError, match="SPACE_TO_BATCH_ND at op 0: output shape does not match"):
+        host_plan(raw)
+
+
+def test_batch_free_dilated_convs_get_their_real_batch_and_match_tflm():
+    """The project's conversion writes block_h * block_w into the stored batch of every tensor between
+    SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND (tflite/batch_shapes.py): the firmware then runs the model,
+    byte-identical with TFLM (VALID) and with LiteRT's reference kernels (VALID and SAME; TFLM pads
+    SPACE_TO_BATCH_ND with an uninitialised offset, see above)."""
+    import numpy as np
+
+    from edgeattack.firmware.hostrt import run_host
+    from edgeattack.tflite.batch_shapes import fix_space_to_batch_shapes
+    from edgeattack.tflite.reader import read_model
+    from edgeattack.tflite.runtimes import LiteRTRunner, TFLMRunner
+
+    xs = np.random.default_rng(1).integers(-128, 128, size=(6, 1, 12, 12, 3), dtype=np.int8)
+    for padding in ("valid", "same"):
+        tfl = _convert(lambda k, t: _batch_free_dilated(k, t, padding), (12, 12, 3))
+        info = read_model(tfl)
+        assert {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "DEPTHWISE_CONV_2D"} <= set(info.distinct_ops)
+        for op in info.operators:
+            if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+                assert info.tensors[op.outputs[0]].shape[0] == 4, padding
+        assert fix_space_to_batch_shapes(tfl) == (tfl, [])  # already fixed: nothing more to do
+        got = run_host(tfl, xs)
+        lite = LiteRTRunner(tfl, resolver="reference")
+        ref = np.stack([np.asarray(lite.invoke_raw(x)) for x in xs])
+        assert np.array_equal(got.reshape(ref.shape), ref), padding
+        if padding == "valid":
+            tflm = TFLMRunner(tfl)
+            assert np.array_equal(got.reshape(ref.shape), np.stack([np.asarray(tflm.invoke_raw(x)) for x in xs]))
+
+
+def test_batch_shapes_leave_models_with_real_batches_unchanged():
+    """With a batch size the converter keeps a dilated convolution whole: nothing to fix, the same
+    bytes come back."""
+    from edgeattack.tflite.batch_shapes import fix_space_to_batch_shapes
+    from edgeattack.tflite.reader import read_model
 
     def build(k, t):
-        inp = k.layers.Input((8, 8, 3))
-        return k.Model(inp, k.layers.Conv2D(4, 3, dilation_rate=2, padding="same")(inp))
+        inp = k.layers.Input((12, 12, 3), batch_size=1)
+        return k.Model(inp, k.layers.Conv2D(4, 3, dilation_rate=2, padding="valid")(inp))
 
-    tfl = _convert(build, (8, 8, 3))
-    assert {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"} <= set(read_model(tfl).distinct_ops)
-    with pytest.raises(EdgeAttackError, match="SPACE_TO_BATCH_ND at op 0: output shape does not match"):
-        host_plan(tfl)
+    tfl = _convert(build, (12, 12, 3))
+    assert "SPACE_TO_BATCH_ND" not in read_model(tfl).distinct_ops
+    assert fix_space_to_batch_shapes(tfl) == (tfl, [])

@@ -1,6 +1,7 @@
 """Models a user would write with the newer operators, converted by the project's own ptq-int8 step and
 run on the qemu-m4 firmware, byte-identical with TFLM: a hand-written atrous (dilated) convolution that
-keeps SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND, concatenated inception-style branches, sigmoid and
+keeps SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND, Keras dilated Conv2D and DepthwiseConv2D layers in a
+model without a batch size (which the converter lowers to those operators), concatenated inception-style branches, sigmoid and
 hard-swish activations with a squeeze-and-excitation MUL, and a small U-Net-like decoder with
 Conv2DTranspose and skip concatenations. One test: each model is one firmware build and one QEMU run."""
 from __future__ import annotations
@@ -32,6 +33,19 @@ def _user_models():
         x = L.Lambda(lambda v: t.batch_to_space(v, [2, 2], [[0, 0], [1, 1]]))(x)
         x = L.GlobalAveragePooling2D()(x)
         return k.Model(inp, L.Dense(4)(x)), (12, 12, 3), {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}
+
+    def dilated():
+        # Written the usual way (no batch size), so the converter lowers both dilated layers to
+        # SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND; the project's conversion writes the real batch into
+        # the shapes between them (tflite/batch_shapes.py). VALID: TFLM's padded SPACE_TO_BATCH_ND
+        # pads with an uninitialised offset (ops/space_to_batch_nd.c).
+        inp = L.Input((12, 12, 3))
+        x = L.Conv2D(4, 3, padding="same", activation="relu")(inp)
+        x = L.Conv2D(6, 3, dilation_rate=2, padding="valid", activation="relu")(x)
+        x = L.DepthwiseConv2D(3, dilation_rate=2, padding="valid", activation="relu")(x)
+        x = L.Flatten()(x)
+        return k.Model(inp, L.Dense(4)(x)), (12, 12, 3), {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND",
+                                                         "DEPTHWISE_CONV_2D"}
 
     def branches():
         inp = L.Input((10, 10, 3), batch_size=1)
@@ -66,7 +80,7 @@ def _user_models():
         out = L.Conv2D(1, 1, activation="sigmoid")(d1)
         return k.Model(inp, out), (16, 16, 1), {"TRANSPOSE_CONV", "CONCATENATION", "LOGISTIC"}
 
-    return {"atrous": atrous, "branches": branches, "activations": activations, "unet": unet}
+    return {"atrous": atrous, "dilated": dilated, "branches": branches, "activations": activations, "unet": unet}
 
 
 def test_user_style_models_on_m4_match_tflm(tools, tmp_path):  # noqa: F811

@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 
 from ..errors import EdgeAttackError
+from ..tflite.batch_shapes import fix_space_to_batch_shapes
 from .context import StepContext, native_stderr_quiet
 
 
@@ -49,11 +50,15 @@ def to_tflite(model, kind: str, x_calibration=None, progress: bool = False) -> b
             with warnings.catch_warnings():
                 # "Statistics for quantized inputs were expected": harmless for int8 in/out
                 warnings.simplefilter("ignore", UserWarning)
-                return bytes(conv.convert())
+                converted = bytes(conv.convert())
         except Exception as e:  # the converter's errors are long; keep the first line
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
             raise EdgeAttackError(f"TFLite conversion ({kind}) failed: {first}; the model may use "
                                   f"an operator TFLite's {kind} path does not support") from None
+    # A batch-free Keras model's dilated convolutions come out as SPACE_TO_BATCH_ND ... BATCH_TO_SPACE_ND
+    # with batch 1 stored where the data has block_h * block_w batches; TFLM and the firmware trust stored
+    # shapes, so write the real batch in (tflite/batch_shapes.py).
+    return fix_space_to_batch_shapes(converted)[0]
 
 
 def run(ctx: StepContext, step) -> dict:
