@@ -194,8 +194,14 @@ def test_board_without_port_and_missing_toolchain_are_one_line_errors(tiny, tmp_
 
     with pytest.raises(UsageError, match="board emu-tflm runs tflm, not the edgeattack C firmware"):
         build_firmware(tiny, "emu-tflm", cache_dir=tmp_path)
-    with pytest.raises(UsageError, match="board nucleo-l4r5zi: no firmware port for it"):
-        build_firmware(tiny, "nucleo-l4r5zi", cache_dir=tmp_path)
+    from edgeattack.resources import boards_dir
+
+    # a board whose pyOCD target has no port (nucleo-l4r5zi and nrf52840dk have theirs)
+    other = (boards_dir() / "nucleo-l4r5zi.yaml").read_text().replace("name: nucleo-l4r5zi", "name: my-f401") \
+        .replace("target: stm32l4r5zitx", "target: stm32f401retx")
+    (tmp_path / "my-f401.yaml").write_text(other)
+    with pytest.raises(UsageError, match="board my-f401: no firmware port for it"):
+        build_firmware(tiny, str(tmp_path / "my-f401.yaml"), cache_dir=tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH
     with pytest.raises(EdgeAttackError) as err:
         build_firmware(tiny, "qemu-m4", cache_dir=tmp_path)

@@ -1,4 +1,4 @@
-/* Cortex-M system registers used by the ports (ARMv7-M / ARMv8-M architecture manuals). */
+/* Cortex-M system registers used by the ports (ARMv7-M / ARMv8-M architecture reference manuals). */
 #ifndef CM_REGS_H
 #define CM_REGS_H
 
@@ -25,6 +25,16 @@
 #define SYST_CSR_ENABLE    (1u << 0)
 #define SYST_CSR_TICKINT   (1u << 1)
 #define SYST_CSR_CLKSOURCE (1u << 2)  /* processor clock */
+
+/* Debug Exception and Monitor Control and the DWT cycle counter (ARMv7-M ARM, C1.6.5 DEMCR and
+ * C1.8 "The Data Watchpoint and Trace unit": DWT_CTRL bit 0 CYCCNTENA, bit 25 NOCYCCNT). */
+#define DEMCR      CM_REG(0xE000EDFCu)
+#define DEMCR_TRCENA (1u << 24)
+#define DWT_CTRL   CM_REG(0xE0001000u)
+#define DWT_CYCCNT CM_REG(0xE0001004u)
+#define DWT_LAR    CM_REG(0xE0001FB0u) /* CoreSight lock: Cortex-M7 needs it unlocked, M4 ignores it */
+#define DWT_CTRL_CYCCNTENA (1u << 0)
+#define DWT_CTRL_NOCYCCNT  (1u << 25)
 
 #define NVIC_ISER(n) CM_REG(0xE000E100u + 4u * (n))
 #define NVIC_ICER(n) CM_REG(0xE000E180u + 4u * (n))

@@ -74,14 +74,15 @@ static _Noreturn void __attribute__((used)) cm_c_start(void)
 
 static void fault_print(const char *line)
 {
-    cmsdk_uart_quiesce();
+    cm_console_quiesce();
     /* A 0x00 first ends any half-sent frame so the host's decoder stays in step. */
-    cmsdk_uart_putc_polled(0u);
+    cm_console_putc(0u);
     for (const char *s = line; *s != '\0'; s++) {
-        cmsdk_uart_putc_polled((uint8_t)*s);
+        cm_console_putc((uint8_t)*s);
     }
-    cmsdk_uart_putc_polled(0u);
-    cm_semihost_write0(line); /* QEMU writes it to its stderr, where the launcher reads it */
+    cm_console_putc(0u);
+    cm_console_flush();
+    cm_debug_write0(line); /* QEMU writes it to its stderr, where the launcher reads it */
 }
 
 /* Called from HardFault_Handler with the exception stack frame (r0-r3, r12, lr, pc, xpsr). */
@@ -106,7 +107,7 @@ __attribute__((used)) _Noreturn void cm_fault_report(const uint32_t *frame, uint
     ea_sb_hex32(&t, exc_return);
     ea_sb_raw(&t, "\r\n");
     fault_print(buf);
-    cm_semihost_exit(CM_EXIT_HARDFAULT);
+    ea_board_exit(CM_EXIT_HARDFAULT);
 }
 
 /* Pick the stack the faulting code used (EXC_RETURN bit 2) and hand its frame to C. */
@@ -134,7 +135,7 @@ void cm_default_handler(void)
     ea_sb_hex32(&t, SCB_CFSR);
     ea_sb_raw(&t, "\r\n");
     fault_print(buf);
-    cm_semihost_exit(CM_EXIT_UNEXPECTED);
+    ea_board_exit(CM_EXIT_UNEXPECTED);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -144,6 +145,7 @@ __attribute__((weak)) void ea_board_timestamp_pin(int level) { (void)level; }
 
 _Noreturn void ea_board_reset(void)
 {
+    cm_console_flush(); /* the reply that asked for the reset leaves the UART first */
     cm_dsb();
     SCB_AIRCR = SCB_AIRCR_VECTKEY | SCB_AIRCR_SYSRESETREQ;
     cm_dsb();
@@ -151,4 +153,4 @@ _Noreturn void ea_board_reset(void)
     }
 }
 
-_Noreturn void ea_board_exit(int code) { cm_semihost_exit(code); }
+/* ea_board_exit: cm_semihost.c (QEMU) or cm_halt.c (hardware). */

@@ -38,6 +38,9 @@ CROSS = "arm-none-eabi-"
 
 # QEMU machine -> board port folder under boards/ (a user's own profile for the same machine reuses it).
 PORTS_BY_MACHINE = {"mps2-an386": "qemu-m4", "mps3-an547": "qemu-m55"}
+# pyOCD target -> board port folder, the same for physical boards (a second NUCLEO-L4R5ZI on the bench is
+# one YAML naming target stm32l4r5zitx).
+PORTS_BY_TARGET = {"stm32l4r5zitx": "nucleo-l4r5zi", "nrf52840": "nrf52840dk"}
 
 # Protocol buffer sizes (firmware_models/app/ea_config.h): passed explicitly so the host knows them.
 MAX_PAYLOAD = 4096
@@ -209,9 +212,14 @@ def port_for(profile) -> str:
         return profile.name
     if machine in PORTS_BY_MACHINE:
         return PORTS_BY_MACHINE[machine]
+    deploy = getattr(profile, "deploy", None) or {}
+    target = str(deploy.get("target") or "").lower() if isinstance(deploy, dict) else ""
+    if target in PORTS_BY_TARGET:
+        return PORTS_BY_TARGET[target]
     ports = sorted(p.parent.name for p in boards_dir().glob("*/board.mk"))
     raise UsageError(f"board {profile.name}: no firmware port for it (ports: {', '.join(ports)}; "
-                     f"QEMU machines: {', '.join(PORTS_BY_MACHINE)})")
+                     f"QEMU machines: {', '.join(PORTS_BY_MACHINE)}; pyOCD targets: "
+                     f"{', '.join(PORTS_BY_TARGET)})")
 
 
 def _resolve_profile(board_profile):

@@ -1,0 +1,145 @@
+"""The physical boards' firmware (issue 13, Physical boards), checked without the boards: every zoo
+model builds for every hardware port (nucleo-l4r5zi, nrf52840dk) and fits the board's flash and RAM;
+each ELF's vector table sits at the chip's flash base, its initial stack pointer is the top of the
+chip's RAM, its reset handler is Thumb code in flash, the UART's interrupt slot holds the port's
+receive handler, and every loadable segment lies inside the chip's flash (load address) and flash or
+RAM (run address). The chips' memory maps below are the datasheets' (nRF52840 Product Specification
+"Memory"; STM32L4R5 RM0432 "Memory map"), checked against both the port's linker script and the
+board's profile, so neither can drift alone.
+
+What needs the board itself (not tested here): that the clock, UART, timestamp pin and cycle counter
+work on the silicon, and programming through the probe (README, "Physical boards").
+
+Zoo models as tests/test_fw_qemu.py builds them (untrained, int8): cnn-digits, cnn-mnist, dscnn and
+mobilenet-tiny at width 1.0 with their default input shapes, resnet8 at width 0.5 on 16x16x3.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import require_tool
+from test_fw_qemu import ZOO, zoo_model
+
+pytestmark = pytest.mark.qemu  # needs the ARM toolchain (no QEMU)
+
+# chip -> (flash base, flash bytes, RAM base, RAM bytes, UART interrupt number, receive handler)
+CHIPS = {
+    "nucleo-l4r5zi": (0x0800_0000, 2 * 1024 * 1024, 0x2000_0000, 640 * 1024, 70, "lpuart1_isr"),
+    "nrf52840dk": (0x0000_0000, 1024 * 1024, 0x2000_0000, 256 * 1024, 2, "uarte0_isr"),
+}
+BOARDS = list(CHIPS)
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    require_tool("arm-none-eabi-gcc", "make")
+    out = tmp_path_factory.mktemp("ports_zoo")
+    return {name: zoo_model(name, out, input_shape=shape, width=width) for name, (shape, width) in ZOO.items()}
+
+
+def _memory_regions(ld: Path) -> dict[str, tuple[int, int]]:
+    units = {"": 1, "K": 1024, "M": 1024 * 1024}
+    found = {}
+    for name, origin, length, unit in re.findall(
+            r"(\w+)\s*\([rwx]+\)\s*:\s*ORIGIN\s*=\s*(0x[0-9A-Fa-f]+)\s*,\s*LENGTH\s*=\s*(\d+)([KM]?)", ld.read_text()):
+        found[name] = (int(origin, 16), int(length) * units[unit])
+    return found
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_linker_script_and_profile_agree_with_the_datasheet(board):
+    from edgeattack.firmware.build import port_for
+    from edgeattack.profiles import get_profile
+    from edgeattack.resources import boards_dir
+
+    flash_base, flash_len, ram_base, ram_len, _, _ = CHIPS[board]
+    profile = get_profile(board)
+    port = port_for(profile)
+    assert port == board
+    regions = _memory_regions(next((boards_dir() / port).glob("*.ld")))
+    assert regions == {"FLASH": (flash_base, flash_len), "RAM": (ram_base, ram_len)}
+    assert (profile.flash_bytes, profile.ram_bytes) == (flash_len, ram_len)
+    assert profile.kind == "mcu" and profile.tick_hz == profile.clock_hz  # DWT counts core cycles
+
+
+def _check_elf(elf: Path, board: str) -> dict:
+    from elftools.elf.constants import P_FLAGS  # noqa: F401 - pyelftools is the test's ELF reader
+    from elftools.elf.elffile import ELFFile
+
+    flash_base, flash_len, ram_base, ram_len, irq, isr = CHIPS[board]
+    in_flash = lambda a, n=0: flash_base <= a and a + n <= flash_base + flash_len  # noqa: E731
+    in_ram = lambda a, n=0: ram_base <= a and a + n <= ram_base + ram_len  # noqa: E731
+    with open(elf, "rb") as fh:
+        f = ELFFile(fh)
+        assert f["e_machine"] == "EM_ARM"
+        symbols = {s.name: s["st_value"] for s in f.get_section_by_name(".symtab").iter_symbols() if s.name}
+        vec = f.get_section_by_name(".vectors")
+        assert vec["sh_addr"] == flash_base, f"{board}: vector table at {vec['sh_addr']:#x}"
+        words = [int.from_bytes(vec.data()[i:i + 4], "little") for i in range(0, vec["sh_size"], 4)]
+        assert len(words) > 16 + irq
+        sp, reset = words[0], words[1]
+        assert sp == ram_base + ram_len and sp % 8 == 0, f"{board}: initial SP {sp:#x}"
+        assert reset & 1 and in_flash(reset & ~1), f"{board}: reset vector {reset:#x}"
+        assert reset & ~1 == symbols["Reset_Handler"] & ~1 and f["e_entry"] == reset
+        assert words[16 + irq] & ~1 == symbols[isr] & ~1 and words[16 + irq] & 1
+        assert words[15] & ~1 == symbols["SysTick_Handler"] & ~1  # observes the cycle counter
+        for w in words[2:]:
+            assert w & 1 and in_flash(w & ~1), f"{board}: a vector {w:#x} is not Thumb code in flash"
+        loads = [s for s in f.iter_segments() if s["p_type"] == "PT_LOAD"]
+        for seg in loads:
+            if seg["p_filesz"]:  # bytes the probe programs: their load address must be flash
+                assert in_flash(seg["p_paddr"], seg["p_filesz"]), f"{board}: segment at LMA {seg['p_paddr']:#x}"
+            vaddr, size = seg["p_vaddr"], seg["p_memsz"]
+            assert in_flash(vaddr, size) or in_ram(vaddr, size), f"{board}: segment at {vaddr:#x}+{size}"
+        # the semihosting BKPT of the QEMU ports would fault on a board without a debugger
+        assert "cm_exit_code" in symbols and "cmsdk_uart_isr" not in symbols
+    return symbols
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_every_zoo_model_builds_and_fits_the_board(board, zoo):
+    """CI's size check: each zoo model's firmware for the board fits its flash and RAM (stack included),
+    and its ELF matches the chip's memory map."""
+    from edgeattack.firmware.build import build_firmware
+    from edgeattack.profiles import get_profile
+
+    profile = get_profile(board)
+    for name, model in zoo.items():
+        b = build_firmware(model, board)
+        assert b.board == board and b.port == board and b.kernels == "dsp"
+        assert b.flash_bytes <= profile.flash_bytes and b.ram_total <= profile.ram_bytes, (name, b)
+        assert b.input_slots == 4, (name, b.slots_message())
+        symbols = _check_elf(b.elf, board)
+        assert symbols["ea_model_data"] >= CHIPS[board][0]  # the model is read from flash
+
+
+def test_a_board_yaml_too_small_for_the_model_fails_before_building(zoo, tmp_path):
+    """A user's profile for the same chip whose memory cannot hold the model: one line naming the
+    model, the board and the sizes, and no build started."""
+    from edgeattack.errors import UsageError
+    from edgeattack.firmware.build import build_firmware
+    from edgeattack.resources import boards_dir
+
+    text = (boards_dir() / "nrf52840dk.yaml").read_text().replace("name: nrf52840dk", "name: my-nrf") \
+        .replace("ram_bytes: 262144", "ram_bytes: 24576")
+    path = tmp_path / "my-nrf.yaml"
+    path.write_text(text)
+    cache = tmp_path / "cache"
+    with pytest.raises(UsageError) as err:
+        build_firmware(zoo["resnet8"], str(path), cache_dir=cache)
+    msg = str(err.value)
+    assert "\n" not in msg and "my-nrf" in msg and "24576" in msg and str(zoo["resnet8"]) in msg
+    assert "before building" in msg and not cache.exists()
+
+
+def test_a_user_yaml_for_the_same_chip_reuses_the_port(zoo, tmp_path):
+    from edgeattack.firmware.build import port_for
+    from edgeattack.profiles import get_profile
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "boards.md").read_text()
+    example = text.split("## Example: adding a board", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "my-l4r5.yaml").write_text(example)
+    assert port_for(get_profile(str(tmp_path / "my-l4r5.yaml"))) == "nucleo-l4r5zi"
