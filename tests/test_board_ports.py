@@ -143,3 +143,108 @@ def test_a_user_yaml_for_the_same_chip_reuses_the_port(zoo, tmp_path):
     example = text.split("## Example: adding a board", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "my-l4r5.yaml").write_text(example)
     assert port_for(get_profile(str(tmp_path / "my-l4r5.yaml"))) == "nucleo-l4r5zi"
+
+
+# --------------------------------------------------------------------------------------------------
+# flashing: every missing piece is one line, found before anything is built (pyOCD's own code paths)
+
+@pytest.fixture
+def no_packs(tmp_path, monkeypatch):
+    """pyOCD's pack manager (cmsis-pack-manager) looking at an empty data folder, so no pack counts as
+    installed whatever this machine has; and an empty firmware cache to see that nothing was built."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("EDGEATTACK_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _nothing_built(cache: Path) -> bool:
+    return not (cache / "firmware").exists() or not any((cache / "firmware").glob("*-*"))
+
+
+def _flash(board, model, **kw):
+    from edgeattack.device import board_for
+
+    lines = []
+    summary = board_for(board, model).flash(echo=lines.append, **kw)
+    return summary, lines
+
+
+def test_missing_pack_names_the_install_command(tiny_tflite, no_packs):
+    """A real pyOCD target lookup (its built-in table, then the pack manager's installed packs) for the
+    L4R5, whose support only a pack gives; the nRF52840 is built into pyOCD."""
+    from edgeattack.deploy.pyocd_flash import target_source
+    from edgeattack.errors import EdgeAttackError
+
+    assert target_source("nrf52840") == "builtin" and target_source("stm32l4r5zitx") is None
+    with pytest.raises(EdgeAttackError) as err:
+        _flash("nucleo-l4r5zi", tiny_tflite)
+    msg = str(err.value)
+    assert "`pyocd pack install stm32l4r5zitx`" in msg and "nucleo-l4r5zi" in msg and "\n" not in msg
+    assert _nothing_built(no_packs)
+
+
+def test_missing_jlink_library_names_it_and_where_to_get_it(tiny_tflite, no_packs):
+    """pyOCD's J-Link driver (JLinkProbe, through pylink's library search) finds no libjlinkarm here."""
+    from edgeattack.deploy.pyocd_flash import jlink_library_found
+    from edgeattack.errors import EdgeAttackError
+
+    if jlink_library_found():
+        pytest.skip("SEGGER's J-Link library is installed here: its absence cannot be provoked")
+    with pytest.raises(EdgeAttackError) as err:
+        _flash("nrf52840dk", tiny_tflite)
+    msg = str(err.value)
+    assert "libjlinkarm" in msg and "https://www.segger.com/downloads/jlink/" in msg and "\n" not in msg
+    assert _nothing_built(no_packs)
+
+
+def test_missing_probe_and_bad_probe_kind(tiny_tflite, no_packs, tmp_path):
+    """A DK whose interface chip runs CMSIS-DAP firmware (a user's YAML): the target is pyOCD's own,
+    no J-Link library is needed, and pyOCD's real probe enumeration finds no probe on this machine."""
+    from edgeattack.errors import EdgeAttackError, UsageError
+    from edgeattack.resources import boards_dir
+
+    text = (boards_dir() / "nrf52840dk.yaml").read_text().replace("name: nrf52840dk", "name: my-dap")
+    dap = tmp_path / "my-dap.yaml"
+    dap.write_text(re.sub(r"probe: jlink.*", "probe: cmsis-dap", text))
+    from pyocd.core.helpers import ConnectHelper
+
+    if ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False):
+        pytest.skip("a debug probe is connected here: its absence cannot be provoked")
+    with pytest.raises(EdgeAttackError, match=r"^board my-dap: no CMSIS-DAP probe connected: .*`pyocd list`$"):
+        _flash(str(dap), tiny_tflite)
+    bad = tmp_path / "my-bad.yaml"
+    bad.write_text(re.sub(r"probe: jlink.*", "probe: ulink", text.replace("my-dap", "my-bad")))
+    with pytest.raises(UsageError, match="deploy.probe 'ulink': choose one of jlink, stlink, cmsis-dap"):
+        _flash(str(bad), tiny_tflite)
+    assert _nothing_built(no_packs)
+
+
+def test_without_pyocd_dry_run_prints_the_plan_and_flash_says_how_to_install(tiny_tflite, no_packs,
+                                                                             monkeypatch):
+    """pyOCD is installed here, so its absence is simulated (the one mock in this file): an import of
+    `pyocd` that fails as it would in an environment without it."""
+    import sys
+
+    from edgeattack.errors import EdgeAttackError
+
+    monkeypatch.setitem(sys.modules, "pyocd", None)
+    summary, lines = _flash("nucleo-l4r5zi", tiny_tflite, dry_run=True)
+    assert summary["dry_run"] and summary["pyocd_target"] == "stm32l4r5zitx" and summary["probe"] == "stlink"
+    assert any("`pyocd pack install stm32l4r5zitx`" in ln for ln in lines), lines
+    summary, lines = _flash("nrf52840dk", tiny_tflite, dry_run=True)
+    assert any("libjlinkarm" in ln for ln in lines) and not any("pack install" in ln for ln in lines)
+    with pytest.raises(EdgeAttackError, match=r"pyOCD, which is not installed: pip install 'edgeattack\[mcu\]'"):
+        _flash("nrf52840dk", tiny_tflite)
+    assert _nothing_built(no_packs)
+
+
+def test_flash_command_exits_non_zero_with_one_line(tiny_tflite, tmp_path):
+    from conftest import run_cli
+
+    env = {"XDG_DATA_HOME": str(tmp_path / "xdg"), "EDGEATTACK_CACHE": str(tmp_path / "cache")}
+    proc = run_cli("flash", "--board", "nucleo-l4r5zi", tiny_tflite, env=env, timeout=300)
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "pyocd pack install stm32l4r5zitx" in proc.stderr, proc.stderr
+    proc = run_cli("flash", "--board", "nrf52840dk", "--dry-run", tiny_tflite, env=env, timeout=300)
+    assert proc.returncode == 0 and "program it with pyOCD (target nrf52840)" in proc.stdout
+    assert _nothing_built(tmp_path / "cache")

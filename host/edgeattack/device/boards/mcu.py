@@ -31,33 +31,50 @@ class McuBoard(BoardDriver):
 
         return build_firmware(self._model(), self.profile, kernels=self.kernels)
 
+    def _probe(self) -> str | None:
+        from ...deploy.pyocd_flash import check_probe_kind
+
+        probe = (self.profile.deploy or {}).get("probe")
+        check_probe_kind(self.name, probe)
+        return probe
+
     def flash(self, *, dry_run: bool = False, echo=print, **options) -> dict:
+        """Check pyOCD, the target's support (pack) and the probe (J-Link library) before building,
+        then build, program and reset. Each missing piece is one line naming the fix."""
+        from ...deploy import pyocd_flash as pf
+
         if options.get("kernels"):
             from ...firmware.build import resolve_kernels
 
             self.kernels = resolve_kernels(self.profile, options["kernels"])
-        model, target = self._model(), self._target()
+        model, target, probe = self._model(), self._target(), self._probe()
         if dry_run:
             echo(f"# plan: build the {self.name} firmware for {model}, then program it with pyOCD "
                  f"(target {target}) through the first connected debug probe, and reset the board")
-            return self.summary(dry_run=True, pyocd_target=target, port=self.profile.port, firmware=None)
-        try:
-            import pyocd  # noqa: F401 - optional dependency, only for physical microcontrollers
-        except ImportError:
-            raise EdgeAttackError(f"board {self.name} is flashed with pyOCD, which is not installed: "
-                                  f"pip install pyocd") from None
+            try:
+                pf.require_pyocd(self.name)
+                source = pf.target_source(target)
+            except EdgeAttackError:
+                source = "builtin" if target.lower() not in pf.NEEDS_PACK else None  # asked pyOCD's tables
+            if source is None:
+                echo(f"# pyOCD needs the device pack for {target}: `{pf.pack_install_command(target)}` "
+                     f"(once; checked before building)")
+            if probe == "jlink":
+                echo("# the probe is a SEGGER J-Link: pyOCD needs SEGGER's J-Link library (libjlinkarm, "
+                     "from https://www.segger.com/downloads/jlink/; checked before building)")
+            echo(f"# then the board speaks the protocol on {self.profile.port} at {self.profile.baudrate} baud")
+            return self.summary(dry_run=True, pyocd_target=target, probe=probe, port=self.profile.port,
+                                firmware=None)
+        pf.require_pyocd(self.name)
+        source = pf.check_target(self.name, target)
+        if probe == "jlink":
+            pf.check_jlink_library(self.name)
+        found = pf.find_probe(self.name, probe)
         build = self.prepare()
-        from pyocd.core.helpers import ConnectHelper
-        from pyocd.flash.file_programmer import FileProgrammer
-
-        with ConnectHelper.session_with_chosen_probe(target_override=target, blocking=False) as session:
-            if session is None:
-                raise EdgeAttackError(f"board {self.name}: no debug probe found: connect the board's USB "
-                                      f"(ST-LINK / J-Link / CMSIS-DAP) and check `pyocd list`")
-            FileProgrammer(session).program(str(build.elf))
-            session.target.reset()
-        echo(f"flashed {build.elf} to {self.name} (pyOCD target {target}); port {self.profile.port}")
-        return self.summary(dry_run=False, pyocd_target=target, port=self.profile.port,
+        pf.program(build.elf, target, found.unique_id)
+        echo(f"flashed {build.elf} to {self.name} (pyOCD target {target}, {source}; probe "
+             f"{found.description} {found.unique_id}); port {self.profile.port}")
+        return self.summary(dry_run=False, pyocd_target=target, probe=probe, port=self.profile.port,
                             firmware=build.to_dict())
 
 
