@@ -44,9 +44,10 @@ def test_random_models_cover_the_operators(random_models):
     assert any(n.get("appended") == "requantize" for m in manifest["models"] for n in m.get("mutations") or [])
 
 
-@pytest.mark.parametrize("kernels", ["ref", "dsp"])
+@pytest.mark.parametrize("kernels", ["ref", "dsp", "mve"])
 def test_c_runtime_matches_tflm_byte_for_byte(random_models, kernels):
-    # Each kernel set's C code (dsp: its instructions' portable definitions, tests/test_kernels_dsp.py)
+    # Each kernel set's C code (dsp, mve: their instructions' portable definitions, checked against the
+    # instructions on QEMU by tests/test_kernels.py and tests/test_kernels_mve.py)
     res = _tool("fwrt_bitexact").compare(random_models, kernels)
     assert res["models"] >= 300
     assert res["inputs"] >= 300 * 7

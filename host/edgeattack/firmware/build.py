@@ -47,10 +47,10 @@ MAX_PAYLOAD = 4096
 RX_BUFFERS = 2
 # Kernel sets (firmware_models/runtime/kernels/README.md) and the cores that can run each: `ref` is plain
 # C for any core; `dsp` needs the Armv7E-M DSP extension (SMLAD, SXTB16, SSAT), which Cortex-M4/M7/
-# M33/M35P/M55/M85 have and M0/M0+/M3/M23 do not; `mve` (Helium) is Cortex-M55/M85 only and not written
-# yet. "auto" picks the best set written for the board's core (profile field `cpu`).
+# M33/M35P/M55/M85 have and M0/M0+/M3/M23 do not; `mve` (Helium, VMLADAVA) is Cortex-M55/M85 only.
+# "auto" picks the best set written for the board's core (profile field `cpu`).
 KERNEL_CHOICES = ("auto", "ref", "dsp", "mve")
-KERNEL_SETS_WRITTEN = ("ref", "dsp")
+KERNEL_SETS_WRITTEN = ("ref", "dsp", "mve")
 _DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
 _MVE_CORES = ("cortex-m55", "cortex-m85")
 # Protocol v2 input slots (EA_INPUT_SLOTS): this many where the board's RAM allows, else fewer.

@@ -8,7 +8,7 @@ device's outputs and its arena size without a board:
     run_host(model_bytes, inputs) -> np.ndarray     outputs, one per input sample
 
 Each takes `kernels`, the kernel set compiled in (runtime/kernels/README.md: "ref", the default, or
-"dsp", whose instructions have portable C definitions on the host), so every variant's C code runs here.
+"dsp" or "mve", whose instructions have portable C definitions on the host), so every variant's C code runs here.
 
 The harness (firmware_models/host/ea_host.c) is compiled once per source hash into
 ~/.cache/edgeattack/hostrt/<hash>/ (never into the source tree).
@@ -62,7 +62,7 @@ def _compiler() -> str:
 
 _compiler_ids: dict[str, bytes] = {}
 _known: dict[tuple, Path] = {}  # (compiler, kernels, sources' names/mtimes/sizes) -> built binary, per process
-KERNEL_SETS = ("ref", "dsp")  # the sets with C code the host can compile (runtime/kernels/<set>/)
+KERNEL_SETS = ("ref", "dsp", "mve")  # the sets with C code the host can compile (runtime/kernels/<set>/)
 _plans: dict[bytes, dict] = {}  # sha256(model) -> plan, per process (a plan costs a process launch)
 
 
