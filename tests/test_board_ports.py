@@ -10,7 +10,8 @@ board's profile, so neither can drift alone.
 What needs the board itself (not tested here): that the clock, UART, timestamp pin and cycle counter
 work on the silicon, and programming through the probe (README, "Physical boards").
 
-Zoo models as tests/test_fw_qemu.py builds them (untrained, int8): cnn-digits, cnn-mnist, dscnn and
+The size check covers the QEMU boards too (every board with firmware). Zoo models as
+tests/test_fw_qemu.py builds them (untrained, int8): cnn-digits, cnn-mnist, dscnn and
 mobilenet-tiny at width 1.0 with their default input shapes, resnet8 at width 0.5 on 16x16x3.
 """
 from __future__ import annotations
@@ -25,12 +26,15 @@ from test_fw_qemu import ZOO, zoo_model
 
 pytestmark = pytest.mark.qemu  # needs the ARM toolchain (no QEMU)
 
-# chip -> (flash base, flash bytes, RAM base, RAM bytes, UART interrupt number, receive handler)
+# board -> (flash base, flash bytes, RAM base, RAM bytes, UART interrupt number, receive handler)
 CHIPS = {
     "nucleo-l4r5zi": (0x0800_0000, 2 * 1024 * 1024, 0x2000_0000, 640 * 1024, 70, "lpuart1_isr"),
     "nrf52840dk": (0x0000_0000, 1024 * 1024, 0x2000_0000, 256 * 1024, 2, "uarte0_isr"),
+    # the QEMU machines (docs/firmware.md, Board ports), for the size check over every board
+    "qemu-m4": (0x0000_0000, 4 * 1024 * 1024, 0x2000_0000, 4 * 1024 * 1024, 0, "cmsdk_uart_isr"),
+    "qemu-m55": (0x0000_0000, 512 * 1024, 0x2000_0000, 512 * 1024, 33, "cmsdk_uart_isr"),
 }
-BOARDS = list(CHIPS)
+HARDWARE = ["nucleo-l4r5zi", "nrf52840dk"]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +53,7 @@ def _memory_regions(ld: Path) -> dict[str, tuple[int, int]]:
     return found
 
 
-@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("board", HARDWARE)
 def test_linker_script_and_profile_agree_with_the_datasheet(board):
     from edgeattack.firmware.build import port_for
     from edgeattack.profiles import get_profile
@@ -94,12 +98,13 @@ def _check_elf(elf: Path, board: str) -> dict:
                 assert in_flash(seg["p_paddr"], seg["p_filesz"]), f"{board}: segment at LMA {seg['p_paddr']:#x}"
             vaddr, size = seg["p_vaddr"], seg["p_memsz"]
             assert in_flash(vaddr, size) or in_ram(vaddr, size), f"{board}: segment at {vaddr:#x}+{size}"
-        # the semihosting BKPT of the QEMU ports would fault on a board without a debugger
-        assert "cm_exit_code" in symbols and "cmsdk_uart_isr" not in symbols
+        if board in HARDWARE:  # the QEMU ports' semihosting BKPT would fault without a debugger
+            assert "cm_exit_code" in symbols and "cmsdk_uart_isr" not in symbols
+            assert "ea_board_exit" in symbols and not any(n.startswith("semihost") for n in symbols)
     return symbols
 
 
-@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("board", list(CHIPS))
 def test_every_zoo_model_builds_and_fits_the_board(board, zoo):
     """CI's size check: each zoo model's firmware for the board fits its flash and RAM (stack included),
     and its ELF matches the chip's memory map."""
@@ -109,9 +114,8 @@ def test_every_zoo_model_builds_and_fits_the_board(board, zoo):
     profile = get_profile(board)
     for name, model in zoo.items():
         b = build_firmware(model, board)
-        assert b.board == board and b.port == board and b.kernels == "dsp"
+        assert b.board == board and b.port == board and b.kernels == "dsp" and not b.slots_message()
         assert b.flash_bytes <= profile.flash_bytes and b.ram_total <= profile.ram_bytes, (name, b)
-        assert b.input_slots == 4, (name, b.slots_message())
         symbols = _check_elf(b.elf, board)
         assert symbols["ea_model_data"] >= CHIPS[board][0]  # the model is read from flash
 
@@ -248,3 +252,15 @@ def test_flash_command_exits_non_zero_with_one_line(tiny_tflite, tmp_path):
     proc = run_cli("flash", "--board", "nrf52840dk", "--dry-run", tiny_tflite, env=env, timeout=300)
     assert proc.returncode == 0 and "program it with pyOCD (target nrf52840)" in proc.stdout
     assert _nothing_built(tmp_path / "cache")
+
+
+@pytest.mark.parametrize("board", HARDWARE)
+def test_a_kernel_set_the_core_lacks_is_refused_before_anything(tiny_tflite, no_packs, board):
+    """resolve_kernels (firmware/build.py) answers for mcu boards too: their Cortex-M4F has no MVE."""
+    from edgeattack.errors import UsageError
+
+    with pytest.raises(UsageError, match=rf"--kernels mve: board {board} has a cortex-m4f core, which "
+                                         r"lacks the MVE instructions; choose auto, ref, dsp"):
+        _flash(board, tiny_tflite, kernels="mve", dry_run=True)
+    summary, _ = _flash(board, tiny_tflite, kernels="ref", dry_run=True)
+    assert summary["dry_run"] and _nothing_built(no_packs)

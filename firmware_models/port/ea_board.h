@@ -1,6 +1,7 @@
 /* What the firmware needs from a board; each port (boards/<name>/) implements it. This folder (port/)
  * is the interface alone: a port includes it and nothing of app/, proto/ or runtime/ (the memory it
- * needs comes from the application as arguments). */
+ * needs comes from the application as arguments). boards/README.md: how to write a port, and which
+ * of these the shared Cortex-M code (boards/cortex-m/) already provides. */
 #ifndef EA_BOARD_H
 #define EA_BOARD_H
 
@@ -24,7 +25,8 @@ uint32_t ea_board_rx_overruns(void);
 /* Sleep until an interrupt if nothing has been received (returns at once otherwise). */
 void ea_board_wait_for_rx(void);
 
-/* Free-running 64-bit tick counter and its frequency. */
+/* Free-running 64-bit tick counter and its frequency (QEMU: SysTick; hardware: the DWT cycle counter,
+ * whose 32-bit wraps are counted). */
 uint64_t ea_board_ticks_now(void);
 uint32_t ea_board_tick_hz(void);
 
@@ -36,13 +38,15 @@ uint32_t ea_board_stack_used(void);
 /* The board's name as INFO reports it. */
 const char *ea_board_name(void);
 
-/* Timestamp GPIO for the inference window (1 = start, 0 = end); the default is a weak no-op. */
+/* Timestamp GPIO for the inference window (1 = start, 0 = end), called just outside the ticks window.
+ * Hardware ports give each call the same active-low pulse (>= 1 us) on Arduino D7, MLPerf Tiny's
+ * energy-monitor convention; the default (QEMU) is a weak no-op. */
 void ea_board_timestamp_pin(int level);
 
-/* Restart the device (counters back to 0). */
+/* Restart the device (counters back to 0), after the UART has sent what it was given. */
 _Noreturn void ea_board_reset(void);
 
-/* Stop with an exit code (QEMU: semihosting SYS_EXIT_EXTENDED; hardware: halt). */
+/* Stop with an exit code (QEMU: semihosting SYS_EXIT_EXTENDED; hardware: halt with interrupts off). */
 _Noreturn void ea_board_exit(int code);
 
 #endif
