@@ -3,30 +3,51 @@
 #include "ea_ops.h"
 #include "ea_quant.h"
 
-EA_KERNEL void ea_pad_s8(const ea_pad_params *p, const int32_t in_dims[6], const int8_t *in, int8_t *out) {
-    int32_t od[6], before[6];
-    const int8_t value = p->value;
-    for (int d = 0; d < 6; ++d) {
-        before[d] = p->before[d];
-        od[d] = before[d] + in_dims[d] + p->after[d];
+static void fill_bytes(int8_t *dst, int8_t value, uint32_t n) {
+    const uint32_t word = 0x01010101u * (uint8_t)value;
+    for (; n >= 8; n -= 8, dst += 8) {
+        __builtin_memcpy(dst, &word, 4);
+        __builtin_memcpy(dst + 4, &word, 4);
     }
-    int32_t o = 0;
-    for (int32_t i0 = 0; i0 < od[0]; ++i0)
-        for (int32_t i1 = 0; i1 < od[1]; ++i1)
-            for (int32_t i2 = 0; i2 < od[2]; ++i2)
-                for (int32_t i3 = 0; i3 < od[3]; ++i3)
-                    for (int32_t i4 = 0; i4 < od[4]; ++i4)
-                        for (int32_t i5 = 0; i5 < od[5]; ++i5) {
-                            const int32_t c[6] = {i0 - before[0], i1 - before[1], i2 - before[2],
-                                                  i3 - before[3], i4 - before[4], i5 - before[5]};
-                            int32_t src = 0;
-                            int d = 0;
-                            for (; d < 6; ++d) {
-                                if (c[d] < 0 || c[d] >= in_dims[d]) break;
-                                src = src * in_dims[d] + c[d];
-                            }
-                            out[o++] = d == 6 ? in[src] : value;
-                        }
+    for (; n > 0; --n) *dst++ = value;
+}
+
+/* Output rows in order: dims after the innermost padded one (L) are never padded, so they form one
+ * unit of `inner` bytes and a row of dim L is `before` units of fill, a contiguous run of input, `after`
+ * units of fill; a row whose outer coordinates fall in the padding is all fill. The input is read in
+ * order. */
+EA_KERNEL void ea_pad_s8(const ea_pad_params *p, const int32_t in_dims[6], const int8_t *in, int8_t *out) {
+    int32_t od[6], last = 0;
+    uint32_t inner = 1;
+    for (int d = 0; d < 6; ++d) {
+        od[d] = p->before[d] + in_dims[d] + p->after[d];
+        if (p->before[d] || p->after[d]) last = d;
+        if (od[d] == 0) return;
+    }
+    for (int d = last + 1; d < 6; ++d) inner *= (uint32_t)in_dims[d];
+    const uint32_t lead = (uint32_t)p->before[last] * inner, run = (uint32_t)in_dims[last] * inner,
+                   tail = (uint32_t)p->after[last] * inner, row = lead + run + tail;
+    int32_t i[5] = {0, 0, 0, 0, 0}; /* odometer over the output dims before `last` */
+    for (;;) {
+        int inside = 1;
+        for (int d = 0; d < last; ++d)
+            if (i[d] < p->before[d] || i[d] >= p->before[d] + in_dims[d]) inside = 0;
+        if (inside) {
+            fill_bytes(out, p->value, lead);
+            ea_copy_bytes(run, (const uint8_t *)in, (uint8_t *)out + lead);
+            fill_bytes(out + lead + run, p->value, tail);
+            in += run;
+        } else {
+            fill_bytes(out, p->value, row);
+        }
+        out += row;
+        int d = last - 1;
+        for (; d >= 0; --d) {
+            if (++i[d] < od[d]) break;
+            i[d] = 0;
+        }
+        if (d < 0) return;
+    }
 }
 
 static ea_status prepare_pad(ea_prepare_ctx *c, int v2) {
