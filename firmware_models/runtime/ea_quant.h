@@ -40,6 +40,36 @@ static inline int32_t ea_mbqm(int32_t x, int32_t mult, int32_t shift) {
     return ea_rdbypot(ea_srdhm(ea_wrap_shl(x, left), mult), right);
 }
 
+/* ea_mbqm(x, mult, -r) for a right shift r in [0, 31] and mult in [0, 2^31) (QuantizeMultiplier's
+ * range, so SRDHM cannot saturate), as one 64-bit multiply-add and a shift. The two roundings nest:
+ * y = floor((x * mult + 2^30) / 2^31), then RoundingDivideByPOT(y, r) = floor((y + h) / 2^r) with
+ * h = 2^(r-1), minus 1 when y < 0 (ties away from zero), so for r >= 1 the result is
+ * floor((x * mult + 2^30 + h * 2^31) / 2^(31+r)) exactly: the high word of that sum shifted right by
+ * r - 1. y < 0 only when x < 0, and when x < 0 but y = 0 both choices of h give 0, so the sign of x
+ * picks h. For r = 0 it is y itself. ea_rqr_of computes the constants once (outside loops). */
+typedef struct {
+    int64_t c;      /* 2^30 + 2^(30+r) for r >= 1; 2^30 for r = 0 */
+    int32_t mult;
+    int32_t r;
+} ea_rqr;
+
+static inline ea_rqr ea_rqr_of(int32_t mult, int32_t r) {
+    const ea_rqr f = {((int64_t)1 << 30) + (r > 0 ? ((int64_t)1 << (30 + r)) : 0), mult, r};
+    return f;
+}
+
+static inline int32_t ea_rqr_apply(const ea_rqr *f, int32_t x) {
+    const int64_t p = (int64_t)x * f->mult;
+    if (f->r == 0) return (int32_t)((p + f->c) >> 31);
+    const int64_t c = f->c - ((int64_t)((uint32_t)x >> 31) << 31);
+    return (int32_t)((p + c) >> 32) >> (f->r - 1);
+}
+
+static inline int32_t ea_mbqm_r(int32_t x, int32_t mult, int32_t r) {
+    const ea_rqr f = ea_rqr_of(mult, r);
+    return ea_rqr_apply(&f, x);
+}
+
 /* gemmlowp SaturatingRoundingMultiplyByPOT with a positive exponent. */
 static inline int32_t ea_sat_shl(int32_t x, int exponent) {
     const int32_t threshold = (int32_t)((((int64_t)1) << (31 - exponent)) - 1);

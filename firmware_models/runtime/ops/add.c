@@ -5,24 +5,50 @@
 
 enum { BO_ADD = 11 }; /* BuiltinOptions_AddOptions */
 
+/* Every shift of ADD is a right shift (prepare: each input's scale over twice the larger is <= 1/2, the
+ * output's ratio < 1), so ea_rqr gives ea_mbqm's result in fewer steps, its constants taken once per
+ * call; a positive shift (not expected) takes ea_mbqm itself. */
 static int8_t add_one(const ea_add_params *p, int8_t x, int8_t y) {
     const int32_t a = ea_wrap_shl(p->in1_offset + x, EA_ADD_LEFT_SHIFT);
     const int32_t b = ea_wrap_shl(p->in2_offset + y, EA_ADD_LEFT_SHIFT);
-    const int32_t sa = ea_mbqm(a, p->in1_mult, p->in1_shift);
-    const int32_t sb = ea_mbqm(b, p->in2_mult, p->in2_shift);
+    const int32_t sa = ea_mbqm(a, p->in1_mult, p->in1_shift), sb = ea_mbqm(b, p->in2_mult, p->in2_shift);
     const int32_t raw = ea_wrap_add(ea_mbqm(ea_wrap_add(sa, sb), p->out_mult, p->out_shift), p->out_offset);
     return (int8_t)ea_clamp(raw, p->act_min, p->act_max);
+}
+
+/* n elements; input k advances by step_k (1, or 0 when broadcast). Constants in locals so that the loop
+ * keeps them in registers. */
+static void add_run(const ea_add_params *p, int32_t n, const int8_t *in1, int32_t step1, const int8_t *in2,
+                    int32_t step2, int8_t *out) {
+    if (p->in1_shift > 0 || p->in2_shift > 0 || p->out_shift > 0) {
+        for (int32_t i = 0; i < n; ++i, in1 += step1, in2 += step2) out[i] = add_one(p, *in1, *in2);
+        return;
+    }
+    const ea_rqr f1 = ea_rqr_of(p->in1_mult, -p->in1_shift), f2 = ea_rqr_of(p->in2_mult, -p->in2_shift),
+                 fo = ea_rqr_of(p->out_mult, -p->out_shift);
+    const int32_t o1 = p->in1_offset, o2 = p->in2_offset, oo = p->out_offset, lo = p->act_min, hi = p->act_max;
+    for (int32_t i = 0; i < n; ++i, in1 += step1, in2 += step2) {
+        const int32_t a = ea_wrap_shl(o1 + *in1, EA_ADD_LEFT_SHIFT), b = ea_wrap_shl(o2 + *in2, EA_ADD_LEFT_SHIFT);
+        const int32_t raw = ea_wrap_add(ea_rqr_apply(&fo, ea_wrap_add(ea_rqr_apply(&f1, a), ea_rqr_apply(&f2, b))), oo);
+        out[i] = (int8_t)ea_clamp(raw, lo, hi);
+    }
 }
 
 EA_KERNEL void ea_add_s8(const ea_add_params *p, const int32_t in1_dims[6], const int8_t *in1, const int32_t in2_dims[6],
                const int8_t *in2, const int32_t out_dims[6], int8_t *out) {
     /* Element strides of each input, 0 along a broadcast dimension. */
-    int32_t s1[6], s2[6], st1 = 1, st2 = 1;
+    int32_t s1[6], s2[6], st1 = 1, st2 = 1, same = 1;
     for (int d = 5; d >= 0; --d) {
         s1[d] = in1_dims[d] == 1 && out_dims[d] != 1 ? 0 : st1;
         s2[d] = in2_dims[d] == 1 && out_dims[d] != 1 ? 0 : st2;
         st1 *= in1_dims[d];
         st2 *= in2_dims[d];
+        same &= in1_dims[d] == out_dims[d] && in2_dims[d] == out_dims[d];
+    }
+    if (same) { /* no broadcasting (a residual ADD): one run */
+        add_run(p, out_dims[0] * out_dims[1] * out_dims[2] * out_dims[3] * out_dims[4] * out_dims[5], in1, 1, in2, 1,
+                out);
+        return;
     }
     int32_t o = 0;
     for (int32_t i0 = 0; i0 < out_dims[0]; ++i0)
@@ -32,8 +58,8 @@ EA_KERNEL void ea_add_s8(const ea_add_params *p, const int32_t in1_dims[6], cons
                     for (int32_t i4 = 0; i4 < out_dims[4]; ++i4) {
                         const int32_t b1 = i0 * s1[0] + i1 * s1[1] + i2 * s1[2] + i3 * s1[3] + i4 * s1[4];
                         const int32_t b2 = i0 * s2[0] + i1 * s2[1] + i2 * s2[2] + i3 * s2[3] + i4 * s2[4];
-                        for (int32_t i5 = 0; i5 < out_dims[5]; ++i5)
-                            out[o++] = add_one(p, in1[b1 + i5 * s1[5]], in2[b2 + i5 * s2[5]]);
+                        add_run(p, out_dims[5], in1 + b1, s1[5], in2 + b2, s2[5], out + o);
+                        o += out_dims[5];
                     }
 }
 
