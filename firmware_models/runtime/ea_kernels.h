@@ -93,6 +93,16 @@ void ea_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea_dims4 *in
                 const ea_dims4 *filter_dims, const int8_t *filter, const ea_dims4 *out_dims, int8_t *out,
                 void *scratch);
 int32_t ea_conv_s8_get_buffer_size(const ea_dims4 *in_dims, const ea_dims4 *filter_dims);
+/* The reference convolution (what ea_conv_s8 is in ops/conv_2d.c): 1x1 convolutions as one ea_mat_s8 in
+ * place, others through a two-column im2col (scratch: 2 x depth bytes, rounded up to 4). A variant may
+ * fall back on it. */
+void ea_conv_s8_mat(const ea_conv_params *p, const ea_requant *q, const ea_dims4 *in_dims, const int8_t *in,
+                    const ea_dims4 *filter_dims, const int8_t *filter, const ea_dims4 *out_dims, int8_t *out,
+                    void *scratch);
+/* One im2col column: the window at (iy0, ix0) of one image, channels [c0, c0 + filter c), as filter
+ * h x w x c int8 values; taps outside the image hold the input zero point. */
+void ea_im2col_s8(const ea_conv_params *p, const ea_dims4 *in_dims, const int8_t *image, const ea_dims4 *fd,
+                  int32_t c0, int32_t iy0, int32_t ix0, int8_t *col);
 
 void ea_depthwise_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea_dims4 *in_dims, const int8_t *in,
                           const ea_dims4 *filter_dims, const int8_t *filter, const ea_dims4 *out_dims, int8_t *out,

@@ -25,10 +25,10 @@ static void fill_bytes(int8_t *dst, int8_t v, int32_t n) {
     for (; n > 0; --n) *dst++ = v;
 }
 
-/* One im2col column: the window at (iy0, ix0) of one batch image, channels [c0, c0 + f_c), taps that
+/* One im2col column (ea_kernels.h): the window at (iy0, ix0) of one batch image, channels [c0, c0 + f_c), taps that
  * fall outside the image set to the input zero point (x + input_offset = 0, as TFLM's skipped taps). */
-__attribute__((noinline)) static void im2col(const ea_conv_params *p, const ea_dims4 *in_dims, const int8_t *image, const ea_dims4 *fd,
-                   int32_t c0, int32_t iy0, int32_t ix0, int8_t *col) {
+__attribute__((noinline)) void ea_im2col_s8(const ea_conv_params *p, const ea_dims4 *in_dims, const int8_t *image,
+                                            const ea_dims4 *fd, int32_t c0, int32_t iy0, int32_t ix0, int8_t *col) {
     const int32_t in_h = in_dims->h, in_w = in_dims->w, in_c = in_dims->c, f_c = fd->c, f_w = fd->w;
     const int8_t zp = (int8_t)(-p->input_offset);
     const int row_contiguous = p->dil_w == 1 && f_c == in_c && ix0 >= 0 && ix0 + f_w <= in_w;
@@ -53,9 +53,9 @@ __attribute__((noinline)) static void im2col(const ea_conv_params *p, const ea_d
     }
 }
 
-EA_KERNEL void ea_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea_dims4 *in_dims, const int8_t *in,
-                          const ea_dims4 *filter_dims, const int8_t *filter, const ea_dims4 *out_dims, int8_t *out,
-                          void *scratch) {
+void ea_conv_s8_mat(const ea_conv_params *p, const ea_requant *q, const ea_dims4 *in_dims, const int8_t *in,
+                    const ea_dims4 *filter_dims, const int8_t *filter, const ea_dims4 *out_dims, int8_t *out,
+                    void *scratch) {
     const int32_t in_h = in_dims->h, in_w = in_dims->w, in_c = in_dims->c;
     const int32_t out_h = out_dims->h, out_w = out_dims->w, out_c = out_dims->c;
     const int32_t f_c = filter_dims->c, depth = conv_depth(filter_dims);
@@ -80,7 +80,7 @@ EA_KERNEL void ea_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea
             for (int32_t g = 0; g < groups; ++g) {
                 for (int32_t j = 0; j < n; ++j) {
                     const int32_t oy = (pix + j) / out_w, ox = (pix + j) % out_w;
-                    im2col(p, in_dims, image, filter_dims, g * f_c, oy * p->stride_h - p->pad_h,
+                    ea_im2col_s8(p, in_dims, image, filter_dims, g * f_c, oy * p->stride_h - p->pad_h,
                            ox * p->stride_w - p->pad_w, cols + j * depth);
                 }
                 const ea_requant qg = {.bias = q->bias + g * fpg, .mult = q->mult + g * fpg, .shift = q->shift + g * fpg,
@@ -90,6 +90,12 @@ EA_KERNEL void ea_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea
             }
         }
     }
+}
+
+EA_KERNEL void ea_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea_dims4 *in_dims, const int8_t *in,
+                          const ea_dims4 *filter_dims, const int8_t *filter, const ea_dims4 *out_dims, int8_t *out,
+                          void *scratch) {
+    ea_conv_s8_mat(p, q, in_dims, in, filter_dims, filter, out_dims, out, scratch);
 }
 
 ea_status ea_conv_prepare_common(ea_prepare_ctx *c, int depthwise, int8_t padding, int32_t sw, int32_t sh, int32_t dw,

@@ -1,0 +1,177 @@
+/* ea_conv_s8 with the DSP extension, CMSIS-NN's shape (arm_nn_mat_mult_kernel_s8_s16): two output pixels
+ * at a time, their im2col columns widened to int16 once (SXTB16, in the byte order SXTB16 leaves: bytes
+ * 0, 2 then 1, 3 of each word, the order the weights take when widened the same way), then every output
+ * channel pair against them: per 4 of depth, one load of the two columns' 4 words, one word of weights
+ * per channel widened by two SXTB16, and 8 SMLAD for 16 MACs. 1x1 convolutions widen the input pixels
+ * in place of an im2col.
+ *
+ * Requantization: ea_rqr's form (ea_quant.h) with its constants per channel in a table built once per
+ * call: acc * mult + 2^30 + 2^(30+r), less 2^31 for a negative acc, in one SMLAL; the high word shifted
+ * by r - 1. It needs a right shift of at least 1 in every channel; a layer with any other shift (an
+ * effective scale >= 1/2) runs the reference path (ea_conv_s8_mat over the dsp ea_mat_s8). Same sums
+ * modulo 2^32 and same outputs as the reference. */
+#include <string.h>
+
+#include "ea_dsp.h"
+#include "ea_kernels.h"
+
+typedef struct {
+    int32_t mult;
+    uint32_t c_lo;
+    int32_t c_hi, sh;
+} rq_entry;
+
+static int32_t conv_depth(const ea_dims4 *fd) { return fd->h * fd->w * fd->c; }
+
+/* The scratch, in order: the int8 im2col of two columns, their int16 copy (8-byte aligned), the
+ * requantization table; 16 bytes of slack align the start. */
+static int32_t cols8_bytes(int32_t depth) { return (2 * depth + 7) & ~7; }
+
+int32_t ea_conv_s8_get_buffer_size(const ea_dims4 *in_dims, const ea_dims4 *filter_dims) {
+    (void)in_dims;
+    const int32_t depth = conv_depth(filter_dims);
+    return 16 + cols8_bytes(depth) + ((4 * depth + 7) & ~7) + (int32_t)sizeof(rq_entry) * filter_dims->n;
+}
+
+/* 0 when some channel's shift is not a right shift of at least 1. */
+static int build_table(const ea_requant *q, int32_t rows, rq_entry *t) {
+    for (int32_t r = 0; r < rows; ++r) {
+        const int32_t i = q->per_channel ? r : 0, shift = q->shift[i];
+        if (shift > -1) return 0;
+        const int32_t rr = -shift; /* 1..31 */
+        t[r].mult = q->mult[i];
+        t[r].c_lo = rr == 1 ? 0xC0000000u : 0x40000000u; /* 2^30 + 2^(30+r): its low and high words */
+        t[r].c_hi = rr >= 2 ? (int32_t)(1u << (rr - 2)) : 0;
+        t[r].sh = rr - 1;
+    }
+    return 1;
+}
+
+static inline int8_t rq_apply(const rq_entry *e, uint32_t acc, int32_t off, int32_t lo, int32_t hi) {
+    const int64_t c = (int64_t)(((uint64_t)(uint32_t)e->c_hi << 32) | e->c_lo) - (int64_t)(acc & 0x80000000u);
+    const int64_t s = (int64_t)(int32_t)acc * e->mult + c;
+    const int32_t z = ea_wrap_add((int32_t)(s >> 32) >> e->sh, off);
+    return (int8_t)ea_clamp(z, lo, hi);
+}
+
+/* One column of depth int8 values widened into slot `which` (0 or 1) of the interleaved pair: per 4 of
+ * depth, 4 halfwords of column 0 then 4 of column 1; the depth % 4 tail values follow all blocks, column
+ * 0's then column 1's. */
+static void widen(const int8_t *src, int32_t depth, int16_t *cols, int which) {
+    const int32_t blocks = depth >> 2, tail = depth & 3;
+    int16_t *d = cols + 4 * which;
+    for (int32_t k = 0; k < blocks; ++k, src += 4, d += 8) {
+        const uint32_t v = ea_read_s8x4(src), a = ea_sxtb16(v), b = ea_sxtb16_ror8(v);
+        memcpy(d, &a, 4);
+        memcpy(d + 2, &b, 4);
+    }
+    d = cols + 8 * blocks + which * tail;
+    for (int32_t t = 0; t < tail; ++t) d[t] = src[t];
+}
+
+/* Output channels [0, rows) of two pixels (out1 NULL: only the first is stored). */
+static EA_KEEP_MAC_CHAINS void mat_2cols(const int8_t *w, int32_t rows, int32_t depth, const int16_t *cols,
+                                         const int32_t *bias, const rq_entry *tab, const ea_requant *q, int8_t *out0,
+                                         int8_t *out1) {
+    const int32_t blocks = depth >> 2, tail = depth & 3, off = q->out_offset, lo = q->act_min, hi = q->act_max;
+    const int16_t *t0 = cols + 8 * blocks, *t1 = t0 + tail;
+    int32_t r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const int8_t *w0 = w + r * depth, *w1 = w0 + depth;
+        const int16_t *x = cols;
+        uint32_t a00 = (uint32_t)bias[r], a01 = (uint32_t)bias[r + 1], a10 = a00, a11 = a01; /* a<col><row> */
+        for (int32_t k = blocks; k > 0; --k) {
+            uint32_t x0, x1, y0, y1;
+            memcpy(&x0, x, 4);
+            memcpy(&x1, x + 2, 4);
+            memcpy(&y0, x + 4, 4);
+            memcpy(&y1, x + 6, 4);
+            x += 8;
+            const uint32_t wa = ea_read_s8x4(w0);
+            w0 += 4;
+            const uint32_t wa0 = ea_sxtb16(wa), wa1 = ea_sxtb16_ror8(wa);
+            a00 = ea_smlad(wa0, x0, a00);
+            a00 = ea_smlad(wa1, x1, a00);
+            a10 = ea_smlad(wa0, y0, a10);
+            a10 = ea_smlad(wa1, y1, a10);
+            const uint32_t wb = ea_read_s8x4(w1);
+            w1 += 4;
+            const uint32_t wb0 = ea_sxtb16(wb), wb1 = ea_sxtb16_ror8(wb);
+            a01 = ea_smlad(wb0, x0, a01);
+            a01 = ea_smlad(wb1, x1, a01);
+            a11 = ea_smlad(wb0, y0, a11);
+            a11 = ea_smlad(wb1, y1, a11);
+        }
+        for (int32_t t = 0; t < tail; ++t) {
+            const int32_t u = w0[t], v = w1[t], s = t0[t], z = t1[t];
+            a00 += (uint32_t)(u * s), a01 += (uint32_t)(v * s);
+            a10 += (uint32_t)(u * z), a11 += (uint32_t)(v * z);
+        }
+        out0[r] = rq_apply(tab + r, a00, off, lo, hi);
+        out0[r + 1] = rq_apply(tab + r + 1, a01, off, lo, hi);
+        if (out1) {
+            out1[r] = rq_apply(tab + r, a10, off, lo, hi);
+            out1[r + 1] = rq_apply(tab + r + 1, a11, off, lo, hi);
+        }
+    }
+    if (r < rows) {
+        const int8_t *w0 = w + r * depth;
+        const int16_t *x = cols;
+        uint32_t a0 = (uint32_t)bias[r], a1 = a0;
+        for (int32_t k = blocks; k > 0; --k, x += 8, w0 += 4) {
+            uint32_t x0, x1, y0, y1;
+            memcpy(&x0, x, 4);
+            memcpy(&x1, x + 2, 4);
+            memcpy(&y0, x + 4, 4);
+            memcpy(&y1, x + 6, 4);
+            const uint32_t wa = ea_read_s8x4(w0), wa0 = ea_sxtb16(wa), wa1 = ea_sxtb16_ror8(wa);
+            a0 = ea_smlad(wa1, x1, ea_smlad(wa0, x0, a0));
+            a1 = ea_smlad(wa1, y1, ea_smlad(wa0, y0, a1));
+        }
+        for (int32_t t = 0; t < tail; ++t) {
+            a0 += (uint32_t)(w0[t] * t0[t]);
+            a1 += (uint32_t)(w0[t] * t1[t]);
+        }
+        out0[r] = rq_apply(tab + r, a0, off, lo, hi);
+        if (out1) out1[r] = rq_apply(tab + r, a1, off, lo, hi);
+    }
+}
+
+void ea_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea_dims4 *in_dims, const int8_t *in,
+                const ea_dims4 *filter_dims, const int8_t *filter, const ea_dims4 *out_dims, int8_t *out, void *scratch) {
+    const int32_t in_h = in_dims->h, in_w = in_dims->w, in_c = in_dims->c;
+    const int32_t out_w = out_dims->w, out_c = out_dims->c;
+    const int32_t f_c = filter_dims->c, depth = conv_depth(filter_dims);
+    const int32_t groups = in_c / f_c, fpg = out_c / groups, pixels = out_dims->h * out_w;
+    int8_t *col8 = (int8_t *)(((uintptr_t)scratch + 15u) & ~(uintptr_t)15u);
+    int16_t *cols = (int16_t *)(void *)(col8 + cols8_bytes(depth));
+    rq_entry *tab = (rq_entry *)(void *)((int8_t *)cols + ((4 * depth + 7) & ~7));
+    if (!build_table(q, out_c, tab)) {
+        ea_conv_s8_mat(p, q, in_dims, in, filter_dims, filter, out_dims, out, col8);
+        return;
+    }
+    const int pointwise = filter_dims->h == 1 && filter_dims->w == 1 && groups == 1;
+    for (int32_t b = 0; b < in_dims->n; ++b) {
+        const int8_t *image = in + b * in_h * in_w * in_c;
+        int8_t *o = out + b * pixels * out_c;
+        for (int32_t pix = 0; pix < pixels; pix += 2) {
+            const int32_t n = pix + 1 < pixels ? 2 : 1;
+            for (int32_t g = 0; g < groups; ++g) {
+                for (int32_t j = 0; j < 2; ++j) {
+                    const int32_t at = pix + (j < n ? j : 0); /* a lone last pixel fills both slots */
+                    const int32_t oy = at / out_w, ox = at % out_w;
+                    if (pointwise) {
+                        widen(image + (oy * p->stride_h * in_w + ox * p->stride_w) * in_c, depth, cols, j);
+                    } else {
+                        ea_im2col_s8(p, in_dims, image, filter_dims, g * f_c, oy * p->stride_h - p->pad_h,
+                                     ox * p->stride_w - p->pad_w, col8);
+                        widen(col8, depth, cols, j);
+                    }
+                }
+                int8_t *o0 = o + pix * out_c + g * fpg;
+                mat_2cols(filter + g * fpg * depth, fpg, depth, cols, q->bias + g * fpg, tab + g * fpg, q, o0,
+                          n == 2 ? o0 + out_c : NULL);
+            }
+        }
+    }
+}
