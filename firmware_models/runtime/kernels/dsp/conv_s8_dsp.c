@@ -15,12 +15,6 @@
 #include "ea_dsp.h"
 #include "ea_kernels.h"
 
-typedef struct {
-    int32_t mult;
-    uint32_t c_lo;
-    int32_t c_hi, sh;
-} rq_entry;
-
 static int32_t conv_depth(const ea_dims4 *fd) { return fd->h * fd->w * fd->c; }
 
 /* The scratch, in order: the int8 im2col of two columns, their int16 copy (8-byte aligned), the
@@ -30,28 +24,7 @@ static int32_t cols8_bytes(int32_t depth) { return (2 * depth + 7) & ~7; }
 int32_t ea_conv_s8_get_buffer_size(const ea_dims4 *in_dims, const ea_dims4 *filter_dims) {
     (void)in_dims;
     const int32_t depth = conv_depth(filter_dims);
-    return 16 + cols8_bytes(depth) + ((4 * depth + 7) & ~7) + (int32_t)sizeof(rq_entry) * filter_dims->n;
-}
-
-/* 0 when some channel's shift is not a right shift of at least 1. */
-static int build_table(const ea_requant *q, int32_t rows, rq_entry *t) {
-    for (int32_t r = 0; r < rows; ++r) {
-        const int32_t i = q->per_channel ? r : 0, shift = q->shift[i];
-        if (shift > -1) return 0;
-        const int32_t rr = -shift; /* 1..31 */
-        t[r].mult = q->mult[i];
-        t[r].c_lo = rr == 1 ? 0xC0000000u : 0x40000000u; /* 2^30 + 2^(30+r): its low and high words */
-        t[r].c_hi = rr >= 2 ? (int32_t)(1u << (rr - 2)) : 0;
-        t[r].sh = rr - 1;
-    }
-    return 1;
-}
-
-static inline int8_t rq_apply(const rq_entry *e, uint32_t acc, int32_t off, int32_t lo, int32_t hi) {
-    const int64_t c = (int64_t)(((uint64_t)(uint32_t)e->c_hi << 32) | e->c_lo) - (int64_t)(acc & 0x80000000u);
-    const int64_t s = (int64_t)(int32_t)acc * e->mult + c;
-    const int32_t z = ea_wrap_add((int32_t)(s >> 32) >> e->sh, off);
-    return (int8_t)ea_clamp(z, lo, hi);
+    return 16 + cols8_bytes(depth) + ((4 * depth + 7) & ~7) + (int32_t)sizeof(ea_rq_entry) * filter_dims->n;
 }
 
 /* One column of depth int8 values widened into slot `which` (0 or 1) of the interleaved pair: per 4 of
@@ -71,7 +44,7 @@ static void widen(const int8_t *src, int32_t depth, int16_t *cols, int which) {
 
 /* Output channels [0, rows) of two pixels (out1 NULL: only the first is stored). */
 static EA_KEEP_MAC_CHAINS void mat_2cols(const int8_t *w, int32_t rows, int32_t depth, const int16_t *cols,
-                                         const int32_t *bias, const rq_entry *tab, const ea_requant *q, int8_t *out0,
+                                         const int32_t *bias, const ea_rq_entry *tab, const ea_requant *q, int8_t *out0,
                                          int8_t *out1) {
     const int32_t blocks = depth >> 2, tail = depth & 3, off = q->out_offset, lo = q->act_min, hi = q->act_max;
     const int16_t *t0 = cols + 8 * blocks, *t1 = t0 + tail;
@@ -107,11 +80,11 @@ static EA_KEEP_MAC_CHAINS void mat_2cols(const int8_t *w, int32_t rows, int32_t 
             a00 += (uint32_t)(u * s), a01 += (uint32_t)(v * s);
             a10 += (uint32_t)(u * z), a11 += (uint32_t)(v * z);
         }
-        out0[r] = rq_apply(tab + r, a00, off, lo, hi);
-        out0[r + 1] = rq_apply(tab + r + 1, a01, off, lo, hi);
+        out0[r] = ea_rq_entry_out(tab + r, a00, off, lo, hi);
+        out0[r + 1] = ea_rq_entry_out(tab + r + 1, a01, off, lo, hi);
         if (out1) {
-            out1[r] = rq_apply(tab + r, a10, off, lo, hi);
-            out1[r + 1] = rq_apply(tab + r + 1, a11, off, lo, hi);
+            out1[r] = ea_rq_entry_out(tab + r, a10, off, lo, hi);
+            out1[r + 1] = ea_rq_entry_out(tab + r + 1, a11, off, lo, hi);
         }
     }
     if (r < rows) {
@@ -132,8 +105,8 @@ static EA_KEEP_MAC_CHAINS void mat_2cols(const int8_t *w, int32_t rows, int32_t 
             a0 += (uint32_t)(w0[t] * t0[t]);
             a1 += (uint32_t)(w0[t] * t1[t]);
         }
-        out0[r] = rq_apply(tab + r, a0, off, lo, hi);
-        if (out1) out1[r] = rq_apply(tab + r, a1, off, lo, hi);
+        out0[r] = ea_rq_entry_out(tab + r, a0, off, lo, hi);
+        if (out1) out1[r] = ea_rq_entry_out(tab + r, a1, off, lo, hi);
     }
 }
 
@@ -145,8 +118,8 @@ void ea_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea_dims4 *in
     const int32_t groups = in_c / f_c, fpg = out_c / groups, pixels = out_dims->h * out_w;
     int8_t *col8 = (int8_t *)(((uintptr_t)scratch + 15u) & ~(uintptr_t)15u);
     int16_t *cols = (int16_t *)(void *)(col8 + cols8_bytes(depth));
-    rq_entry *tab = (rq_entry *)(void *)((int8_t *)cols + ((4 * depth + 7) & ~7));
-    if (!build_table(q, out_c, tab)) {
+    ea_rq_entry *tab = (ea_rq_entry *)(void *)((int8_t *)cols + ((4 * depth + 7) & ~7));
+    if (!ea_rq_table(q, out_c, tab)) {
         ea_conv_s8_mat(p, q, in_dims, in, filter_dims, filter, out_dims, out, col8);
         return;
     }

@@ -1,32 +1,61 @@
-/* ea_depthwise_conv_s8 with the DSP extension, depth multiplier 1: four adjacent channels of a tap
- * are one word of input and one of weights; SXTB16 widens each into (ch0, ch2) and (ch1, ch3), and
- * SMLABB / SMLATT add each channel's product to its own accumulator. Other depth multipliers take the
- * reference loop. Same sums modulo 2^32 as the reference. */
+/* ea_depthwise_conv_s8 with the DSP extension, depth multiplier 1: four adjacent channels of a tap are
+ * one word of input; SXTB16 widens it into (ch0, ch2) and (ch1, ch3), and SMLABB / SMLATT add each
+ * channel's product to its own accumulator. The weights are widened the same way once per call (per
+ * group of four channels, per tap, two words in scratch), and the requantization constants taken once
+ * per call (ea_rq_table), so a tap costs a pointer load, an input load, two SXTB16, one double-word
+ * weight load and four multiply-accumulates. Other depth multipliers take the reference loop. Same sums
+ * modulo 2^32 as the reference. */
+#include <string.h>
+
 #include "ea_dsp.h"
 #include "ea_kernels.h"
 
-static void dw_pixel_dsp(const ea_requant *q, const int8_t *const *taps, int32_t ntaps, const int8_t *filter,
-                         int32_t out_c, int8_t *out) {
+/* The reference kernel's scratch (zero-point row, tap pointers), then the widened weights and the
+ * requantization table; 16 bytes of slack align them. */
+static int32_t ref_bytes(const ea_dims4 *in_dims, const ea_dims4 *fd) {
+    return ((in_dims->c + 7) & ~7) + (int32_t)sizeof(const int8_t *) * fd->h * fd->w;
+}
+
+int32_t ea_depthwise_conv_s8_get_buffer_size(const ea_dims4 *in_dims, const ea_dims4 *filter_dims) {
+    const int32_t out_c = filter_dims->c, ntaps = filter_dims->h * filter_dims->w;
+    return 16 + ((ref_bytes(in_dims, filter_dims) + 7) & ~7) + 8 * ntaps * (out_c / 4) +
+           (int32_t)sizeof(ea_rq_entry) * out_c;
+}
+
+/* One group of four channels over ntaps taps (the weights already widened: two words per tap). */
+static inline void dw_group(const int8_t *const *taps, int32_t ntaps, int32_t oc, const uint32_t *wv, uint32_t *acc) {
+    uint32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    for (int32_t t = 0; t < ntaps; ++t, wv += 2) {
+        const uint32_t xv = ea_read_s8x4(taps[t] + oc);
+        const uint32_t x02 = ea_sxtb16(xv), x13 = ea_sxtb16_ror8(xv);
+        a0 = ea_smlabb(x02, wv[0], a0);
+        a2 = ea_smlatt(x02, wv[0], a2);
+        a1 = ea_smlabb(x13, wv[1], a1);
+        a3 = ea_smlatt(x13, wv[1], a3);
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+
+static void dw_pixel_dsp(const ea_requant *q, const ea_rq_entry *tab, const int8_t *const *taps, int32_t ntaps,
+                         const int8_t *filter, const uint32_t *wide, int32_t out_c, int8_t *out) {
+    const int32_t off = q->out_offset, lo = q->act_min, hi = q->act_max;
     int32_t oc = 0;
-    for (; oc + 4 <= out_c; oc += 4) {
-        uint32_t a0 = (uint32_t)q->bias[oc], a1 = (uint32_t)q->bias[oc + 1], a2 = (uint32_t)q->bias[oc + 2],
-                 a3 = (uint32_t)q->bias[oc + 3];
-        const int8_t *w = filter + oc;
-        for (int32_t t = 0; t < ntaps; ++t, w += out_c) {
-            const uint32_t xv = ea_read_s8x4(taps[t] + oc), wv = ea_read_s8x4(w);
-            const uint32_t x02 = ea_sxtb16(xv), x13 = ea_sxtb16_ror8(xv);
-            const uint32_t w02 = ea_sxtb16(wv), w13 = ea_sxtb16_ror8(wv);
-            a0 = ea_smlabb(x02, w02, a0);
-            a2 = ea_smlatt(x02, w02, a2);
-            a1 = ea_smlabb(x13, w13, a1);
-            a3 = ea_smlatt(x13, w13, a3);
+    for (; oc + 4 <= out_c; oc += 4, wide += 2 * ntaps) {
+        uint32_t a[4] = {(uint32_t)q->bias[oc], (uint32_t)q->bias[oc + 1], (uint32_t)q->bias[oc + 2],
+                         (uint32_t)q->bias[oc + 3]};
+        if (ntaps == 9) {
+            dw_group(taps, 9, oc, wide, a); /* a constant trip count: unrolled */
+        } else {
+            dw_group(taps, ntaps, oc, wide, a);
         }
-        /* inlined: with 9 taps per output, a call per output would cost as much as its MACs */
-        const ea_rq c0 = ea_rq_of(q, oc), c1 = ea_rq_of(q, oc + 1), c2 = ea_rq_of(q, oc + 2), c3 = ea_rq_of(q, oc + 3);
-        out[oc] = ea_rq_out(&c0, q, a0);
-        out[oc + 1] = ea_rq_out(&c1, q, a1);
-        out[oc + 2] = ea_rq_out(&c2, q, a2);
-        out[oc + 3] = ea_rq_out(&c3, q, a3);
+        if (tab) {
+            out[oc] = ea_rq_entry_out(tab + oc, a[0], off, lo, hi);
+            out[oc + 1] = ea_rq_entry_out(tab + oc + 1, a[1], off, lo, hi);
+            out[oc + 2] = ea_rq_entry_out(tab + oc + 2, a[2], off, lo, hi);
+            out[oc + 3] = ea_rq_entry_out(tab + oc + 3, a[3], off, lo, hi);
+        } else {
+            for (int32_t i = 0; i < 4; ++i) out[oc + i] = ea_requant_s8(q, a[i], oc + i);
+        }
     }
     for (; oc < out_c; ++oc) {
         uint32_t a = (uint32_t)q->bias[oc];
@@ -36,15 +65,25 @@ static void dw_pixel_dsp(const ea_requant *q, const int8_t *const *taps, int32_t
     }
 }
 
-/* Scratch as the reference kernel's (ea_depthwise_conv_s8_get_buffer_size, not replaced here). */
 void ea_depthwise_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea_dims4 *in_dims, const int8_t *in,
                           const ea_dims4 *filter_dims, const int8_t *filter, const ea_dims4 *out_dims, int8_t *out,
                           void *scratch) {
     const int32_t in_c = in_dims->c, out_h = out_dims->h, out_w = out_dims->w, out_c = out_dims->c;
     const int32_t dm = p->depth_multiplier, ntaps = filter_dims->h * filter_dims->w;
-    int8_t *zp_row = (int8_t *)scratch;
+    int8_t *zp_row = (int8_t *)(((uintptr_t)scratch + 15u) & ~(uintptr_t)15u);
     const int8_t **taps = (const int8_t **)(void *)(zp_row + ((in_c + 7) & ~7));
+    uint32_t *wide = (uint32_t *)(void *)(zp_row + ((ref_bytes(in_dims, filter_dims) + 7) & ~7));
+    ea_rq_entry *tab = (ea_rq_entry *)(void *)(wide + 2 * ntaps * (out_c / 4));
     for (int32_t i = 0; i < in_c; ++i) zp_row[i] = (int8_t)(-p->input_offset);
+    if (dm == 1) {
+        for (int32_t g = 0; g < out_c / 4; ++g)
+            for (int32_t t = 0; t < ntaps; ++t) {
+                const uint32_t wv = ea_read_s8x4(filter + t * out_c + 4 * g);
+                wide[(g * ntaps + t) * 2] = ea_sxtb16(wv);
+                wide[(g * ntaps + t) * 2 + 1] = ea_sxtb16_ror8(wv);
+            }
+        if (!ea_rq_table(q, out_c, tab)) tab = NULL;
+    }
 
     for (int32_t b = 0; b < in_dims->n; ++b) {
         const int8_t *image = in + b * in_dims->h * in_dims->w * in_c;
@@ -54,7 +93,7 @@ void ea_depthwise_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea
                 ea_dw_taps(p, in_dims, image, filter_dims, oy * p->stride_h - p->pad_h, ox * p->stride_w - p->pad_w,
                            zp_row, taps);
                 if (dm == 1) {
-                    dw_pixel_dsp(q, taps, ntaps, filter, out_c, o);
+                    dw_pixel_dsp(q, tab, taps, ntaps, filter, wide, out_c, o);
                     continue;
                 }
                 for (int32_t oc = 0; oc < out_c; ++oc) {

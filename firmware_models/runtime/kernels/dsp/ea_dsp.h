@@ -79,4 +79,39 @@ static inline uint32_t ea_smlatt(uint32_t a, uint32_t b, uint32_t acc) {
 static inline int32_t ea_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
 
 #endif
+
+/* Requantization shared by the dsp kernels: ea_rqr's form (ea_quant.h) with each channel's constants in
+ * a table built once per call (ea_rq_table): acc * mult + 2^30 + 2^(30+r), less 2^31 for a negative
+ * acc, as one 64-bit multiply-add (SMLAL), then the high word shifted right by r - 1. Valid for right
+ * shifts r >= 1 only: ea_rq_table returns 0 when a channel has another shift (an effective scale >= 1/2),
+ * and the kernel then takes a path through ea_requant_s8. */
+#include "ea_kernels.h"
+
+typedef struct {
+    int32_t mult;
+    uint32_t c_lo;
+    int32_t c_hi, sh;
+} ea_rq_entry;
+
+/* 0 when some channel's shift is not a right shift of at least 1. */
+static inline int ea_rq_table(const ea_requant *q, int32_t rows, ea_rq_entry *t) {
+    for (int32_t r = 0; r < rows; ++r) {
+        const int32_t i = q->per_channel ? r : 0, shift = q->shift[i];
+        if (shift > -1) return 0;
+        const int32_t rr = -shift; /* 1..31 */
+        t[r].mult = q->mult[i];
+        t[r].c_lo = rr == 1 ? 0xC0000000u : 0x40000000u; /* 2^30 + 2^(30+r): its low and high words */
+        t[r].c_hi = rr >= 2 ? (int32_t)(1u << (rr - 2)) : 0;
+        t[r].sh = rr - 1;
+    }
+    return 1;
+}
+
+static inline int8_t ea_rq_entry_out(const ea_rq_entry *e, uint32_t acc, int32_t off, int32_t lo, int32_t hi) {
+    const int64_t c = (int64_t)(((uint64_t)(uint32_t)e->c_hi << 32) | e->c_lo) - (int64_t)(acc & 0x80000000u);
+    const int64_t s = (int64_t)(int32_t)acc * e->mult + c;
+    const int32_t z = ea_wrap_add((int32_t)(s >> 32) >> e->sh, off);
+    return (int8_t)ea_clamp(z, lo, hi);
+}
+
 #endif /* EA_DSP_H */
