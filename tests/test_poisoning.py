@@ -58,6 +58,8 @@ def test_patch_and_blend_triggers():
     (lambda d: parse_trigger("blend:2"), "--trigger blend:2"),
     (lambda d: check_settings("clean-label", {"method": "frogs"}), "--set method=frogs"),
     (lambda d: check_settings("clean-label", {"restarts": 0}), "--set restarts=0"),
+    (lambda d: check_settings("clean-label", {"surrogates": 0}), "--set surrogates=0"),
+    (lambda d: check_settings("clean-label", {"pick": "closest"}), "--set pick=closest"),
     (lambda d: choose_targets(d, 1, 0, 0), "--set targets=0"),
     (lambda d: choose_targets(d, 1, 10_000, 0), "--set targets=10000"),
 ])

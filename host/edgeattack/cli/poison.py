@@ -23,7 +23,8 @@ from ._poisoning_options import common, echo_rows, parse_list, parse_sets
               help="clean-label: L-inf budget of each poison, in input units.")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
               help="clean-label: method=gradient-matching|feature-collision, targets, steps, "
-                   "restarts, augment, step_size; model: mode=ascent|updates, factor, weight.")
+                   "restarts, augment, surrogates (ensemble seeds), pick=random|boundary, "
+                   "step_size; model: mode=ascent|updates, factor, weight.")
 @click.option("--epochs", type=int, default=30, show_default=True,
               help="Epochs of training on the poisoned data (with --prune-ratios: of retraining "
                    "each pruned model).")

@@ -93,34 +93,73 @@ def clean_label(data: Dataset, rate: float, source_class: int, target_class: int
                                      "poisoned_samples": int(len(idx))})
 
 
-def choose_targets(data: Dataset, source_class: int, count: int, seed: int) -> np.ndarray:
-    """`count` seeded source-class test inputs: the ones the attacker wants classified otherwise."""
+PICKS = ("random", "boundary")
+# pick=boundary draws from this fraction of the source-class test inputs, the ones the attacker's
+# surrogates place closest to the adversarial class (a seeded draw, so seeds give different targets)
+BOUNDARY_POOL = 0.25
+
+
+def check_pick(pick: str) -> str:
+    if pick not in PICKS:
+        raise UsageError(f"--set pick={pick}: choose random (any source-class test input) or "
+                         f"boundary (among those the attacker's surrogates place closest to the "
+                         f"adversarial class)")
+    return pick
+
+
+def choose_targets(data: Dataset, source_class: int, count: int, seed: int, pick: str = "random",
+                   models=(), adversarial_class: int | None = None) -> np.ndarray:
+    """`count` seeded source-class test inputs: the ones the attacker wants classified otherwise.
+    pick="boundary": drawn from the quarter (at least `count`) of source-class test inputs with the
+    smallest margin log p(source) - log p(adversarial) averaged over `models` (the attacker's own
+    surrogates: an attacker option, recorded in poison.json, never a selection on the victim)."""
     pool = np.flatnonzero(data.y_test == source_class)
     if not 1 <= count <= len(pool):
         raise UsageError(f"--set targets={count}: the test split has {len(pool)} samples of "
                          f"--source-class {source_class}; choose 1..{len(pool)}")
+    check_pick(pick)
+    if pick == "boundary" and models:
+        logp = np.mean([np.log(m.predict(data.x_test[pool], verbose=0) + 1e-12) for m in models], 0)
+        margin = logp[:, source_class] - logp[:, int(adversarial_class)]
+        keep = max(int(count), int(np.ceil(BOUNDARY_POOL * len(pool))))
+        pool = pool[np.argsort(margin, kind="stable")[:keep]]
     return np.sort(np.random.default_rng([seed, 17]).choice(pool, size=count, replace=False))
 
 
 def gradient_matching(data: Dataset, rate: float, source_class: int, target_class: int, eps: float,
                       surrogates, seed: int = 0, targets: int = 1, steps: int = 240,
-                      restarts: int = 2, lr: float = 0.1, augment: bool = True) -> Poisoned:
+                      restarts: int = 2, lr: float = 0.1, augment: bool = True,
+                      pick: str = "random", pick_models=None, retrain=None,
+                      retrain_rounds: int = 0) -> Poisoned:
     """A fraction `rate` of the target class's training samples become gradient-matching poisons
-    (labels unchanged) aimed at `targets` seeded source-class test inputs, which a victim trained
-    on them should classify as target_class. info["targets"]: those test indices."""
+    (labels unchanged) aimed at `targets` seeded source-class test inputs (pick: choose_targets;
+    pick_models, default the last surrogate, rank them for pick="boundary"), which a victim trained
+    on them should classify as target_class. info["targets"]: those test indices. retrain (a
+    function of a training set returning fresh surrogates) is called retrain_rounds times, evenly
+    spaced over the steps, on the training set holding the current poisons."""
     from .gradmatch import brew
 
     check_pair(data, rate, source_class, target_class)
     eps = check_eps(eps, data.data_range)
-    chosen = choose_targets(data, source_class, int(targets), seed)
+    models = list(pick_models) if pick_models else list(surrogates or [])[-1:]
+    chosen = choose_targets(data, source_class, int(targets), seed, pick, models, target_class)
     bases = np.flatnonzero(data.y_train == target_class)
     if not len(bases):
         raise UsageError(f"--target-class {target_class}: the training split has no sample of it")
     idx = _choose(np.random.default_rng([seed, 14]), bases, rate, len(bases))
     x = data.x_train.copy()
+
+    def retrain_on(poisons):
+        x_now = data.x_train.copy()
+        x_now[idx] = poisons
+        return retrain(dataclasses.replace(data, x_train=x_now))
+
+    rounds = int(retrain_rounds) if retrain else 0
     x[idx], brewed = brew(surrogates, x[idx], data.y_train[idx], data.x_test[chosen], target_class,
                           eps, data.data_range, steps=int(steps), restarts=int(restarts),
-                          lr=float(lr), augment=bool(augment), seed=seed)
+                          lr=float(lr), augment=bool(augment), seed=seed,
+                          retrain=retrain_on if rounds else None,
+                          retrain_at=[int(steps) * (r + 1) // (rounds + 1) for r in range(rounds)])
     mask = np.zeros(len(x), bool)
     mask[idx] = True
     linf = float(np.max(np.abs(x[idx] - data.x_train[idx])))
@@ -129,7 +168,8 @@ def gradient_matching(data: Dataset, rate: float, source_class: int, target_clas
     return Poisoned(poisoned, mask, {"poison": "clean-label", "method": "gradient-matching",
                                      "rate": rate, "eps": eps, "source_class": source_class,
                                      "target_class": target_class, "targets": chosen.tolist(),
+                                     "pick": pick, "retrain_rounds": rounds,
                                      "steps": int(steps), "restarts": int(restarts),
                                      "augment": bool(augment), "max_linf": linf,
-                                     "surrogates": len(surrogates), **brewed,
+                                     "surrogate_snapshots": len(surrogates), **brewed,
                                      "poisoned_samples": int(len(idx))})

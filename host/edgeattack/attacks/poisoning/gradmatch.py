@@ -58,12 +58,17 @@ def _shift(t, x, rng_seed):
 
 def brew(surrogates, x_base: np.ndarray, y_base: np.ndarray, x_target: np.ndarray,
          adversarial_class: int, eps: float, data_range=(0.0, 1.0), steps: int = 240,
-         restarts: int = 2, lr: float = 0.1, augment: bool = True, seed: int = 0):
+         restarts: int = 2, lr: float = 0.1, augment: bool = True, seed: int = 0,
+         retrain=None, retrain_at=()):
     """(poisons, info): x_base perturbed within eps (L-inf, clipped to data_range) so that the
     surrogates' training gradient on (poisons, y_base) aligns with their gradient of the loss of
     x_target labelled adversarial_class. lr is the signed-Adam step as a fraction of eps, decayed
     tenfold at 3/8, 5/8 and 7/8 of the steps. info: the alignment loss (1 - cosine) of the kept
-    restart, averaged over surrogates, and of every restart."""
+    restart, averaged over surrogates, and of every restart.
+
+    retrain (Witches' Brew's retraining variant): a function of the current poisons returning new
+    surrogates (trained on the data with those poisons in), called at each step in retrain_at, so
+    later steps match on models that have already seen the poisons, as the victim will have."""
     from ...tfutil import tf
 
     t = tf()
@@ -72,51 +77,59 @@ def brew(surrogates, x_base: np.ndarray, y_base: np.ndarray, x_target: np.ndarra
     y0 = t.constant(np.asarray(y_base, np.int64))
     xt = t.constant(x_target, t.float32)
     yt = t.constant(np.full(len(x_target), int(adversarial_class), np.int64))
-    goals = []
-    for m in surrogates:
-        g = _flat_grad(t, m, xt, yt)
-        norm = t.sqrt(t.add_n([t.reduce_sum(v * v) for v in g]))
-        goals.append((g, norm))
 
-    def alignment(delta, shift_seed, use_aug):
-        xp = x0 + delta
-        if use_aug:
-            xp = _shift(t, xp, shift_seed)
-        losses = []
-        for m, (goal, goal_norm) in zip(surrogates, goals):
-            with t.GradientTape() as inner:
-                loss = t.reduce_sum(_sce(t, y0, m(xp, training=False)))
-            g = inner.gradient(loss, m.trainable_variables)
-            dot = t.add_n([t.reduce_sum(a * b) for a, b in zip(g, goal)])
-            norm = t.sqrt(t.add_n([t.reduce_sum(a * a) for a in g]))
-            losses.append(1.0 - dot / (norm * goal_norm + 1e-12))
-        return t.add_n(losses) / len(losses)
+    def make(models):
+        """The alignment loss, one signed-Adam step and the final loss on these surrogates."""
+        goals = []
+        for m in models:
+            g = _flat_grad(t, m, xt, yt)
+            norm = t.sqrt(t.add_n([t.reduce_sum(v * v) for v in g]))
+            goals.append((g, norm))
 
-    @t.function(reduce_retracing=True)
-    def step(delta, m1, m2, k, size, shift_seed):
-        with t.GradientTape() as tape:
-            tape.watch(delta)
-            loss = alignment(delta, shift_seed, augment)
-        g = t.sign(tape.gradient(loss, delta))
-        # Adam on the sign of the gradient (Witches' Brew's "signAdam"), then projection
-        m1 = 0.9 * m1 + 0.1 * g
-        m2 = 0.999 * m2 + 0.001 * g * g
-        kf = t.cast(k, t.float32)
-        mh = m1 / (1 - 0.9 ** kf)
-        vh = m2 / (1 - 0.999 ** kf)
-        delta = delta - size * mh / (t.sqrt(vh) + 1e-8)
-        delta = t.clip_by_value(delta, -eps, eps)
-        delta = t.clip_by_value(x0 + delta, lo, hi) - x0
-        return delta, m1, m2, loss
+        def alignment(delta, shift_seed, use_aug):
+            xp = x0 + delta
+            if use_aug:
+                xp = _shift(t, xp, shift_seed)
+            losses = []
+            for m, (goal, goal_norm) in zip(models, goals):
+                with t.GradientTape() as inner:
+                    loss = t.reduce_sum(_sce(t, y0, m(xp, training=False)))
+                g = inner.gradient(loss, m.trainable_variables)
+                dot = t.add_n([t.reduce_sum(a * b) for a, b in zip(g, goal)])
+                norm = t.sqrt(t.add_n([t.reduce_sum(a * a) for a in g]))
+                losses.append(1.0 - dot / (norm * goal_norm + 1e-12))
+            return t.add_n(losses) / len(losses)
 
-    @t.function(reduce_retracing=True)
-    def final(delta):
-        return alignment(delta, t.constant([0, 0], t.int32), False)
+        @t.function(reduce_retracing=True)
+        def step(delta, m1, m2, k, size, shift_seed):
+            with t.GradientTape() as tape:
+                tape.watch(delta)
+                loss = alignment(delta, shift_seed, augment)
+            g = t.sign(tape.gradient(loss, delta))
+            # Adam on the sign of the gradient (Witches' Brew's "signAdam"), then projection
+            m1 = 0.9 * m1 + 0.1 * g
+            m2 = 0.999 * m2 + 0.001 * g * g
+            kf = t.cast(k, t.float32)
+            mh = m1 / (1 - 0.9 ** kf)
+            vh = m2 / (1 - 0.999 ** kf)
+            delta = delta - size * mh / (t.sqrt(vh) + 1e-8)
+            delta = t.clip_by_value(delta, -eps, eps)
+            delta = t.clip_by_value(x0 + delta, lo, hi) - x0
+            return delta, m1, m2, loss
 
+        @t.function(reduce_retracing=True)
+        def final(delta):
+            return alignment(delta, t.constant([0, 0], t.int32), False)
+
+        return step, final
+
+    step0, final0 = make(list(surrogates))
     rng = np.random.default_rng([seed, 16])
     best, best_loss, losses = None, np.inf, []
     milestones = [int(steps * f) for f in (3 / 8, 5 / 8, 7 / 8)]
+    retrain_at = sorted({int(k) for k in retrain_at if 0 < int(k) < steps}) if retrain else []
     for _ in range(max(1, int(restarts))):
+        step, final = step0, final0
         d0 = rng.uniform(-eps, eps, size=x_base.shape).astype(np.float32)
         delta = t.constant(np.clip(x_base + d0, lo, hi) - x_base, t.float32)
         m1 = t.zeros_like(delta)
@@ -125,10 +138,13 @@ def brew(surrogates, x_base: np.ndarray, y_base: np.ndarray, x_target: np.ndarra
         for k in range(1, int(steps) + 1):
             if k - 1 in milestones:
                 size /= 10
+            if k - 1 in retrain_at:
+                step, final = make(list(retrain(np.clip(x_base + delta.numpy(), lo, hi))))
             shift_seed = t.constant(rng.integers(0, 2**31 - 1, size=2), t.int32)
             delta, m1, m2, _ = step(delta, m1, m2, t.constant(k), t.constant(size, t.float32),
                                     shift_seed)
-        loss = float(final(delta))
+        # restarts are compared on the clean surrogates (retrained ones differ between restarts)
+        loss = float(final0(delta))
         losses.append(loss)
         if loss < best_loss:
             best, best_loss = delta.numpy(), loss

@@ -30,7 +30,7 @@ SETTINGS = {
     "flip-targeted": {},
     # steps 0: the method's own default (240 gradient-matching, 100 feature-collision)
     "clean-label": {"method": "gradient-matching", "steps": 0, "step_size": 0.0, "targets": 1,
-                    "restarts": 2, "augment": 1},
+                    "restarts": 2, "augment": 1, "surrogates": 3, "pick": "random", "retrain": 0},
     "model": {"mode": "ascent", "factor": -1.0, "weight": 1.0},
 }
 
@@ -55,10 +55,13 @@ def check_settings(kind: str, settings: dict) -> dict:
             raise UsageError(f"--set method={p['method']}: choose gradient-matching (targets "
                              f"chosen test inputs, victim trained from scratch) or "
                              f"feature-collision (Poison Frogs, for transfer learning)")
-        for name in ("steps", "targets", "restarts"):
-            if not isinstance(p[name], int) or p[name] < (0 if name == "steps" else 1):
-                raise UsageError(f"--set {name}={p[name]}: a whole number of at least "
-                                 f"{0 if name == 'steps' else 1}")
+        from .cleanlabel import check_pick
+
+        check_pick(p["pick"])
+        for name in ("steps", "targets", "restarts", "surrogates", "retrain"):
+            least = 0 if name in ("steps", "retrain") else 1
+            if not isinstance(p[name], int) or p[name] < least:
+                raise UsageError(f"--set {name}={p[name]}: a whole number of at least {least}")
     if kind == "model" and p["mode"] not in MODEL_MODES:
         raise UsageError(f"--set mode={p['mode']}: choose ascent (gradient ascent on a subset) or "
                          f"updates (scaled/sign-flipped updates on a fraction of steps)")
@@ -117,8 +120,17 @@ def make_poison(kind: str, clean: Dataset, *, rate: float, source_class: int, ta
         check_eps(eps, clean.data_range)
         if settings["method"] == "gradient-matching":
             choose_targets(clean, source_class, settings["targets"], seed)  # refuse before training
-        # the attacker's own clean model (seed apart from the victim's), snapshotted on the way
-        surrogates, _ = train_surrogates(model, clean, epochs, (2, 5), seed + 1, progress)
+        # the attacker's own clean models (seeds apart from the victim's), snapshotted on the way;
+        # an ensemble over seeds (Witches' Brew's ensembles) so the poisons do not fit one
+        # initialisation: a victim trained from scratch starts from another
+        seeds = [seed + 1 + i for i in range(settings["surrogates"] if settings["method"] ==
+                                             "gradient-matching" else 1)]
+
+        def ensemble(data):
+            return [train_surrogates(model, data, epochs, (2, 5), s, progress)[0] for s in seeds]
+
+        runs = ensemble(clean)
+        surrogates = [m for snaps in runs for m in snaps]
         if settings["method"] == "feature-collision":
             return clean_label(clean, rate, source_class, target_class, eps, surrogates[-1], seed,
                                steps=settings["steps"] or 100,
@@ -126,7 +138,10 @@ def make_poison(kind: str, clean: Dataset, *, rate: float, source_class: int, ta
         return gradient_matching(clean, rate, source_class, target_class, eps, surrogates, seed,
                                  targets=settings["targets"], steps=settings["steps"] or 240,
                                  restarts=settings["restarts"],
-                                 augment=bool(settings["augment"])), {}
+                                 augment=bool(settings["augment"]), pick=settings["pick"],
+                                 pick_models=[snaps[-1] for snaps in runs],
+                                 retrain=lambda d: [m for snaps in ensemble(d) for m in snaps],
+                                 retrain_rounds=settings["retrain"]), {}
     p, callbacks, weights = model_poisoning(clean, settings["mode"], rate, seed,
                                             factor=settings["factor"], weight=settings["weight"])
     return p, {"callbacks": callbacks, "sample_weight": weights}
