@@ -102,7 +102,9 @@ def _client(url, timeout=10.0):
     from edgeattack.link.client import Client
     from edgeattack.link.transport import open_port
 
-    return Client(lambda: open_port(url), timeout=timeout, total_timeout=120.0)
+    from edgeattack.firmware.messages import lookup
+
+    return Client(lambda: open_port(url), timeout=timeout, total_timeout=120.0, message_texts=lookup)
 
 
 def _random_inputs(info, n, seed):

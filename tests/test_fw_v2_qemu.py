@@ -123,7 +123,16 @@ def test_patched_stream_equals_full_loads_and_tflm(model16):
         v2 = _run(board.url, xs, slots, protocol=2)
         v1 = _run(board.url, xs, slots, protocol=1)  # a v1 host on the v2 firmware
 
-        # The firmware's own refusals, frame by frame (v2 frames are answered in v2).
+        # The firmware's own refusals, frame by frame (v2 frames are answered in v2), as the user
+        # reads them: with the coded message pieces written out from this build's texts.
+        from edgeattack.firmware.messages import lookup
+        from edgeattack.link.coded import expand
+
+        def error_of(frame):
+            code, text = m.unpack_error(frame.payload)
+            assert b.build_id and "\x1f" in text  # the texts are not in the firmware's flash
+            return code, expand(text, lookup(b.build_id))
+
         port, dec = open_port(board.url), FrameDecoder()
         try:
             port.write(b"\x00")
@@ -133,14 +142,14 @@ def test_patched_stream_equals_full_loads_and_tflm(model16):
             slot, gen, received, total = m.unpack_slot_load_reply(r.payload)
             assert (r.version, slot, received, total) == (2, 1, 768, 768) and gen >= 1
             r = _exchange(port, dec, Frame(2, m.PATCH, 3, m.pack_patch(1, gen + 5, [(0, b"\x01")], infer=True)))
-            code, text = m.unpack_error(r.payload)
+            code, text = error_of(r)
             assert (r.version, r.type, code) == (2, m.ERROR, m.ERR_STALE)
             assert text == (f"PATCH computed against generation {gen + 5} of slot 1, which is at "
                             f"generation {gen} (LOAD it again)")
             r = _exchange(port, dec, Frame(2, m.SLOT_INFER, 4, m.pack_slot_infer(1)))
             assert m.unpack_error(r.payload)[0] == m.ERR_NOT_LOADED  # STALE unloaded the slot
             r = _exchange(port, dec, Frame(2, m.SLOT_INFER, 5, m.pack_slot_infer(4)))
-            assert m.unpack_error(r.payload) == (
+            assert error_of(r) == (
                 m.ERR_SLOT, "slot 4 is out of range: this device has slots 0..3 (INFO slots)")
         finally:
             port.close()

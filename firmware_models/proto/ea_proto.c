@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ea_cobs.h"
+#include "ea_msg.h"    /* util/ */
 #include "ea_strbuf.h" /* util/ */
 
 const char *ea_dtype_name(uint8_t dtype)
@@ -59,11 +60,11 @@ int ea_proto_init(ea_proto *p, const ea_proto_io *io, const ea_proto_model *mode
     size_t infer_frame = EA_INFER_FRAME_SIZE(out_bytes);
     if (p->model_error == NULL) {
         if ((size_t)model->input.bytes * p->n_slots > mem->input_cap) {
-            p->model_error = "model input is larger than the firmware's input slots "
-                             "(rebuild with a larger EA_INPUT_BYTES)";
+            p->model_error = EA_MSG("model input is larger than the firmware's input slots "
+                             "(rebuild with a larger EA_INPUT_BYTES)");
         } else if (model->output.bytes > mem->output_cap || infer_frame > mem->reply_cap) {
-            p->model_error = "model output is larger than the firmware's output buffer "
-                             "(rebuild with a larger EA_OUTPUT_BYTES)";
+            p->model_error = EA_MSG("model output is larger than the firmware's output buffer "
+                             "(rebuild with a larger EA_OUTPUT_BYTES)");
         }
     }
     p->cache_slot_size = (uint32_t)max_size(EA_ERROR_FRAME_MAX,
@@ -124,10 +125,18 @@ static const ea_cache_entry *cache_find(const ea_proto *p, uint16_t seq, const u
 
 static uint8_t *reply_payload(ea_proto *p) { return p->mem.reply + EA_FRAME_HEADER; }
 
+static ea_strbuf *msg_start(ea_proto *p);
+
 /* Build an ERROR frame in the reply buffer; returns its length. */
 static size_t make_error(ea_proto *p, uint16_t seq, uint16_t code, const char *msg)
 {
     uint8_t *pl = reply_payload(p);
+    if (msg != p->msg) {
+        /* through the string builder: an EA_MSG text becomes its token (util/ea_msg.h); every
+         * other message (the model's, at most EA_ERROR_LEN) fits the buffer whole */
+        ea_sb_raw(msg_start(p), msg);
+        msg = p->msg;
+    }
     size_t n = strlen(msg);
     if (n > EA_MAX_ERROR_MESSAGE) {
         n = EA_MAX_ERROR_MESSAGE;
@@ -154,7 +163,7 @@ static size_t bad_size(ea_proto *p, uint16_t seq, const char *what, size_t got, 
 {
     ea_strbuf *t = msg_start(p);
     ea_sb_raw(t, what);
-    ea_sb_raw(t, " payload has ");
+    ea_sb_raw(t, EA_MSG(" payload has "));
     ea_sb_u64(t, got);
     ea_sb_raw(t, rule);
     ea_sb_u64(t, want);
@@ -226,6 +235,15 @@ static size_t make_info(ea_proto *p, uint16_t seq, const uint8_t **frame)
     ea_sb_json_str(&t, p->io.board);
     ea_sb_raw(&t, ", \"runtime\": ");
     ea_sb_json_str(&t, p->io.runtime);
+    if (p->io.build_id != NULL) {
+        static const char digits[] = "0123456789abcdef";
+        ea_sb_raw(&t, ", \"build_id\": \"");
+        for (uint32_t i = 0; i < p->io.build_id_len; i++) {
+            char hex[2] = {digits[p->io.build_id[i] >> 4], digits[p->io.build_id[i] & 0xFu]};
+            ea_sb_put(&t, hex, 2);
+        }
+        ea_sb_raw(&t, "\"");
+    }
     ea_sb_raw(&t, ", \"model_sha256\": ");
     ea_sb_json_str(&t, p->model.sha256 != NULL ? p->model.sha256 : "");
     ea_sb_raw(&t, ", \"input\": ");
@@ -274,7 +292,7 @@ static size_t make_info(ea_proto *p, uint16_t seq, const uint8_t **frame)
     ea_sb_raw(&t, "}");
     if (t.overflow) {
         *frame = p->mem.reply;
-        return make_error(p, seq, EA_PROTO_ERR_RUNTIME, "INFO does not fit the reply buffer");
+        return make_error(p, seq, EA_PROTO_ERR_RUNTIME, EA_MSG("INFO does not fit the reply buffer"));
     }
     *frame = buf;
     return seal(p, buf, EA_MSG_INFO | EA_MSG_REPLY, seq, t.len);
@@ -314,11 +332,11 @@ static size_t check_slot(ea_proto *p, uint16_t seq, uint32_t slot)
         return 0;
     }
     ea_strbuf *t = msg_start(p);
-    ea_sb_raw(t, "slot ");
+    ea_sb_raw(t, EA_MSG("slot "));
     ea_sb_u64(t, slot);
-    ea_sb_raw(t, " is out of range: this device has slots 0..");
+    ea_sb_raw(t, EA_MSG(" is out of range: this device has slots 0.."));
     ea_sb_u64(t, p->n_slots - 1u);
-    ea_sb_raw(t, " (INFO slots)");
+    ea_sb_raw(t, EA_MSG(" (INFO slots)"));
     return make_error(p, seq, EA_PROTO_ERR_SLOT, p->msg);
 }
 
@@ -330,37 +348,37 @@ static size_t load_chunk(ea_proto *p, uint16_t seq, uint32_t slot, uint8_t dtype
     ea_strbuf *t = msg_start(p);
     uint32_t expected_total = p->model.input.bytes;
     if (dtype != p->model.input.dtype) {
-        ea_sb_raw(t, "LOAD dtype ");
+        ea_sb_raw(t, EA_MSG("LOAD dtype "));
         ea_sb_raw(t, ea_dtype_name(dtype));
-        ea_sb_raw(t, " (code ");
+        ea_sb_raw(t, EA_MSG(" (code "));
         ea_sb_u64(t, dtype);
-        ea_sb_raw(t, ") is not the model's input dtype ");
+        ea_sb_raw(t, EA_MSG(") is not the model's input dtype "));
         ea_sb_raw(t, ea_dtype_name(p->model.input.dtype));
         return refuse(p, slot, seq, EA_PROTO_ERR_DTYPE, p->msg);
     }
     if (total != expected_total) {
-        ea_sb_raw(t, "LOAD total ");
+        ea_sb_raw(t, EA_MSG("LOAD total "));
         ea_sb_u64(t, total);
-        ea_sb_raw(t, " is not the model's input size ");
+        ea_sb_raw(t, EA_MSG(" is not the model's input size "));
         ea_sb_u64(t, expected_total);
         return refuse(p, slot, seq, EA_PROTO_ERR_SIZE, p->msg);
     }
     /* docs/protocol.md's order: OFFSET is checked before the overrun SIZE */
     if (offset != 0u && offset != p->received[slot]) {
-        ea_sb_raw(t, "LOAD chunk at offset ");
+        ea_sb_raw(t, EA_MSG("LOAD chunk at offset "));
         ea_sb_u64(t, offset);
-        ea_sb_raw(t, ", expected offset ");
+        ea_sb_raw(t, EA_MSG(", expected offset "));
         ea_sb_u64(t, p->received[slot]);
         return refuse(p, slot, seq, EA_PROTO_ERR_OFFSET, p->msg);
     }
     if (offset > total || chunk > total - offset) {
-        ea_sb_raw(t, "LOAD chunk of ");
+        ea_sb_raw(t, EA_MSG("LOAD chunk of "));
         ea_sb_u64(t, chunk);
-        ea_sb_raw(t, " bytes at offset ");
+        ea_sb_raw(t, EA_MSG(" bytes at offset "));
         ea_sb_u64(t, offset);
-        ea_sb_raw(t, " overruns the input of ");
+        ea_sb_raw(t, EA_MSG(" overruns the input of "));
         ea_sb_u64(t, total);
-        ea_sb_raw(t, " bytes");
+        ea_sb_raw(t, EA_MSG(" bytes"));
         return refuse(p, slot, seq, EA_PROTO_ERR_SIZE, p->msg);
     }
     if (offset == 0u) {
@@ -376,7 +394,7 @@ static size_t load_chunk(ea_proto *p, uint16_t seq, uint32_t slot, uint8_t dtype
 static size_t do_load(ea_proto *p, const ea_frame *f)
 {
     if (f->len < LOAD_HEADER) {
-        return bad_size(p, f->seq, "LOAD", f->len, " bytes, needs at least ", LOAD_HEADER);
+        return bad_size(p, f->seq, EA_MSG("LOAD"), f->len, EA_MSG(" bytes, needs at least "), LOAD_HEADER);
     }
     if (p->model_error != NULL) {
         return make_error(p, f->seq, EA_PROTO_ERR_MODEL, p->model_error);
@@ -397,7 +415,7 @@ static size_t do_load(ea_proto *p, const ea_frame *f)
 static size_t do_slot_load(ea_proto *p, const ea_frame *f)
 {
     if (f->len < SLOT_LOAD_HEADER) {
-        return bad_size(p, f->seq, "SLOT_LOAD", f->len, " bytes, needs at least ", SLOT_LOAD_HEADER);
+        return bad_size(p, f->seq, EA_MSG("SLOT_LOAD"), f->len, EA_MSG(" bytes, needs at least "), SLOT_LOAD_HEADER);
     }
     const uint8_t *pl = f->payload;
     uint32_t slot = pl[0];
@@ -446,13 +464,13 @@ static size_t not_loaded(ea_proto *p, uint16_t seq, const char *what, uint32_t s
 {
     ea_strbuf *t = msg_start(p);
     ea_sb_raw(t, what);
-    ea_sb_raw(t, " without a complete input tensor in slot ");
+    ea_sb_raw(t, EA_MSG(" without a complete input tensor in slot "));
     ea_sb_u64(t, slot);
-    ea_sb_raw(t, " (");
+    ea_sb_raw(t, EA_MSG(" ("));
     ea_sb_u64(t, p->received[slot]);
-    ea_sb_raw(t, " of ");
+    ea_sb_raw(t, EA_MSG(" of "));
     ea_sb_u64(t, p->model.input.bytes);
-    ea_sb_raw(t, " bytes loaded)");
+    ea_sb_raw(t, EA_MSG(" bytes loaded)"));
     return make_error(p, seq, EA_PROTO_ERR_NOT_LOADED, p->msg);
 }
 
@@ -483,7 +501,7 @@ static size_t run_slot(ea_proto *p, uint16_t seq, uint32_t slot, uint32_t repeat
     log_event(p, 1, t1, p->inferences);
     if (rc != 0) {
         p->msg[sizeof p->msg - 1u] = '\0';
-        return make_error(p, seq, EA_PROTO_ERR_RUNTIME, p->msg[0] != '\0' ? p->msg : "inference failed");
+        return make_error(p, seq, EA_PROTO_ERR_RUNTIME, p->msg[0] != '\0' ? p->msg : EA_MSG("inference failed"));
     }
     uint32_t out_bytes = p->model.output.bytes;
     ea_put_u64(rp, t1 - t0);
@@ -498,13 +516,13 @@ static size_t run_slot(ea_proto *p, uint16_t seq, uint32_t slot, uint32_t repeat
 static size_t do_infer(ea_proto *p, const ea_frame *f)
 {
     if (f->len != 4u) {
-        return bad_size(p, f->seq, "INFER", f->len, " bytes, expected ", 4u);
+        return bad_size(p, f->seq, EA_MSG("INFER"), f->len, EA_MSG(" bytes, expected "), 4u);
     }
     if (p->model_error != NULL) {
         return make_error(p, f->seq, EA_PROTO_ERR_MODEL, p->model_error);
     }
     if (!p->loaded[0]) {
-        return not_loaded(p, f->seq, "INFER", 0u);
+        return not_loaded(p, f->seq, EA_MSG("INFER"), 0u);
     }
     size_t n = 0;
     size_t err = run_slot(p, f->seq, 0u, ea_get_u16(f->payload), reply_payload(p), &n);
@@ -534,7 +552,7 @@ static size_t slot_reply(ea_proto *p, const ea_frame *f, uint32_t slot, bool inf
 static size_t do_slot_infer(ea_proto *p, const ea_frame *f)
 {
     if (f->len != 4u) {
-        return bad_size(p, f->seq, "SLOT_INFER", f->len, " bytes, expected ", 4u);
+        return bad_size(p, f->seq, EA_MSG("SLOT_INFER"), f->len, EA_MSG(" bytes, expected "), 4u);
     }
     uint32_t slot = f->payload[0];
     size_t err = check_slot(p, f->seq, slot);
@@ -545,7 +563,7 @@ static size_t do_slot_infer(ea_proto *p, const ea_frame *f)
         return make_error(p, f->seq, EA_PROTO_ERR_MODEL, p->model_error);
     }
     if (!p->loaded[slot]) {
-        return not_loaded(p, f->seq, "SLOT_INFER", slot);
+        return not_loaded(p, f->seq, EA_MSG("SLOT_INFER"), slot);
     }
     return slot_reply(p, f, slot, true, ea_get_u16(f->payload + 2));
 }
@@ -556,7 +574,7 @@ static size_t do_patch(ea_proto *p, const ea_frame *f)
     ea_strbuf *t = msg_start(p);
     const uint8_t *pl = f->payload;
     if (f->len < PATCH_HEADER) {
-        return bad_size(p, f->seq, "PATCH", f->len, " bytes, needs at least ", PATCH_HEADER);
+        return bad_size(p, f->seq, EA_MSG("PATCH"), f->len, EA_MSG(" bytes, needs at least "), PATCH_HEADER);
     }
     uint32_t slot = pl[0];
     uint8_t flags = pl[1];
@@ -564,30 +582,30 @@ static size_t do_patch(ea_proto *p, const ea_frame *f)
     uint32_t generation = ea_get_u32(pl + 4);
     uint32_t runs = ea_get_u16(pl + 8);
     if ((flags & (uint8_t)~PATCH_INFER) != 0u) {
-        ea_sb_raw(t, "PATCH flags ");
+        ea_sb_raw(t, EA_MSG("PATCH flags "));
         ea_sb_u64(t, flags);
-        ea_sb_raw(t, " has unknown bits (only bit 0, INFER, is defined)");
+        ea_sb_raw(t, EA_MSG(" has unknown bits (only bit 0, INFER, is defined)"));
         return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, p->msg);
     }
     /* The runs must fill the payload exactly. */
     size_t pos = PATCH_HEADER;
     for (uint32_t i = 0; i < runs; i++) {
         if (pos + PATCH_RUN > f->len || pos + PATCH_RUN + ea_get_u16(pl + pos + 4) > f->len) {
-            ea_sb_raw(t, "PATCH run ");
+            ea_sb_raw(t, EA_MSG("PATCH run "));
             ea_sb_u64(t, i);
-            ea_sb_raw(t, " of ");
+            ea_sb_raw(t, EA_MSG(" of "));
             ea_sb_u64(t, runs);
-            ea_sb_raw(t, " runs past the payload's end");
+            ea_sb_raw(t, EA_MSG(" runs past the payload's end"));
             return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, p->msg);
         }
         pos += PATCH_RUN + ea_get_u16(pl + pos + 4);
     }
     if (pos != f->len) {
-        ea_sb_raw(t, "PATCH has ");
+        ea_sb_raw(t, EA_MSG("PATCH has "));
         ea_sb_u64(t, f->len - pos);
-        ea_sb_raw(t, " bytes after its ");
+        ea_sb_raw(t, EA_MSG(" bytes after its "));
         ea_sb_u64(t, runs);
-        ea_sb_raw(t, " runs");
+        ea_sb_raw(t, EA_MSG(" runs"));
         return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, p->msg);
     }
     size_t err = check_slot(p, f->seq, slot);
@@ -599,19 +617,19 @@ static size_t do_patch(ea_proto *p, const ea_frame *f)
     }
     if (!p->loaded[slot]) {
         unload(p, slot);
-        ea_sb_raw(t, "PATCH of slot ");
+        ea_sb_raw(t, EA_MSG("PATCH of slot "));
         ea_sb_u64(t, slot);
-        ea_sb_raw(t, ", which holds no complete input (LOAD it first)");
+        ea_sb_raw(t, EA_MSG(", which holds no complete input (LOAD it first)"));
         return make_error(p, f->seq, EA_PROTO_ERR_NOT_LOADED, p->msg);
     }
     if (generation != p->generation[slot]) {
-        ea_sb_raw(t, "PATCH computed against generation ");
+        ea_sb_raw(t, EA_MSG("PATCH computed against generation "));
         ea_sb_u64(t, generation);
-        ea_sb_raw(t, " of slot ");
+        ea_sb_raw(t, EA_MSG(" of slot "));
         ea_sb_u64(t, slot);
-        ea_sb_raw(t, ", which is at generation ");
+        ea_sb_raw(t, EA_MSG(", which is at generation "));
         ea_sb_u64(t, p->generation[slot]);
-        ea_sb_raw(t, " (LOAD it again)");
+        ea_sb_raw(t, EA_MSG(" (LOAD it again)"));
         return refuse(p, slot, f->seq, EA_PROTO_ERR_STALE, p->msg);
     }
     uint32_t total = p->model.input.bytes;
@@ -620,15 +638,15 @@ static size_t do_patch(ea_proto *p, const ea_frame *f)
         uint32_t offset = ea_get_u32(pl + pos);
         uint32_t length = ea_get_u16(pl + pos + 4);
         if (offset > total || length > total - offset) {
-            ea_sb_raw(t, "PATCH run of ");
+            ea_sb_raw(t, EA_MSG("PATCH run of "));
             ea_sb_u64(t, length);
-            ea_sb_raw(t, " bytes at offset ");
+            ea_sb_raw(t, EA_MSG(" bytes at offset "));
             ea_sb_u64(t, offset);
-            ea_sb_raw(t, " overruns slot ");
+            ea_sb_raw(t, EA_MSG(" overruns slot "));
             ea_sb_u64(t, slot);
-            ea_sb_raw(t, "'s ");
+            ea_sb_raw(t, EA_MSG("'s "));
             ea_sb_u64(t, total);
-            ea_sb_raw(t, " bytes");
+            ea_sb_raw(t, EA_MSG(" bytes"));
             return refuse(p, slot, f->seq, EA_PROTO_ERR_SIZE, p->msg);
         }
         pos += PATCH_RUN + length;
@@ -670,17 +688,17 @@ static size_t execute(ea_proto *p, const ea_frame *f)
 {
     ea_strbuf *t = msg_start(p);
     if (!known_type(p, f->type)) {
-        ea_sb_raw(t, "unknown message type ");
+        ea_sb_raw(t, EA_MSG("unknown message type "));
         ea_sb_u64(t, f->type);
         if (p->reply_version < 2u && f->type >= EA_MSG_SLOT_LOAD && f->type <= EA_MSG_SLOT_INFER) {
-            ea_sb_raw(t, " in a v1 frame (slots and patches are protocol v2)");
+            ea_sb_raw(t, EA_MSG(" in a v1 frame (slots and patches are protocol v2)"));
         }
         return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, p->msg);
     }
     if (f->oversize) {
-        ea_sb_raw(t, "payload of ");
+        ea_sb_raw(t, EA_MSG("payload of "));
         ea_sb_u64(t, f->len);
-        ea_sb_raw(t, " bytes is larger than max_payload ");
+        ea_sb_raw(t, EA_MSG(" bytes is larger than max_payload "));
         ea_sb_u64(t, p->max_payload);
         return make_error(p, f->seq, EA_PROTO_ERR_TOO_LARGE, p->msg);
     }
@@ -701,7 +719,7 @@ static size_t execute(ea_proto *p, const ea_frame *f)
     case EA_MSG_RESET:
     default:
         if (f->len != 0u) {
-            return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, "RESET takes an empty payload");
+            return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, EA_MSG("RESET takes an empty payload"));
         }
         p->reset_requested = true;
         return seal(p, p->mem.reply, EA_MSG_RESET | EA_MSG_REPLY, f->seq, 0u);
@@ -715,7 +733,7 @@ void ea_proto_handle(ea_proto *p, const ea_frame *f)
         /* Another protocol's sequence numbers mean nothing here: answer in a v1 frame (every host
          * reads it), change no state. */
         ea_strbuf *t = msg_start(p);
-        ea_sb_raw(t, "device speaks protocols v1 and v2, request is v");
+        ea_sb_raw(t, EA_MSG("device speaks protocols v1 and v2, request is v"));
         ea_sb_u64(t, f->version);
         p->reply_version = (uint8_t)EA_PROTOCOL_VERSION;
         len = make_error(p, f->seq, EA_PROTO_ERR_VERSION, p->msg);
@@ -734,8 +752,8 @@ void ea_proto_handle(ea_proto *p, const ea_frame *f)
         bool with_id = f->version >= 2u && f->len == 4u && !f->oversize;
         if (f->oversize || (f->len != 0u && !with_id)) {
             len = make_error(p, f->seq, f->oversize ? EA_PROTO_ERR_TOO_LARGE : EA_PROTO_ERR_BAD_REQUEST,
-                             f->version >= 2u ? "INFO takes an empty payload or a 4-byte boot_id"
-                                              : "INFO takes an empty payload");
+                             f->version >= 2u ? EA_MSG("INFO takes an empty payload or a 4-byte boot_id")
+                                              : EA_MSG("INFO takes an empty payload"));
         } else {
             if (with_id) {
                 p->boot_id = ea_get_u32(f->payload);
@@ -749,7 +767,7 @@ void ea_proto_handle(ea_proto *p, const ea_frame *f)
         /* After boot the host must learn that the device restarted: answer, change nothing, cache
          * nothing, until an INFO arrives. */
         len = make_error(p, f->seq, EA_PROTO_ERR_NOT_SYNCED,
-                         "device restarted since the host last synchronized: send INFO first");
+                         EA_MSG("device restarted since the host last synchronized: send INFO first"));
         send_frame(p, p->mem.reply, len);
         return;
     }

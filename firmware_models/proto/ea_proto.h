@@ -94,6 +94,10 @@ typedef struct {
 typedef struct {
     const char *board;           /* board name for INFO */
     const char *runtime;         /* "edgeattack-c" */
+    /* The firmware's build identity (the ELF's GNU build-id), reported by INFO as "build_id" in hex so
+     * the host finds the message texts of this build (util/ea_msg.h); NULL: no such field. */
+    const uint8_t *build_id;
+    uint32_t build_id_len;
     uint32_t tick_hz;
     void (*write)(void *ctx, const uint8_t *data, size_t len);   /* blocking */
     uint64_t (*ticks)(void *ctx);

@@ -6,6 +6,7 @@
 #include "ea_ops.h"
 #include "ea_quant.h"
 #include "ea_strbuf.h"
+#include "ea_msg.h"
 
 /* ---------------------------------------------------------------- errors */
 
@@ -20,11 +21,11 @@ ea_status ea_fail(ea_model *m, const char *a, const char *b) {
 ea_status ea_fail_at(ea_model *m, const char *label, int64_t index) {
     ea_strbuf t;
     ea_sb_resume(&t, m->error, EA_ERROR_LEN);
-    ea_sb_raw(&t, " (");
+    ea_sb_raw(&t, EA_MSG(" ("));
     ea_sb_raw(&t, label);
-    ea_sb_raw(&t, " ");
+    ea_sb_raw(&t, EA_MSG(" "));
     ea_sb_i64(&t, index);
-    ea_sb_raw(&t, ")");
+    ea_sb_raw(&t, EA_MSG(")"));
     return EA_ERR_MODEL;
 }
 
@@ -32,10 +33,10 @@ ea_status ea_op_fail(ea_model *m, uint32_t i, const char *msg, const char *detai
     ea_strbuf t;
     ea_sb_init(&t, m->error, EA_ERROR_LEN);
     const char *name = ea_builtin_name(m->ops[i].builtin);
-    ea_sb_raw(&t, name[0] ? name : "operator");
-    ea_sb_raw(&t, " at op ");
+    ea_sb_raw(&t, name[0] ? name : EA_MSG("operator"));
+    ea_sb_raw(&t, EA_MSG(" at op "));
     ea_sb_i64(&t, i);
-    ea_sb_raw(&t, ": ");
+    ea_sb_raw(&t, EA_MSG(": "));
     ea_sb_raw(&t, msg);
     if (detail) ea_sb_raw(&t, detail);
     if (with_number) ea_sb_i64(&t, number);
@@ -64,11 +65,11 @@ static int finite_pos(float f) { return f > 0.0f && f < 3.4e38f; }
 ea_status ea_need_s8(ea_prepare_ctx *c, int32_t idx, const char *role) {
     ea_model *m = c->m;
     const uint32_t i = c->index;
-    if (idx < 0) return ea_op_fail(m, i, role, " tensor is missing", 0, 0);
+    if (idx < 0) return ea_op_fail(m, i, role, EA_MSG(" tensor is missing"), 0, 0);
     const ea_tensor *t = &m->tensors[idx];
-    if (t->type != EA_T_INT8) return ea_op_fail(m, i, role, " tensor must be int8, got TensorType ", t->type, 1);
-    if (t->nscales < 1 || !finite_pos(t->scale)) return ea_op_fail(m, i, role, " tensor has no valid quantization scale", 0, 0);
-    if (t->zero_point < -128 || t->zero_point > 127) return ea_op_fail(m, i, role, " zero point out of int8 range: ", t->zero_point, 1);
+    if (t->type != EA_T_INT8) return ea_op_fail(m, i, role, EA_MSG(" tensor must be int8, got TensorType "), t->type, 1);
+    if (t->nscales < 1 || !finite_pos(t->scale)) return ea_op_fail(m, i, role, EA_MSG(" tensor has no valid quantization scale"), 0, 0);
+    if (t->zero_point < -128 || t->zero_point > 127) return ea_op_fail(m, i, role, EA_MSG(" zero point out of int8 range: "), t->zero_point, 1);
     return EA_OK;
 }
 
@@ -101,25 +102,25 @@ int ea_window(int32_t padding, int32_t in, int32_t filter, int32_t stride, int32
 }
 
 ea_status ea_activation(ea_prepare_ctx *c, int act, const ea_tensor *out, int32_t *act_min, int32_t *act_max) {
-    if (act < 0 || act > 3) return ea_op_fail(c->m, c->index, "unsupported fused activation ", NULL, act, 1);
+    if (act < 0 || act > 3) return ea_op_fail(c->m, c->index, EA_MSG("unsupported fused activation "), NULL, act, 1);
     if (ea_activation_range_s8(act, out->scale, out->zero_point, act_min, act_max))
-        return EA_OP_FAIL(c, "activation range overflows");
+        return EA_OP_FAIL(c, EA_MSG("activation range overflows"));
     return EA_OK;
 }
 
 ea_status ea_filter_scales_ok(ea_prepare_ctx *c, const ea_tensor *filter, uint32_t channels, int32_t qdim) {
-    if (filter->nscales == 0) return EA_OP_FAIL(c, "filter has no quantization scale");
+    if (filter->nscales == 0) return EA_OP_FAIL(c, EA_MSG("filter has no quantization scale"));
     if (filter->nscales != 1 && (filter->nscales != channels || filter->qdim != qdim))
-        return EA_OP_FAIL(c, "filter per-channel scales do not match the output channels");
+        return EA_OP_FAIL(c, EA_MSG("filter per-channel scales do not match the output channels"));
     return EA_OK;
 }
 
 ea_status ea_bias_ok(ea_prepare_ctx *c, int32_t idx, uint32_t channels) {
     if (idx < 0) return EA_OK;
     const ea_tensor *b = &c->m->tensors[idx];
-    if (!b->is_const) return EA_OP_FAIL(c, "bias must be a constant tensor (it is folded at init)");
-    if (b->type != EA_T_INT32) return ea_op_fail(c->m, c->index, "bias must be int32, got TensorType ", NULL, b->type, 1);
-    if (b->count != channels) return EA_OP_FAIL(c, "bias size does not match the output channels");
+    if (!b->is_const) return EA_OP_FAIL(c, EA_MSG("bias must be a constant tensor (it is folded at init)"));
+    if (b->type != EA_T_INT32) return ea_op_fail(c->m, c->index, EA_MSG("bias must be int32, got TensorType "), NULL, b->type, 1);
+    if (b->count != channels) return EA_OP_FAIL(c, EA_MSG("bias size does not match the output channels"));
     return EA_OK;
 }
 
@@ -129,10 +130,10 @@ ea_status ea_conv_multipliers(ea_model *m, uint32_t i, const ea_tensor *in, cons
     for (uint32_t ch = 0; ch < channels; ch++) {
         const uint32_t si = filter->nscales > 1 ? ch : 0;
         const float fs = ea_load_f32(m->data + filter->scales_pos + 4u * si);
-        if (!(fs >= 0.0f && fs < 3.4e38f)) return ea_op_fail(m, i, "filter scale is negative or not finite", NULL, 0, 0);
+        if (!(fs >= 0.0f && fs < 3.4e38f)) return ea_op_fail(m, i, EA_MSG("filter scale is negative or not finite"), NULL, 0, 0);
         int32_t q, s;
         if (ea_quantize_multiplier(in->scale, fs, out->scale, 0, &q, &s) || s > 30)
-            return ea_op_fail(m, i, "effective output scale out of range", NULL, 0, 0);
+            return ea_op_fail(m, i, EA_MSG("effective output scale out of range"), NULL, 0, 0);
         if (mult) {
             mult[ch] = q;
             shift[ch] = s;
@@ -180,17 +181,17 @@ void ea_op_request_scratch(ea_prepare_ctx *c, int32_t bytes) {
 
 ea_status ea_unary_prepare_common(ea_prepare_ctx *c) {
     ea_status st;
-    if ((st = ea_need_s8(c, c->op->in[0], "input")) || (st = ea_need_s8(c, c->op->out, "output"))) return st;
+    if ((st = ea_need_s8(c, c->op->in[0], EA_MSG("input"))) || (st = ea_need_s8(c, c->op->out, EA_MSG("output")))) return st;
     if (c->m->tensors[c->op->in[0]].count != c->m->tensors[c->op->out].count)
-        return EA_OP_FAIL(c, "input and output sizes differ");
+        return EA_OP_FAIL(c, EA_MSG("input and output sizes differ"));
     return EA_OK;
 }
 
 ea_status ea_binary_prepare_common(ea_prepare_ctx *c) {
     const ea_op *op = c->op;
     ea_status st;
-    if ((st = ea_need_s8(c, op->in[0], "first input")) || (st = ea_need_s8(c, op->in[1], "second input")) ||
-        (st = ea_need_s8(c, op->out, "output")))
+    if ((st = ea_need_s8(c, op->in[0], EA_MSG("first input"))) || (st = ea_need_s8(c, op->in[1], EA_MSG("second input"))) ||
+        (st = ea_need_s8(c, op->out, EA_MSG("output"))))
         return st;
     int32_t da[6], db[6], dout[6];
     ea_dims6_of(&c->m->tensors[op->in[0]], da);
@@ -199,7 +200,7 @@ ea_status ea_binary_prepare_common(ea_prepare_ctx *c) {
     for (int d = 0; d < 6; d++) {
         const int32_t want = da[d] == 1 ? db[d] : da[d];
         if ((da[d] != 1 && db[d] != 1 && da[d] != db[d]) || dout[d] != want)
-            return EA_OP_FAIL(c, "input shapes are not broadcastable to the output shape");
+            return EA_OP_FAIL(c, EA_MSG("input shapes are not broadcastable to the output shape"));
     }
     return EA_OK;
 }
@@ -246,9 +247,9 @@ ea_status ea_sigmoid_prepare_common(ea_prepare_ctx *c, ea_sigmoid_params *p) {
     const ea_tensor *in = &c->m->tensors[c->op->in[0]];
     /* CalculateArithmeticOpDataLogistic / Tanh's: input scale in Q4.27 as frexp's significand and exponent. */
     ea_real r;
-    if (ea_real_ratio(in->scale, 1.0f, 1.0f, 27, &r)) return EA_OP_FAIL(c, "input scale out of range");
+    if (ea_real_ratio(in->scale, 1.0f, 1.0f, 27, &r)) return EA_OP_FAIL(c, EA_MSG("input scale out of range"));
     const int e = ea_real_frexp_exp(&r);
-    if (e < 0 || e > 62) return EA_OP_FAIL(c, "input scale out of range");
+    if (e < 0 || e > 62) return EA_OP_FAIL(c, EA_MSG("input scale out of range"));
     p->in_zp = in->zero_point;
     /* round(q * 2^31) of a float's significand: exact, below 2^31 */
     p->mult = (int32_t)((r.sig + ((uint64_t)1 << 21)) >> 22);

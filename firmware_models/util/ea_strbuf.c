@@ -2,6 +2,33 @@
 
 #include <string.h>
 
+#include "ea_msg.h"
+
+#ifdef EA_MSG_CODED
+/* The .ea_msg section's bounds (linker script): an EA_MSG text is written as its offset. */
+extern const char __ea_msg_start[], __ea_msg_end[];
+
+/* json: inside a JSON string, where the mark must be escaped (\u001f). */
+static bool put_coded(ea_strbuf *t, const char *s, bool json)
+{
+    uintptr_t a = (uintptr_t)s, lo = (uintptr_t)__ea_msg_start;
+    if (a < lo || a >= (uintptr_t)__ea_msg_end) {
+        return false;
+    }
+    static const char digits[] = "0123456789abcdef";
+    uint32_t off = (uint32_t)(a - lo);
+    char tok[10] = {'\\', 'u', '0', '0', '1', 'f', digits[(off >> 12) & 0xFu], digits[(off >> 8) & 0xFu],
+                    digits[(off >> 4) & 0xFu], digits[off & 0xFu]};
+    if (!json) {
+        tok[5] = EA_MSG_MARK;
+    }
+    ea_sb_put(t, json ? tok : tok + 5, json ? sizeof tok : sizeof tok - 5u);
+    return true;
+}
+#else
+#define put_coded(t, s, json) false
+#endif
+
 void ea_sb_init(ea_strbuf *t, char *buf, size_t cap)
 {
     t->buf = buf;
@@ -27,7 +54,7 @@ void ea_sb_resume(ea_strbuf *t, char *buf, size_t cap)
     }
 }
 
-static void put(ea_strbuf *t, const char *s, size_t n)
+void ea_sb_put(ea_strbuf *t, const char *s, size_t n)
 {
     if (t->overflow || t->cap == 0u || n > t->cap - 1u - t->len) {
         t->overflow = true;
@@ -38,7 +65,12 @@ static void put(ea_strbuf *t, const char *s, size_t n)
     t->buf[t->len] = '\0';
 }
 
-void ea_sb_raw(ea_strbuf *t, const char *s) { put(t, s, strlen(s)); }
+void ea_sb_raw(ea_strbuf *t, const char *s)
+{
+    if (!put_coded(t, s, false)) {
+        ea_sb_put(t, s, strlen(s));
+    }
+}
 
 /* n / d, with the remainder in *rem, by binary long division: a 64-bit `/` or `%` would link libgcc's
  * general 64-bit divide (about 750 bytes of flash); printing is not on any hot path. */
@@ -65,13 +97,13 @@ void ea_sb_u64(ea_strbuf *t, uint64_t v)
         v = div_u64(v, 10u, &digit);
         tmp[--i] = (char)('0' + (int)digit);
     } while (v != 0u);
-    put(t, tmp + i, sizeof tmp - i);
+    ea_sb_put(t, tmp + i, sizeof tmp - i);
 }
 
 void ea_sb_i64(ea_strbuf *t, int64_t v)
 {
     if (v < 0) {
-        put(t, "-", 1);
+        ea_sb_put(t, "-", 1);
         ea_sb_u64(t, (uint64_t)0 - (uint64_t)v);
     } else {
         ea_sb_u64(t, (uint64_t)v);
@@ -85,26 +117,29 @@ void ea_sb_hex32(ea_strbuf *t, uint32_t v)
     for (int i = 0; i < 8; i++) {
         tmp[2 + i] = digits[(v >> (28 - 4 * i)) & 0xFu];
     }
-    put(t, tmp, sizeof tmp);
+    ea_sb_put(t, tmp, sizeof tmp);
 }
 
 void ea_sb_json_str(ea_strbuf *t, const char *s)
 {
     static const char digits[] = "0123456789abcdef";
-    put(t, "\"", 1);
+    ea_sb_put(t, "\"", 1);
+    if (put_coded(t, s, true)) { /* an EA_MSG text: its token */
+        s = "";
+    }
     for (; *s != '\0'; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
-            put(t, esc, 2);
+            ea_sb_put(t, esc, 2);
         } else if (c < 0x20u) {
             char esc[6] = {'\\', 'u', '0', '0', digits[c >> 4], digits[c & 0xFu]};
-            put(t, esc, 6);
+            ea_sb_put(t, esc, 6);
         } else {
-            put(t, (const char *)&c, 1);
+            ea_sb_put(t, (const char *)&c, 1);
         }
     }
-    put(t, "\"", 1);
+    ea_sb_put(t, "\"", 1);
 }
 
 /* Big natural number in base 1e9, least significant limb first. A float32 is m * 2^e with
@@ -160,16 +195,16 @@ void ea_sb_json_f32(ea_strbuf *t, float f)
     uint32_t exp_field = (bits >> 23) & 0xFFu;
     uint32_t frac = bits & 0x7FFFFFu;
     if (exp_field == 0xFFu) {
-        put(t, "null", 4); /* JSON has no NaN or Infinity */
+        ea_sb_put(t, "null", 4); /* JSON has no NaN or Infinity */
         return;
     }
     if (bits >> 31) {
-        put(t, "-", 1);
+        ea_sb_put(t, "-", 1);
     }
     uint32_t m = exp_field == 0u ? frac : (frac | 0x800000u);
     int e = exp_field == 0u ? -149 : (int)exp_field - 150;
     if (m == 0u) {
-        put(t, "0.0", 3);
+        ea_sb_put(t, "0.0", 3);
         return;
     }
     while ((m & 1u) == 0u) { /* fewer digits to print, same value */
@@ -191,18 +226,18 @@ void ea_sb_json_f32(ea_strbuf *t, float f)
     char digits[LIMBS * 9];
     size_t nd = big_digits(&b, digits);
     if ((size_t)frac_digits >= nd) {
-        put(t, "0.", 2);
+        ea_sb_put(t, "0.", 2);
         for (size_t i = nd; i < (size_t)frac_digits; i++) {
-            put(t, "0", 1);
+            ea_sb_put(t, "0", 1);
         }
-        put(t, digits, nd);
+        ea_sb_put(t, digits, nd);
     } else if (frac_digits == 0) {
-        put(t, digits, nd);
-        put(t, ".0", 2);
+        ea_sb_put(t, digits, nd);
+        ea_sb_put(t, ".0", 2);
     } else {
-        put(t, digits, nd - (size_t)frac_digits);
-        put(t, ".", 1);
-        put(t, digits + nd - (size_t)frac_digits, (size_t)frac_digits);
+        ea_sb_put(t, digits, nd - (size_t)frac_digits);
+        ea_sb_put(t, ".", 1);
+        ea_sb_put(t, digits + nd - (size_t)frac_digits, (size_t)frac_digits);
     }
 }
 
@@ -221,7 +256,7 @@ void ea_sb_f32_fixed(ea_strbuf *t, float f, unsigned decimals)
         decimals = 9u;
     }
     if (bits >> 31) {
-        put(t, "-", 1);
+        ea_sb_put(t, "-", 1);
     }
     if (exp == 0xFFu) {
         ea_sb_raw(t, frac ? "nan" : "inf");
@@ -282,5 +317,5 @@ void ea_sb_f32_fixed(ea_strbuf *t, float f, unsigned decimals)
             out[n++] = '.';
         }
     }
-    put(t, out, n);
+    ea_sb_put(t, out, n);
 }

@@ -20,6 +20,9 @@ typedef struct {
 void ea_sb_init(ea_strbuf *t, char *buf, size_t cap);
 /* Like ea_sb_init, but keeps the NUL-terminated text already in buf and appends after it. */
 void ea_sb_resume(ea_strbuf *t, char *buf, size_t cap);
+/* n bytes of s as they are. */
+void ea_sb_put(ea_strbuf *t, const char *s, size_t n);
+/* A NUL-terminated text, or an EA_MSG text's token in a firmware build (ea_msg.h). */
 void ea_sb_raw(ea_strbuf *t, const char *s);
 void ea_sb_u64(ea_strbuf *t, uint64_t v);
 void ea_sb_i64(ea_strbuf *t, int64_t v);

@@ -2,6 +2,7 @@
  * common scale with 20 bits of headroom (EA_ADD_LEFT_SHIFT), summed, and rescaled to the output. */
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 enum { BO_ADD = 11 }; /* BuiltinOptions_AddOptions */
 
@@ -69,10 +70,10 @@ EA_PREPARE(add) {
     int8_t act = 0;
     ea_status st;
 
-    if (c->options_type == BO_ADD && fb_i8(c->r, &c->options, 0, 0, "AddOptions.fused_activation_function", &act))
+    if (c->options_type == BO_ADD && fb_i8(c->r, &c->options, 0, 0, EA_MSG("AddOptions.fused_activation_function"), &act))
         return EA_OP_OPTIONS_FAIL(c);
-    if ((st = ea_need_s8(c, op->in[0], "first input")) || (st = ea_need_s8(c, op->in[1], "second input")) ||
-        (st = ea_need_s8(c, op->out, "output")))
+    if ((st = ea_need_s8(c, op->in[0], EA_MSG("first input"))) || (st = ea_need_s8(c, op->in[1], EA_MSG("second input"))) ||
+        (st = ea_need_s8(c, op->out, EA_MSG("output"))))
         return st;
     const ea_tensor *a = &m->tensors[op->in[0]], *b = &m->tensors[op->in[1]], *out = &m->tensors[op->out];
     int32_t da[6], db[6], dout[6];
@@ -82,18 +83,18 @@ EA_PREPARE(add) {
     for (int d = 0; d < 6; d++) {
         const int32_t want = da[d] == 1 ? db[d] : da[d];
         if ((da[d] != 1 && db[d] != 1 && da[d] != db[d]) || dout[d] != want)
-            return EA_OP_FAIL(c, "input shapes are not broadcastable to the output shape");
+            return EA_OP_FAIL(c, EA_MSG("input shapes are not broadcastable to the output shape"));
     }
     /* CalculateOpDataAdd (int8): left_shift 20, inputs rescaled to twice the larger input scale. */
     /* In double there: each input scale over twice the larger, and that over 2^20 x the output scale. */
     const float max = a->scale > b->scale ? a->scale : b->scale;
     ea_real ro;
     int32_t m1, s1, m2, s2, mo, so, act_min, act_max;
-    if (ea_real_ratio(max, 1.0f, out->scale, 1 - EA_ADD_LEFT_SHIFT, &ro)) return EA_OP_FAIL(c, "invalid scales");
-    if (ea_real_frexp_exp(&ro) > 0) return EA_OP_FAIL(c, "output scale too small for the input scales"); /* ro >= 1 */
+    if (ea_real_ratio(max, 1.0f, out->scale, 1 - EA_ADD_LEFT_SHIFT, &ro)) return EA_OP_FAIL(c, EA_MSG("invalid scales"));
+    if (ea_real_frexp_exp(&ro) > 0) return EA_OP_FAIL(c, EA_MSG("output scale too small for the input scales")); /* ro >= 1 */
     if (ea_quantize_multiplier(a->scale, 1.0f, max, -1, &m1, &s1) ||
         ea_quantize_multiplier(b->scale, 1.0f, max, -1, &m2, &s2) || ea_quantize_real(&ro, &mo, &so))
-        return EA_OP_FAIL(c, "invalid scales");
+        return EA_OP_FAIL(c, EA_MSG("invalid scales"));
     if ((st = ea_activation(c, act, out, &act_min, &act_max))) return st;
     *EA_OP_PARAMS(ea_add_params, op) = (ea_add_params){
         .in1_offset = -a->zero_point, .in2_offset = -b->zero_point, .out_offset = out->zero_point,

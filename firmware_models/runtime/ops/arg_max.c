@@ -2,6 +2,7 @@
  * largest value along a constant axis; TFLM supports only int32 indices and an int32 axis. */
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 typedef struct {
     int32_t outer, axis_size, inner;
@@ -11,19 +12,19 @@ EA_PREPARE(arg_max) {
     ea_model *m = c->m;
     const ea_op *op = c->op;
     ea_status st;
-    if ((st = ea_need_s8(c, op->in[0], "input"))) return st;
-    if (op->in[1] < 0) return EA_OP_FAIL(c, "axis tensor is missing");
+    if ((st = ea_need_s8(c, op->in[0], EA_MSG("input")))) return st;
+    if (op->in[1] < 0) return EA_OP_FAIL(c, EA_MSG("axis tensor is missing"));
     const ea_tensor *in = &m->tensors[op->in[0]], *ax = &m->tensors[op->in[1]], *out = &m->tensors[op->out];
-    if (!ax->is_const || ax->type != EA_T_INT32 || ax->count < 1) return EA_OP_FAIL(c, "axis must be a constant int32");
-    if (out->type != EA_T_INT32) return EA_OP_FAIL(c, "output must be int32 (TFLM supports no other index type)");
+    if (!ax->is_const || ax->type != EA_T_INT32 || ax->count < 1) return EA_OP_FAIL(c, EA_MSG("axis must be a constant int32"));
+    if (out->type != EA_T_INT32) return EA_OP_FAIL(c, EA_MSG("output must be int32 (TFLM supports no other index type)"));
     int32_t axis = ea_load_i32(ea_cdata(m, ax));
     if (axis < 0) axis += in->ndim;
-    if (axis < 0 || axis >= in->ndim) return EA_OP_FAIL(c, "axis out of range");
-    if (out->ndim != in->ndim - 1) return EA_OP_FAIL(c, "output rank must be the input rank minus one");
+    if (axis < 0 || axis >= in->ndim) return EA_OP_FAIL(c, EA_MSG("axis out of range"));
+    if (out->ndim != in->ndim - 1) return EA_OP_FAIL(c, EA_MSG("output rank must be the input rank minus one"));
     arg_max_params p = {.outer = 1, .axis_size = in->dims[axis], .inner = 1};
     for (int32_t d = 0; d < in->ndim; d++) {
         if (d == axis) continue;
-        if (in->dims[d] != out->dims[d < axis ? d : d - 1]) return EA_OP_FAIL(c, "output shape is not the input's without the axis");
+        if (in->dims[d] != out->dims[d < axis ? d : d - 1]) return EA_OP_FAIL(c, EA_MSG("output shape is not the input's without the axis"));
         if (d < axis) p.outer *= in->dims[d];
         else p.inner *= in->dims[d];
     }

@@ -1,6 +1,7 @@
 /* BATCH_TO_SPACE_ND int8 (TFLM's reference_ops::BatchToSpaceND), rank 3 or 4: the inverse of
  * SPACE_TO_BATCH_ND, cropping the result. */
 #include "ea_ops.h"
+#include "ea_msg.h"
 
 typedef struct {
     int32_t block_h, block_w, crop_top, crop_left;
@@ -11,10 +12,10 @@ EA_PREPARE(batch_to_space_nd) {
     ea_status st;
     if ((st = ea_space_batch_prepare(c, block, before, after))) return st;
     const ea_dims4 in = ea_dims4_nhwc(&c->m->tensors[c->op->in[0]]), out = ea_dims4_nhwc(&c->m->tensors[c->op->out]);
-    if (in.n % (block[0] * block[1])) return EA_OP_FAIL(c, "input batch is not a multiple of the block size");
+    if (in.n % (block[0] * block[1])) return EA_OP_FAIL(c, EA_MSG("input batch is not a multiple of the block size"));
     if (out.n != in.n / (block[0] * block[1]) || (int64_t)out.h != (int64_t)in.h * block[0] - before[0] - after[0] ||
         (int64_t)out.w != (int64_t)in.w * block[1] - before[1] - after[1] || out.c != in.c)
-        return EA_OP_FAIL(c, "output shape does not match the block shape and crops");
+        return EA_OP_FAIL(c, EA_MSG("output shape does not match the block shape and crops"));
     *EA_OP_PARAMS(batch_space_params, c->op) = (batch_space_params){
         .block_h = block[0], .block_w = block[1], .crop_top = before[0], .crop_left = before[1],
     };

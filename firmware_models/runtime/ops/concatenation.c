@@ -3,6 +3,7 @@
  * to 10 inputs (TFLM's kMaxInputNum); those past the third are read from the flatbuffer at invoke. */
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 enum { BO_CONCATENATION = 10, MAX_INPUTS = 10 }; /* BuiltinOptions_ConcatenationOptions */
 
@@ -30,30 +31,30 @@ EA_PREPARE(concatenation) {
     int8_t act = 0;
     ea_status st;
     if (c->options_type == BO_CONCATENATION &&
-        (fb_i32(c->r, &c->options, 0, 0, "ConcatenationOptions.axis", &axis) ||
-         fb_i8(c->r, &c->options, 1, 0, "ConcatenationOptions.fused_activation_function", &act)))
+        (fb_i32(c->r, &c->options, 0, 0, EA_MSG("ConcatenationOptions.axis"), &axis) ||
+         fb_i8(c->r, &c->options, 1, 0, EA_MSG("ConcatenationOptions.fused_activation_function"), &act)))
         return EA_OP_OPTIONS_FAIL(c);
     c->all_inputs_used = 1;
-    if (act != 0) return EA_OP_FAIL(c, "fused activations are not supported (TFLM refuses them too)");
+    if (act != 0) return EA_OP_FAIL(c, EA_MSG("fused activations are not supported (TFLM refuses them too)"));
     const uint32_t n = c->inputs.count;
-    if (n < 1 || n > MAX_INPUTS) return ea_op_fail(m, c->index, "needs 1 to 10 inputs, got ", NULL, n, 1);
-    if ((st = ea_need_s8(c, op->out, "output"))) return st;
+    if (n < 1 || n > MAX_INPUTS) return ea_op_fail(m, c->index, EA_MSG("needs 1 to 10 inputs, got "), NULL, n, 1);
+    if ((st = ea_need_s8(c, op->out, EA_MSG("output")))) return st;
     const ea_tensor *out = &m->tensors[op->out];
     if (axis < 0) axis += out->ndim;
-    if (axis < 0 || axis >= out->ndim) return EA_OP_FAIL(c, "axis out of range");
+    if (axis < 0 || axis >= out->ndim) return EA_OP_FAIL(c, EA_MSG("axis out of range"));
     uint32_t along = 0;
     for (uint32_t k = 0; k < n; k++) {
         const int32_t ti = ea_prepare_input(c, k);
-        if ((st = ea_need_s8(c, ti, "input"))) return st;
+        if ((st = ea_need_s8(c, ti, EA_MSG("input")))) return st;
         const ea_tensor *t = &m->tensors[ti];
         if (t->scale != out->scale || t->zero_point != out->zero_point)
-            return EA_OP_FAIL(c, "inputs must share the output's scale and zero point");
-        if (t->ndim != out->ndim) return EA_OP_FAIL(c, "inputs and output differ in rank");
+            return EA_OP_FAIL(c, EA_MSG("inputs must share the output's scale and zero point"));
+        if (t->ndim != out->ndim) return EA_OP_FAIL(c, EA_MSG("inputs and output differ in rank"));
         for (int32_t d = 0; d < out->ndim; d++)
-            if (d != axis && t->dims[d] != out->dims[d]) return EA_OP_FAIL(c, "input shapes differ off the axis");
+            if (d != axis && t->dims[d] != out->dims[d]) return EA_OP_FAIL(c, EA_MSG("input shapes differ off the axis"));
         along += (uint32_t)t->dims[axis];
     }
-    if (along != (uint32_t)out->dims[axis]) return EA_OP_FAIL(c, "output size along the axis is not the inputs' sum");
+    if (along != (uint32_t)out->dims[axis]) return EA_OP_FAIL(c, EA_MSG("output size along the axis is not the inputs' sum"));
     int32_t outer = 1;
     for (int32_t d = 0; d < axis; d++) outer *= out->dims[d];
     *EA_OP_PARAMS(concat_params, op) = (concat_params){

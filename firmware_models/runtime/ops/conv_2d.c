@@ -3,6 +3,7 @@
  * with DEPTHWISE_CONV_2D (ea_conv_prepare_common). */
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 enum { BO_CONV2D = 1 }; /* BuiltinOptions_Conv2DOptions */
 
@@ -104,30 +105,30 @@ ea_status ea_conv_prepare_common(ea_prepare_ctx *c, int depthwise, int8_t paddin
     ea_op *op = c->op;
     ea_status st;
 
-    if ((st = ea_need_s8(c, op->in[0], "input")) || (st = ea_need_s8(c, op->out, "output"))) return st;
-    if (op->in[1] < 0) return EA_OP_FAIL(c, "filter tensor is missing");
+    if ((st = ea_need_s8(c, op->in[0], EA_MSG("input"))) || (st = ea_need_s8(c, op->out, EA_MSG("output")))) return st;
+    if (op->in[1] < 0) return EA_OP_FAIL(c, EA_MSG("filter tensor is missing"));
     const ea_tensor *in = &m->tensors[op->in[0]], *f = &m->tensors[op->in[1]], *out = &m->tensors[op->out];
-    if (f->type != EA_T_INT8) return ea_op_fail(m, c->index, "filter must be int8, got TensorType ", NULL, f->type, 1);
-    if (!f->is_const) return EA_OP_FAIL(c, "filter must be a constant tensor (its sums are folded at init)");
-    if (in->ndim != 4 || f->ndim != 4 || out->ndim != 4) return EA_OP_FAIL(c, "input, filter and output must be 4-D");
+    if (f->type != EA_T_INT8) return ea_op_fail(m, c->index, EA_MSG("filter must be int8, got TensorType "), NULL, f->type, 1);
+    if (!f->is_const) return EA_OP_FAIL(c, EA_MSG("filter must be a constant tensor (its sums are folded at init)"));
+    if (in->ndim != 4 || f->ndim != 4 || out->ndim != 4) return EA_OP_FAIL(c, EA_MSG("input, filter and output must be 4-D"));
     const int32_t channels = out->dims[3];
-    if (out->dims[0] != in->dims[0]) return EA_OP_FAIL(c, "batch size of input and output differ");
+    if (out->dims[0] != in->dims[0]) return EA_OP_FAIL(c, EA_MSG("batch size of input and output differ"));
     if (depthwise) {
-        if (f->dims[0] != 1 || f->dims[3] != channels) return EA_OP_FAIL(c, "filter shape does not match the output");
+        if (f->dims[0] != 1 || f->dims[3] != channels) return EA_OP_FAIL(c, EA_MSG("filter shape does not match the output"));
         if (dm < 1 || (int64_t)in->dims[3] * dm != channels)
-            return EA_OP_FAIL(c, "output channels are not input channels times depth_multiplier");
+            return EA_OP_FAIL(c, EA_MSG("output channels are not input channels times depth_multiplier"));
     } else {
-        if (f->dims[0] != channels) return EA_OP_FAIL(c, "filter count does not match the output channels");
-        if (in->dims[3] % f->dims[3] != 0) return EA_OP_FAIL(c, "filter depth does not divide the input depth");
-        if (channels % (in->dims[3] / f->dims[3]) != 0) return EA_OP_FAIL(c, "output channels not divisible by groups");
+        if (f->dims[0] != channels) return EA_OP_FAIL(c, EA_MSG("filter count does not match the output channels"));
+        if (in->dims[3] % f->dims[3] != 0) return EA_OP_FAIL(c, EA_MSG("filter depth does not divide the input depth"));
+        if (channels % (in->dims[3] / f->dims[3]) != 0) return EA_OP_FAIL(c, EA_MSG("output channels not divisible by groups"));
     }
     if ((st = ea_filter_scales_ok(c, f, (uint32_t)channels, depthwise ? 3 : 0))) return st;
     if ((st = ea_bias_ok(c, op->in[2], (uint32_t)channels))) return st;
     int32_t oh, ow, pad_h, pad_w;
     if (ea_window(padding, in->dims[1], f->dims[1], sh, dh, &oh, &pad_h) ||
         ea_window(padding, in->dims[2], f->dims[2], sw, dw, &ow, &pad_w))
-        return EA_OP_FAIL(c, "invalid padding, stride, dilation or filter size");
-    if (oh != out->dims[1] || ow != out->dims[2]) return EA_OP_FAIL(c, "output size does not match the window arithmetic");
+        return EA_OP_FAIL(c, EA_MSG("invalid padding, stride, dilation or filter size"));
+    if (oh != out->dims[1] || ow != out->dims[2]) return EA_OP_FAIL(c, EA_MSG("output size does not match the window arithmetic"));
     if ((st = ea_conv_multipliers(m, c->index, in, f, out, (uint32_t)channels, NULL, NULL))) return st;
     int32_t act_min, act_max;
     if ((st = ea_activation(c, act, out, &act_min, &act_max))) return st;
@@ -148,12 +149,12 @@ EA_PREPARE(conv_2d) {
     int8_t padding = 0, act = 0;
     int32_t sw = 0, sh = 0, dw = 1, dh = 1;
     const fb_table *o = &c->options;
-    if (c->options_type != BO_CONV2D) return EA_OP_FAIL(c, "missing builtin options");
-    if (fb_i8(c->r, o, 0, 0, "Conv2DOptions.padding", &padding) || fb_i32(c->r, o, 1, 0, "Conv2DOptions.stride_w", &sw) ||
-        fb_i32(c->r, o, 2, 0, "Conv2DOptions.stride_h", &sh) ||
-        fb_i8(c->r, o, 3, 0, "Conv2DOptions.fused_activation_function", &act) ||
-        fb_i32(c->r, o, 4, 1, "Conv2DOptions.dilation_w_factor", &dw) ||
-        fb_i32(c->r, o, 5, 1, "Conv2DOptions.dilation_h_factor", &dh))
+    if (c->options_type != BO_CONV2D) return EA_OP_FAIL(c, EA_MSG("missing builtin options"));
+    if (fb_i8(c->r, o, 0, 0, EA_MSG("Conv2DOptions.padding"), &padding) || fb_i32(c->r, o, 1, 0, EA_MSG("Conv2DOptions.stride_w"), &sw) ||
+        fb_i32(c->r, o, 2, 0, EA_MSG("Conv2DOptions.stride_h"), &sh) ||
+        fb_i8(c->r, o, 3, 0, EA_MSG("Conv2DOptions.fused_activation_function"), &act) ||
+        fb_i32(c->r, o, 4, 1, EA_MSG("Conv2DOptions.dilation_w_factor"), &dw) ||
+        fb_i32(c->r, o, 5, 1, EA_MSG("Conv2DOptions.dilation_h_factor"), &dh))
         return EA_OP_OPTIONS_FAIL(c);
     return ea_conv_prepare_common(c, 0, padding, sw, sh, dw, dh, 1, act);
 }

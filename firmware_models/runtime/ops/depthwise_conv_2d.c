@@ -2,6 +2,7 @@
  * (as TFLM reference_integer_ops::DepthwiseConvPerChannel). Filter shape is [1, H, W, in_c * mult]. */
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 enum { BO_DEPTHWISE = 2 }; /* BuiltinOptions_DepthwiseConv2DOptions */
 
@@ -91,14 +92,14 @@ EA_PREPARE(depthwise_conv_2d) {
     int8_t padding = 0, act = 0;
     int32_t sw = 0, sh = 0, dw = 1, dh = 1, dm = 1;
     const fb_table *o = &c->options;
-    if (c->options_type != BO_DEPTHWISE) return EA_OP_FAIL(c, "missing builtin options");
-    if (fb_i8(c->r, o, 0, 0, "DepthwiseConv2DOptions.padding", &padding) ||
-        fb_i32(c->r, o, 1, 0, "DepthwiseConv2DOptions.stride_w", &sw) ||
-        fb_i32(c->r, o, 2, 0, "DepthwiseConv2DOptions.stride_h", &sh) ||
-        fb_i32(c->r, o, 3, 0, "DepthwiseConv2DOptions.depth_multiplier", &dm) ||
-        fb_i8(c->r, o, 4, 0, "DepthwiseConv2DOptions.fused_activation_function", &act) ||
-        fb_i32(c->r, o, 5, 1, "DepthwiseConv2DOptions.dilation_w_factor", &dw) ||
-        fb_i32(c->r, o, 6, 1, "DepthwiseConv2DOptions.dilation_h_factor", &dh))
+    if (c->options_type != BO_DEPTHWISE) return EA_OP_FAIL(c, EA_MSG("missing builtin options"));
+    if (fb_i8(c->r, o, 0, 0, EA_MSG("DepthwiseConv2DOptions.padding"), &padding) ||
+        fb_i32(c->r, o, 1, 0, EA_MSG("DepthwiseConv2DOptions.stride_w"), &sw) ||
+        fb_i32(c->r, o, 2, 0, EA_MSG("DepthwiseConv2DOptions.stride_h"), &sh) ||
+        fb_i32(c->r, o, 3, 0, EA_MSG("DepthwiseConv2DOptions.depth_multiplier"), &dm) ||
+        fb_i8(c->r, o, 4, 0, EA_MSG("DepthwiseConv2DOptions.fused_activation_function"), &act) ||
+        fb_i32(c->r, o, 5, 1, EA_MSG("DepthwiseConv2DOptions.dilation_w_factor"), &dw) ||
+        fb_i32(c->r, o, 6, 1, EA_MSG("DepthwiseConv2DOptions.dilation_h_factor"), &dh))
         return EA_OP_OPTIONS_FAIL(c);
     return ea_conv_prepare_common(c, 1, padding, sw, sh, dw, dh, dm, act);
 }

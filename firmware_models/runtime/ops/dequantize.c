@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "ea_ops.h"
+#include "ea_msg.h"
 
 EA_KERNEL void ea_dequantize_s8_f32(const ea_affine_params *p, uint32_t n, const int8_t *in, uint8_t *out) {
     const float scale = p->scale;
@@ -16,11 +17,11 @@ EA_PREPARE(dequantize) {
     ea_model *m = c->m;
     ea_op *op = c->op;
     ea_status st;
-    if (op->in[0] < 0) return EA_OP_FAIL(c, "input tensor is missing");
+    if (op->in[0] < 0) return EA_OP_FAIL(c, EA_MSG("input tensor is missing"));
     const ea_tensor *in = &m->tensors[op->in[0]], *out = &m->tensors[op->out];
-    if (in->count != out->count) return EA_OP_FAIL(c, "input and output sizes differ");
-    if ((st = ea_need_s8(c, op->in[0], "input"))) return st;
-    if (out->type != EA_T_FLOAT32) return EA_OP_FAIL(c, "only int8 -> float32 is supported");
+    if (in->count != out->count) return EA_OP_FAIL(c, EA_MSG("input and output sizes differ"));
+    if ((st = ea_need_s8(c, op->in[0], EA_MSG("input")))) return st;
+    if (out->type != EA_T_FLOAT32) return EA_OP_FAIL(c, EA_MSG("only int8 -> float32 is supported"));
     *EA_OP_PARAMS(ea_affine_params, op) = (ea_affine_params){.scale = in->scale, .zero_point = in->zero_point};
     return EA_OK;
 }

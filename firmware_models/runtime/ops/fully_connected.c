@@ -3,6 +3,7 @@
  * This file also holds the reference matrix product (ea_mat_s8) that CONV_2D shares. */
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 enum { BO_FC = 8 }; /* BuiltinOptions_FullyConnectedOptions */
 
@@ -106,21 +107,21 @@ EA_PREPARE(fully_connected) {
     ea_status st;
 
     if (c->options_type == BO_FC) {
-        if (fb_i8(c->r, &c->options, 0, 0, "FullyConnectedOptions.fused_activation_function", &act) ||
-            fb_i8(c->r, &c->options, 1, 0, "FullyConnectedOptions.weights_format", &weights_format))
+        if (fb_i8(c->r, &c->options, 0, 0, EA_MSG("FullyConnectedOptions.fused_activation_function"), &act) ||
+            fb_i8(c->r, &c->options, 1, 0, EA_MSG("FullyConnectedOptions.weights_format"), &weights_format))
             return EA_OP_OPTIONS_FAIL(c);
     }
-    if (weights_format != 0) return EA_OP_FAIL(c, "only the DEFAULT weights format is supported");
-    if ((st = ea_need_s8(c, op->in[0], "input")) || (st = ea_need_s8(c, op->out, "output"))) return st;
-    if (op->in[1] < 0) return EA_OP_FAIL(c, "filter tensor is missing");
+    if (weights_format != 0) return EA_OP_FAIL(c, EA_MSG("only the DEFAULT weights format is supported"));
+    if ((st = ea_need_s8(c, op->in[0], EA_MSG("input"))) || (st = ea_need_s8(c, op->out, EA_MSG("output")))) return st;
+    if (op->in[1] < 0) return EA_OP_FAIL(c, EA_MSG("filter tensor is missing"));
     const ea_tensor *in = &m->tensors[op->in[0]], *f = &m->tensors[op->in[1]], *out = &m->tensors[op->out];
-    if (f->type != EA_T_INT8) return ea_op_fail(m, c->index, "filter must be int8, got TensorType ", NULL, f->type, 1);
-    if (!f->is_const) return EA_OP_FAIL(c, "filter must be a constant tensor (its sums are folded at init)");
-    if (f->ndim != 2) return EA_OP_FAIL(c, "filter must be 2-D");
+    if (f->type != EA_T_INT8) return ea_op_fail(m, c->index, EA_MSG("filter must be int8, got TensorType "), NULL, f->type, 1);
+    if (!f->is_const) return EA_OP_FAIL(c, EA_MSG("filter must be a constant tensor (its sums are folded at init)"));
+    if (f->ndim != 2) return EA_OP_FAIL(c, EA_MSG("filter must be 2-D"));
     const int32_t units = f->dims[0], accum = f->dims[1];
-    if (out->ndim < 1 || out->dims[out->ndim - 1] != units) return EA_OP_FAIL(c, "output depth does not match the filter");
+    if (out->ndim < 1 || out->dims[out->ndim - 1] != units) return EA_OP_FAIL(c, EA_MSG("output depth does not match the filter"));
     const uint32_t batches = out->count / (uint32_t)units;
-    if ((uint64_t)batches * (uint32_t)accum != in->count) return EA_OP_FAIL(c, "input size is not batches x filter depth");
+    if ((uint64_t)batches * (uint32_t)accum != in->count) return EA_OP_FAIL(c, EA_MSG("input size is not batches x filter depth"));
     if ((st = ea_filter_scales_ok(c, f, (uint32_t)units, 0))) return st;
     if ((st = ea_bias_ok(c, op->in[2], (uint32_t)units))) return st;
     int32_t act_min, act_max, mult = 0, shift = 0;
@@ -130,17 +131,17 @@ EA_PREPARE(fully_connected) {
         ea_op_reserve_channels(c);
     } else {
         /* GetQuantizedConvolutionMultipler: the scale product is taken in float, then divided in double. */
-        if (!(f->scale >= 0.0f && f->scale < 3.4e38f)) return EA_OP_FAIL(c, "filter scale is negative or not finite");
+        if (!(f->scale >= 0.0f && f->scale < 3.4e38f)) return EA_OP_FAIL(c, EA_MSG("filter scale is negative or not finite"));
         const float product = in->scale * f->scale;
         if (op->in[2] >= 0) {
             /* A 2% tolerance, checked in float (TFLM: in double; they can differ only within an ulp of 2%). */
             const float bs = m->tensors[op->in[2]].scale;
             const float diff = product > bs ? product - bs : bs - product;
-            if (!(diff / out->scale <= 0.02f)) return EA_OP_FAIL(c, "bias scale is not input scale x filter scale");
+            if (!(diff / out->scale <= 0.02f)) return EA_OP_FAIL(c, EA_MSG("bias scale is not input scale x filter scale"));
         }
         if (ea_quantize_multiplier(product, 1.0f, out->scale, 0, &mult, &shift) || shift > 30)
-            return EA_OP_FAIL(c, "effective output scale out of range");
-        if (f->zero_point < -128 || f->zero_point > 127) return EA_OP_FAIL(c, "filter zero point out of int8 range");
+            return EA_OP_FAIL(c, EA_MSG("effective output scale out of range"));
+        if (f->zero_point < -128 || f->zero_point > 127) return EA_OP_FAIL(c, EA_MSG("filter zero point out of int8 range"));
     }
     ea_op_reserve_folded_bias(c, 0);
     *EA_OP_PARAMS(fc_op_params, op) = (fc_op_params){

@@ -2,6 +2,7 @@
  * gemmlowp's int16 rounding helpers; every intermediate is int16 as in TFLM. */
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 typedef struct {
     int32_t in_zp, out_zp;
@@ -71,9 +72,9 @@ EA_PREPARE(hard_swish) {
     int32_t om, oe, rm, re;
     if (ea_quantize_multiplier(hires_input_scale / out->scale, 1.0f, 1.0f, 0, &om, &oe) ||
         ea_quantize_multiplier(hires_input_scale / reluish_scale, 1.0f, 1.0f, 0, &rm, &re))
-        return EA_OP_FAIL(c, "invalid scales");
-    if (oe > 0) return EA_OP_FAIL(c, "output scale too small for the input scale (TFLM refuses it too)");
-    if (oe < -31 || re < -31 || re > 31) return EA_OP_FAIL(c, "input/output scale ratio out of range");
+        return EA_OP_FAIL(c, EA_MSG("invalid scales"));
+    if (oe > 0) return EA_OP_FAIL(c, EA_MSG("output scale too small for the input scale (TFLM refuses it too)"));
+    if (oe < -31 || re < -31 || re > 31) return EA_OP_FAIL(c, EA_MSG("input/output scale ratio out of range"));
     *EA_OP_PARAMS(hard_swish_params, c->op) = (hard_swish_params){
         .in_zp = in->zero_point, .out_zp = out->zero_point, .out_mult = to_q15(om), .relu_mult = to_q15(rm),
         .out_exp = oe, .relu_exp = re,

@@ -2,6 +2,7 @@
  * ones by alpha * in/out scale. */
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 enum { BO_LEAKY_RELU = 75 }; /* BuiltinOptions_LeakyReluOptions */
 
@@ -20,16 +21,16 @@ static void leaky_relu_s8(const leaky_relu_params *p, uint32_t n, const int8_t *
 EA_PREPARE(leaky_relu) {
     float alpha = 0.0f;
     ea_status st;
-    if (c->options_type == BO_LEAKY_RELU && fb_f32(c->r, &c->options, 0, 0.0f, "LeakyReluOptions.alpha", &alpha))
+    if (c->options_type == BO_LEAKY_RELU && fb_f32(c->r, &c->options, 0, 0.0f, EA_MSG("LeakyReluOptions.alpha"), &alpha))
         return EA_OP_OPTIONS_FAIL(c);
     if ((st = ea_unary_prepare_common(c))) return st;
     const ea_tensor *in = &c->m->tensors[c->op->in[0]], *out = &c->m->tensors[c->op->out];
-    if (!(alpha >= 0.0f && alpha < 3.4e38f)) return EA_OP_FAIL(c, "alpha must be finite and non-negative");
+    if (!(alpha >= 0.0f && alpha < 3.4e38f)) return EA_OP_FAIL(c, EA_MSG("alpha must be finite and non-negative"));
     /* CalculateOpDataLeakyRelu: both ratios computed in float, then widened. */
     int32_t mi, si, ma, sa;
     if (ea_quantize_multiplier(in->scale * alpha / out->scale, 1.0f, 1.0f, 0, &ma, &sa) || sa > 30 ||
         ea_quantize_multiplier(in->scale / out->scale, 1.0f, 1.0f, 0, &mi, &si) || si > 30)
-        return EA_OP_FAIL(c, "input/output scale ratio out of range");
+        return EA_OP_FAIL(c, EA_MSG("input/output scale ratio out of range"));
     *EA_OP_PARAMS(leaky_relu_params, c->op) = (leaky_relu_params){
         .in_zp = in->zero_point, .out_zp = out->zero_point, .mult_identity = mi, .shift_identity = si,
         .mult_alpha = ma, .shift_alpha = sa,

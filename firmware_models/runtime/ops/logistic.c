@@ -3,6 +3,7 @@
 #include "ea_fixedpoint.h"
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 static void logistic_s8(const ea_sigmoid_params *p, uint32_t n, const int8_t *in, int8_t *out) {
     for (uint32_t i = 0; i < n; ++i) {
@@ -22,7 +23,7 @@ EA_PREPARE(logistic) {
     ea_status st;
     ea_sigmoid_params p;
     if ((st = ea_sigmoid_prepare_common(c, &p))) return st;
-    if (c->m->tensors[c->op->out].zero_point != -128) return EA_OP_FAIL(c, "output zero point must be -128");
+    if (c->m->tensors[c->op->out].zero_point != -128) return EA_OP_FAIL(c, EA_MSG("output zero point must be -128"));
     *EA_OP_PARAMS(ea_sigmoid_params, c->op) = p;
     return EA_OK;
 }

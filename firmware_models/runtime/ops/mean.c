@@ -4,6 +4,7 @@
  * tflite-micro does not, as the random-model test shows). */
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 static int floor_log2_u32(uint32_t v) {
     int r = -1;
@@ -67,27 +68,27 @@ EA_PREPARE(mean) {
     ea_op *op = c->op;
     ea_status st;
 
-    if ((st = ea_need_s8(c, op->in[0], "input")) || (st = ea_need_s8(c, op->out, "output"))) return st;
-    if (op->in[1] < 0) return EA_OP_FAIL(c, "axis tensor is missing");
+    if ((st = ea_need_s8(c, op->in[0], EA_MSG("input"))) || (st = ea_need_s8(c, op->out, EA_MSG("output")))) return st;
+    if (op->in[1] < 0) return EA_OP_FAIL(c, EA_MSG("axis tensor is missing"));
     const ea_tensor *in = &m->tensors[op->in[0]], *ax = &m->tensors[op->in[1]], *out = &m->tensors[op->out];
-    if (ax->type != EA_T_INT32 || !ax->is_const) return EA_OP_FAIL(c, "axis must be a constant int32 tensor");
-    if (in->ndim < 1) return EA_OP_FAIL(c, "input must have at least one dimension");
+    if (ax->type != EA_T_INT32 || !ax->is_const) return EA_OP_FAIL(c, EA_MSG("axis must be a constant int32 tensor"));
+    if (in->ndim < 1) return EA_OP_FAIL(c, EA_MSG("input must have at least one dimension"));
     unsigned mask = 0;
     const int lead = EA_MAX_DIMS - in->ndim;
     for (uint32_t k = 0; k < ax->count; k++) {
         int32_t a = ea_load_i32(ea_cdata(m, ax) + 4u * k);
         if (a < 0) a += in->ndim;
         if (a < 0 || a >= in->ndim)
-            return ea_op_fail(m, c->index, "axis out of range: ", NULL, ea_load_i32(ea_cdata(m, ax) + 4u * k), 1);
+            return ea_op_fail(m, c->index, EA_MSG("axis out of range: "), NULL, ea_load_i32(ea_cdata(m, ax) + 4u * k), 1);
         mask |= 1u << (a + lead);
     }
     uint32_t kept = 1;
     for (int d = 0; d < in->ndim; d++)
         if (!(mask & (1u << (d + lead)))) kept *= (uint32_t)in->dims[d];
-    if (kept != out->count) return EA_OP_FAIL(c, "output size does not match the reduced input");
+    if (kept != out->count) return EA_OP_FAIL(c, EA_MSG("output size does not match the reduced input"));
     int32_t mult, shift;
     if (ea_quantize_multiplier(in->scale, 1.0f, out->scale, 0, &mult, &shift) || shift > 30)
-        return EA_OP_FAIL(c, "input/output scale ratio out of range");
+        return EA_OP_FAIL(c, EA_MSG("input/output scale ratio out of range"));
     *EA_OP_PARAMS(ea_mean_params, op) = (ea_mean_params){
         .in_zp = in->zero_point, .out_zp = out->zero_point, .mult = mult, .shift = shift, .axes_mask = (uint8_t)mask,
     };

@@ -2,6 +2,7 @@
  * (the output zero point for PAD, the constant tensor for PADV2). Shapes extended to 6 dims. */
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 static void fill_bytes(int8_t *dst, int8_t value, uint32_t n) {
     const uint32_t word = 0x01010101u * (uint8_t)value;
@@ -55,12 +56,12 @@ static ea_status prepare_pad(ea_prepare_ctx *c, int v2) {
     ea_op *op = c->op;
     ea_status st;
 
-    if ((st = ea_need_s8(c, op->in[0], "input")) || (st = ea_need_s8(c, op->out, "output"))) return st;
-    if (op->in[1] < 0) return EA_OP_FAIL(c, "paddings tensor is missing");
+    if ((st = ea_need_s8(c, op->in[0], EA_MSG("input"))) || (st = ea_need_s8(c, op->out, EA_MSG("output")))) return st;
+    if (op->in[1] < 0) return EA_OP_FAIL(c, EA_MSG("paddings tensor is missing"));
     const ea_tensor *in = &m->tensors[op->in[0]], *pt = &m->tensors[op->in[1]], *out = &m->tensors[op->out];
     if (!pt->is_const || (pt->type != EA_T_INT32 && pt->type != EA_T_INT64))
-        return EA_OP_FAIL(c, "paddings must be a constant int32/int64 tensor");
-    if (pt->count != 2u * in->ndim || out->ndim != in->ndim) return EA_OP_FAIL(c, "paddings shape does not match the input rank");
+        return EA_OP_FAIL(c, EA_MSG("paddings must be a constant int32/int64 tensor"));
+    if (pt->count != 2u * in->ndim || out->ndim != in->ndim) return EA_OP_FAIL(c, EA_MSG("paddings shape does not match the input rank"));
     ea_pad_params p = {.value = 0};
     const int lead = EA_MAX_DIMS - in->ndim;
     for (int d = 0; d < in->ndim; d++) {
@@ -74,18 +75,18 @@ static ea_status prepare_pad(ea_prepare_ctx *c, int v2) {
             a = (int64_t)((uint64_t)(uint32_t)ea_load_i32(ea_cdata(m, pt) + 16u * d + 8) |
                           ((uint64_t)(uint32_t)ea_load_i32(ea_cdata(m, pt) + 16u * d + 12) << 32));
         }
-        if (b < 0 || a < 0 || b > EA_MAX_ELEMS || a > EA_MAX_ELEMS) return EA_OP_FAIL(c, "paddings must be non-negative");
-        if (b > INT16_MAX || a > INT16_MAX) return EA_OP_FAIL(c, "paddings larger than 32767 are not supported");
-        if ((int64_t)in->dims[d] + b + a != out->dims[d]) return EA_OP_FAIL(c, "output shape is not input plus paddings");
+        if (b < 0 || a < 0 || b > EA_MAX_ELEMS || a > EA_MAX_ELEMS) return EA_OP_FAIL(c, EA_MSG("paddings must be non-negative"));
+        if (b > INT16_MAX || a > INT16_MAX) return EA_OP_FAIL(c, EA_MSG("paddings larger than 32767 are not supported"));
+        if ((int64_t)in->dims[d] + b + a != out->dims[d]) return EA_OP_FAIL(c, EA_MSG("output shape is not input plus paddings"));
         p.before[d + lead] = (int16_t)b;
         p.after[d + lead] = (int16_t)a;
     }
     if (v2 && op->in[2] >= 0) {
         const ea_tensor *cv = &m->tensors[op->in[2]];
-        if (!cv->is_const || cv->type != EA_T_INT8 || cv->count != 1) return EA_OP_FAIL(c, "constant_values must be one constant int8");
+        if (!cv->is_const || cv->type != EA_T_INT8 || cv->count != 1) return EA_OP_FAIL(c, EA_MSG("constant_values must be one constant int8"));
         /* TFLM's PadPrepare: the constant must share the output's quantization. */
         if (cv->zero_point != out->zero_point || cv->scale != out->scale)
-            return EA_OP_FAIL(c, "constant_values quantization differs from the output's");
+            return EA_OP_FAIL(c, EA_MSG("constant_values quantization differs from the output's"));
         p.value = (int8_t)ea_cdata(m, cv)[0];
     } else {
         p.value = (int8_t)out->zero_point;

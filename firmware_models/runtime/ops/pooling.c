@@ -2,6 +2,7 @@
  * is clipped to the input, and the average rounds half away from zero over the clipped count. */
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 enum { BO_POOL2D = 5 }; /* BuiltinOptions_Pool2DOptions */
 
@@ -80,25 +81,25 @@ static ea_status prepare_pool(ea_prepare_ctx *c, int is_max) {
     int32_t sw = 0, sh = 0, fw = 0, fh = 0;
     ea_status st;
 
-    if (c->options_type != BO_POOL2D) return EA_OP_FAIL(c, "missing builtin options");
-    if (fb_i8(c->r, o, 0, 0, "Pool2DOptions.padding", &padding) || fb_i32(c->r, o, 1, 0, "Pool2DOptions.stride_w", &sw) ||
-        fb_i32(c->r, o, 2, 0, "Pool2DOptions.stride_h", &sh) || fb_i32(c->r, o, 3, 0, "Pool2DOptions.filter_width", &fw) ||
-        fb_i32(c->r, o, 4, 0, "Pool2DOptions.filter_height", &fh) ||
-        fb_i8(c->r, o, 5, 0, "Pool2DOptions.fused_activation_function", &act))
+    if (c->options_type != BO_POOL2D) return EA_OP_FAIL(c, EA_MSG("missing builtin options"));
+    if (fb_i8(c->r, o, 0, 0, EA_MSG("Pool2DOptions.padding"), &padding) || fb_i32(c->r, o, 1, 0, EA_MSG("Pool2DOptions.stride_w"), &sw) ||
+        fb_i32(c->r, o, 2, 0, EA_MSG("Pool2DOptions.stride_h"), &sh) || fb_i32(c->r, o, 3, 0, EA_MSG("Pool2DOptions.filter_width"), &fw) ||
+        fb_i32(c->r, o, 4, 0, EA_MSG("Pool2DOptions.filter_height"), &fh) ||
+        fb_i8(c->r, o, 5, 0, EA_MSG("Pool2DOptions.fused_activation_function"), &act))
         return EA_OP_OPTIONS_FAIL(c);
-    if ((st = ea_need_s8(c, op->in[0], "input")) || (st = ea_need_s8(c, op->out, "output"))) return st;
+    if ((st = ea_need_s8(c, op->in[0], EA_MSG("input"))) || (st = ea_need_s8(c, op->out, EA_MSG("output")))) return st;
     const ea_tensor *in = &m->tensors[op->in[0]], *out = &m->tensors[op->out];
-    if (in->ndim != 4 || out->ndim != 4) return EA_OP_FAIL(c, "input and output must be 4-D");
-    if (in->dims[0] != out->dims[0] || in->dims[3] != out->dims[3]) return EA_OP_FAIL(c, "input and output shapes differ");
+    if (in->ndim != 4 || out->ndim != 4) return EA_OP_FAIL(c, EA_MSG("input and output must be 4-D"));
+    if (in->dims[0] != out->dims[0] || in->dims[3] != out->dims[3]) return EA_OP_FAIL(c, EA_MSG("input and output shapes differ"));
     int32_t oh, ow, pad_h, pad_w;
     if (ea_window(padding, in->dims[1], fh, sh, 1, &oh, &pad_h) || ea_window(padding, in->dims[2], fw, sw, 1, &ow, &pad_w))
-        return EA_OP_FAIL(c, "invalid padding, stride or filter size");
-    if (oh != out->dims[1] || ow != out->dims[2]) return EA_OP_FAIL(c, "output size does not match the window arithmetic");
+        return EA_OP_FAIL(c, EA_MSG("invalid padding, stride or filter size"));
+    if (oh != out->dims[1] || ow != out->dims[2]) return EA_OP_FAIL(c, EA_MSG("output size does not match the window arithmetic"));
     /* TF_LITE_ENSURE_NEAR(input scale, output scale, 1e-6): the difference is a float; float > 1e-6
      * (a double) is float > 1e-6f, the float just below it. */
     const float sd = in->scale > out->scale ? in->scale - out->scale : out->scale - in->scale;
     if (!(sd <= 1.0e-6f) || in->zero_point != out->zero_point)
-        return EA_OP_FAIL(c, "input and output quantization differ");
+        return EA_OP_FAIL(c, EA_MSG("input and output quantization differ"));
     int32_t act_min, act_max;
     if ((st = ea_activation(c, act, out, &act_min, &act_max))) return st;
     *EA_OP_PARAMS(ea_pool_params, op) = (ea_pool_params){
@@ -123,6 +124,6 @@ EA_INVOKE(average_pool_2d) {
     const ea_dims4 di = ea_dims4_of(&m->tensors[op->in[0]]), dout = ea_dims4_of(&m->tensors[op->out]);
     if (ea_avg_pool_s8(EA_OP_CPARAMS(ea_pool_params, op), &di, (const int8_t *)ea_tensor_data(m, op->in[0]), &dout,
                        (int8_t *)ea_vdata(m, &m->tensors[op->out]), ea_op_scratch(m, op)))
-        return ea_op_runtime_fail(m, op, "a pooling window covers no input");
+        return ea_op_runtime_fail(m, op, EA_MSG("a pooling window covers no input"));
     return EA_OK;
 }

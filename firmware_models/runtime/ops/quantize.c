@@ -5,6 +5,7 @@
 
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 /* The operator's prepared parameters: which conversion, and its parameters. */
 typedef struct {
@@ -43,20 +44,20 @@ EA_PREPARE(quantize) {
     ea_model *m = c->m;
     ea_op *op = c->op;
     ea_status st;
-    if (op->in[0] < 0) return EA_OP_FAIL(c, "input tensor is missing");
+    if (op->in[0] < 0) return EA_OP_FAIL(c, EA_MSG("input tensor is missing"));
     const ea_tensor *in = &m->tensors[op->in[0]], *out = &m->tensors[op->out];
-    if (in->count != out->count) return EA_OP_FAIL(c, "input and output sizes differ");
-    if ((st = ea_need_s8(c, op->out, "output"))) return st;
-    if (out->nscales != 1) return EA_OP_FAIL(c, "output must have one scale");
+    if (in->count != out->count) return EA_OP_FAIL(c, EA_MSG("input and output sizes differ"));
+    if ((st = ea_need_s8(c, op->out, EA_MSG("output")))) return st;
+    if (out->nscales != 1) return EA_OP_FAIL(c, EA_MSG("output must have one scale"));
     quantize_op_params *p = EA_OP_PARAMS(quantize_op_params, op);
     if (in->type == EA_T_FLOAT32) {
         *p = (quantize_op_params){.from_float = 1, .affine = {.scale = out->scale, .zero_point = out->zero_point}};
         return EA_OK;
     }
-    if ((st = ea_need_s8(c, op->in[0], "input"))) return st;
+    if ((st = ea_need_s8(c, op->in[0], EA_MSG("input")))) return st;
     int32_t mult, shift;
     if (ea_quantize_multiplier(in->scale, 1.0f, out->scale, 0, &mult, &shift) || shift > 30)
-        return EA_OP_FAIL(c, "input/output scale ratio out of range");
+        return EA_OP_FAIL(c, EA_MSG("input/output scale ratio out of range"));
     *p = (quantize_op_params){
         .requant = {.in_zp = in->zero_point, .out_zp = out->zero_point, .mult = mult, .shift = shift},
     };

@@ -1,6 +1,7 @@
 /* RELU int8 (TFLM's ReluQuantized): requantize to the output, then clamp below at the output's zero. */
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 typedef struct {
     int32_t in_zp, out_zp, mult, shift, act_min;
@@ -20,7 +21,7 @@ EA_PREPARE(relu) {
     /* CalculateReluOpData: the scale ratio is a float division, widened afterwards. */
     int32_t mult, shift;
     if (ea_quantize_multiplier(in->scale / out->scale, 1.0f, 1.0f, 0, &mult, &shift) || shift > 30)
-        return EA_OP_FAIL(c, "input/output scale ratio out of range");
+        return EA_OP_FAIL(c, EA_MSG("input/output scale ratio out of range"));
     /* act_min = max(-128, zero_point + roundf(0 / scale)); act_max stays 127. */
     *EA_OP_PARAMS(relu_params, c->op) = (relu_params){
         .in_zp = in->zero_point, .out_zp = out->zero_point, .mult = mult, .shift = shift,

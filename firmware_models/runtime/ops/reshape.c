@@ -1,5 +1,6 @@
 /* RESHAPE / SQUEEZE / EXPAND_DIMS: the bytes are unchanged, only the shape differs. */
 #include "ea_ops.h"
+#include "ea_msg.h"
 
 /* Word steps (unaligned words are fine on Cortex-M3 and up, and memcpy of 4 bytes is one load there):
  * newlib-nano's memcpy goes byte by byte. */
@@ -22,11 +23,11 @@ EA_KERNEL void ea_copy_bytes(uint32_t n, const uint8_t *in, uint8_t *out) {
 EA_PREPARE(reshape) {
     ea_model *m = c->m;
     const ea_op *op = c->op;
-    if (op->in[0] < 0) return EA_OP_FAIL(c, "input tensor is missing");
+    if (op->in[0] < 0) return EA_OP_FAIL(c, EA_MSG("input tensor is missing"));
     const ea_tensor *in = &m->tensors[op->in[0]], *out = &m->tensors[op->out];
     if (in->type != out->type || ea_type_size(in->type) == 0)
-        return EA_OP_FAIL(c, "input and output types differ or are unsupported");
-    if (in->count != out->count) return EA_OP_FAIL(c, "input and output sizes differ");
+        return EA_OP_FAIL(c, EA_MSG("input and output types differ or are unsupported"));
+    if (in->count != out->count) return EA_OP_FAIL(c, EA_MSG("input and output sizes differ"));
     return EA_OK;
 }
 

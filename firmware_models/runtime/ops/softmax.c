@@ -4,6 +4,7 @@
 #include "ea_fixedpoint.h"
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 enum { BO_SOFTMAX = 9 }; /* BuiltinOptions_SoftmaxOptions */
 
@@ -67,24 +68,24 @@ EA_PREPARE(softmax) {
     float beta = 0.0f;
     ea_status st;
 
-    if (c->options_type == BO_SOFTMAX && fb_f32(c->r, &c->options, 0, 0.0f, "SoftmaxOptions.beta", &beta))
+    if (c->options_type == BO_SOFTMAX && fb_f32(c->r, &c->options, 0, 0.0f, EA_MSG("SoftmaxOptions.beta"), &beta))
         return EA_OP_OPTIONS_FAIL(c);
-    if ((st = ea_need_s8(c, op->in[0], "input")) || (st = ea_need_s8(c, op->out, "output"))) return st;
+    if ((st = ea_need_s8(c, op->in[0], EA_MSG("input"))) || (st = ea_need_s8(c, op->out, EA_MSG("output")))) return st;
     const ea_tensor *in = &m->tensors[op->in[0]], *out = &m->tensors[op->out];
-    if (in->ndim < 1 || in->count != out->count) return EA_OP_FAIL(c, "input and output shapes differ");
-    if (out->zero_point != -128 || out->scale != 1.0f / 256) return EA_OP_FAIL(c, "output must have scale 1/256 and zero point -128");
+    if (in->ndim < 1 || in->count != out->count) return EA_OP_FAIL(c, EA_MSG("input and output shapes differ"));
+    if (out->zero_point != -128 || out->scale != 1.0f / 256) return EA_OP_FAIL(c, EA_MSG("output must have scale 1/256 and zero point -128"));
     /* PreprocessSoftmaxScaling with 5 integer bits (double-rounding build), CalculateInputRadius. */
     /* real = min(beta * input scale * 2^26, 2^31 - 1), an exact product in double */
     ea_real real;
-    if (ea_real_ratio(beta, in->scale, 1.0f, 26, &real)) return EA_OP_FAIL(c, "beta x input scale too small");
+    if (ea_real_ratio(beta, in->scale, 1.0f, 26, &real)) return EA_OP_FAIL(c, EA_MSG("beta x input scale too small"));
     const int e = ea_real_frexp_exp(&real);
     const uint64_t int32_max_sig = (uint64_t)INT32_MAX << 22; /* 2^31 - 1 = int32_max_sig * 2^-22 */
     if (e > 31 || (e == 31 && real.sig > int32_max_sig)) real = (ea_real){.sig = int32_max_sig, .exp = -22};
     if (!real.sig || e < 1 || (e == 1 && real.sig == (uint64_t)1 << 52)) /* real <= 1 */
-        return EA_OP_FAIL(c, "beta x input scale too small");
+        return EA_OP_FAIL(c, EA_MSG("beta x input scale too small"));
     int32_t mult, left_shift;
     if (ea_quantize_real(&real, &mult, &left_shift) || left_shift < 0 || left_shift > 31)
-        return EA_OP_FAIL(c, "invalid input scale");
+        return EA_OP_FAIL(c, EA_MSG("invalid input scale"));
     /* CalculateInputRadius: floor(31 * 2^26 / 2^left_shift) */
     const int32_t radius = left_shift <= 26 ? (int32_t)(31u << (26 - left_shift)) : 31 >> (left_shift - 26);
     *EA_OP_PARAMS(ea_softmax_params, op) = (ea_softmax_params){

@@ -6,6 +6,7 @@
 
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 enum { BO_STRIDED_SLICE = 32, AXES = 5 }; /* BuiltinOptions_StridedSliceOptions */
 
@@ -36,23 +37,23 @@ EA_PREPARE(strided_slice) {
     ea_status st;
     c->all_inputs_used = 1;
     if (c->options_type == BO_STRIDED_SLICE &&
-        (fb_i32(c->r, &c->options, 0, 0, "StridedSliceOptions.begin_mask", &begin_mask) ||
-         fb_i32(c->r, &c->options, 1, 0, "StridedSliceOptions.end_mask", &end_mask) ||
-         fb_i32(c->r, &c->options, 2, 0, "StridedSliceOptions.ellipsis_mask", &unused) ||
-         fb_i32(c->r, &c->options, 4, 0, "StridedSliceOptions.shrink_axis_mask", &shrink_mask)))
+        (fb_i32(c->r, &c->options, 0, 0, EA_MSG("StridedSliceOptions.begin_mask"), &begin_mask) ||
+         fb_i32(c->r, &c->options, 1, 0, EA_MSG("StridedSliceOptions.end_mask"), &end_mask) ||
+         fb_i32(c->r, &c->options, 2, 0, EA_MSG("StridedSliceOptions.ellipsis_mask"), &unused) ||
+         fb_i32(c->r, &c->options, 4, 0, EA_MSG("StridedSliceOptions.shrink_axis_mask"), &shrink_mask)))
         return EA_OP_OPTIONS_FAIL(c);
-    if (c->inputs.count != 4) return EA_OP_FAIL(c, "needs 4 inputs (input, begin, end, strides)");
-    if ((st = ea_need_s8(c, op->in[0], "input"))) return st;
-    if (m->tensors[op->out].type != EA_T_INT8) return EA_OP_FAIL(c, "output must be int8");
+    if (c->inputs.count != 4) return EA_OP_FAIL(c, EA_MSG("needs 4 inputs (input, begin, end, strides)"));
+    if ((st = ea_need_s8(c, op->in[0], EA_MSG("input")))) return st;
+    if (m->tensors[op->out].type != EA_T_INT8) return EA_OP_FAIL(c, EA_MSG("output must be int8"));
     const ea_tensor *in = &m->tensors[op->in[0]], *out = &m->tensors[op->out];
-    if (in->ndim > 4) return EA_OP_FAIL(c, "input rank above 4 (TFLM's limit)");
+    if (in->ndim > 4) return EA_OP_FAIL(c, EA_MSG("input rank above 4 (TFLM's limit)"));
     const ea_tensor *idx[3];
     for (int k = 0; k < 3; k++) {
         const int32_t ti = ea_prepare_input(c, (uint32_t)k + 1u);
-        if (ti < 0) return EA_OP_FAIL(c, "begin, end or strides tensor is missing");
+        if (ti < 0) return EA_OP_FAIL(c, EA_MSG("begin, end or strides tensor is missing"));
         idx[k] = &m->tensors[ti];
         if (!idx[k]->is_const || idx[k]->type != EA_T_INT32 || idx[k]->count != in->ndim)
-            return EA_OP_FAIL(c, "begin, end and strides must be constant int32 vectors of the input's rank");
+            return EA_OP_FAIL(c, EA_MSG("begin, end and strides must be constant int32 vectors of the input's rank"));
     }
     /* StridedSlicePadIndices to 5 axes: leading axes take start 0, stop 1, stride 1, both masks set. */
     const int pad = AXES - in->ndim;
@@ -64,7 +65,7 @@ EA_PREPARE(strided_slice) {
         const int k = a - pad;
         const int32_t size = k < 0 ? 1 : in->dims[k];
         dims[a] = size;
-        if (size > INT16_MAX) return EA_OP_FAIL(c, "dimensions above 32767 are not supported");
+        if (size > INT16_MAX) return EA_OP_FAIL(c, EA_MSG("dimensions above 32767 are not supported"));
         int32_t b = 0, e = 1, s = 1;
         int bm = 1, em = 1, sh = 0;
         if (k >= 0) {
@@ -75,8 +76,8 @@ EA_PREPARE(strided_slice) {
             em = (end_mask >> k) & 1;
             sh = (shrink_mask >> k) & 1;
         }
-        if (s == 0) return EA_OP_FAIL(c, "stride value has to be non-zero");
-        if (s > INT16_MAX || s < -INT16_MAX) return EA_OP_FAIL(c, "strides above 32767 are not supported");
+        if (s == 0) return EA_OP_FAIL(c, EA_MSG("stride value has to be non-zero"));
+        if (s > INT16_MAX || s < -INT16_MAX) return EA_OP_FAIL(c, EA_MSG("strides above 32767 are not supported"));
         /* CheckOutputSize */
         if (k >= 0) {
             const int32_t cb = check_start(b, s, bm, size);
@@ -84,7 +85,7 @@ EA_PREPARE(strided_slice) {
             int32_t dim = (int32_t)ceilf((float)(ce - cb) / (float)s);
             if (dim < 0) dim = 0;
             if (!sh) {
-                if (out_d >= out->ndim || out->dims[out_d] != dim) return EA_OP_FAIL(c, "output shape does not match the slice");
+                if (out_d >= out->ndim || out->dims[out_d] != dim) return EA_OP_FAIL(c, EA_MSG("output shape does not match the slice"));
                 out_d++;
             }
         }
@@ -106,13 +107,13 @@ EA_PREPARE(strided_slice) {
         /* Iterations of the kernel's loop on this axis: the writes must fill the output exactly, in bounds. */
         int32_t n = 0;
         for (int32_t i = start; s > 0 ? i < stop : i > stop; i += s) {
-            if (i < 0 || i >= size) return EA_OP_FAIL(c, "slice reads outside the input");
+            if (i < 0 || i >= size) return EA_OP_FAIL(c, EA_MSG("slice reads outside the input"));
             n++;
         }
         total *= (uint32_t)n;
     }
-    if (out_d != out->ndim) return EA_OP_FAIL(c, "output rank does not match the slice");
-    if (total != out->count) return EA_OP_FAIL(c, "output size does not match the slice");
+    if (out_d != out->ndim) return EA_OP_FAIL(c, EA_MSG("output rank does not match the slice"));
+    if (total != out->count) return EA_OP_FAIL(c, EA_MSG("output size does not match the slice"));
     (void)dims;
     *EA_OP_PARAMS(strided_slice_params, c->op) = p;
     return EA_OK;

@@ -2,6 +2,7 @@
  * the second input subtracted; its multipliers come from float scale ratios (CalculateOpDataSub). */
 #include "ea_ops.h"
 #include "ea_quant.h"
+#include "ea_msg.h"
 
 enum { BO_SUB = 28 }; /* BuiltinOptions_SubOptions */
 
@@ -20,7 +21,7 @@ static void sub_row_s8(const void *params, int32_t n, const int8_t *a, int32_t s
 EA_PREPARE(sub) {
     int8_t act = 0;
     ea_status st;
-    if (c->options_type == BO_SUB && fb_i8(c->r, &c->options, 0, 0, "SubOptions.fused_activation_function", &act))
+    if (c->options_type == BO_SUB && fb_i8(c->r, &c->options, 0, 0, EA_MSG("SubOptions.fused_activation_function"), &act))
         return EA_OP_OPTIONS_FAIL(c);
     if ((st = ea_binary_prepare_common(c))) return st;
     const ea_tensor *a = &c->m->tensors[c->op->in[0]], *b = &c->m->tensors[c->op->in[1]], *out = &c->m->tensors[c->op->out];
@@ -31,7 +32,7 @@ EA_PREPARE(sub) {
         ea_quantize_multiplier(b->scale / twice_max, 1.0f, 1.0f, 0, &m2, &s2) ||
         ea_quantize_multiplier(twice_max / ((float)(1 << EA_ADD_LEFT_SHIFT) * out->scale), 1.0f, 1.0f, 0, &mo, &so) ||
         s1 > 0 || s2 > 0 || so > 0)
-        return EA_OP_FAIL(c, "output scale too small for the input scales");
+        return EA_OP_FAIL(c, EA_MSG("output scale too small for the input scales"));
     if ((st = ea_activation(c, act, out, &act_min, &act_max))) return st;
     *EA_OP_PARAMS(ea_add_params, c->op) = (ea_add_params){
         .in1_offset = -a->zero_point, .in2_offset = -b->zero_point, .out_offset = out->zero_point,

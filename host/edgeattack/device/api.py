@@ -436,8 +436,10 @@ def open_device(board, model=None, port: str | None = None, *, faults=None,
                                         faults=injector)
             stack.callback(device.close)
         else:
+            from ..firmware.messages import lookup
+
             client = Client(factory, timeout=timeout, total_timeout=total_timeout, max_inflight=max_inflight,
-                            protocol=link_protocol)
+                            protocol=link_protocol, message_texts=lookup)
             stack.callback(client.close)
             with _faults_paused(injector):
                 info = client.connect()

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import children
+from . import messages
 from ..errors import EdgeAttackError, UsageError
 from ..resources import boards_dir, firmware_dir
 
@@ -100,7 +101,7 @@ def slot_ram_bytes(slots: int, input_bytes: int) -> int:
     return slots * input_bytes if slots > 1 else 0
 
 
-BUILD_FORMAT = 4  # bump when the cache entry layout changes
+BUILD_FORMAT = 5  # bump when the cache entry layout changes
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,8 @@ class BuildResult:
     ram_estimate: int = 0    # the pre-build RAM estimate without slots (input_slots_for's budget)
     cached: bool = False
     kernels: str = "ref"     # the kernel set linked in (resolve_kernels)
+    # The ELF's GNU build-id, which INFO reports: the key of its error-message texts (messages.py)
+    build_id: str | None = None
 
     @property
     def ram_total(self) -> int:
@@ -471,13 +474,15 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
     # port with the same sources, flags and runtime table sizes reuse them. make's dependency files
     # name the sources by absolute path, so objects are shared only within one source tree: another
     # checkout (or a removed one) would otherwise leave prerequisites make cannot find.
-    objs_material = {**shared, "source_root": str(Path(firmware_dir()).resolve())}
+    # the MLPerf-mode firmware compiles the shared objects without EA_MSG_CODED (Makefile)
+    objs_material = {**shared, "source_root": str(Path(firmware_dir()).resolve()), "app": protocol}
     objs_key = hashlib.sha256(json.dumps(objs_material, sort_keys=True).encode()).hexdigest()[:24]
     objs = cache / f"objs-{port}-{objs_key}"
 
     with _locked(cache / f".{profile.name}-{key}.lock"):
         cached = _load_entry(entry)
         if cached is not None:
+            messages.remember(cache)
             if protocol != "mlperf":  # no slots in MLPerf mode: nothing to say
                 _tell_slots(cached)
             return cached
@@ -505,6 +510,9 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
             if (profile.flash_bytes and flash > profile.flash_bytes) or \
                     (profile.ram_bytes and ram + STACK_BYTES > profile.ram_bytes):
                 raise _fit_error(model_path, profile, flash, ram + STACK_BYTES, "linked firmware")
+            build_id, texts = messages.extract(elf, f"{CROSS}nm")
+            if build_id is not None:
+                messages.store(cache, build_id, texts)
             final_elf = tmp / "firmware.elf"
             shutil.copy2(elf, final_elf)
             meta = {"format": BUILD_FORMAT, "board": profile.name, "port": port, "model_sha256": sha,
@@ -513,7 +521,7 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
                     "stack_bytes": STACK_BYTES, "rx_bytes": rx,
                     "input_slots": slots, "slot_bytes": slot_bytes, "ram_estimate": ram_without_slots,
                     "other_ram_bytes": ram + STACK_BYTES - (arena + 16) - rx - slot_bytes,
-                    "kernels": kernel_set,
+                    "kernels": kernel_set, "build_id": build_id,
                     "key": json.loads(key_material)}
             (tmp / "build.json").write_text(json.dumps(meta, indent=2) + "\n")
             shutil.rmtree(tmp / "build", ignore_errors=True)  # objects: not needed once linked
@@ -552,7 +560,7 @@ def _load_entry(entry: Path) -> BuildResult | None:
                        rx_bytes=meta["rx_bytes"], other_ram_bytes=meta["other_ram_bytes"], cached=True,
                        kernels=meta.get("kernels", "ref"),
                        input_slots=meta["input_slots"], slot_bytes=meta["slot_bytes"],
-                       ram_estimate=meta["ram_estimate"])
+                       ram_estimate=meta["ram_estimate"], build_id=meta.get("build_id"))
 
 
 _OVERFLOW = re.compile(r"region [`']?(\w+)'? overflowed by (\d+) bytes|RAM overflow")

@@ -22,7 +22,9 @@ import numpy as np
 import serial
 
 from edgeattack.errors import DeviceError, UsageError
+from edgeattack.link import coded
 from edgeattack.link import messages as m
+from edgeattack.link.coded import TextLookup
 from edgeattack.link.frame import OVERHEAD, Frame, FrameDecoder, encode_wire, wire_size
 from edgeattack.link.transport import close_port, port_name, read_some, write_all
 
@@ -137,7 +139,7 @@ class Client:
 
     def __init__(self, port_factory: Callable[[], object], timeout: float = 1.0,
                  total_timeout: float = 10.0, max_inflight: int | None = None,
-                 protocol: int = HOST_PROTOCOL):
+                 protocol: int = HOST_PROTOCOL, message_texts: TextLookup | None = None):
         if protocol not in (1, 2):
             raise ValueError("protocol must be 1 or 2")
         if timeout <= 0 or total_timeout <= 0:
@@ -147,6 +149,9 @@ class Client:
         self.total_timeout = float(total_timeout)
         self.max_inflight = max_inflight
         self.protocol = protocol
+        # build_id -> the firmware's error-message texts (link.coded; firmware.messages.lookup)
+        self.message_texts = message_texts
+        self._texts: tuple[str | None, object] = (None, None)
         self.version = 1  # every session opens in v1 (docs/protocol.md, "Version 2")
         self.slots = 1
         # Per slot: (generation, wire bytes, dtype code) of the input the device acknowledged;
@@ -280,6 +285,12 @@ class Client:
             raise DeviceError(f"device at {self.port_name}: device speaks protocol v{proto}, this "
                               f"host speaks v{self.version}")
         self._choose_version(info)
+        build_id = info.get("build_id") if isinstance(info.get("build_id"), str) else None
+        if build_id != self._texts[0]:
+            self._texts = (build_id, self.message_texts(build_id)
+                           if build_id and self.message_texts is not None else None)
+        if isinstance(info.get("error"), str):
+            info["error"] = self.expand(info["error"])
         self._info = info
         self._max_payload = _int_field(info, "max_payload", 256, 13, 0xFFFF)
         rx_buffers = _int_field(info, "rx_buffers", 1, 1, 1 << 16)
@@ -797,9 +808,14 @@ class Client:
             job.open_requests = len(job.requests)
             self._pending.extend(job.requests)
 
+    def expand(self, text: str) -> str:
+        """A device text with the firmware's coded message pieces written out (link.coded)."""
+        return coded.expand(text, self._texts[1], self._texts[0])
+
     def _on_error(self, req: _Request, frame: Frame) -> None:
         try:
             code, text = m.unpack_error(frame.payload)
+            text = self.expand(text)
         except m.MalformedPayload:
             code, text = 0, "(malformed ERROR payload)"
         self._abandon(drain=False)

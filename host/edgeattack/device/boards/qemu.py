@@ -419,6 +419,15 @@ def _connect(board: QemuBoard, deadline: float, timeout: float) -> "_Link":
             time.sleep(0.02)
 
 
+def _expand(board: QemuBoard, text: str) -> str:
+    """A firmware text with its coded message pieces written out from the build's texts."""
+    from ...firmware.messages import lookup
+    from ...link.coded import expand
+
+    build_id = getattr(board.build, "build_id", None)
+    return expand(text, lookup(build_id) if build_id else None, build_id)
+
+
 def _probe_info(board: QemuBoard, deadline: float, timeout: float) -> dict:
     from ...link import messages as m
     from ...link.frame import PROTOCOL_VERSION, Frame, FrameDecoder, encode_frame
@@ -442,9 +451,13 @@ def _probe_info(board: QemuBoard, deadline: float, timeout: float) -> dict:
                 continue
             for frame in decoder.feed(chunk):
                 if frame.type == m.INFO | m.REPLY:
-                    return json.loads(frame.payload.decode("utf-8"))
+                    info = json.loads(frame.payload.decode("utf-8"))
+                    if isinstance(info.get("error"), str):
+                        info["error"] = _expand(board, info["error"])
+                    return info
                 if frame.type == m.ERROR:
                     code, msg = m.unpack_error(frame.payload)
+                    msg = _expand(board, msg)
                     raise DeviceError(f"QEMU board {board.name} answered INFO with ERROR "
                                       f"{m.error_name(code)}: {msg}")
         time.sleep(0.1)  # let a dying QEMU finish writing its last words
