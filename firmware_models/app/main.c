@@ -81,7 +81,7 @@ static int model_invoke(void *ctx, const uint8_t *input, uint8_t *output, char *
     }
     if (ea_model_invoke(m) != EA_OK) {
         const char *err = ea_model_error(m);
-        size_t n = strlen(err);
+        size_t n = ea_strlen(err);
         if (n >= msg_cap) {
             n = msg_cap - 1u;
         }

@@ -137,7 +137,7 @@ static size_t make_error(ea_proto *p, uint16_t seq, uint16_t code, const char *m
         ea_sb_raw(msg_start(p), msg);
         msg = p->msg;
     }
-    size_t n = strlen(msg);
+    size_t n = ea_strlen(msg);
     if (n > EA_MAX_ERROR_MESSAGE) {
         n = EA_MAX_ERROR_MESSAGE;
         while (n > 0u && ((uint8_t)msg[n] & 0xC0u) == 0x80u) {

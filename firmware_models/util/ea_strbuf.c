@@ -29,6 +29,16 @@ static bool put_coded(ea_strbuf *t, const char *s, bool json)
 #define put_coded(t, s, json) false
 #endif
 
+size_t ea_strlen(const char *s)
+{
+    const char *e = s;
+    while (*e != '\0') {
+        e++;
+        __asm__("" : "+r"(e)); /* or GCC recognises the loop and calls newlib's strlen after all */
+    }
+    return (size_t)(e - s);
+}
+
 void ea_sb_init(ea_strbuf *t, char *buf, size_t cap)
 {
     t->buf = buf;
@@ -68,7 +78,7 @@ void ea_sb_put(ea_strbuf *t, const char *s, size_t n)
 void ea_sb_raw(ea_strbuf *t, const char *s)
 {
     if (!put_coded(t, s, false)) {
-        ea_sb_put(t, s, strlen(s));
+        ea_sb_put(t, s, ea_strlen(s));
     }
 }
 

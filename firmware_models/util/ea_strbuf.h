@@ -20,6 +20,9 @@ typedef struct {
 void ea_sb_init(ea_strbuf *t, char *buf, size_t cap);
 /* Like ea_sb_init, but keeps the NUL-terminated text already in buf and appends after it. */
 void ea_sb_resume(ea_strbuf *t, char *buf, size_t cap);
+/* strlen, in a dozen bytes: newlib's word-at-a-time strlen takes 220 bytes of flash, and no text
+ * the firmware measures is long. */
+size_t ea_strlen(const char *s);
 /* n bytes of s as they are. */
 void ea_sb_put(ea_strbuf *t, const char *s, size_t n);
 /* A NUL-terminated text, or an EA_MSG text's token in a firmware build (ea_msg.h). */
