@@ -163,8 +163,7 @@ static size_t bad_size(ea_proto *p, uint16_t seq, const char *what, size_t got, 
 {
     ea_strbuf *t = msg_start(p);
     ea_sb_raw(t, what);
-    ea_sb_raw(t, EA_MSG(" payload has "));
-    ea_sb_u64(t, got);
+    EA_SB_FMT(t, " payload has {}", got);
     ea_sb_raw(t, rule);
     ea_sb_u64(t, want);
     return make_error(p, seq, EA_PROTO_ERR_BAD_REQUEST, p->msg);
@@ -331,12 +330,8 @@ static size_t check_slot(ea_proto *p, uint16_t seq, uint32_t slot)
     if (slot < p->n_slots) {
         return 0;
     }
-    ea_strbuf *t = msg_start(p);
-    ea_sb_raw(t, EA_MSG("slot "));
-    ea_sb_u64(t, slot);
-    ea_sb_raw(t, EA_MSG(" is out of range: this device has slots 0.."));
-    ea_sb_u64(t, p->n_slots - 1u);
-    ea_sb_raw(t, EA_MSG(" (INFO slots)"));
+    EA_SB_FMT(msg_start(p), "slot {} is out of range: this device has slots 0..{} (INFO slots)", slot,
+              p->n_slots - 1u);
     return make_error(p, seq, EA_PROTO_ERR_SLOT, p->msg);
 }
 
@@ -350,35 +345,21 @@ static size_t load_chunk(ea_proto *p, uint16_t seq, uint32_t slot, uint8_t dtype
     if (dtype != p->model.input.dtype) {
         ea_sb_raw(t, EA_MSG("LOAD dtype "));
         ea_sb_raw(t, ea_dtype_name(dtype));
-        ea_sb_raw(t, EA_MSG(" (code "));
-        ea_sb_u64(t, dtype);
-        ea_sb_raw(t, EA_MSG(") is not the model's input dtype "));
+        EA_SB_FMT(t, " (code {}) is not the model's input dtype ", dtype);
         ea_sb_raw(t, ea_dtype_name(p->model.input.dtype));
         return refuse(p, slot, seq, EA_PROTO_ERR_DTYPE, p->msg);
     }
     if (total != expected_total) {
-        ea_sb_raw(t, EA_MSG("LOAD total "));
-        ea_sb_u64(t, total);
-        ea_sb_raw(t, EA_MSG(" is not the model's input size "));
-        ea_sb_u64(t, expected_total);
+        EA_SB_FMT(t, "LOAD total {} is not the model's input size {}", total, expected_total);
         return refuse(p, slot, seq, EA_PROTO_ERR_SIZE, p->msg);
     }
     /* docs/protocol.md's order: OFFSET is checked before the overrun SIZE */
     if (offset != 0u && offset != p->received[slot]) {
-        ea_sb_raw(t, EA_MSG("LOAD chunk at offset "));
-        ea_sb_u64(t, offset);
-        ea_sb_raw(t, EA_MSG(", expected offset "));
-        ea_sb_u64(t, p->received[slot]);
+        EA_SB_FMT(t, "LOAD chunk at offset {}, expected offset {}", offset, p->received[slot]);
         return refuse(p, slot, seq, EA_PROTO_ERR_OFFSET, p->msg);
     }
     if (offset > total || chunk > total - offset) {
-        ea_sb_raw(t, EA_MSG("LOAD chunk of "));
-        ea_sb_u64(t, chunk);
-        ea_sb_raw(t, EA_MSG(" bytes at offset "));
-        ea_sb_u64(t, offset);
-        ea_sb_raw(t, EA_MSG(" overruns the input of "));
-        ea_sb_u64(t, total);
-        ea_sb_raw(t, EA_MSG(" bytes"));
+        EA_SB_FMT(t, "LOAD chunk of {} bytes at offset {} overruns the input of {} bytes", chunk, offset, total);
         return refuse(p, slot, seq, EA_PROTO_ERR_SIZE, p->msg);
     }
     if (offset == 0u) {
@@ -464,13 +445,8 @@ static size_t not_loaded(ea_proto *p, uint16_t seq, const char *what, uint32_t s
 {
     ea_strbuf *t = msg_start(p);
     ea_sb_raw(t, what);
-    ea_sb_raw(t, EA_MSG(" without a complete input tensor in slot "));
-    ea_sb_u64(t, slot);
-    ea_sb_raw(t, EA_MSG(" ("));
-    ea_sb_u64(t, p->received[slot]);
-    ea_sb_raw(t, EA_MSG(" of "));
-    ea_sb_u64(t, p->model.input.bytes);
-    ea_sb_raw(t, EA_MSG(" bytes loaded)"));
+    EA_SB_FMT(t, " without a complete input tensor in slot {} ({} of {} bytes loaded)", slot, p->received[slot],
+              p->model.input.bytes);
     return make_error(p, seq, EA_PROTO_ERR_NOT_LOADED, p->msg);
 }
 
@@ -582,30 +558,20 @@ static size_t do_patch(ea_proto *p, const ea_frame *f)
     uint32_t generation = ea_get_u32(pl + 4);
     uint32_t runs = ea_get_u16(pl + 8);
     if ((flags & (uint8_t)~PATCH_INFER) != 0u) {
-        ea_sb_raw(t, EA_MSG("PATCH flags "));
-        ea_sb_u64(t, flags);
-        ea_sb_raw(t, EA_MSG(" has unknown bits (only bit 0, INFER, is defined)"));
+        EA_SB_FMT(t, "PATCH flags {} has unknown bits (only bit 0, INFER, is defined)", flags);
         return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, p->msg);
     }
     /* The runs must fill the payload exactly. */
     size_t pos = PATCH_HEADER;
     for (uint32_t i = 0; i < runs; i++) {
         if (pos + PATCH_RUN > f->len || pos + PATCH_RUN + ea_get_u16(pl + pos + 4) > f->len) {
-            ea_sb_raw(t, EA_MSG("PATCH run "));
-            ea_sb_u64(t, i);
-            ea_sb_raw(t, EA_MSG(" of "));
-            ea_sb_u64(t, runs);
-            ea_sb_raw(t, EA_MSG(" runs past the payload's end"));
+            EA_SB_FMT(t, "PATCH run {} of {} runs past the payload's end", i, runs);
             return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, p->msg);
         }
         pos += PATCH_RUN + ea_get_u16(pl + pos + 4);
     }
     if (pos != f->len) {
-        ea_sb_raw(t, EA_MSG("PATCH has "));
-        ea_sb_u64(t, f->len - pos);
-        ea_sb_raw(t, EA_MSG(" bytes after its "));
-        ea_sb_u64(t, runs);
-        ea_sb_raw(t, EA_MSG(" runs"));
+        EA_SB_FMT(t, "PATCH has {} bytes after its {} runs", f->len - pos, runs);
         return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, p->msg);
     }
     size_t err = check_slot(p, f->seq, slot);
@@ -617,19 +583,12 @@ static size_t do_patch(ea_proto *p, const ea_frame *f)
     }
     if (!p->loaded[slot]) {
         unload(p, slot);
-        ea_sb_raw(t, EA_MSG("PATCH of slot "));
-        ea_sb_u64(t, slot);
-        ea_sb_raw(t, EA_MSG(", which holds no complete input (LOAD it first)"));
+        EA_SB_FMT(t, "PATCH of slot {}, which holds no complete input (LOAD it first)", slot);
         return make_error(p, f->seq, EA_PROTO_ERR_NOT_LOADED, p->msg);
     }
     if (generation != p->generation[slot]) {
-        ea_sb_raw(t, EA_MSG("PATCH computed against generation "));
-        ea_sb_u64(t, generation);
-        ea_sb_raw(t, EA_MSG(" of slot "));
-        ea_sb_u64(t, slot);
-        ea_sb_raw(t, EA_MSG(", which is at generation "));
-        ea_sb_u64(t, p->generation[slot]);
-        ea_sb_raw(t, EA_MSG(" (LOAD it again)"));
+        EA_SB_FMT(t, "PATCH computed against generation {} of slot {}, which is at generation {} (LOAD it again)",
+                  generation, slot, p->generation[slot]);
         return refuse(p, slot, f->seq, EA_PROTO_ERR_STALE, p->msg);
     }
     uint32_t total = p->model.input.bytes;
@@ -638,15 +597,8 @@ static size_t do_patch(ea_proto *p, const ea_frame *f)
         uint32_t offset = ea_get_u32(pl + pos);
         uint32_t length = ea_get_u16(pl + pos + 4);
         if (offset > total || length > total - offset) {
-            ea_sb_raw(t, EA_MSG("PATCH run of "));
-            ea_sb_u64(t, length);
-            ea_sb_raw(t, EA_MSG(" bytes at offset "));
-            ea_sb_u64(t, offset);
-            ea_sb_raw(t, EA_MSG(" overruns slot "));
-            ea_sb_u64(t, slot);
-            ea_sb_raw(t, EA_MSG("'s "));
-            ea_sb_u64(t, total);
-            ea_sb_raw(t, EA_MSG(" bytes"));
+            EA_SB_FMT(t, "PATCH run of {} bytes at offset {} overruns slot {}'s {} bytes", length, offset, slot,
+                      total);
             return refuse(p, slot, f->seq, EA_PROTO_ERR_SIZE, p->msg);
         }
         pos += PATCH_RUN + length;
@@ -688,18 +640,14 @@ static size_t execute(ea_proto *p, const ea_frame *f)
 {
     ea_strbuf *t = msg_start(p);
     if (!known_type(p, f->type)) {
-        ea_sb_raw(t, EA_MSG("unknown message type "));
-        ea_sb_u64(t, f->type);
+        EA_SB_FMT(t, "unknown message type {}", f->type);
         if (p->reply_version < 2u && f->type >= EA_MSG_SLOT_LOAD && f->type <= EA_MSG_SLOT_INFER) {
             ea_sb_raw(t, EA_MSG(" in a v1 frame (slots and patches are protocol v2)"));
         }
         return make_error(p, f->seq, EA_PROTO_ERR_BAD_REQUEST, p->msg);
     }
     if (f->oversize) {
-        ea_sb_raw(t, EA_MSG("payload of "));
-        ea_sb_u64(t, f->len);
-        ea_sb_raw(t, EA_MSG(" bytes is larger than max_payload "));
-        ea_sb_u64(t, p->max_payload);
+        EA_SB_FMT(t, "payload of {} bytes is larger than max_payload {}", f->len, p->max_payload);
         return make_error(p, f->seq, EA_PROTO_ERR_TOO_LARGE, p->msg);
     }
     switch (f->type) {
@@ -733,8 +681,7 @@ void ea_proto_handle(ea_proto *p, const ea_frame *f)
         /* Another protocol's sequence numbers mean nothing here: answer in a v1 frame (every host
          * reads it), change no state. */
         ea_strbuf *t = msg_start(p);
-        ea_sb_raw(t, EA_MSG("device speaks protocols v1 and v2, request is v"));
-        ea_sb_u64(t, f->version);
+        EA_SB_FMT(t, "device speaks protocols v1 and v2, request is v{}", f->version);
         p->reply_version = (uint8_t)EA_PROTOCOL_VERSION;
         len = make_error(p, f->seq, EA_PROTO_ERR_VERSION, p->msg);
         send_frame(p, p->mem.reply, len);

@@ -172,10 +172,7 @@ static ea_status parse_operator(loader *L, const fb_table *ot, uint32_t i) {
             ea_sb_raw(&t, name);
             ea_sb_raw(&t, EA_MSG(" "));
         }
-        ea_sb_raw(&t, EA_MSG("(builtin "));
-        ea_sb_i64(&t, code);
-        ea_sb_raw(&t, EA_MSG(") at op "));
-        ea_sb_i64(&t, i);
+        EA_SB_FMT(&t, "(builtin {}) at op {}", code, i);
         return EA_ERR_MODEL;
     }
     op->reg = (uint8_t)reg;
@@ -319,10 +316,8 @@ static ea_status load(ea_model *m, const uint8_t *data, uint32_t len, uint8_t *t
     if (!tables || cap < m->table_bytes) {
         ea_strbuf t;
         ea_sb_init(&t, m->error, EA_ERROR_LEN);
-        ea_sb_raw(&t, EA_MSG("arena too small: the model's tensor and operator tables alone need "));
-        ea_sb_i64(&t, m->table_bytes);
-        ea_sb_raw(&t, EA_MSG(" bytes (16-byte aligned), got "));
-        ea_sb_i64(&t, tables ? cap : 0);
+        EA_SB_FMT(&t, "arena too small: the model's tensor and operator tables alone need {} bytes (16-byte "
+                      "aligned), got {}", m->table_bytes, tables ? cap : 0);
         return EA_ERR_MODEL;
     }
     m->tensors = (ea_tensor *)(void *)tables;
@@ -397,10 +392,8 @@ ea_status ea_model_init(ea_model *m, const uint8_t *data, uint32_t len, uint8_t 
     if (!usable || arena_len - pad < m->arena_needed) {
         ea_strbuf t;
         ea_sb_init(&t, m->error, EA_ERROR_LEN);
-        ea_sb_raw(&t, EA_MSG("arena too small: the model needs "));
-        ea_sb_i64(&t, m->arena_needed);
-        ea_sb_raw(&t, EA_MSG(" bytes (16-byte aligned), got "));
-        ea_sb_i64(&t, arena ? (int64_t)arena_len - (int64_t)pad : 0);
+        EA_SB_FMT(&t, "arena too small: the model needs {} bytes (16-byte aligned), got {}", m->arena_needed,
+                  arena ? (int64_t)arena_len - (int64_t)pad : 0);
         return EA_ERR_MODEL;
     }
     m->arena = arena + pad;

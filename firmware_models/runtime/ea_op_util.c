@@ -23,9 +23,7 @@ ea_status ea_fail_at(ea_model *m, const char *label, int64_t index) {
     ea_sb_resume(&t, m->error, EA_ERROR_LEN);
     ea_sb_raw(&t, EA_MSG(" ("));
     ea_sb_raw(&t, label);
-    ea_sb_raw(&t, EA_MSG(" "));
-    ea_sb_i64(&t, index);
-    ea_sb_raw(&t, EA_MSG(")"));
+    EA_SB_FMT(&t, " {})", index);
     return EA_ERR_MODEL;
 }
 
@@ -34,9 +32,7 @@ ea_status ea_op_fail(ea_model *m, uint32_t i, const char *msg, const char *detai
     ea_sb_init(&t, m->error, EA_ERROR_LEN);
     const char *name = ea_builtin_name(m->ops[i].builtin);
     ea_sb_raw(&t, name[0] ? name : EA_MSG("operator"));
-    ea_sb_raw(&t, EA_MSG(" at op "));
-    ea_sb_i64(&t, i);
-    ea_sb_raw(&t, EA_MSG(": "));
+    EA_SB_FMT(&t, " at op {}: ", i);
     ea_sb_raw(&t, msg);
     if (detail) ea_sb_raw(&t, detail);
     if (with_number) ea_sb_i64(&t, number);

@@ -13,6 +13,7 @@
 #define EA_MSG_H
 
 #define EA_MSG_MARK '\x1f' /* ASCII unit separator: never part of a message text */
+#define EA_MSG_ARG '\x1e'  /* ends each number of an ea_sb_fmt message (record separator) */
 
 #ifdef EA_MSG_CODED
 #define EA_MSG(s)                                                                              \

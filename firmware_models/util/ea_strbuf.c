@@ -98,6 +98,31 @@ static uint64_t div_u64(uint64_t n, uint32_t d, uint32_t *rem)
     return q;
 }
 
+void ea_sb_fmt(ea_strbuf *t, const char *fmt, size_t n, const int64_t *args)
+{
+    if (put_coded(t, fmt, false)) {
+        for (size_t i = 0; i < n; i++) {
+            ea_sb_i64(t, args[i]);
+            ea_sb_put(t, "\x1e", 1); /* EA_MSG_ARG */
+        }
+        return;
+    }
+    size_t k = 0;
+    for (;;) {
+        size_t run = 0;
+        while (fmt[run] != '\0' && !(fmt[run] == '{' && fmt[run + 1] == '}')) {
+            run++;
+        }
+        ea_sb_put(t, fmt, run);
+        if (fmt[run] == '\0') {
+            return;
+        }
+        ea_sb_i64(t, k < n ? args[k] : 0);
+        k++;
+        fmt += run + 2;
+    }
+}
+
 void ea_sb_u64(ea_strbuf *t, uint64_t v)
 {
     char tmp[20];

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ea_msg.h"
+
 typedef struct {
     char *buf;
     size_t cap; /* including the NUL */
@@ -30,6 +32,13 @@ void ea_sb_raw(ea_strbuf *t, const char *s);
 void ea_sb_u64(ea_strbuf *t, uint64_t v);
 void ea_sb_i64(ea_strbuf *t, int64_t v);
 void ea_sb_hex32(ea_strbuf *t, uint32_t v); /* 0x%08x */
+/* fmt with each "{}" replaced by the next of the n args in decimal (a message with numbers in one
+ * call). With EA_MSG_CODED, fmt is an EA_MSG text: its token, then each argument's digits followed by
+ * EA_MSG_ARG (util/ea_msg.h); the host puts them in the text's places. Use EA_SB_FMT. */
+void ea_sb_fmt(ea_strbuf *t, const char *fmt, size_t n, const int64_t *args);
+#define EA_SB_FMT(t, fmt, ...)                                                                      \
+    ea_sb_fmt((t), EA_MSG(fmt), sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t),                 \
+              (const int64_t[]){__VA_ARGS__})
 /* A JSON string literal (quotes, escapes; bytes >= 0x80 pass through as UTF-8). */
 void ea_sb_json_str(ea_strbuf *t, const char *s);
 /* The exact decimal value of a float32 as a JSON number (NaN/Inf -> null), so that

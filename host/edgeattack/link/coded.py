@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-MARK = "\x1f"
+MARK = "\x1f"  # a piece: MARK and its offset in .ea_msg as 4 lower-case hex digits
+ARG = "\x1e"   # ends each number that follows a piece holding "{}" places (ea_sb_fmt)
 _TOKEN = re.compile("\x1f([0-9a-f]{4})")
+_ARG = re.compile("(-?[0-9]+)\x1e")
 
 # build_id -> {offset: text}, or None when this host has no texts for that build
 TextLookup = Callable[[str], "Mapping[int, str] | None"]
@@ -24,22 +26,44 @@ def is_coded(text: str) -> bool:
 
 
 def expand(text: str, texts: Mapping[int, str] | None, build_id: str | None = None) -> str:
-    """`text` with every token replaced by its text. Tokens this host has no text for (another
-    build's firmware, or no build_id) stay as `[#offset]`, and one note at the end names the build,
-    so the message stays one readable line."""
+    """`text` with every piece written out; a piece with "{}" places takes the numbers after it.
+    Pieces this host has no text for (another build's firmware, or no build_id) stay as
+    `[#offset]` (with their numbers, `[#offset 3 5]`), and one note at the end names the build, so
+    the message stays one readable line."""
     if MARK not in text:
         return text
-    missing = []
-
-    def one(match: re.Match) -> str:
-        offset = int(match.group(1), 16)
-        if texts is not None and offset in texts:
-            return texts[offset]
-        missing.append(offset)
-        return f"[#{offset:04x}]"
-
-    out = _TOKEN.sub(one, text)
+    out, pos, missing = [], 0, False
+    while True:
+        at = text.find(MARK, pos)
+        if at < 0:
+            out.append(text[pos:])
+            break
+        out.append(text[pos:at])
+        token = _TOKEN.match(text, at)
+        if token is None:  # a stray mark: show it as the replacement character
+            out.append("\ufffd")
+            pos = at + 1
+            continue
+        pos = token.end()
+        offset = int(token.group(1), 16)
+        piece = texts.get(offset) if texts is not None else None
+        if piece is None:
+            missing = True
+            numbers = []
+            while (arg := _ARG.match(text, pos)) is not None:
+                numbers.append(arg.group(1))
+                pos = arg.end()
+            out.append(f"[#{offset:04x}{''.join(' ' + n for n in numbers)}]")
+            continue
+        parts = piece.split("{}")
+        out.append(parts[0])
+        for part in parts[1:]:
+            arg = _ARG.match(text, pos)
+            if arg is not None:
+                out.append(arg.group(1))
+                pos = arg.end()
+            out.append(part)
     if missing:
-        out += (f" (message texts of firmware build {build_id or '(unknown)'} are not on this host: "
-                f"build that firmware here to read them)")
-    return out
+        out.append(f" (message texts of firmware build {build_id or '(unknown)'} are not on this host: "
+                   f"build that firmware here to read them)")
+    return "".join(out)
