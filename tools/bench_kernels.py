@@ -2,7 +2,8 @@
 """Kernel sets compared on QEMU: instructions per MAC of a whole inference, footprint, and a cycle
 estimate of the hot inner loops.
 
-    python tools/bench_kernels.py                                  # qemu-m4 ref vs dsp, qemu-m55 dsp
+    python tools/bench_kernels.py                                  # qemu-m4 ref, dsp; qemu-m55 ref, dsp, mve
+    python tools/bench_kernels.py --runs qemu-m55:ref,qemu-m55:dsp,qemu-m55:mve
     python tools/bench_kernels.py --models resnet8 --json kernels.json
 
 For every zoo model (untrained, int8, full width, as tools/bench_fw_qemu.py builds them) and every
@@ -18,6 +19,19 @@ given its Cortex-M4 cycles from the Cortex-M4 Technical Reference Manual (ARM DD
 ALU, SXTB16, MUL/MLA/SMLAD/SMLABB 1; a load 2, but neighbouring single loads pipeline so a run of n
 loads takes n + 1; a taken branch 1 + P with P = 2 (the TRM gives 1-3 for the pipeline refill);
 zero wait-state memory assumed. MACs per iteration: MLA, SMLABB, SMLATT 1, SMLAD 2.
+
+On qemu-m55 the same search runs on the qemu-m55 ELF (disassembled as Armv8.1-M, so MVE decodes) and
+the loop is costed by the Cortex-M55's beat model: the M55 executes MVE "dual-beat", two of a 128-bit
+vector instruction's four 32-bit beats per cycle, so a vector instruction occupies its unit for 2
+cycles; Armv8.1-M lets the next vector instruction start its first beats while the previous one
+finishes its last when they use different units (a load/store and an arithmetic/MAC instruction), so
+in an alternating pair one cycle overlaps. Two figures: no overlap (every vector instruction 2
+cycles) and full overlap (1 cycle saved at each change between a VLDR/VSTR and an arithmetic
+instruction). Scalar instructions 1 cycle, the low-overhead loop's LE 1 (its branch is predicted by
+the loop cache), any other taken loop branch 1 + 2 as on the M4; zero wait-state TCM assumed. MACs:
+VMLADAV(A).S8 16, VMUL.I32 4 (the depthwise product; its VADD is the accumulate). The scalar dsp loop
+is costed the same way on the M55 (1 cycle per instruction: a lower bound for it, so the mve/dsp ratio
+is not flattered).
 """
 from __future__ import annotations
 
@@ -31,8 +45,9 @@ import tempfile
 from pathlib import Path
 
 ZOO = ["cnn-digits", "cnn-mnist", "resnet8", "dscnn", "mobilenet-tiny"]
-RUNS = "qemu-m4:ref,qemu-m4:dsp,qemu-m55:ref,qemu-m55:dsp"
-MAC_INSNS = {"mla": 1, "smlabb": 1, "smlatt": 1, "smlabt": 1, "smlatb": 1, "smlad": 2, "smladx": 2}
+RUNS = "qemu-m4:ref,qemu-m4:dsp,qemu-m55:ref,qemu-m55:dsp,qemu-m55:mve"
+MAC_INSNS = {"mla": 1, "smlabb": 1, "smlatt": 1, "smlabt": 1, "smlatb": 1, "smlad": 2, "smladx": 2,
+             "vmlava.s8": 16, "vmlav.s8": 16, "vmul.i32": 4}
 HOT_FUNCTIONS = ("ea_mat_s8", "ea_depthwise_conv_s8")
 TAKEN_BRANCH_REFILL = 2
 
@@ -44,9 +59,11 @@ def _bench_fw_qemu():
     return mod
 
 
-def _functions(elf: Path) -> dict[str, list[tuple[int, str, str]]]:
-    """Disassembly per function: [(address, mnemonic, operands)]."""
-    out = subprocess.run(["arm-none-eabi-objdump", "-d", "--no-show-raw-insn", str(elf)], capture_output=True,
+def _functions(elf: Path, mve: bool = False) -> dict[str, list[tuple[int, str, str]]]:
+    """Disassembly per function: [(address, mnemonic, operands)]; vector mnemonics keep their data type
+    (vmlava.s8), scalar ones lose their width suffix (ldr.w -> ldr)."""
+    arch = ["-m", "armv8.1-m.main"] if mve else []  # objdump decodes MVE only when told the architecture
+    out = subprocess.run(["arm-none-eabi-objdump", "-d", "--no-show-raw-insn", *arch, str(elf)], capture_output=True,
                          text=True, check=True).stdout
     funcs, cur = {}, None
     for line in out.splitlines():
@@ -56,22 +73,45 @@ def _functions(elf: Path) -> dict[str, list[tuple[int, str, str]]]:
             continue
         m = re.match(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$", line)
         if m and cur is not None:
-            cur.append((int(m.group(1), 16), m.group(2).split(".")[0], m.group(3)))
+            mn = m.group(2) if _is_vector(m.group(2)) else m.group(2).split(".")[0]
+            cur.append((int(m.group(1), 16), mn, m.group(3)))
     return funcs
 
 
+def _is_vector(mn: str) -> bool:
+    """An MVE instruction (beats); VMRS/VMSR/VMOV to core registers and VPST are not counted as such."""
+    return mn.startswith("v") and not mn.startswith(("vmrs", "vmsr", "vpst", "vpt"))
+
+
 def _is_branch(mn: str) -> bool:
-    return bool(re.fullmatch(r"b(eq|ne|cs|cc|hs|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?", mn))
+    return bool(re.fullmatch(r"(b(eq|ne|cs|cc|hs|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?|le|letp)", mn))
 
 
-def hot_loop(insns) -> dict | None:
+def m55_cycles(body) -> tuple[int, int]:
+    """Estimated Cortex-M55 cycles of one loop iteration: (no overlap, full overlap); see the module doc."""
+    plain, overlapped, prev = 0, 0, None
+    for _, mn, _ in body:
+        if _is_vector(mn):
+            unit = "mem" if mn.startswith(("vldr", "vstr")) else "alu"
+            plain += 2
+            overlapped += 1 if prev is not None and prev != unit else 2
+            prev = unit
+            continue
+        cost = 1 if mn in ("le", "letp") or not _is_branch(mn) else 1 + TAKEN_BRANCH_REFILL
+        plain += cost
+        overlapped += cost
+        prev = None
+    return plain, overlapped
+
+
+def hot_loop(insns, core: str = "m4") -> dict | None:
     """The backward-branch loop with the most MACs per instruction (at least 2 MACs), and its
-    estimated Cortex-M4 cycles per iteration."""
+    estimated cycles per iteration (Cortex-M4 TRM, or the Cortex-M55 beat model for core "m55")."""
     best = None
     for i, (addr, mn, ops) in enumerate(insns):
         if not _is_branch(mn):
             continue
-        m = re.match(r"([0-9a-f]+)", ops)
+        m = re.search(r"([0-9a-f]+) <", ops)
         target = int(m.group(1), 16) if m else None
         if target is None or target > addr:
             continue
@@ -85,6 +125,12 @@ def hot_loop(insns) -> dict | None:
     if best is None:
         return None
     _, body, macs = best
+    if core == "m55":
+        plain, overlapped = m55_cycles(body)
+        return {"instructions": len(body), "macs": macs, "cycles": plain, "cycles_overlapped": overlapped,
+                "instructions_per_mac": round(len(body) / macs, 3), "cycles_per_mac": round(plain / macs, 3),
+                "cycles_per_mac_overlapped": round(overlapped / macs, 3),
+                "mnemonics": " ".join(x[1] for x in body)}
     cycles, run = 0, 0
     for _, mn, _ in body:
         if mn.startswith("ldr") and mn not in ("ldrd",) and not mn.startswith("ldm"):
@@ -131,11 +177,15 @@ def main(argv=None) -> int:
                       f"{row['instructions']:>12,d}  instr/MAC {row['instructions_per_mac']:6.2f}  text "
                       f"{row['text']:>8,d} (code {code:,d})  data {row['data']:>5,d}  bss {row['bss']:>7,d}",
                       flush=True)
-                if board == "qemu-m4" and (board, kernels) not in loops:
+                found = loops.setdefault((board, kernels), {})
+                if any(found.get(f) is None for f in HOT_FUNCTIONS):  # a model without depthwise lacks its kernel
                     from edgeattack.firmware.build import build_firmware
 
-                    funcs = _functions(build_firmware(path, board, kernels=kernels).elf)
-                    loops[(board, kernels)] = {f: hot_loop(funcs.get(f, [])) for f in HOT_FUNCTIONS}
+                    m55 = board == "qemu-m55"
+                    funcs = _functions(build_firmware(path, board, kernels=kernels).elf, mve=m55)
+                    for f in HOT_FUNCTIONS:
+                        if found.get(f) is None:
+                            found[f] = hot_loop(funcs.get(f, []), "m55" if m55 else "m4")
     print("\ninstructions per MAC, whole inference (ratio = first run / each run):")
     first = runs[0]
     for name in args.models.split(","):
@@ -148,12 +198,18 @@ def main(argv=None) -> int:
                 ratio = f" (x{base / r['instructions']:.2f})" if base else ""
                 cells.append(f"{run[0]}:{run[1]} {r['instructions_per_mac']:.2f}{ratio}")
         print(f"  {name:15s} " + "  ".join(cells))
-    print("\nhot inner loops on qemu-m4 (Cortex-M4 TRM cycle estimate, zero wait states):")
+    print("\nhot inner loops (estimates: qemu-m4 from the Cortex-M4 TRM, qemu-m55 from the M55 beat model, "
+          "zero wait states):")
     for (board, kernels), fs in loops.items():
         for f, lp in fs.items():
-            if lp:
-                print(f"  {kernels:4s} {f:22s} {lp['instructions']:3d} instructions, {lp['macs']:3d} MACs: "
-                      f"{lp['instructions_per_mac']:.2f} instr/MAC, estimated {lp['cycles_per_mac']:.2f} cycles/MAC")
+            if not lp:
+                continue
+            est = f"estimated {lp['cycles_per_mac']:.2f} cycles/MAC"
+            if "cycles_per_mac_overlapped" in lp:
+                est = (f"estimated {lp['cycles_per_mac_overlapped']:.3f}-{lp['cycles_per_mac']:.3f} cycles/MAC "
+                       f"(overlapped-plain)")
+            print(f"  {board:9s} {kernels:4s} {f:22s} {lp['instructions']:3d} instructions, {lp['macs']:3d} MACs: "
+                  f"{lp['instructions_per_mac']:.3f} instr/MAC, {est}\n      {lp['mnemonics']}")
     if args.json:
         args.json.write_text(json.dumps({"models": rows, "hot_loops": {f"{b}:{k}": v for (b, k), v in loops.items()}},
                                         indent=2) + "\n")
