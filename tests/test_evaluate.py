@@ -306,3 +306,13 @@ def test_defenses_part_bad_input(tmp_path, part, words):
 
 
 # The part run in a study, its summary table and the report: tests/test_study.py (the ci study).
+
+
+def test_builtin_defenses_study_grid_reaches_0_2():
+    """The built-in `defenses` study judges at eps 0.05, 0.1 and 0.2 at full size: with its largest eps
+    at 0.1 the eps-flat flag fired on robust models (docs/benchmarks.md, "Defenses (issue 12)")."""
+    from edgeattack.study.spec import load_study
+
+    part = load_study("defenses")["parts"]["defenses"]
+    assert part["eps"] == [0.05, 0.1, 0.2]
+    assert (part["n"], part["budget"], part["latency_n"]) == (200, 200, 20)
