@@ -15,8 +15,9 @@ from test_fw_qemu import ZOO, _check_identical, _random_inputs, no_qemu_left, zo
 pytestmark = pytest.mark.qemu
 
 # resnet8's qemu-m4 firmware without its model array (the dsp kernels; docs/benchmarks.md, Footprint:
-# 28,176 bytes measured with the message texts out of flash). The issue's goal is 24 KiB: not reached.
-CODE_LIMIT = 28 * 1024 + 512
+# 30,608 bytes measured with the message texts out of flash and the faster dsp CONV_2D and ADD, which
+# cost about 2 KB over the older kernels' 28,176). The issue's goal is 24 KiB: not reached.
+CODE_LIMIT = 30 * 1024
 # libgcc's soft-float double routines: the runtime computes TFLM's double-precision multipliers in integer
 # arithmetic (runtime/ea_quant.c), so neither a model's firmware nor an all-operators one links them.
 SOFT_DOUBLE = ("__aeabi_dmul", "__aeabi_ddiv", "__aeabi_dadd", "__aeabi_f2d", "__aeabi_d2iz", "frexp", "round")

@@ -319,7 +319,8 @@ def _symbol(elf, name) -> int:
     out = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[2] == name:
+        # link-time optimization may clone a function under a suffixed name (ea_debug_fault.constprop.0)
+        if len(parts) == 3 and parts[2].split(".")[0] == name:
             return int(parts[0], 16) & ~1
     raise AssertionError(f"{name} not in {elf}")
 

@@ -27,7 +27,8 @@ def test_portable_dsp_definitions_match_the_instructions_on_qemu(tmp_path):
     from edgeattack.children import run
 
     (tmp_path / "check.ld").write_text(LINKER)
-    flags = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{DSP_DIR}", str(CHECK)]
+    # ea_dsp.h takes ea_requant from the runtime's ea_kernels.h
+    flags = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{DSP_DIR}", f"-I{DSP_DIR.parents[1]}", str(CHECK)]
     arm = run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-ffreestanding",
                "-nostdlib", "-T", str(tmp_path / "check.ld"), *flags, "-o", str(tmp_path / "check.elf")],
               timeout=120, text=True)

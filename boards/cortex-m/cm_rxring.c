@@ -4,7 +4,7 @@
 #include "cm_regs.h"
 #include "ea_board.h"
 
-static uint8_t *g_ring;
+static uint8_t *g_ring_mem;
 static uint32_t g_slots;
 static volatile uint32_t g_head; /* written by the interrupt only */
 static volatile uint32_t g_tail; /* written by the main loop only */
@@ -12,7 +12,7 @@ static volatile uint32_t g_overruns;
 
 void cm_rx_init(uint8_t *ring, size_t ring_bytes)
 {
-    g_ring = ring;
+    g_ring_mem = ring;
     g_slots = (uint32_t)ring_bytes;
     g_head = g_tail = 0;
     g_overruns = 0;
@@ -25,7 +25,7 @@ void cm_rx_push(uint8_t byte)
     if (next == g_tail) {
         g_overruns++; /* full: the byte is lost, as on a real UART */
     } else {
-        g_ring[head] = byte;
+        g_ring_mem[head] = byte;
         g_head = next;
     }
 }
@@ -38,7 +38,7 @@ int ea_board_uart_getc(void)
     if (tail == g_head) {
         return -1;
     }
-    uint8_t byte = g_ring[tail];
+    uint8_t byte = g_ring_mem[tail];
     g_tail = tail + 1u == g_slots ? 0u : tail + 1u;
     return byte;
 }
