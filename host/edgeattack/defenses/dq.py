@@ -5,7 +5,10 @@ perturbation layer after layer.
 Loss = task loss + beta * sum over conv/dense kernels of ||G - I||_F^2, where W is the kernel
 reshaped to 2-D (rows = fan-in, columns = output channels; a depthwise kernel: rows = taps, columns
 = channels) and G is the Gram matrix of its smaller side (W^T W when there are at least as many rows
-as columns, else W W^T: a wide W cannot have orthonormal columns). The QAT itself is compression's
+as columns, else W W^T: a wide W cannot have orthonormal columns). The two sides' penalties differ
+by a constant (|rows - cols|; both are sum (s_i^2 - 1)^2 over W's singular values plus the count of
+missing ones), so the gradient, and the training, are the paper's either way: all singular values
+pulled to 1, each layer's Lipschitz constant (of the reshaped kernel) towards 1. The QAT itself is compression's
 (`qat` step: quantize_model, or the sparsity/cluster-preserving schemes after prune/cluster steps).
 `adversarial: true` also trains adversarially: with an earlier adv-train step's settings, else with
 adv-train's defaults.
@@ -18,15 +21,15 @@ from ..compression.steps import QAT, Param, StepDef, register_step
 from ..errors import UsageError
 
 PARAMS = {
-    "beta": Param("float", 0.01, "weight of the orthogonality penalty beta x ||W^T W - I||^2 "
+    "beta": Param("float", 0.1, "weight of the orthogonality penalty beta x ||W^T W - I||^2 "
                                  "summed over conv/dense kernels", min=0),
     "preserve": Param("str", "auto", "what QAT keeps (as the qat step): auto follows the recipe's "
                                      "earlier prune/cluster steps",
                       choices=("auto", "none", "sparsity", "clusters", "sparsity+clusters")),
     "adversarial": Param("bool", False, "also train adversarially (an earlier adv-train step's "
                                         "settings, else adv-train's defaults)"),
-    "epochs": Param("int", 3, "quantization-aware training epochs on the training split", min=0),
-    "lr": Param("float", 5e-4, "Adam learning rate for quantization-aware training", min=0),
+    "epochs": Param("int", 10, "quantization-aware training epochs on the training split", min=0),
+    "lr": Param("float", 0.002, "Adam learning rate for quantization-aware training", min=0),
     "batch_size": Param("int", 32, "batch size", min=1),
 }
 
