@@ -24,8 +24,12 @@
  * products and spills them; keep the chains for the MLA it should emit. Other compilers: nothing. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define EA_KEEP_MAC_CHAINS __attribute__((optimize("no-tree-reassoc")))
+/* The same, and no scheduling before register allocation: in a long unrolled body GCC hoists every load
+ * to the top and spills most of them to the stack. */
+#define EA_KEEP_MAC_CHAINS_UNSCHEDULED __attribute__((optimize("no-tree-reassoc", "no-schedule-insns")))
 #else
 #define EA_KEEP_MAC_CHAINS
+#define EA_KEEP_MAC_CHAINS_UNSCHEDULED
 #endif
 
 typedef struct {

@@ -1,7 +1,7 @@
 /* Prints the results of the dsp kernels' instruction wrappers (runtime/kernels/dsp/ea_dsp.h) over
  * overflow and saturation corners and pseudo-random words, one line each. Built twice by
- * tests/test_kernels.py: bare-metal for qemu-m4 (the real SXTB16 / SMLAD / SMLABB / SMLATT / SSAT
- * instructions, output through semihosting) and for the host (the portable C definitions); the two
+ * tests/test_kernels.py: bare-metal for qemu-m4 (the real SXTB16 / SMLAD / SMLABB / SMLATT / SSAT /
+ * SSUB8 + SEL / BFI instructions, output through semihosting) and for the host (the portable C definitions); the two
  * outputs must be identical. */
 #include <stdint.h>
 
@@ -56,6 +56,11 @@ int main(void) {
         line('t', a >> 20, 0, 0, (uint32_t)ea_ssat8((int32_t)(a >> 20) - 2048)); /* around the bounds */
         for (int j = 0; j < 48; j += 3) {
             const uint32_t b = words[j];
+            /* lane-wise clamp (bounds b, b's byte-swapped word and their order as given), byte packing */
+            line('c', a, b, words[j + 1], ea_clamp_s8x4(a, b, words[j + 1]));
+            line('C', a, words[(j + 5) % 48] & 0x7f7f7f7fu, b | 0x80808080u,
+                 ea_clamp_s8x4(a, words[(j + 5) % 48] & 0x7f7f7f7fu, b | 0x80808080u));
+            line('p', a, b, words[j + 1], ea_pack_b4((int32_t)a, (int32_t)b, (int32_t)words[j + 1], (int32_t)words[j + 2]));
             for (int k = 0; k < 5; ++k) {
                 line('d', a, b, accs[k], ea_smlad(a, b, accs[k]));
                 line('b', a, b, accs[k], ea_smlabb(a, b, accs[k]));

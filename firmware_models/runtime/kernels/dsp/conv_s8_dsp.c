@@ -43,10 +43,11 @@ static void widen(const int8_t *src, int32_t depth, int16_t *cols, int which) {
 }
 
 /* Output channels [0, rows) of two pixels (out1 NULL: only the first is stored). */
-static EA_KEEP_MAC_CHAINS void mat_2cols(const int8_t *w, int32_t rows, int32_t depth, const int16_t *cols,
+static EA_KEEP_MAC_CHAINS_UNSCHEDULED void mat_2cols(const int8_t *w, int32_t rows, int32_t depth, const int16_t *cols,
                                          const int32_t *bias, const ea_rq_entry *tab, const ea_requant *q, int8_t *out0,
                                          int8_t *out1) {
-    const int32_t blocks = depth >> 2, tail = depth & 3, off = q->out_offset, lo = q->act_min, hi = q->act_max;
+    const int32_t blocks = depth >> 2, tail = depth & 3, lo = q->act_min, hi = q->act_max;
+    const uint32_t lo4 = ea_splat_b4(lo), hi4 = ea_splat_b4(hi);
     const int16_t *t0 = cols + 8 * blocks, *t1 = t0 + tail;
     int32_t r = 0;
     for (; r + 2 <= rows; r += 2) {
@@ -80,12 +81,11 @@ static EA_KEEP_MAC_CHAINS void mat_2cols(const int8_t *w, int32_t rows, int32_t 
             a00 += (uint32_t)(u * s), a01 += (uint32_t)(v * s);
             a10 += (uint32_t)(u * z), a11 += (uint32_t)(v * z);
         }
-        out0[r] = ea_rq_entry_out(tab + r, a00, off, lo, hi);
-        out0[r + 1] = ea_rq_entry_out(tab + r + 1, a01, off, lo, hi);
-        if (out1) {
-            out1[r] = ea_rq_entry_out(tab + r, a10, off, lo, hi);
-            out1[r + 1] = ea_rq_entry_out(tab + r + 1, a11, off, lo, hi);
-        }
+        /* the block's four outputs in one word: (pixel 0, pixel 1) x (channel r, r + 1) */
+        const uint32_t v = ea_rq_out4(tab + r, tab + r + 1, tab + r, tab + r + 1, a00, a01, a10, a11, lo4, hi4);
+        const uint16_t v0 = (uint16_t)v, v1 = (uint16_t)(v >> 16);
+        memcpy(out0 + r, &v0, 2);
+        if (out1) memcpy(out1 + r, &v1, 2);
     }
     if (r < rows) {
         const int8_t *w0 = w + r * depth;
@@ -105,8 +105,8 @@ static EA_KEEP_MAC_CHAINS void mat_2cols(const int8_t *w, int32_t rows, int32_t 
             a0 += (uint32_t)(w0[t] * t0[t]);
             a1 += (uint32_t)(w0[t] * t1[t]);
         }
-        out0[r] = ea_rq_entry_out(tab + r, a0, off, lo, hi);
-        if (out1) out1[r] = ea_rq_entry_out(tab + r, a1, off, lo, hi);
+        out0[r] = ea_rq_entry_out(tab + r, a0, lo, hi);
+        if (out1) out1[r] = ea_rq_entry_out(tab + r, a1, lo, hi);
     }
 }
 

@@ -4,7 +4,13 @@
  * group of four channels, per tap, two words in scratch), and the requantization constants taken once
  * per call (ea_rq_table), so a tap costs a pointer load, an input load, two SXTB16, one double-word
  * weight load and four multiply-accumulates. Other depth multipliers take the reference loop. Same sums
- * modulo 2^32 as the reference. */
+ * modulo 2^32 as the reference.
+ *
+ * 3x3 filters (dilation 1, channels a multiple of 4) skip the tap table: a window's taps are three input
+ * rows of three pixels at fixed strides from its first pixel, so each tap is one load at a computed
+ * address (CMSIS-NN's arm_depthwise_conv_3x3_s8 shape). A window reaching over the image's edge is first
+ * copied into a 3 x 3 x channels patch in scratch with the input zero point for the taps outside (they
+ * add w * (zp + input_offset) = 0, as TFLM's skipped taps), then runs the same loop on the patch. */
 #include <string.h>
 
 #include "ea_dsp.h"
@@ -16,10 +22,15 @@ static int32_t ref_bytes(const ea_dims4 *in_dims, const ea_dims4 *fd) {
     return ((in_dims->c + 7) & ~7) + (int32_t)sizeof(const int8_t *) * fd->h * fd->w;
 }
 
+/* The edge patch of the 3x3 path: 9 pixels of channels. */
+static int32_t patch_bytes(const ea_dims4 *in_dims, const ea_dims4 *fd) {
+    return fd->h == 3 && fd->w == 3 ? (9 * in_dims->c + 7) & ~7 : 0;
+}
+
 int32_t ea_depthwise_conv_s8_get_buffer_size(const ea_dims4 *in_dims, const ea_dims4 *filter_dims) {
     const int32_t out_c = filter_dims->c, ntaps = filter_dims->h * filter_dims->w;
     return 16 + ((ref_bytes(in_dims, filter_dims) + 7) & ~7) + 8 * ntaps * (out_c / 4) +
-           (int32_t)sizeof(ea_rq_entry) * out_c;
+           (int32_t)sizeof(ea_rq_entry) * out_c + patch_bytes(in_dims, filter_dims);
 }
 
 /* One group of four channels over ntaps taps (the weights already widened: two words per tap). */
@@ -38,7 +49,7 @@ static inline void dw_group(const int8_t *const *taps, int32_t ntaps, int32_t oc
 
 static void dw_pixel_dsp(const ea_requant *q, const ea_rq_entry *tab, const int8_t *const *taps, int32_t ntaps,
                          const int8_t *filter, const uint32_t *wide, int32_t out_c, int8_t *out) {
-    const int32_t off = q->out_offset, lo = q->act_min, hi = q->act_max;
+    const int32_t lo = q->act_min, hi = q->act_max;
     int32_t oc = 0;
     for (; oc + 4 <= out_c; oc += 4, wide += 2 * ntaps) {
         uint32_t a[4] = {(uint32_t)q->bias[oc], (uint32_t)q->bias[oc + 1], (uint32_t)q->bias[oc + 2],
@@ -49,10 +60,10 @@ static void dw_pixel_dsp(const ea_requant *q, const ea_rq_entry *tab, const int8
             dw_group(taps, ntaps, oc, wide, a);
         }
         if (tab) {
-            out[oc] = ea_rq_entry_out(tab + oc, a[0], off, lo, hi);
-            out[oc + 1] = ea_rq_entry_out(tab + oc + 1, a[1], off, lo, hi);
-            out[oc + 2] = ea_rq_entry_out(tab + oc + 2, a[2], off, lo, hi);
-            out[oc + 3] = ea_rq_entry_out(tab + oc + 3, a[3], off, lo, hi);
+            out[oc] = ea_rq_entry_out(tab + oc, a[0], lo, hi);
+            out[oc + 1] = ea_rq_entry_out(tab + oc + 1, a[1], lo, hi);
+            out[oc + 2] = ea_rq_entry_out(tab + oc + 2, a[2], lo, hi);
+            out[oc + 3] = ea_rq_entry_out(tab + oc + 3, a[3], lo, hi);
         } else {
             for (int32_t i = 0; i < 4; ++i) out[oc + i] = ea_requant_s8(q, a[i], oc + i);
         }
@@ -65,6 +76,69 @@ static void dw_pixel_dsp(const ea_requant *q, const ea_rq_entry *tab, const int8
     }
 }
 
+/* One output pixel of a 3x3 window whose first input pixel is px (channel stride c = channels, row stride
+ * row): every group of four channels, nine taps each. */
+static EA_KEEP_MAC_CHAINS_UNSCHEDULED void dw3x3_pixel(const int8_t *px, int32_t c, int32_t row, const uint32_t *wide, const ea_requant *q,
+                        const ea_rq_entry *tab, int8_t *out) {
+    const uint32_t lo4 = ea_splat_b4(q->act_min), hi4 = ea_splat_b4(q->act_max);
+    for (int32_t oc = 0; oc < c; oc += 4, px += 4, wide += 18, tab += 4, out += 4) {
+        uint32_t a0 = (uint32_t)q->bias[oc], a1 = (uint32_t)q->bias[oc + 1], a2 = (uint32_t)q->bias[oc + 2],
+                 a3 = (uint32_t)q->bias[oc + 3];
+        const int8_t *x0 = px, *x1 = px + row, *x2 = x1 + row;
+        const int32_t c2 = 2 * c;
+        const uint8_t *w8 = (const uint8_t *)__builtin_assume_aligned(wide, 8); /* so it is, in scratch */
+        /* unrolled by hand: GCC keeps the nine taps a loop */
+#define EA_DW_TAP(ptr, k)                                                                  \
+    do {                                                                                   \
+        const uint32_t xv = ea_read_s8x4(ptr), x02 = ea_sxtb16(xv), x13 = ea_sxtb16_ror8(xv); \
+        uint64_t wk; /* one LDRD */                                                        \
+        memcpy(&wk, w8 + 8 * (k), 8);                                                      \
+        a0 = ea_smlabb(x02, (uint32_t)wk, a0);                                             \
+        a2 = ea_smlatt(x02, (uint32_t)wk, a2);                                             \
+        a1 = ea_smlabb(x13, (uint32_t)(wk >> 32), a1);                                     \
+        a3 = ea_smlatt(x13, (uint32_t)(wk >> 32), a3);                                     \
+    } while (0)
+        EA_DW_TAP(x0, 0);
+        EA_DW_TAP(x0 + c, 1);
+        EA_DW_TAP(x0 + c2, 2);
+        EA_DW_TAP(x1, 3);
+        EA_DW_TAP(x1 + c, 4);
+        EA_DW_TAP(x1 + c2, 5);
+        EA_DW_TAP(x2, 6);
+        EA_DW_TAP(x2 + c, 7);
+        EA_DW_TAP(x2 + c2, 8);
+#undef EA_DW_TAP
+        const uint32_t v = ea_rq_out4(tab, tab + 1, tab + 2, tab + 3, a0, a1, a2, a3, lo4, hi4);
+        memcpy(out, &v, 4);
+    }
+}
+
+/* The 3x3 path over the whole image (see the file comment). */
+static void dw3x3(const ea_conv_params *p, const ea_requant *q, const ea_rq_entry *tab, const ea_dims4 *in_dims,
+                  const int8_t *image, const uint32_t *wide, const ea_dims4 *out_dims, int8_t *out, int8_t *patch) {
+    const int32_t in_h = in_dims->h, in_w = in_dims->w, c = in_dims->c, row = in_w * c;
+    const int8_t zp = (int8_t)(-p->input_offset);
+    for (int32_t oy = 0; oy < out_dims->h; ++oy) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_h;
+        for (int32_t ox = 0; ox < out_dims->w; ++ox, out += c) {
+            const int32_t ix0 = ox * p->stride_w - p->pad_w;
+            if (iy0 >= 0 && iy0 + 3 <= in_h && ix0 >= 0 && ix0 + 3 <= in_w) {
+                dw3x3_pixel(image + iy0 * row + ix0 * c, c, row, wide, q, tab, out);
+                continue;
+            }
+            int8_t *d = patch;
+            for (int32_t fy = 0; fy < 3; ++fy) {
+                for (int32_t fx = 0; fx < 3; ++fx, d += c) {
+                    const int32_t iy = iy0 + fy, ix = ix0 + fx;
+                    if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) memset(d, zp, (size_t)c);
+                    else memcpy(d, image + iy * row + ix * c, (size_t)c);
+                }
+            }
+            dw3x3_pixel(patch, c, 3 * c, wide, q, tab, out);
+        }
+    }
+}
+
 void ea_depthwise_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea_dims4 *in_dims, const int8_t *in,
                           const ea_dims4 *filter_dims, const int8_t *filter, const ea_dims4 *out_dims, int8_t *out,
                           void *scratch) {
@@ -74,6 +148,7 @@ void ea_depthwise_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea
     const int8_t **taps = (const int8_t **)(void *)(zp_row + ((in_c + 7) & ~7));
     uint32_t *wide = (uint32_t *)(void *)(zp_row + ((ref_bytes(in_dims, filter_dims) + 7) & ~7));
     ea_rq_entry *tab = (ea_rq_entry *)(void *)(wide + 2 * ntaps * (out_c / 4));
+    int8_t *patch = (int8_t *)(tab + out_c);
     for (int32_t i = 0; i < in_c; ++i) zp_row[i] = (int8_t)(-p->input_offset);
     if (dm == 1) {
         for (int32_t g = 0; g < out_c / 4; ++g)
@@ -85,8 +160,14 @@ void ea_depthwise_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea
         if (!ea_rq_table(q, out_c, tab)) tab = NULL;
     }
 
+    const int fast = dm == 1 && tab && filter_dims->h == 3 && filter_dims->w == 3 && p->dil_h == 1 &&
+                     p->dil_w == 1 && (in_c & 3) == 0;
     for (int32_t b = 0; b < in_dims->n; ++b) {
         const int8_t *image = in + b * in_dims->h * in_dims->w * in_c;
+        if (fast) {
+            dw3x3(p, q, tab, in_dims, image, wide, out_dims, out + b * out_h * out_w * out_c, patch);
+            continue;
+        }
         for (int32_t oy = 0; oy < out_h; ++oy) {
             for (int32_t ox = 0; ox < out_w; ++ox) {
                 int8_t *o = out + ((b * out_h + oy) * out_w + ox) * out_c;

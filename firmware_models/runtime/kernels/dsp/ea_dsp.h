@@ -54,6 +54,16 @@ static inline int32_t ea_ssat8(int32_t x) {
     __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(x));
     return r;
 }
+/* Per byte lane (signed): max(v, lo) then min(that, hi), by SSUB8 (its GE flags) and SEL twice. One asm
+ * block: the GE flags must pass from each SSUB8 to its SEL untouched. */
+static inline uint32_t ea_clamp_s8x4(uint32_t v, uint32_t lo, uint32_t hi) {
+    uint32_t r, t;
+    __asm__("ssub8 %1, %2, %3\n\tsel %0, %2, %3\n\tssub8 %1, %4, %0\n\tsel %0, %0, %4"
+            : "=&r"(r), "=&r"(t)
+            : "r"(v), "r"(lo), "r"(hi)
+            : "cc");
+    return r;
+}
 
 #else /* portable definitions */
 
@@ -77,41 +87,86 @@ static inline uint32_t ea_smlatt(uint32_t a, uint32_t b, uint32_t acc) {
     return acc + (uint32_t)(ea_hi16(a) * ea_hi16(b));
 }
 static inline int32_t ea_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
+static inline uint32_t ea_clamp_s8x4(uint32_t v, uint32_t lo, uint32_t hi) {
+    uint32_t r = 0;
+    for (int i = 0; i < 32; i += 8) {
+        const int32_t x = (int8_t)(uint8_t)(v >> i), l = (int8_t)(uint8_t)(lo >> i), h = (int8_t)(uint8_t)(hi >> i);
+        const int32_t m = x >= l ? x : l;
+        r |= (uint32_t)(uint8_t)(m <= h ? m : h) << i;
+    }
+    return r;
+}
 
 #endif
 
+/* The low bytes of four words as one word (byte i from z<i>): three BFI (GCC, left to itself, masks and
+ * shifts each byte). */
+#if defined(__ARM_ARCH_ISA_THUMB) && __ARM_ARCH_ISA_THUMB == 2
+static inline uint32_t ea_pack_b4(int32_t z0, int32_t z1, int32_t z2, int32_t z3) {
+    uint32_t r = (uint32_t)z0;
+    __asm__("bfi %0, %1, #8, #8\n\tbfi %0, %2, #16, #8\n\tbfi %0, %3, #24, #8" : "+r"(r) : "r"(z1), "r"(z2), "r"(z3));
+    return r;
+}
+#else
+static inline uint32_t ea_pack_b4(int32_t z0, int32_t z1, int32_t z2, int32_t z3) {
+    return ((uint32_t)z0 & 0xffu) | ((uint32_t)z1 & 0xffu) << 8 | ((uint32_t)z2 & 0xffu) << 16 | (uint32_t)z3 << 24;
+}
+#endif
+
+/* A byte repeated in the four lanes (the activation bounds for ea_clamp_s8x4). */
+static inline uint32_t ea_splat_b4(int32_t x) { return (uint32_t)(uint8_t)x * 0x01010101u; }
+
 /* Requantization shared by the dsp kernels: ea_rqr's form (ea_quant.h) with each channel's constants in
  * a table built once per call (ea_rq_table): acc * mult + 2^30 + 2^(30+r), less 2^31 for a negative
- * acc, as one 64-bit multiply-add (SMLAL), then the high word shifted right by r - 1. Valid for right
- * shifts r >= 1 only: ea_rq_table returns 0 when a channel has another shift (an effective scale >= 1/2),
- * and the kernel then takes a path through ea_requant_s8. */
+ * acc, as one 64-bit multiply-add (SMLAL), then the high word shifted right by r - 1 (sh).
+ *
+ * The output offset rides in the same constant: adding off * 2^(32+sh) adds exactly off * 2^sh to the
+ * high word and off after the shift. That holds while nothing overflows: |acc * mult| < 2^62, the
+ * rounding terms < 2^61 and |off| <= 128, so for sh <= 22 the sum stays below 2^63 and the high word
+ * below 2^31 (1.5 * 2^30 + 2^29). ea_rq_table returns 0 when a channel's shift is not a right shift of
+ * 1..23 (an effective scale >= 1/2 or below about 2^-54), and the kernel then takes a path through
+ * ea_requant_s8. */
 #include "ea_kernels.h"
 
+#define EA_RQ_MAX_SH 22
+
 typedef struct {
-    int32_t mult;
-    uint32_t c_lo;
-    int32_t c_hi, sh;
+    int64_t c; /* 2^30 + 2^(30+r) + off * 2^(32+sh): loaded as one LDRD */
+    int32_t mult, sh;
 } ea_rq_entry;
 
-/* 0 when some channel's shift is not a right shift of at least 1. */
 static inline int ea_rq_table(const ea_requant *q, int32_t rows, ea_rq_entry *t) {
     for (int32_t r = 0; r < rows; ++r) {
         const int32_t i = q->per_channel ? r : 0, shift = q->shift[i];
-        if (shift > -1) return 0;
-        const int32_t rr = -shift; /* 1..31 */
+        if (shift > -1 || -shift - 1 > EA_RQ_MAX_SH) return 0;
+        const int32_t rr = -shift, sh = rr - 1;
+        t[r].c = ((int64_t)1 << 30) + ((int64_t)1 << (30 + rr)) + (int64_t)q->out_offset * ((int64_t)1 << (32 + sh));
         t[r].mult = q->mult[i];
-        t[r].c_lo = rr == 1 ? 0xC0000000u : 0x40000000u; /* 2^30 + 2^(30+r): its low and high words */
-        t[r].c_hi = rr >= 2 ? (int32_t)(1u << (rr - 2)) : 0;
-        t[r].sh = rr - 1;
+        t[r].sh = sh;
     }
     return 1;
 }
 
-static inline int8_t ea_rq_entry_out(const ea_rq_entry *e, uint32_t acc, int32_t off, int32_t lo, int32_t hi) {
-    const int64_t c = (int64_t)(((uint64_t)(uint32_t)e->c_hi << 32) | e->c_lo) - (int64_t)(acc & 0x80000000u);
+/* The requantized value + out_offset, before the activation clamp. */
+static inline int32_t ea_rq_entry_z(const ea_rq_entry *e, uint32_t acc) {
+    const int64_t c = e->c - (int64_t)(acc & 0x80000000u);
     const int64_t s = (int64_t)(int32_t)acc * e->mult + c;
-    const int32_t z = ea_wrap_add((int32_t)(s >> 32) >> e->sh, off);
-    return (int8_t)ea_clamp(z, lo, hi);
+    return (int32_t)(s >> 32) >> e->sh;
+}
+
+static inline int8_t ea_rq_entry_out(const ea_rq_entry *e, uint32_t acc, int32_t lo, int32_t hi) {
+    return (int8_t)ea_clamp(ea_rq_entry_z(e, acc), lo, hi);
+}
+
+/* Four outputs as one word (byte i from a<i> with constants e<i>): each saturated to int8 by SSAT,
+ * packed, then clamped to the activation range lane by lane (lo4, hi4: ea_splat_b4 of act_min, act_max;
+ * inside [-128, 127], so saturating first changes nothing): the same bytes as ea_rq_entry_out. */
+static inline uint32_t ea_rq_out4(const ea_rq_entry *e0, const ea_rq_entry *e1, const ea_rq_entry *e2,
+                                  const ea_rq_entry *e3, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                  uint32_t lo4, uint32_t hi4) {
+    const uint32_t v = ea_pack_b4(ea_ssat8(ea_rq_entry_z(e0, a0)), ea_ssat8(ea_rq_entry_z(e1, a1)),
+                                  ea_ssat8(ea_rq_entry_z(e2, a2)), ea_ssat8(ea_rq_entry_z(e3, a3)));
+    return ea_clamp_s8x4(v, lo4, hi4);
 }
 
 #endif /* EA_DSP_H */
