@@ -38,7 +38,7 @@ def test_portable_dsp_definitions_match_the_instructions_on_qemu(tmp_path):
     assert host.returncode == 0, host.stderr
     # the ARM build really uses the instructions; the host build really uses the C definitions
     dis = run(["arm-none-eabi-objdump", "-d", str(tmp_path / "check.elf")], timeout=60, text=True).stdout
-    for insn in ("sxtb16", "smlad", "smlabb", "smlatt", "ssat", "ssub8", "sel", "bfi"):
+    for insn in ("sxtb16", "smlad", "smlabb", "smlatt", "ssat", "ssub8", "sel", "bfi", "smmlar"):
         assert f"\t{insn}" in dis, insn
     qemu = run(["qemu-system-arm", "-M", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none",
                 "-serial", "null", "-semihosting-config", "enable=on,target=native", "-kernel",

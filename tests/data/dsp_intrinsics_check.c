@@ -1,7 +1,7 @@
 /* Prints the results of the dsp kernels' instruction wrappers (runtime/kernels/dsp/ea_dsp.h) over
  * overflow and saturation corners and pseudo-random words, one line each. Built twice by
  * tests/test_kernels.py: bare-metal for qemu-m4 (the real SXTB16 / SMLAD / SMLABB / SMLATT / SSAT /
- * SSUB8 + SEL / BFI instructions, output through semihosting) and for the host (the portable C definitions); the two
+ * SSUB8 + SEL / BFI / SMMLAR instructions, output through semihosting) and for the host (the portable C definitions); the two
  * outputs must be identical. */
 #include <stdint.h>
 
@@ -65,6 +65,7 @@ int main(void) {
                 line('d', a, b, accs[k], ea_smlad(a, b, accs[k]));
                 line('b', a, b, accs[k], ea_smlabb(a, b, accs[k]));
                 line('T', a, b, accs[k], ea_smlatt(a, b, accs[k]));
+                line('m', a, b, accs[k], (uint32_t)ea_smmlar((int32_t)a, (int32_t)b, (int32_t)accs[k]));
             }
         }
     }

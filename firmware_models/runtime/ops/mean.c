@@ -40,6 +40,24 @@ EA_KERNEL void ea_mean_s8(const ea_mean_params *p, const int32_t in_dims[6], con
     if (k > 31 + shift) k = 31 + shift;
     const int32_t m = (int32_t)((((int64_t)mult) << k) / n_red);
     const int32_t s = shift - k;
+    /* The reduced dims one contiguous run (NHWC's H and W, the usual global average pool): the input is
+     * [outer][n_red][inner], summed with a stride and no coordinate arithmetic per element. */
+    const uint32_t low = axes_mask & (0u - axes_mask); /* lowest reduced dim's bit */
+    if (axes_mask && ((axes_mask + low) & axes_mask) == 0 && n_out > 0) {
+        const int32_t inner = stride[31 - __builtin_clz(axes_mask)], outer = n_out / inner;
+        for (int32_t a = 0; a < outer; ++a, in += n_red * inner) {
+            for (int32_t c = 0; c < inner; ++c) {
+                const int8_t *x = in + c;
+                int32_t sum = 0, r = n_red;
+                for (; r >= 4; r -= 4, x += 4 * inner) sum += x[0] + x[inner] + x[2 * inner] + x[3 * inner];
+                for (; r > 0; --r, x += inner) sum += x[0];
+                const int32_t shifted = (int32_t)((int64_t)sum - (int64_t)in_zp * n_red);
+                const int32_t v = ea_wrap_add(ea_mbqm(shifted, m, s), out_zp);
+                *out++ = (int8_t)ea_clamp(v, -128, 127);
+            }
+        }
+        return;
+    }
     for (int32_t o = 0; o < n_out; ++o) {
         int32_t base = 0, rem = o;
         for (int i = nk - 1; i >= 0; --i) { /* row-major coordinates of the kept dims */

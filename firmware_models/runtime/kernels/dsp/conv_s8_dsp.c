@@ -119,7 +119,7 @@ void ea_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea_dims4 *in
     int8_t *col8 = (int8_t *)(((uintptr_t)scratch + 15u) & ~(uintptr_t)15u);
     int16_t *cols = (int16_t *)(void *)(col8 + cols8_bytes(depth));
     ea_rq_entry *tab = (ea_rq_entry *)(void *)((int8_t *)cols + ((4 * depth + 7) & ~7));
-    if (!ea_rq_table(q, out_c, tab)) {
+    if (!ea_rq_table(q, out_c, depth, tab)) {
         ea_conv_s8_mat(p, q, in_dims, in, filter_dims, filter, out_dims, out, col8);
         return;
     }

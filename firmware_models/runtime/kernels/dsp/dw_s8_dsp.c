@@ -117,7 +117,7 @@ static EA_KEEP_MAC_CHAINS_UNSCHEDULED void dw3x3_pixel(const int8_t *px, int32_t
 static void dw3x3(const ea_conv_params *p, const ea_requant *q, const ea_rq_entry *tab, const ea_dims4 *in_dims,
                   const int8_t *image, const uint32_t *wide, const ea_dims4 *out_dims, int8_t *out, int8_t *patch) {
     const int32_t in_h = in_dims->h, in_w = in_dims->w, c = in_dims->c, row = in_w * c;
-    const int8_t zp = (int8_t)(-p->input_offset);
+    const uint32_t zp4 = ea_splat_b4(-p->input_offset);
     for (int32_t oy = 0; oy < out_dims->h; ++oy) {
         const int32_t iy0 = oy * p->stride_h - p->pad_h;
         for (int32_t ox = 0; ox < out_dims->w; ++ox, out += c) {
@@ -126,12 +126,16 @@ static void dw3x3(const ea_conv_params *p, const ea_requant *q, const ea_rq_entr
                 dw3x3_pixel(image + iy0 * row + ix0 * c, c, row, wide, q, tab, out);
                 continue;
             }
-            int8_t *d = patch;
+            int8_t *d = patch; /* c is a multiple of 4: whole words, no library calls */
             for (int32_t fy = 0; fy < 3; ++fy) {
-                for (int32_t fx = 0; fx < 3; ++fx, d += c) {
+                for (int32_t fx = 0; fx < 3; ++fx) {
                     const int32_t iy = iy0 + fy, ix = ix0 + fx;
-                    if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) memset(d, zp, (size_t)c);
-                    else memcpy(d, image + iy * row + ix * c, (size_t)c);
+                    if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
+                        for (int32_t k = 0; k < c; k += 4, d += 4) memcpy(d, &zp4, 4);
+                    } else {
+                        const int8_t *src = image + iy * row + ix * c;
+                        for (int32_t k = 0; k < c; k += 4, d += 4) memcpy(d, src + k, 4);
+                    }
                 }
             }
             dw3x3_pixel(patch, c, 3 * c, wide, q, tab, out);
@@ -157,7 +161,7 @@ void ea_depthwise_conv_s8(const ea_conv_params *p, const ea_requant *q, const ea
                 wide[(g * ntaps + t) * 2] = ea_sxtb16(wv);
                 wide[(g * ntaps + t) * 2 + 1] = ea_sxtb16_ror8(wv);
             }
-        if (!ea_rq_table(q, out_c, tab)) tab = NULL;
+        if (!ea_rq_table(q, out_c, ntaps, tab)) tab = NULL;
     }
 
     const int fast = dm == 1 && tab && filter_dims->h == 3 && filter_dims->w == 3 && p->dil_h == 1 &&

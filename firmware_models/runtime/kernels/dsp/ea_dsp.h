@@ -54,6 +54,12 @@ static inline int32_t ea_ssat8(int32_t x) {
     __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(x));
     return r;
 }
+/* SMMLAR: the high word of (ra << 32) + a * b + 2^31 (64-bit, modulo 2^64). */
+static inline int32_t ea_smmlar(int32_t a, int32_t b, int32_t ra) {
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(ra));
+    return r;
+}
 /* Per byte lane (signed): max(v, lo) then min(that, hi), by SSUB8 (its GE flags) and SEL twice. One asm
  * block: the GE flags must pass from each SSUB8 to its SEL untouched. */
 static inline uint32_t ea_clamp_s8x4(uint32_t v, uint32_t lo, uint32_t hi) {
@@ -87,6 +93,10 @@ static inline uint32_t ea_smlatt(uint32_t a, uint32_t b, uint32_t acc) {
     return acc + (uint32_t)(ea_hi16(a) * ea_hi16(b));
 }
 static inline int32_t ea_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
+static inline int32_t ea_smmlar(int32_t a, int32_t b, int32_t ra) {
+    const uint64_t v = ((uint64_t)(uint32_t)ra << 32) + (uint64_t)((int64_t)a * (int64_t)b) + 0x80000000u;
+    return (int32_t)(uint32_t)(v >> 32);
+}
 static inline uint32_t ea_clamp_s8x4(uint32_t v, uint32_t lo, uint32_t hi) {
     uint32_t r = 0;
     for (int i = 0; i < 32; i += 8) {
@@ -116,42 +126,43 @@ static inline uint32_t ea_pack_b4(int32_t z0, int32_t z1, int32_t z2, int32_t z3
 /* A byte repeated in the four lanes (the activation bounds for ea_clamp_s8x4). */
 static inline uint32_t ea_splat_b4(int32_t x) { return (uint32_t)(uint8_t)x * 0x01010101u; }
 
-/* Requantization shared by the dsp kernels: ea_rqr's form (ea_quant.h) with each channel's constants in
- * a table built once per call (ea_rq_table): acc * mult + 2^30 + 2^(30+r), less 2^31 for a negative
- * acc, as one 64-bit multiply-add (SMLAL), then the high word shifted right by r - 1 (sh).
+/* Requantization shared by the dsp kernels, with each channel's constants in a table built once per call
+ * (ea_rq_table). ea_rqr's form (ea_quant.h) for a right shift r >= 1 is floor(S / 2^(31+r)) with
+ * S = acc * mult + 2^30 + 2^(30+r) - 2^31 [acc < 0]. Doubled, 2S = 2acc * mult + 2^31 + 2^(31+r) - 2^32 [acc < 0],
+ * which is SMMLAR's (ra << 32) + a * b + 2^31 with a = 2acc, b = mult, ra = 2^(r-1) - [acc < 0]; its high
+ * word shifted right by r is the result. The output offset rides in ra as well: adding off * 2^r there
+ * adds exactly off after the shift. So one output is LSL, ADD (ra = k + (acc >> 31)), SMMLAR, ASR.
  *
- * The output offset rides in the same constant: adding off * 2^(32+sh) adds exactly off * 2^sh to the
- * high word and off after the shift. That holds while nothing overflows: |acc * mult| < 2^62, the
- * rounding terms < 2^61 and |off| <= 128, so for sh <= 22 the sum stays below 2^63 and the high word
- * below 2^31 (1.5 * 2^30 + 2^29). ea_rq_table returns 0 when a channel's shift is not a right shift of
- * 1..23 (an effective scale >= 1/2 or below about 2^-54), and the kernel then takes a path through
- * ea_requant_s8. */
+ * Exact while nothing overflows: 2acc must fit (|acc| < 2^30, which ea_rq_table checks from each
+ * channel's folded bias and depth: |acc| <= |bias| + depth * 2^14, int8 x int8 products), and for
+ * r <= 22, |k| < 2^30 keeps the 64-bit sum below 2^63 and its high word within int32. ea_rq_table returns
+ * 0 when a channel has another shift (an effective scale >= 1/2, or below about 2^-53) or a larger
+ * bias, and the kernel then takes a path through ea_requant_s8. */
 #include "ea_kernels.h"
 
-#define EA_RQ_MAX_SH 22
+#define EA_RQ_MAX_R 22
 
 typedef struct {
-    int64_t c; /* 2^30 + 2^(30+r) + off * 2^(32+sh): loaded as one LDRD */
-    int32_t mult, sh;
+    int32_t k, mult; /* 2^(r-1) + out_offset * 2^r, and the multiplier: loaded as one LDRD */
+    int32_t r, pad;
 } ea_rq_entry;
 
-static inline int ea_rq_table(const ea_requant *q, int32_t rows, ea_rq_entry *t) {
-    for (int32_t r = 0; r < rows; ++r) {
-        const int32_t i = q->per_channel ? r : 0, shift = q->shift[i];
-        if (shift > -1 || -shift - 1 > EA_RQ_MAX_SH) return 0;
-        const int32_t rr = -shift, sh = rr - 1;
-        t[r].c = ((int64_t)1 << 30) + ((int64_t)1 << (30 + rr)) + (int64_t)q->out_offset * ((int64_t)1 << (32 + sh));
-        t[r].mult = q->mult[i];
-        t[r].sh = sh;
+static inline int ea_rq_table(const ea_requant *q, int32_t rows, int32_t depth, ea_rq_entry *t) {
+    for (int32_t ch = 0; ch < rows; ++ch) {
+        const int32_t i = q->per_channel ? ch : 0, r = -q->shift[i];
+        const int64_t b = q->bias[ch];
+        if (r < 1 || r > EA_RQ_MAX_R || (b < 0 ? -b : b) + (int64_t)depth * (1 << 14) >= ((int64_t)1 << 30)) return 0;
+        t[ch].k = (int32_t)((1 << (r - 1)) + q->out_offset * (1 << r));
+        t[ch].mult = q->mult[i];
+        t[ch].r = r;
+        t[ch].pad = 0;
     }
     return 1;
 }
 
 /* The requantized value + out_offset, before the activation clamp. */
 static inline int32_t ea_rq_entry_z(const ea_rq_entry *e, uint32_t acc) {
-    const int64_t c = e->c - (int64_t)(acc & 0x80000000u);
-    const int64_t s = (int64_t)(int32_t)acc * e->mult + c;
-    return (int32_t)(s >> 32) >> e->sh;
+    return ea_smmlar((int32_t)(acc << 1), e->mult, e->k + ((int32_t)acc >> 31)) >> e->r;
 }
 
 static inline int8_t ea_rq_entry_out(const ea_rq_entry *e, uint32_t acc, int32_t lo, int32_t hi) {
