@@ -5,11 +5,10 @@
  * per channel widened by two SXTB16, and 8 SMLAD for 16 MACs. 1x1 convolutions widen the input pixels
  * in place of an im2col.
  *
- * Requantization: ea_rqr's form (ea_quant.h) with its constants per channel in a table built once per
- * call: acc * mult + 2^30 + 2^(30+r), less 2^31 for a negative acc, in one SMLAL; the high word shifted
- * by r - 1. It needs a right shift of at least 1 in every channel; a layer with any other shift (an
- * effective scale >= 1/2) runs the reference path (ea_conv_s8_mat over the dsp ea_mat_s8). Same sums
- * modulo 2^32 and same outputs as the reference. */
+ * Requantization: ea_dsp.h's table form (ea_rq_table: one SMMLAR per output, the output offset folded
+ * in), a block's four outputs packed, clamped and stored together. A layer the table cannot take (a
+ * shift outside right 1..22, or a bias that could push |acc| to 2^30) runs the reference path
+ * (ea_conv_s8_mat over the dsp ea_mat_s8). Same sums modulo 2^32 and same outputs as the reference. */
 #include <string.h>
 
 #include "ea_dsp.h"
