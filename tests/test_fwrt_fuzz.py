@@ -23,3 +23,16 @@ def test_fuzz_short_run(target):
     assert f"fuzz_fwrt: {target} OK:" in p.stdout, p.stdout
     execs = int(p.stdout.split("OK:")[1].split()[0])
     assert execs >= 50000, p.stdout
+
+
+def test_fuzzer_findings_load_under_the_sanitizers():
+    """Inputs the long fuzz runs found (kept in the seed corpus as found_*.tflite, so every fuzz run
+    replays them): the sanitizer-built loader must take each without a report. The first: an operator
+    with a scalar output (RESHAPE to shape []) made the per-channel pass read dims[-1]."""
+    require_tool("cc", "make")
+    from edgeattack.firmware.hostrt import host_plan
+
+    found = sorted((REPO / "firmware_models" / "fuzz" / "corpus_model").glob("found_*.tflite"))
+    assert found
+    plan = host_plan(found[0].read_bytes())
+    assert plan["output"]["shape"] == [] and plan["operators"] == 8

@@ -370,6 +370,7 @@ static ea_status load(ea_model *m, const uint8_t *data, uint32_t len, uint8_t *t
 static void compute_channels(ea_model *m) {
     for (uint32_t i = 0; i < m->n_ops; i++) {
         const ea_op *op = &m->ops[i];
+        if (!op->channels) continue; /* its output may be a scalar: no last dimension to read */
         const ea_tensor *out = &m->tensors[op->out];
         const uint32_t n = (uint32_t)out->dims[out->ndim - 1];
         int32_t *mult = (int32_t *)(void *)(m->arena + op->chan_offset);
