@@ -114,24 +114,35 @@ def m55_cycles(body) -> tuple[int, int]:
     return plain, overlapped
 
 
-def hot_loop(insns, core: str = "m4") -> dict | None:
-    """The backward-branch loop with the most MACs per instruction (at least 2 MACs), and its
-    estimated cycles per iteration (Cortex-M4 TRM, or the Cortex-M55 beat model for core "m55")."""
+def _loops(insns) -> list[tuple[int, int]]:
+    """(start, end) address of every backward-branch loop, in branch order."""
+    found = []
+    for addr, mn, ops in insns:
+        m = re.search(r"([0-9a-f]+) <", ops) if _is_branch(mn) else None
+        if m and int(m.group(1), 16) <= addr:
+            found.append((int(m.group(1), 16), addr))
+    return found
+
+
+def hot_loop(insns, core: str = "m4", pick: str = "density") -> dict | None:
+    """A loop with at least 2 MACs and its estimated cycles per iteration (Cortex-M4 TRM, or the
+    Cortex-M55 beat model for core "m55"). pick="density": the backward-branch loop with the most MACs
+    per instruction. pick="macs": among innermost loops (no other loop inside), the one with the most
+    MACs per iteration, fewer instructions breaking ties: the loop a one-layer ELF's layer actually
+    runs, where the densest can be a generic path's small loop (the dsp depthwise's 4-MAC loop
+    beside its unrolled 3x3 one)."""
+    loops = _loops(insns)
+    if pick == "macs":
+        loops = [(a, b) for a, b in loops if not any(a <= a2 and b2 < b for a2, b2 in loops if (a2, b2) != (a, b))]
     best = None
-    for i, (addr, mn, ops) in enumerate(insns):
-        if not _is_branch(mn):
-            continue
-        m = re.search(r"([0-9a-f]+) <", ops)
-        target = int(m.group(1), 16) if m else None
-        if target is None or target > addr:
-            continue
-        body = [x for x in insns if target <= x[0] <= addr]
+    for start, end in loops:
+        body = [x for x in insns if start <= x[0] <= end]
         macs = sum(MAC_INSNS.get(x[1], 0) for x in body)
         if macs < 2:
             continue
-        density = macs / len(body)
-        if best is None or density > best[0]:
-            best = (density, body, macs)
+        key = macs / len(body) if pick == "density" else (macs, -len(body))
+        if best is None or key > best[0]:
+            best = (key, body, macs)
     if best is None:
         return None
     _, body, macs = best

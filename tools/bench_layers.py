@@ -56,7 +56,6 @@ import dataclasses
 import json
 import math
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -222,23 +221,13 @@ def slice_cost(fw, out_dir: Path, kernels: str, samples: int, in_shape=(32, 32, 
 
 
 def inner_loop(elf: Path) -> dict | None:
-    """The kernel's inner loop in a one-layer ELF: among innermost loops (a backward branch with no other
-    backward branch inside its body), the one with the most MACs per iteration, costed by
-    bench_kernels.hot_loop. (hot_loop alone picks the densest loop, which in the dsp depthwise ELF is the
-    generic path's 4-MAC loop, not the unrolled 3x3 one a 3x3 layer runs.)"""
+    """The kernel's inner loop in a one-layer ELF: over its functions, bench_kernels.hot_loop's innermost
+    loop with the most MACs per iteration (pick="macs")."""
     best = None
     for name, insns in bench_kernels._functions(elf).items():
-        loops = []
-        for addr, mn, ops in insns:
-            m = re.search(r"([0-9a-f]+) <", ops) if bench_kernels._is_branch(mn) else None
-            if m and int(m.group(1), 16) <= addr:
-                loops.append((int(m.group(1), 16), addr))
-        for start, end in loops:
-            if any(start <= s2 and e2 < end for s2, e2 in loops if (s2, e2) != (start, end)):
-                continue  # not innermost
-            lp = bench_kernels.hot_loop([x for x in insns if start <= x[0] <= end])
-            if lp and (best is None or (lp["macs"], -lp["instructions"]) > (best["macs"], -best["instructions"])):
-                best = dict(lp, function=name)
+        lp = bench_kernels.hot_loop(insns, pick="macs")
+        if lp and (best is None or (lp["macs"], -lp["instructions"]) > (best["macs"], -best["instructions"])):
+            best = dict(lp, function=name)
     return best
 
 
