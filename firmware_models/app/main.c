@@ -138,7 +138,14 @@ int main(void)
     pm.sha256 = ea_model_sha256;
     pm.invoke = model_invoke;
     pm.ctx = &g_model;
-    if (ea_model_init(&g_model, ea_model_data, ea_model_data_len, g_arena, sizeof g_arena) == EA_OK) {
+#ifdef EA_PREPARED
+    /* the host prepared the model (model_prepared.c): no parsing or planning here */
+    const ea_status loaded = ea_model_restore(&g_model, &ea_model_prepared, ea_model_data, ea_model_data_len, g_arena,
+                                              sizeof g_arena);
+#else
+    const ea_status loaded = ea_model_init(&g_model, ea_model_data, ea_model_data_len, g_arena, sizeof g_arena);
+#endif
+    if (loaded == EA_OK) {
         copy_tensor(&pm.input, ea_model_input_info(&g_model));
         copy_tensor(&pm.output, ea_model_output_info(&g_model));
         pm.arena_used = g_model.arena_needed;

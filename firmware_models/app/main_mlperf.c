@@ -113,7 +113,14 @@ int main(void)
     };
     uint8_t *input = g_no_model;
     size_t input_bytes = sizeof g_no_model;
-    if (ea_model_init(&g_model, ea_model_data, ea_model_data_len, g_arena, sizeof g_arena) == EA_OK) {
+#ifdef EA_PREPARED
+    /* the host prepared the model (model_prepared.c): no parsing or planning here */
+    const ea_status loaded = ea_model_restore(&g_model, &ea_model_prepared, ea_model_data, ea_model_data_len, g_arena,
+                                              sizeof g_arena);
+#else
+    const ea_status loaded = ea_model_init(&g_model, ea_model_data, ea_model_data_len, g_arena, sizeof g_arena);
+#endif
+    if (loaded == EA_OK) {
         input = ea_model_input(&g_model);
         input_bytes = ea_model_input_info(&g_model)->bytes;
     } else {

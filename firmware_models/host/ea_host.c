@@ -6,6 +6,11 @@
  *                                    writes the N raw output tensors to stdout; ARENA overrides the
  *                                    arena size (default: exactly what the model needs), OFFSET starts
  *                                    the arena that many bytes into its allocation (misalignment tests)
+ *   ea_host prepare MODEL.tflite OUT.c [all]
+ *                                    writes the initialized model as C for a firmware build (ea_prepared,
+ *                                    ea_prepared_c.c), after checking on three inputs that the prepared
+ *                                    tables compute what the loaded model does; "all" for a firmware
+ *                                    linking every operator. Prints JSON: arena and table bytes.
  * Errors: one line on stderr ("ea_host: <message>"), exit code 2 for a bad model, 3 for a failed run,
  * 1 for usage/IO errors. The arena is malloc'ed at exactly the planned size so that ASan sees any
  * access past it.
@@ -14,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ea_prepared_c.h"
 #include "ea_runtime.h"
 
 static ea_model model; /* large: keep it off the stack */
@@ -75,8 +81,10 @@ static void print_info(const char *key, const ea_tensor_info *ti) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3 || argc > 5 || (strcmp(argv[1], "plan") != 0 && strcmp(argv[1], "run") != 0))
-        return die(1, "usage: ea_host plan|run MODEL.tflite [ARENA_BYTES [OFFSET]]", NULL);
+    const int prepare = argc >= 2 && strcmp(argv[1], "prepare") == 0;
+    if (prepare ? argc < 4 || argc > 5 || (argc == 5 && strcmp(argv[4], "all") != 0)
+                : argc < 3 || argc > 5 || (strcmp(argv[1], "plan") != 0 && strcmp(argv[1], "run") != 0))
+        return die(1, "usage: ea_host plan|run MODEL.tflite [ARENA_BYTES [OFFSET]] | prepare MODEL.tflite OUT.c [all]", NULL);
     uint32_t len = 0;
     uint8_t *data = read_file(argv[2], &len);
     if (!data) return die(1, "cannot read model file ", argv[2]);
@@ -84,8 +92,8 @@ int main(int argc, char **argv) {
     const uint32_t need = ea_model_arena_needed(data, len);
     /* need 0: the runtime rejects the model. An arena that holds the largest tables lets init say why
      * (the tables come first in the arena; with no room for them init could only say that). */
-    const uint32_t arena_len = argc >= 4 ? (uint32_t)strtoul(argv[3], NULL, 10) : need ? need : 1u << 20;
-    const uint32_t offset = argc == 5 ? (uint32_t)strtoul(argv[4], NULL, 10) % 64u : 0u;
+    const uint32_t arena_len = argc >= 4 && !prepare ? (uint32_t)strtoul(argv[3], NULL, 10) : need ? need : 1u << 20;
+    const uint32_t offset = argc == 5 && !prepare ? (uint32_t)strtoul(argv[4], NULL, 10) % 64u : 0u;
     uint8_t *arena = malloc((size_t)arena_len + offset ? (size_t)arena_len + offset : 1u); /* exact: ASan sees overruns */
     if (!arena) {
         free(data);
@@ -101,9 +109,45 @@ int main(int argc, char **argv) {
     }
     const ea_tensor_info *in = ea_model_input_info(&model), *out = ea_model_output_info(&model);
     int rc = 0;
-    if (strcmp(argv[1], "plan") == 0) {
-        printf("{\n  \"arena_bytes\": %u,\n  \"activation_bytes\": %u,\n  \"operators\": %u,\n  \"tensors\": %u,\n",
-               (unsigned)need, (unsigned)model.activation_bytes, (unsigned)model.n_ops, (unsigned)model.n_tensors);
+    if (prepare) {
+        /* at least one record each, so that no allocation is empty */
+        ea_tensor *tensors = malloc((model.n_tensors + 1u) * sizeof *tensors);
+        ea_op *ops = malloc((model.n_ops + 1u) * sizeof *ops);
+        ea_prepared p;
+        char why[200];
+        uint8_t *second = NULL;
+        if (!tensors || !ops) {
+            rc = die(1, "out of memory", NULL);
+        } else {
+            ea_prepare_tables(&model, tensors, ops, &p);
+            second = malloc(p.arena_needed ? p.arena_needed : 1u); /* exact: ASan sees overruns */
+            if (!second) {
+                rc = die(1, "out of memory", NULL);
+            } else if (ea_check_prepared(&model, &p, second, p.arena_needed, why, sizeof why) != 0) {
+                rc = die(3, why, NULL); /* nothing is written */
+            } else {
+                FILE *f = fopen(argv[3], "w");
+                int bad = !f;
+                if (f) {
+                    bad = ea_write_prepared_c(f, &model, &p, argc == 4) != 0;
+                    bad |= fclose(f) != 0;
+                }
+                if (bad) {
+                    remove(argv[3]); /* nothing half-written */
+                    rc = die(1, "cannot write ", argv[3]);
+                } else {
+                    printf("{\"arena_bytes\": %u, \"table_bytes\": %u}\n", (unsigned)p.arena_needed,
+                           (unsigned)model.table_bytes);
+                }
+            }
+        }
+        free(second);
+        free(ops);
+        free(tensors);
+    } else if (strcmp(argv[1], "plan") == 0) {
+        printf("{\n  \"arena_bytes\": %u,\n  \"activation_bytes\": %u,\n  \"table_bytes\": %u,\n  \"operators\": %u,\n"
+               "  \"tensors\": %u,\n", (unsigned)need, (unsigned)model.activation_bytes, (unsigned)model.table_bytes,
+               (unsigned)model.n_ops, (unsigned)model.n_tensors);
         print_info("input", in);
         printf(",\n");
         print_info("output", out);

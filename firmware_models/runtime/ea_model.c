@@ -403,6 +403,31 @@ ea_status ea_model_init(ea_model *m, const uint8_t *data, uint32_t len, uint8_t 
     return EA_OK;
 }
 
+ea_status ea_model_restore(ea_model *m, const ea_prepared *p, const uint8_t *data, uint32_t len, uint8_t *arena,
+                           uint32_t arena_len) {
+    if (!m) return EA_ERR_MODEL;
+    memset(m, 0, sizeof *m);
+    const uintptr_t pad = (16u - ((uintptr_t)arena & 15u)) & 15u;
+    if (!arena || arena_len < pad || arena_len - pad < p->arena_needed) return ea_fail(m, EA_MSG("arena too small for the prepared model"), "");
+    m->data = data;
+    m->len = len;
+    m->arena = arena + pad;
+    /* never written after preparation: the invoke path reads the tables through const pointers */
+    m->tensors = (ea_tensor *)(uintptr_t)p->tensors;
+    m->ops = (ea_op *)(uintptr_t)p->ops;
+    m->n_tensors = p->n_tensors;
+    m->n_ops = p->n_ops;
+    m->input = p->input;
+    m->output = p->output;
+    m->arena_needed = p->arena_needed;
+    m->activation_bytes = p->activation_bytes;
+    m->in_info = *p->in_info;
+    m->out_info = *p->out_info;
+    compute_channels(m);
+    m->ready = 1;
+    return EA_OK;
+}
+
 uint32_t ea_model_arena_needed(const uint8_t *data, uint32_t len) {
     static ea_model scratch;
     static _Alignas(16) uint8_t tables[(EA_MAX_TENSORS * sizeof(ea_tensor) + 15u) / 16u * 16u +

@@ -40,10 +40,19 @@
     X(ARG_MAX, arg_max, arg_max)                           \
     X(TRANSPOSE_CONV, transpose_conv, transpose_conv)
 
-#define EA_DECLARE_OP(code, prepare, invoke) EA_IF_SELECTED(code, EA_PREPARE(prepare); EA_INVOKE(invoke);)
+/* A firmware whose model the host prepared (EA_PREPARED: runtime/ea_runtime.h, ea_prepared) never
+ * prepares an operator, so its rows leave prepare out and the linker drops that code. */
+#ifdef EA_PREPARED
+#define EA_PREPARE_REF(name) 0
+#define EA_DECLARE_PREPARE(name)
+#else
+#define EA_PREPARE_REF(name) ea_##name##_prepare
+#define EA_DECLARE_PREPARE(name) EA_PREPARE(name);
+#endif
+#define EA_DECLARE_OP(code, prepare, invoke) EA_IF_SELECTED(code, EA_DECLARE_PREPARE(prepare) EA_INVOKE(invoke);)
 EA_OPERATORS(EA_DECLARE_OP)
 
-#define EA_OP_ROW(code, prepare, invoke) EA_IF_SELECTED(code, {EA_BUILTIN_##code, ea_##prepare##_prepare, ea_##invoke##_invoke},)
+#define EA_OP_ROW(code, prepare, invoke) EA_IF_SELECTED(code, {EA_BUILTIN_##code, EA_PREPARE_REF(prepare), ea_##invoke##_invoke},)
 /* The last row is a sentinel no builtin code matches (a model may use none of the table's operators). */
 const ea_op_registration ea_op_table[] = {EA_OPERATORS(EA_OP_ROW){-1, 0, 0}};
 const uint32_t ea_op_table_len = sizeof ea_op_table / sizeof ea_op_table[0] - 1u;

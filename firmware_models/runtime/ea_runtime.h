@@ -119,6 +119,25 @@ typedef struct ea_model {
  * inference, so invoking again on the same input gives the same output. The arena need not be aligned: the runtime
  * aligns it to 16 bytes (pass up to 15 bytes more than ea_model_arena_needed() if it is not). */
 ea_status ea_model_init(ea_model *m, const uint8_t *data, uint32_t len, uint8_t *arena, uint32_t arena_len);
+/* A model prepared on the host (firmware builds: the host harness's `prepare` command writes it as C,
+ * firmware_models/host/ea_prepared_c.c): the tensor and operator tables that ea_model_init would build,
+ * kept in flash, with every arena offset already moved down past where the tables would have been. The
+ * firmware then links neither the flatbuffer parser, the planner nor any operator's prepare. */
+typedef struct {
+    const ea_tensor *tensors;
+    const ea_op *ops;
+    uint32_t n_tensors, n_ops;
+    int32_t input, output;
+    uint32_t arena_needed;   /* activations + persistent parameters (no tables) */
+    uint32_t activation_bytes;
+    const ea_tensor_info *in_info, *out_info;
+} ea_prepared;
+/* The prepared model of a firmware build (its generated model_prepared.c, when built with EA_PREPARED). */
+extern const ea_prepared ea_model_prepared;
+/* Uses `p` (which must stay valid: its tables are read, never written) with the model bytes it was
+ * prepared from, and computes the per-channel parameters into the arena (aligned like init's). */
+ea_status ea_model_restore(ea_model *m, const ea_prepared *p, const uint8_t *data, uint32_t len, uint8_t *arena,
+                           uint32_t arena_len);
 /* Bytes of arena the model needs (same parser and planner as init); 0 on error. Not reentrant: it uses
  * one static ea_model and static tables for EA_MAX_TENSORS / EA_MAX_OPS (a host-side helper: a
  * firmware that does not call it does not link them). */

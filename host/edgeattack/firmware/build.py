@@ -132,6 +132,8 @@ class BuildResult:
     kernels: str = "ref"     # the kernel set linked in (resolve_kernels)
     # The ELF's GNU build-id, which INFO reports: the key of its error-message texts (messages.py)
     build_id: str | None = None
+    # The host prepared the model (its tables in flash, no loader on the device: prepared_plan)
+    prepared: bool = False
 
     @property
     def ram_total(self) -> int:
@@ -237,9 +239,9 @@ def _resolve_profile(board_profile):
 
 def sources_digest(port: str) -> str:
     """SHA-256 over every file the firmware build reads: Makefile, app/, proto/, runtime/, port/, util/,
-    the port and the shared Cortex-M code (paths and contents, in a stable order)."""
+    host/ (the harness that prepares the model), the port and the shared Cortex-M code (paths and contents, in a stable order)."""
     fw, bd = firmware_dir(), boards_dir()
-    roots = [(fw, ["Makefile"], ["app", "proto", "mlperf", "runtime", "port", "util"]),
+    roots = [(fw, ["Makefile"], ["app", "proto", "mlperf", "runtime", "port", "util", "host"]),
              (bd, [], [port, "cortex-m"])]
     h = hashlib.sha256()
     for base, files, dirs in roots:
@@ -260,6 +262,19 @@ def _toolchain_version() -> str:
                               timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def prepared_plan(model_bytes: bytes, kernels: str = "ref") -> dict | None:
+    """The host runtime's plan (edgeattack.firmware.hostrt.host_plan) when it can prepare the model for
+    the firmware, else None: no host C compiler, or the runtime rejects the model (the firmware then
+    parses the model itself and its INFO says why it cannot run it)."""
+    try:
+        from .hostrt import host_plan
+
+        plan = host_plan(model_bytes, kernels)
+    except (ImportError, EdgeAttackError):
+        return None
+    return plan if int(plan.get("arena_bytes", 0)) > 0 else None
 
 
 def arena_bytes_for(model_bytes: bytes, info, kernels: str = "ref") -> int:
@@ -397,7 +412,7 @@ def _export(model_path: Path, out_dir: Path, arena: int) -> str:
 
 def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: int | None = None,
                    jobs: int = 2, kernels: str | None = "auto", protocol: str = "edgeattack",
-                   operators: str = "model") -> BuildResult:
+                   operators: str = "model", prepare: bool = True) -> BuildResult:
     """Build (or fetch from the cache) the firmware running `model_path` on `board_profile` (a
     BoardProfile, a built-in board name or a profile path).
 
@@ -408,6 +423,9 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
     DUT protocol, its benchmark name and input offset from link.mlperf.dut_settings).
     operators: "model" links only the operators the model uses (the default: the smallest
     firmware); "all" links the runtime's whole operator table (footprint comparisons).
+    prepare: let the host runtime prepare the model (hostrt.prepare_c: the tables go to flash and
+    the firmware links no loader) when it can (prepared_plan); False builds the firmware that parses
+    and plans the model at boot, as it does anyway when the host cannot.
     Raises UsageError (bad model, no port for the board, model too large for the board, a kernel
     set the board's core cannot run) and
     EdgeAttackError (toolchain missing, build failed; the message names the log file).
@@ -427,7 +445,17 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
         raise UsageError(f"{model_path}: the model has no input or no output tensor")
     in_bytes = int(info.input_tensors[0].nbytes or 0)
     out_bytes = int(info.output_tensors[0].nbytes or 0)
-    arena = arena_bytes_for(model_bytes, info, kernel_set)
+    plan = None
+    if prepare:
+        from ..tflite.align import align_16
+        from ..tflite.analysis import is_aligned_16
+
+        # the bytes the firmware embeds (export aligns an unaligned model): the tables point into them
+        embedded = model_bytes if is_aligned_16(info) else align_16(model_bytes, name=str(model_path))
+        plan = prepared_plan(embedded, kernel_set)
+    # prepared: the tensor and operator tables are in flash, not at the start of the arena
+    arena = int(plan["arena_bytes"]) - int(plan["table_bytes"]) if plan else \
+        arena_bytes_for(model_bytes, info, kernel_set)
 
     # Before building: will it fit? (the aligned model can be a few bytes longer: 16 per buffer)
     flash_est, ram_est = _estimate(len(model_bytes) + 16 * len(info.buffers), arena, out_bytes)
@@ -443,7 +471,7 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
     options = {"EA_ARENA_SIZE": arena + 16, "EA_INPUT_BYTES": max(in_bytes, 1),
                "EA_OUTPUT_BYTES": max(out_bytes, 1), "EA_MAX_PAYLOAD": MAX_PAYLOAD,
                "EA_RX_BUFFERS": RX_BUFFERS, "EA_STACK_SIZE": STACK_BYTES, "EA_KERNELS": kernel_set,
-               "EA_INPUT_SLOTS": slots,
+               "EA_INPUT_SLOTS": slots, "EA_PREPARED": 1 if plan else "",
                "EA_OPS": ",".join(model_builtins(info)) if operators == "model" else ""}
     if protocol == "mlperf":
         from ..link.mlperf import dut_settings, takes_float_input
@@ -490,6 +518,11 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=cache))
         try:
             sha = _export(model_path, tmp / "model", arena)
+            if plan:
+                from .hostrt import prepare_c
+
+                prepare_c(embedded, tmp / "model" / "model_prepared.c", kernel_set,
+                          selected=operators == "model")
             log = tmp / "build.log"
             variables = {"BOARD": port, "BOARDS_DIR": boards_dir(), "MODEL_DIR": tmp / "model",
                          "BUILD_DIR": tmp / "build", "BOARD_NAME": profile.name, "CROSS": CROSS, **options,
@@ -521,7 +554,7 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
                     "stack_bytes": STACK_BYTES, "rx_bytes": rx,
                     "input_slots": slots, "slot_bytes": slot_bytes, "ram_estimate": ram_without_slots,
                     "other_ram_bytes": ram + STACK_BYTES - (arena + 16) - rx - slot_bytes,
-                    "kernels": kernel_set, "build_id": build_id,
+                    "kernels": kernel_set, "build_id": build_id, "prepared": bool(plan),
                     "key": json.loads(key_material)}
             (tmp / "build.json").write_text(json.dumps(meta, indent=2) + "\n")
             shutil.rmtree(tmp / "build", ignore_errors=True)  # objects: not needed once linked
@@ -560,7 +593,8 @@ def _load_entry(entry: Path) -> BuildResult | None:
                        rx_bytes=meta["rx_bytes"], other_ram_bytes=meta["other_ram_bytes"], cached=True,
                        kernels=meta.get("kernels", "ref"),
                        input_slots=meta["input_slots"], slot_bytes=meta["slot_bytes"],
-                       ram_estimate=meta["ram_estimate"], build_id=meta.get("build_id"))
+                       ram_estimate=meta["ram_estimate"], build_id=meta.get("build_id"),
+                       prepared=bool(meta.get("prepared")))
 
 
 _OVERFLOW = re.compile(r"region [`']?(\w+)'? overflowed by (\d+) bytes|RAM overflow")

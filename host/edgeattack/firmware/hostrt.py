@@ -46,7 +46,7 @@ def _sources() -> list[Path]:
     files = []
     for layer in ("runtime", "util"):  # the runtime and the layer below it (runtime/sources.mk)
         files += sorted((fw / layer).rglob("*.[ch]")) + sorted((fw / layer).glob("*.mk"))
-    files += [fw / "host" / "ea_host.c", fw / "host" / "Makefile"]
+    files += [fw / "host" / n for n in ("ea_host.c", "ea_prepared_c.c", "ea_prepared_c.h", "Makefile")]
     missing = [str(p) for p in files if not p.is_file()]
     if missing or not (fw / "runtime" / "ea_runtime.h").is_file():
         raise EdgeAttackError(f"firmware runtime sources not found under {fw}: reinstall edgeattack")
@@ -167,6 +167,21 @@ def firmware_arena_bytes(model_bytes: bytes, kernels: str = "ref") -> int:
     """Tensor arena bytes the firmware's runtime needs for this model (activations + per-channel data +
     the kernels' scratch)."""
     return int(host_plan(model_bytes, kernels)["arena_bytes"])
+
+
+def prepare_c(model_bytes: bytes, out_path, kernels: str = "ref", *, selected: bool = True) -> dict:
+    """Write `out_path`: the model initialized by the host runtime as C source for a firmware build
+    (ea_prepared in runtime/ea_runtime.h; the firmware then skips parsing, planning and every operator's
+    prepare). selected: the firmware links only the model's operators (False: all of them). Returns
+    {"arena_bytes": the prepared model's arena (no tables: they stay in flash), "table_bytes": the
+    tables' size}. Raises EdgeAttackError naming the
+    runtime's message when it rejects the model."""
+    model_bytes = _as_bytes(model_bytes)
+    binary = host_binary(kernels)
+    with _model_file(model_bytes) as path:
+        res = _harness(binary, "prepare", path, out_path, *([] if selected else ["all"]))
+    _check(res, "prepare")
+    return json.loads(res.stdout)
 
 
 def run_host(model_bytes: bytes, inputs, kernels: str = "ref") -> np.ndarray:
