@@ -17,8 +17,10 @@ from test_fw_qemu import ZOO, _check_identical, _random_inputs, no_qemu_left, zo
 pytestmark = pytest.mark.qemu
 
 # resnet8's qemu-m4 firmware without its model array, dsp kernels, with the model prepared on the host
-# (24,272 bytes, of which 3,244 are the prepared tables). The issue's goal: 24 KB.
-CODE_LIMIT = 24 * 1024
+# and SOFTMAX compiled for size (docs/benchmarks.md, "Footprint with the model prepared on the host":
+# 23,600 bytes, of which 3,244 are the prepared tables). The issue's goal is 24 KB, read here as 24,000
+# bytes (the stricter of KB and KiB).
+CODE_LIMIT = 24_000
 # libgcc's soft-float double routines: the runtime computes TFLM's double-precision multipliers in integer
 # arithmetic (runtime/ea_quant.c), so neither a model's firmware nor an all-operators one links them.
 SOFT_DOUBLE = ("__aeabi_dmul", "__aeabi_ddiv", "__aeabi_dadd", "__aeabi_f2d", "__aeabi_d2iz", "frexp", "round")

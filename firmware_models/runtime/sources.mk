@@ -17,6 +17,10 @@ EA_RUNTIME_SELECT_SRCS := $(addprefix $(EA_RUNTIME_DIR)/, ea_ops.c ea_opnames.c)
 # for size (-Os); the operators' prepare functions are marked EA_COLD (ea_ops.h) for the same reason.
 EA_RUNTIME_COLD_SRCS := $(addprefix $(EA_RUNTIME_DIR)/, \
     ea_model.c ea_flatbuffer.c ea_plan.c ea_quant.c ea_opnames.c ea_ops.c)
+# Operators whose work is tiny beside the layers before them (a softmax over the classes): a firmware
+# compiles them for size too. ADD and the poolings stay -O2: -Os saves about 500 bytes on resnet8 but
+# costs 2% of its instructions (docs/benchmarks.md, "Footprint with the model prepared on the host").
+EA_RUNTIME_SMALL_SRCS := $(addprefix $(EA_RUNTIME_DIR)/ops/, softmax.c)
 EA_RUNTIME_HDRS := $(wildcard $(EA_RUNTIME_DIR)/*.h $(EA_RUNTIME_DIR)/kernels/$(EA_KERNELS)/*.h)
 EA_UTIL_DIR := $(abspath $(EA_RUNTIME_DIR)/../util)
 include $(EA_UTIL_DIR)/sources.mk
