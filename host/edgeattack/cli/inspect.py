@@ -9,14 +9,14 @@ from ..errors import EdgeAttackError
 
 
 def firmware_arena(model_bytes: bytes):
-    """The project firmware's arena for this model, or None when that part is not installed.
-
-    edgeattack.firmware.hostrt is written by the firmware side; until it exists this reports n/a."""
+    """The project firmware's arena for this model (as build_firmware builds it: the model prepared
+    on the host, its tensor and operator tables in flash), or None when that part is not installed."""
     try:
-        from ..firmware.hostrt import firmware_arena_bytes
+        from ..firmware.hostrt import host_plan
     except ImportError:
         return None
-    return int(firmware_arena_bytes(model_bytes))
+    plan = host_plan(model_bytes)
+    return int(plan["arena_bytes"]) - int(plan["table_bytes"])
 
 
 @click.command("inspect")

@@ -3,7 +3,8 @@
 It runs exactly the C code and the .tflite bytes a firmware build uses, so the host can predict a
 device's outputs and its arena size without a board:
 
-    firmware_arena_bytes(model_bytes) -> int        bytes of tensor arena the firmware needs
+    firmware_arena_bytes(model_bytes) -> int        bytes of tensor arena ea_model_init needs
+    prepare_c(model_bytes, out_path) -> dict        the prepared model as C for a firmware build
     host_plan(model_bytes) -> dict                  arena bytes and input/output tensor info
     run_host(model_bytes, inputs) -> np.ndarray     outputs, one per input sample
 
@@ -164,8 +165,9 @@ def host_plan(model_bytes: bytes, kernels: str = "ref") -> dict:
 
 
 def firmware_arena_bytes(model_bytes: bytes, kernels: str = "ref") -> int:
-    """Tensor arena bytes the firmware's runtime needs for this model (activations + per-channel data +
-    the kernels' scratch)."""
+    """Tensor arena bytes ea_model_init needs for this model: the tensor and operator tables,
+    activations, per-channel data and the kernels' scratch (the firmware that loads the model itself).
+    A firmware whose model the host prepared (prepare_c) needs host_plan's "table_bytes" less."""
     return int(host_plan(model_bytes, kernels)["arena_bytes"])
 
 
