@@ -17,6 +17,8 @@ mobilenet-tiny at width 1.0 with their default input shapes, resnet8 at width 0.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -265,3 +267,30 @@ def test_a_kernel_set_the_core_lacks_is_refused_before_anything(tiny_tflite, no_
         _flash(board, tiny_tflite, kernels="mve", dry_run=True)
     summary, _ = _flash(board, tiny_tflite, kernels="ref", dry_run=True)
     assert summary["dry_run"] and _nothing_built(no_packs)
+
+
+def test_nrf52840_keeps_its_debug_port_open_on_hardened_silicon(tmp_path):
+    """boards/nrf52840dk/nrf_approtect.h, compiled for the host: revision 3 silicon (FICR words 0x08 and
+    5 or later) locks the debug port at each reset unless UICR.APPROTECT is HwDisabled (0x5A) and the
+    firmware writes SwDisable; older silicon and a UICR that asks for protection are left alone."""
+    require_tool("cc")
+    header = Path(__file__).resolve().parents[1] / "boards" / "nrf52840dk"
+    cases = [  # (conf0, conf1, uicr) -> (program UICR, open the port)
+        ((0x08, 0x05, 0xFFFFFFFF), (1, 1)),   # new silicon, erased UICR: program it once, open
+        ((0x08, 0x06, 0xFFFFFF5A), (0, 1)),   # new silicon, already HwDisabled: open at each boot
+        ((0x08, 0xFFFFFFFF, 0xFFFFFFFF), (1, 1)),  # an unknown later revision counts as new (as the MDK)
+        ((0x08, 0x05, 0xFFFFFF00), (0, 0)),   # protection asked for: keep it
+        ((0x08, 0x05, 0x12345678), (0, 0)),   # anything but HwDisabled keeps the port locked
+        ((0x08, 0x04, 0xFFFFFFFF), (0, 0)),   # revision before the hardened AP-Protect
+        ((0x08, 0x00, 0xFFFFFFFF), (0, 0)),
+        ((0x0D, 0x05, 0xFFFFFFFF), (0, 0)),   # not an nRF52840
+    ]
+    src = tmp_path / "t.c"
+    src.write_text('#include <stdio.h>\n#include "nrf_approtect.h"\nint main(void) {\n' + "".join(
+        f'    printf("%u\\n", nrf_approtect_plan({a:#x}u, {b:#x}u, {c:#x}u));\n' for (a, b, c), _ in cases)
+        + "    return 0;\n}\n")
+    exe = tmp_path / "t"
+    subprocess.run([shutil.which("cc"), "-std=c11", "-Wall", "-Werror", f"-I{header}", str(src), "-o", str(exe)],
+                   check=True, timeout=60)
+    got = subprocess.run([str(exe)], capture_output=True, text=True, check=True, timeout=30).stdout.split()
+    assert [(int(g) & 1, int(g) >> 1 & 1) for g in got] == [want for _, want in cases]

@@ -5,12 +5,14 @@
  *
  * Register addresses and bits are written here from Nordic's nRF52840 Product Specification (PS); each
  * block names its chapter. No vendor SDK is used, and none of the SDK's errata workarounds (none
- * concerns the CLOCK, NVMC cache, GPIO or UARTE use below). */
+ * concerns the CLOCK, NVMC cache, GPIO or UARTE use below) but the MDK's access port handling
+ * (nrf_approtect.h), without which newer silicon locks the debug port at every reset. */
 #include <string.h>
 
 #include "cm_port.h"
 #include "cm_regs.h"
 #include "ea_board.h"
+#include "nrf_approtect.h"
 
 #pragma GCC diagnostic ignored "-Woverride-init"
 
@@ -23,8 +25,11 @@
 #define CLOCK_TASKS_HFCLKSTART    CM_REG(CLOCK_BASE + 0x000u)
 #define CLOCK_EVENTS_HFCLKSTARTED CM_REG(CLOCK_BASE + 0x100u)
 
-/* NVMC (PS "NVMC — Non-volatile memory controller"): ICACHECNF bit 0 CACHEEN, the flash cache. */
+/* NVMC (PS "NVMC — Non-volatile memory controller"): ICACHECNF bit 0 CACHEEN, the flash cache;
+ * CONFIG bits 1:0 WEN (0 read only, 1 write enabled); READY bit 0 (1: ready). */
 #define NVMC_ICACHECNF CM_REG(0x4001E540u)
+#define NVMC_CONFIG CM_REG(0x4001E504u)
+#define NVMC_READY CM_REG(0x4001E400u)
 
 /* GPIO (PS "GPIO — General purpose input/output"): P0 at 0x50000000, P1 at 0x50000300. */
 #define P0_BASE 0x50000000u
@@ -202,8 +207,28 @@ void ea_board_timestamp_pin(int level)
     GPIO_OUTSET(P1_BASE) = 1u << TS_PIN;
 }
 
+/* Keeps the debug port open across resets on silicon with the hardened AP-Protect (nrf_approtect.h). */
+static void approtect_keep_open(void)
+{
+    const unsigned plan = nrf_approtect_plan(CM_REG(NRF_FICR_CONF0), CM_REG(NRF_FICR_CONF1),
+                                             CM_REG(NRF_UICR_APPROTECT));
+    if (plan & NRF_AP_PROGRAM_UICR) {
+        NVMC_CONFIG = 1u; /* write enabled */
+        while (!(NVMC_READY & 1u)) {
+        }
+        CM_REG(NRF_UICR_APPROTECT) = NRF_APPROTECT_HW_DISABLED;
+        while (!(NVMC_READY & 1u)) {
+        }
+        NVMC_CONFIG = 0u;
+    }
+    if (plan & NRF_AP_OPEN) {
+        CM_REG(NRF_APPROTECT_DISABLE) = NRF_APPROTECT_SW_DISABLE;
+    }
+}
+
 void ea_board_init(uint8_t *rx_ring, size_t ring_bytes)
 {
+    approtect_keep_open();
     /* The CPU already runs at 64 MHz; the crystal replaces the internal oscillator (HFINT) as the
      * high-frequency source, whose tolerance is too loose for a dependable UART. */
     CLOCK_EVENTS_HFCLKSTARTED = 0;
