@@ -294,3 +294,33 @@ def test_nrf52840_keeps_its_debug_port_open_on_hardened_silicon(tmp_path):
                    check=True, timeout=60)
     got = subprocess.run([str(exe)], capture_output=True, text=True, check=True, timeout=30).stdout.split()
     assert [(int(g) & 1, int(g) >> 1 & 1) for g in got] == [want for _, want in cases]
+
+
+@pytest.mark.parametrize("board", HARDWARE)
+def test_mlperf_mode_firmware_builds_for_each_hardware_board(zoo, board, no_packs):
+    """flash --protocol mlperf (or the profile's `protocol: mlperf`) builds the MLPerf-mode firmware for a
+    physical board (docs/mlperf.md): MLPerf Tiny's DUT engine in place of edgeattack's protocol, inside
+    the chip's flash and RAM; the dry-run plan says so."""
+    from edgeattack.device import board_for
+
+    driver = board_for(board, zoo["resnet8"])
+    summary, lines = _flash(board, zoo["resnet8"], dry_run=True, protocol="mlperf")
+    assert summary["protocol"] == "mlperf" and any("MLPerf-mode firmware" in ln for ln in lines), lines
+    assert any("MLPerf Tiny's DUT protocol" in ln for ln in lines), lines
+    assert _nothing_built(no_packs)
+    driver.protocol = "mlperf"
+    mlperf = driver.prepare()
+    driver.protocol = None  # the profile's: edgeattack
+    own = driver.prepare()
+    flash_bytes, ram_bytes = CHIPS[board][1], CHIPS[board][3]
+    assert mlperf.flash_bytes <= flash_bytes and mlperf.ram_total <= ram_bytes
+    assert b"m-ready" in mlperf.elf.read_bytes() and b"m-ready" not in own.elf.read_bytes()
+    assert mlperf.model_sha256 == own.model_sha256 and mlperf.elf != own.elf
+
+
+def test_protocol_applies_to_firmware_boards_only(tiny_tflite, tmp_path):
+    from conftest import run_cli
+
+    proc = run_cli("flash", "--board", "pi4", "--protocol", "mlperf", "--dry-run", tiny_tflite, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "--protocol applies to qemu and mcu boards only; board pi4 is kind linux" in proc.stderr, proc.stderr

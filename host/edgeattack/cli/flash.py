@@ -39,16 +39,21 @@ from ..errors import UsageError
               help="qemu and mcu boards: the firmware's kernel set (default auto: the best the board's core runs); "
               "linux boards: the agent's LiteRT kernels (auto: XNNPACK where it applies; ref: reference kernels, "
               "the same outputs on every processor).")
+@click.option("--protocol", type=click.Choice(["edgeattack", "mlperf"]),
+              help="qemu and mcu boards: the firmware's wire protocol (default: the profile's, else edgeattack); "
+                   "mlperf builds the MLPerf-mode firmware, which speaks MLPerf Tiny's DUT protocol "
+                   "(docs/mlperf.md).")
 @click.option("--dry-run", is_flag=True, help="Print every command of the plan; run nothing, change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the deploy summary as one JSON object on stdout.")
 def command(board, host, model, remote_dir, port_mode, serial_dev, remote_port, python, identity,
-            ssh_config, no_install, pip_args, stop, kernels, dry_run, as_json):
+            ssh_config, no_install, pip_args, stop, kernels, protocol, dry_run, as_json):
     """Deploy MODEL (.tflite) to BOARD.
 
     \b
     edgeattack flash --board pi4 --host pi@raspberrypi.local model.tflite
     edgeattack flash --board pi4 --host pi@raspberrypi.local --stop
     edgeattack flash --board qemu-m4 model.tflite        # builds the firmware
+    edgeattack flash --board nucleo-l4r5zi --protocol mlperf model.tflite   # MLPerf-mode firmware
     """
     import json
 
@@ -61,7 +66,7 @@ def command(board, host, model, remote_dir, port_mode, serial_dev, remote_port, 
     given = {"--host": ("host", host), "--remote-dir": ("remote_dir", remote_dir),
              "--port-mode": ("port_mode", port_mode), "--serial": ("serial", serial_dev),
              "--remote-port": ("remote_port", remote_port), "--python": ("python", python),
-             "--stop": ("stop", stop), "--kernels": ("kernels", kernels)}
+             "--stop": ("stop", stop), "--kernels": ("kernels", kernels), "--protocol": ("protocol", protocol)}
     for flag, (name, value) in given.items():
         if value and name not in driver.flash_options:
             kinds = " and ".join(kinds_with_flash_option(name))

@@ -83,7 +83,7 @@ class QemuBoard(BoardDriver):
     link_timeouts = LinkTimeouts(5.0, 30.0)
     time_source = "qemu-instructions"
     host_tools = ("arm-none-eabi-gcc", "qemu-system-arm")
-    flash_options = ("kernels",)
+    flash_options = ("kernels", "protocol")
     protocols = ("edgeattack", "mlperf")  # mlperf: the MLPerf-mode firmware (docs/mlperf.md)
 
     def __init__(self, profile, model_path=None, *, serial: str = "tcp", cache_dir=None,
@@ -136,9 +136,13 @@ class QemuBoard(BoardDriver):
         """QEMU boards are flashed by building: commands then start QEMU with the cached firmware."""
         if options.get("kernels"):
             self.kernels = options["kernels"]
+        protocol = options.get("protocol") or self.profile.protocol
+        if protocol:
+            self.protocol = protocol
         model = self._model()
         if dry_run:
-            echo(f"# plan: build the {self.name} firmware for {model} (cached by model hash); "
+            what = "MLPerf-mode firmware" if self.protocol == "mlperf" else "firmware"
+            echo(f"# plan: build the {self.name} {what} for {model} (cached by model hash); "
                  f"commands then start QEMU themselves")
             return self.summary(dry_run=True, firmware=None)
         build = self.prepare()
