@@ -149,9 +149,11 @@ typedef struct {
     int32_t act_min, act_max;
 } ea_add_params;
 
-/* Shapes extended to 6 dims (leading 1s); each input dim equals the output dim or is 1 (broadcast). */
+/* Shapes extended to 6 dims (leading 1s); each input dim equals the output dim or is 1 (broadcast).
+ * scratch: ea_add_s8_get_buffer_size(output elements) bytes (its tables; NULL when that is 0). */
 void ea_add_s8(const ea_add_params *p, const int32_t in1_dims[6], const int8_t *in1, const int32_t in2_dims[6],
-               const int8_t *in2, const int32_t out_dims[6], int8_t *out);
+               const int8_t *in2, const int32_t out_dims[6], int8_t *out, void *scratch);
+int32_t ea_add_s8_get_buffer_size(int32_t count);
 
 typedef struct {
     int32_t in_zp, out_zp;

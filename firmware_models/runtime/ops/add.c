@@ -1,42 +1,61 @@
 /* ADD int8 with broadcasting (as TFLM reference_integer_ops::AddFunc): both inputs are rescaled to a
- * common scale with 20 bits of headroom (EA_ADD_LEFT_SHIFT), summed, and rescaled to the output. */
+ * common scale with 20 bits of headroom (EA_ADD_LEFT_SHIFT), summed, and rescaled to the output.
+ *
+ * An input's rescaled value depends on its int8 value alone, so each call first computes both inputs'
+ * 256 rescaled values into the scratch (2 KiB, TFLM's arithmetic exactly) and each element then costs
+ * two table reads instead of two rescalings: the same numbers in about a third of the instructions of
+ * the per-element rescaling for a resnet8 ADD, and less code (docs/benchmarks.md, "ADD by tables"). */
 #include "ea_ops.h"
 #include "ea_quant.h"
 #include "ea_msg.h"
 
 enum { BO_ADD = 11 }; /* BuiltinOptions_AddOptions */
 
-/* Every shift of ADD is a right shift (prepare: each input's scale over twice the larger is <= 1/2, the
- * output's ratio < 1), so ea_rqr gives ea_mbqm's result in fewer steps, its constants taken once per
- * call; a positive shift (not expected) takes ea_mbqm itself. */
-static int8_t add_one(const ea_add_params *p, int8_t x, int8_t y) {
-    const int32_t a = ea_wrap_shl(p->in1_offset + x, EA_ADD_LEFT_SHIFT);
-    const int32_t b = ea_wrap_shl(p->in2_offset + y, EA_ADD_LEFT_SHIFT);
-    const int32_t sa = ea_mbqm(a, p->in1_mult, p->in1_shift), sb = ea_mbqm(b, p->in2_mult, p->in2_shift);
-    const int32_t raw = ea_wrap_add(ea_mbqm(ea_wrap_add(sa, sb), p->out_mult, p->out_shift), p->out_offset);
-    return (int8_t)ea_clamp(raw, p->act_min, p->act_max);
+EA_KERNEL int32_t ea_add_s8_get_buffer_size(int32_t count) {
+    (void)count;
+    return 2 * 256 * (int32_t)sizeof(int32_t);
 }
 
-/* n elements; input k advances by step_k (1, or 0 when broadcast). Constants in locals so that the loop
- * keeps them in registers. */
+/* Each input's rescaled value for every int8 value (t1, t2 point at the entry of value 0). */
+static void add_tables(const ea_add_params *p, int32_t *t1, int32_t *t2) {
+    for (int32_t v = -128; v < 128; ++v) {
+        t1[v] = ea_mbqm(ea_wrap_shl(p->in1_offset + v, EA_ADD_LEFT_SHIFT), p->in1_mult, p->in1_shift);
+        t2[v] = ea_mbqm(ea_wrap_shl(p->in2_offset + v, EA_ADD_LEFT_SHIFT), p->in2_mult, p->in2_shift);
+    }
+}
+
+/* The output's rescaling is a right shift (prepare: the output's ratio is below 1), so ea_rqr gives
+ * ea_mbqm's result in fewer steps with its constants taken once per run. Inlined with steps 1 and 1 (a
+ * residual ADD, the usual case) the loads post-increment and nothing is kept on the stack. */
+static inline __attribute__((always_inline)) void tables_loop(const ea_rqr *fo, int32_t oo, int32_t lo, int32_t hi,
+                                                             int32_t n, const int8_t *in1, int32_t step1,
+                                                             const int8_t *in2, int32_t step2, int8_t *out,
+                                                             const int32_t *t1, const int32_t *t2) {
+    for (int32_t i = 0; i < n; ++i, in1 += step1, in2 += step2)
+        out[i] = (int8_t)ea_clamp(ea_wrap_add(ea_rqr_apply(fo, ea_wrap_add(t1[*in1], t2[*in2])), oo), lo, hi);
+}
+
+/* n elements; input k advances by step_k (1, or 0 when broadcast); t1, t2 the inputs' tables. */
 static void add_run(const ea_add_params *p, int32_t n, const int8_t *in1, int32_t step1, const int8_t *in2,
-                    int32_t step2, int8_t *out) {
-    if (p->in1_shift > 0 || p->in2_shift > 0 || p->out_shift > 0) {
-        for (int32_t i = 0; i < n; ++i, in1 += step1, in2 += step2) out[i] = add_one(p, *in1, *in2);
+                    int32_t step2, int8_t *out, const int32_t *t1, const int32_t *t2) {
+    const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
+    if (p->out_shift > 0) { /* not expected (see above): ea_mbqm itself */
+        for (int32_t i = 0; i < n; ++i, in1 += step1, in2 += step2)
+            out[i] = (int8_t)ea_clamp(ea_wrap_add(ea_mbqm(ea_wrap_add(t1[*in1], t2[*in2]), p->out_mult, p->out_shift), oo),
+                                      lo, hi);
         return;
     }
-    const ea_rqr f1 = ea_rqr_of(p->in1_mult, -p->in1_shift), f2 = ea_rqr_of(p->in2_mult, -p->in2_shift),
-                 fo = ea_rqr_of(p->out_mult, -p->out_shift);
-    const int32_t o1 = p->in1_offset, o2 = p->in2_offset, oo = p->out_offset, lo = p->act_min, hi = p->act_max;
-    for (int32_t i = 0; i < n; ++i, in1 += step1, in2 += step2) {
-        const int32_t a = ea_wrap_shl(o1 + *in1, EA_ADD_LEFT_SHIFT), b = ea_wrap_shl(o2 + *in2, EA_ADD_LEFT_SHIFT);
-        const int32_t raw = ea_wrap_add(ea_rqr_apply(&fo, ea_wrap_add(ea_rqr_apply(&f1, a), ea_rqr_apply(&f2, b))), oo);
-        out[i] = (int8_t)ea_clamp(raw, lo, hi);
-    }
+    const ea_rqr fo = ea_rqr_of(p->out_mult, -p->out_shift);
+    if (step1 == 1 && step2 == 1)
+        tables_loop(&fo, oo, lo, hi, n, in1, 1, in2, 1, out, t1, t2);
+    else
+        tables_loop(&fo, oo, lo, hi, n, in1, step1, in2, step2, out, t1, t2);
 }
 
 EA_KERNEL void ea_add_s8(const ea_add_params *p, const int32_t in1_dims[6], const int8_t *in1, const int32_t in2_dims[6],
-               const int8_t *in2, const int32_t out_dims[6], int8_t *out) {
+               const int8_t *in2, const int32_t out_dims[6], int8_t *out, void *scratch) {
+    int32_t *t1 = (int32_t *)scratch + 128, *t2 = t1 + 256;
+    add_tables(p, t1, t2);
     /* Element strides of each input, 0 along a broadcast dimension. */
     int32_t s1[6], s2[6], st1 = 1, st2 = 1, same = 1;
     for (int d = 5; d >= 0; --d) {
@@ -48,7 +67,7 @@ EA_KERNEL void ea_add_s8(const ea_add_params *p, const int32_t in1_dims[6], cons
     }
     if (same) { /* no broadcasting (a residual ADD): one run */
         add_run(p, out_dims[0] * out_dims[1] * out_dims[2] * out_dims[3] * out_dims[4] * out_dims[5], in1, 1, in2, 1,
-                out);
+                out, t1, t2);
         return;
     }
     int32_t o = 0;
@@ -59,7 +78,7 @@ EA_KERNEL void ea_add_s8(const ea_add_params *p, const int32_t in1_dims[6], cons
                     for (int32_t i4 = 0; i4 < out_dims[4]; ++i4) {
                         const int32_t b1 = i0 * s1[0] + i1 * s1[1] + i2 * s1[2] + i3 * s1[3] + i4 * s1[4];
                         const int32_t b2 = i0 * s2[0] + i1 * s2[1] + i2 * s2[2] + i3 * s2[3] + i4 * s2[4];
-                        add_run(p, out_dims[5], in1 + b1, s1[5], in2 + b2, s2[5], out + o);
+                        add_run(p, out_dims[5], in1 + b1, s1[5], in2 + b2, s2[5], out + o, t1, t2);
                         o += out_dims[5];
                     }
 }
@@ -96,6 +115,7 @@ EA_PREPARE(add) {
         ea_quantize_multiplier(b->scale, 1.0f, max, -1, &m2, &s2) || ea_quantize_real(&ro, &mo, &so))
         return EA_OP_FAIL(c, EA_MSG("invalid scales"));
     if ((st = ea_activation(c, act, out, &act_min, &act_max))) return st;
+    ea_op_request_scratch(c, ea_add_s8_get_buffer_size((int32_t)out->count));
     *EA_OP_PARAMS(ea_add_params, op) = (ea_add_params){
         .in1_offset = -a->zero_point, .in2_offset = -b->zero_point, .out_offset = out->zero_point,
         .in1_mult = m1, .in1_shift = s1, .in2_mult = m2, .in2_shift = s2, .out_mult = mo, .out_shift = so,
@@ -110,6 +130,7 @@ EA_INVOKE(add) {
     ea_dims6_of(&m->tensors[op->in[1]], db);
     ea_dims6_of(&m->tensors[op->out], dout);
     ea_add_s8(EA_OP_CPARAMS(ea_add_params, op), da, (const int8_t *)ea_tensor_data(m, op->in[0]), db,
-              (const int8_t *)ea_tensor_data(m, op->in[1]), dout, (int8_t *)ea_vdata(m, &m->tensors[op->out]));
+              (const int8_t *)ea_tensor_data(m, op->in[1]), dout, (int8_t *)ea_vdata(m, &m->tensors[op->out]),
+              ea_op_scratch(m, op));
     return EA_OK;
 }
