@@ -111,7 +111,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--mutants", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--kernels", default="ref", help="kernel set compiled into the host runtime: ref or dsp")
+    ap.add_argument("--kernels", default="ref", help="kernel set compiled into the host runtime: ref, dsp or mve")
     ap.add_argument("--family", choices=("base", "ops"), default="base")
     args = ap.parse_args(argv)
     t0 = time.time()
