@@ -157,3 +157,35 @@ def test_batch_shapes_leave_models_with_real_batches_unchanged():
     tfl = _convert(build, (12, 12, 3))
     assert "SPACE_TO_BATCH_ND" not in read_model(tfl).distinct_ops
     assert fix_space_to_batch_shapes(tfl) == (tfl, [])
+
+
+def test_elementwise_tables_match_tflm_on_every_input_value():
+    """LOGISTIC, TANH, HARD_SWISH and LEAKY_RELU on 512 elements run through their 256-entry tables
+    (ea_s8_map: EA_S8_MAP_TABLE_MIN is 256); every int8 input value, in each of the ops' positions,
+    gives TFLM's output byte for byte, and so does the same model with 8 elements (no table)."""
+    import numpy as np
+
+    from edgeattack.firmware.hostrt import run_host
+    from edgeattack.tflite.reader import read_model
+    from edgeattack.tflite.runtimes import TFLMRunner
+
+    def model_for(width):
+        def build(k, t):
+            inp = k.layers.Input((width,), batch_size=1)
+            a = k.layers.Activation("sigmoid")(inp)
+            b = k.layers.Activation("tanh")(inp)
+            c = k.layers.Lambda(lambda v: v * t.nn.relu6(v + 3.0) * (1.0 / 6.0))(inp)
+            d = k.layers.LeakyReLU(0.2)(inp)
+            return k.Model(inp, k.layers.Concatenate()([a, b, c, d]))
+        return _convert(build, (width,))
+
+    for width in (512, 8):  # 512: through the tables; 8: below EA_S8_MAP_TABLE_MIN, computed per element
+        data = model_for(width)
+        ops = set(read_model(data).distinct_ops)
+        assert {"LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU"} <= ops, ops
+        every = np.resize(np.arange(-128, 128, dtype=np.int8), max(width, 256))
+        xs = np.stack([np.roll(every, s)[:width] for s in range(0, 256, 37)])[:, None, :]  # every value at each spot
+        got = run_host(data, xs)
+        runner = TFLMRunner(data)
+        want = np.stack([np.asarray(runner.invoke_raw(x[None])).reshape(got.shape[1:]) for x in xs])
+        assert np.array_equal(got, want), (width, int((got != want).sum()))

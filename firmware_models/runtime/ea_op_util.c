@@ -183,6 +183,26 @@ ea_status ea_unary_prepare_common(ea_prepare_ctx *c) {
     return EA_OK;
 }
 
+void ea_s8_map_request_scratch(ea_prepare_ctx *c) {
+    if (c->m->tensors[c->op->out].count >= EA_S8_MAP_TABLE_MIN) ea_op_request_scratch(c, 512);
+}
+
+void ea_s8_map(const ea_model *m, const ea_op *op, ea_s8_map_fn f, const void *params) {
+    const ea_tensor *out_t = &m->tensors[op->out];
+    const uint32_t n = out_t->count;
+    const int8_t *in = (const int8_t *)ea_tensor_data(m, op->in[0]);
+    int8_t *out = (int8_t *)ea_vdata(m, out_t), *scratch = ea_op_scratch(m, op);
+    if (!scratch) {
+        f(params, n, in, out);
+        return;
+    }
+    int8_t *values = scratch, *table = scratch + 256;
+    for (int32_t v = 0; v < 256; ++v) values[v] = (int8_t)(v - 128);
+    f(params, 256, values, table);
+    const int8_t *t = table + 128;
+    for (uint32_t i = 0; i < n; ++i) out[i] = t[in[i]];
+}
+
 ea_status ea_binary_prepare_common(ea_prepare_ctx *c) {
     const ea_op *op = c->op;
     ea_status st;

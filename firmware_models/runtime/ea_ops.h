@@ -180,6 +180,16 @@ void ea_broadcast_binary_s8(ea_binary_row_fn row, const void *params, const int3
 void ea_binary_invoke_s8(const ea_model *m, const ea_op *op, ea_binary_row_fn row, const void *params);
 /* One int8 input and an int8 output with the same element count. */
 EA_COLD ea_status ea_unary_prepare_common(ea_prepare_ctx *c);
+/* An elementwise int8 kernel: n outputs, each a function of its own input alone (and of `params`). */
+typedef void (*ea_s8_map_fn)(const void *params, uint32_t n, const int8_t *in, int8_t *out);
+/* Prepare's half of ea_s8_map: asks for the 512 bytes of its table when the output has at least
+ * EA_S8_MAP_TABLE_MIN elements. */
+EA_COLD void ea_s8_map_request_scratch(ea_prepare_ctx *c);
+#define EA_S8_MAP_TABLE_MIN 256
+/* Runs `f` over the operator's input into its output. With the scratch, `f` first maps all 256 int8
+ * values into a table, and every element is then one table read: the same outputs, computed once per
+ * value instead of once per element. */
+void ea_s8_map(const ea_model *m, const ea_op *op, ea_s8_map_fn f, const void *params);
 /* static_cast<int32_t>(value) as x86 executes it (cvttsd2si): NaN and out-of-range give INT32_MIN, what
  * the TFLM oracle computes where C leaves the conversion undefined. */
 int32_t ea_f32_to_i32_x86(float v);

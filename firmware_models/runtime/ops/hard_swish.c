@@ -39,7 +39,8 @@ static int16_t rdbypot16(int16_t x, int exponent) {
     return wrap16((x >> exponent) + (remainder > threshold ? 1 : 0));
 }
 
-static void hard_swish_s8(const hard_swish_params *p, uint32_t n, const int8_t *in, int8_t *out) {
+static void hard_swish_s8(const void *vp, uint32_t n, const int8_t *in, int8_t *out) {
+    const hard_swish_params *p = vp;
     for (uint32_t i = 0; i < n; ++i) {
         const int16_t x = wrap16((int32_t)in[i] - p->in_zp);
         const int16_t hires = wrap16(x * (1 << 7));
@@ -79,12 +80,11 @@ EA_PREPARE(hard_swish) {
         .in_zp = in->zero_point, .out_zp = out->zero_point, .out_mult = to_q15(om), .relu_mult = to_q15(rm),
         .out_exp = oe, .relu_exp = re,
     };
+    ea_s8_map_request_scratch(c);
     return EA_OK;
 }
 
 EA_INVOKE(hard_swish) {
-    const ea_tensor *out = &m->tensors[op->out];
-    hard_swish_s8(EA_OP_CPARAMS(hard_swish_params, op), out->count, (const int8_t *)ea_tensor_data(m, op->in[0]),
-                  (int8_t *)ea_vdata(m, out));
+    ea_s8_map(m, op, hard_swish_s8, EA_OP_CPARAMS(hard_swish_params, op));
     return EA_OK;
 }

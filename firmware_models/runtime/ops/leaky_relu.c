@@ -10,7 +10,8 @@ typedef struct {
     int32_t in_zp, out_zp, mult_identity, shift_identity, mult_alpha, shift_alpha;
 } leaky_relu_params;
 
-static void leaky_relu_s8(const leaky_relu_params *p, uint32_t n, const int8_t *in, int8_t *out) {
+static void leaky_relu_s8(const void *vp, uint32_t n, const int8_t *in, int8_t *out) {
+    const leaky_relu_params *p = vp;
     for (uint32_t i = 0; i < n; ++i) {
         const int32_t x = (int32_t)in[i] - p->in_zp;
         const int32_t y = x >= 0 ? ea_mbqm(x, p->mult_identity, p->shift_identity) : ea_mbqm(x, p->mult_alpha, p->shift_alpha);
@@ -35,12 +36,11 @@ EA_PREPARE(leaky_relu) {
         .in_zp = in->zero_point, .out_zp = out->zero_point, .mult_identity = mi, .shift_identity = si,
         .mult_alpha = ma, .shift_alpha = sa,
     };
+    ea_s8_map_request_scratch(c);
     return EA_OK;
 }
 
 EA_INVOKE(leaky_relu) {
-    const ea_tensor *out = &m->tensors[op->out];
-    leaky_relu_s8(EA_OP_CPARAMS(leaky_relu_params, op), out->count, (const int8_t *)ea_tensor_data(m, op->in[0]),
-                  (int8_t *)ea_vdata(m, out));
+    ea_s8_map(m, op, leaky_relu_s8, EA_OP_CPARAMS(leaky_relu_params, op));
     return EA_OK;
 }

@@ -5,7 +5,8 @@
 #include "ea_quant.h"
 #include "ea_msg.h"
 
-static void logistic_s8(const ea_sigmoid_params *p, uint32_t n, const int8_t *in, int8_t *out) {
+static void logistic_s8(const void *vp, uint32_t n, const int8_t *in, int8_t *out) {
+    const ea_sigmoid_params *p = vp;
     for (uint32_t i = 0; i < n; ++i) {
         const int32_t x = (int32_t)in[i] - p->in_zp;
         if (x <= -p->radius) {
@@ -25,12 +26,11 @@ EA_PREPARE(logistic) {
     if ((st = ea_sigmoid_prepare_common(c, &p))) return st;
     if (c->m->tensors[c->op->out].zero_point != -128) return EA_OP_FAIL(c, EA_MSG("output zero point must be -128"));
     *EA_OP_PARAMS(ea_sigmoid_params, c->op) = p;
+    ea_s8_map_request_scratch(c);
     return EA_OK;
 }
 
 EA_INVOKE(logistic) {
-    const ea_tensor *out = &m->tensors[op->out];
-    logistic_s8(EA_OP_CPARAMS(ea_sigmoid_params, op), out->count, (const int8_t *)ea_tensor_data(m, op->in[0]),
-                (int8_t *)ea_vdata(m, out));
+    ea_s8_map(m, op, logistic_s8, EA_OP_CPARAMS(ea_sigmoid_params, op));
     return EA_OK;
 }

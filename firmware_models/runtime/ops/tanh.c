@@ -4,7 +4,8 @@
 #include "ea_ops.h"
 #include "ea_quant.h"
 
-static void tanh_s8(const ea_sigmoid_params *p, uint32_t n, const int8_t *in, int8_t *out) {
+static void tanh_s8(const void *vp, uint32_t n, const int8_t *in, int8_t *out) {
+    const ea_sigmoid_params *p = vp;
     for (uint32_t i = 0; i < n; ++i) {
         const int32_t x = (int32_t)in[i] - p->in_zp;
         if (x <= -p->radius) {
@@ -23,12 +24,11 @@ EA_PREPARE(tanh) {
     ea_sigmoid_params p;
     if ((st = ea_sigmoid_prepare_common(c, &p))) return st;
     *EA_OP_PARAMS(ea_sigmoid_params, c->op) = p;
+    ea_s8_map_request_scratch(c);
     return EA_OK;
 }
 
 EA_INVOKE(tanh) {
-    const ea_tensor *out = &m->tensors[op->out];
-    tanh_s8(EA_OP_CPARAMS(ea_sigmoid_params, op), out->count, (const int8_t *)ea_tensor_data(m, op->in[0]),
-            (int8_t *)ea_vdata(m, out));
+    ea_s8_map(m, op, tanh_s8, EA_OP_CPARAMS(ea_sigmoid_params, op));
     return EA_OK;
 }
