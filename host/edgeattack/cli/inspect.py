@@ -12,11 +12,10 @@ def firmware_arena(model_bytes: bytes):
     """The project firmware's arena for this model (as build_firmware builds it: the model prepared
     on the host, its tensor and operator tables in flash), or None when that part is not installed."""
     try:
-        from ..firmware.hostrt import host_plan
+        from ..firmware.hostrt import host_plan, prepared_arena_bytes
     except ImportError:
         return None
-    plan = host_plan(model_bytes)
-    return int(plan["arena_bytes"]) - int(plan["table_bytes"])
+    return prepared_arena_bytes(host_plan(model_bytes))
 
 
 @click.command("inspect")

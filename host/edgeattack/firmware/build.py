@@ -453,9 +453,12 @@ def build_firmware(model_path, board_profile, cache_dir=None, *, debug_fault: in
         # the bytes the firmware embeds (export aligns an unaligned model): the tables point into them
         embedded = model_bytes if is_aligned_16(info) else align_16(model_bytes, name=str(model_path))
         plan = prepared_plan(embedded, kernel_set)
-    # prepared: the tensor and operator tables are in flash, not at the start of the arena
-    arena = int(plan["arena_bytes"]) - int(plan["table_bytes"]) if plan else \
-        arena_bytes_for(model_bytes, info, kernel_set)
+    if plan:
+        from .hostrt import prepared_arena_bytes
+
+        arena = prepared_arena_bytes(plan)  # the tensor and operator tables are in flash
+    else:
+        arena = arena_bytes_for(model_bytes, info, kernel_set)
 
     # Before building: will it fit? (the aligned model can be a few bytes longer: 16 per buffer)
     flash_est, ram_est = _estimate(len(model_bytes) + 16 * len(info.buffers), arena, out_bytes)

@@ -171,6 +171,12 @@ def firmware_arena_bytes(model_bytes: bytes, kernels: str = "ref") -> int:
     return int(host_plan(model_bytes, kernels)["arena_bytes"])
 
 
+def prepared_arena_bytes(plan: dict) -> int:
+    """Arena bytes of a firmware whose model the host prepared (prepare_c), from host_plan's `plan`:
+    ea_model_init's arena without the tensor and operator tables, which that firmware keeps in flash."""
+    return int(plan["arena_bytes"]) - int(plan["table_bytes"])
+
+
 def prepare_c(model_bytes: bytes, out_path, kernels: str = "ref", *, selected: bool = True) -> dict:
     """Write `out_path`: the model initialized by the host runtime as C source for a firmware build
     (ea_prepared in runtime/ea_runtime.h; the firmware then skips parsing, planning and every operator's
